@@ -1,0 +1,316 @@
+"""Raw tables -> analysis tables, written as ibis expressions on the embedded DuckDB backend.
+
+Two tables and an exclusion flow come out of :func:`build_panel`:
+
+* ``respondents``: one row per respondent, anchored at the customer's **first** survey answer on
+  or before the snapshot. The clock is **tenure in months** (days / 30.4375 since the customer's
+  start); the respondent enters the risk set at the survey (``entry`` = tenure at survey: delayed
+  entry), so time before the survey is never credited to the perception (no immortal time).
+  ``duration`` is the tenure at defection, or at the snapshot for customers still active then
+  (right-censored). Nothing dated after ``snapshot_date`` is used.
+* ``intervals``: counting-process rows (``start``, ``stop``, ``event``) for the same respondents,
+  split wherever the perceptions change (a later survey answer) or the complaint status changes
+  (opened, resolved with or without a goodwill gesture).
+* ``exclusions``: step, reason, rows in, rows out, rows excluded — every row the panel drops is
+  counted here, and every report shows it.
+
+The anchor is the *first* answer because choosing a later one would condition on surviving to it
+(a decision that looks ahead). The same expressions run on any ibis backend (PySpark for bases
+that outgrow one machine); only :func:`_connect` is DuckDB-specific.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import ibis
+import numpy as np
+import pandas as pd
+from ibis import _
+
+from cxlab.errors import CxlabError
+
+__all__ = ["Panel", "build_panel", "DAYS_PER_MONTH", "CLOCK_DESCRIPTION"]
+
+DAYS_PER_MONTH = 30.4375
+
+CLOCK_DESCRIPTION = (
+    "Clock: tenure in months since the customer's start. Each respondent enters the risk set at "
+    "their first survey answer (delayed entry), so the time before the survey is not credited to "
+    "the perception; customers still active at the snapshot are censored there."
+)
+
+_COMPLAINT_STATES = ("complaint_open", "complaint_resolved_no_goodwill", "complaint_resolved_goodwill")
+
+
+@dataclass
+class Panel:
+    """Analysis tables built from a study (see module docstring)."""
+
+    respondents: pd.DataFrame
+    intervals: pd.DataFrame
+    exclusions: pd.DataFrame
+    constructs: list[str]
+    covariates: list[str]
+    outcomes: list[str]
+    snapshot_date: dt.date
+    scale: tuple[float, float]
+    recognition: str | None
+    clock: str = CLOCK_DESCRIPTION
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def n_respondents(self) -> int:
+        return int(len(self.respondents))
+
+    @property
+    def n_events(self) -> int:
+        return int(self.respondents["event"].sum())
+
+    def _repr_html_(self) -> str:  # pragma: no cover - display only
+        from html import escape
+
+        return (f"<p><b>Panel</b>: {self.n_respondents:,} respondents, {self.n_events:,} defections "
+                f"by {escape(str(self.snapshot_date))}.</p>" + self.exclusions.to_html(index=False))
+
+
+class _Flow:
+    """Collects the exclusion flow as the panel is built."""
+
+    def __init__(self):
+        self.rows: list[dict] = []
+
+    def add(self, table: str, step: str, reason: str, rows_in: int, rows_out: int):
+        self.rows.append({"table": table, "step": step, "reason": reason, "rows_in": int(rows_in),
+                          "rows_out": int(rows_out), "excluded": int(rows_in) - int(rows_out)})
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.rows, columns=["table", "step", "reason", "rows_in", "rows_out", "excluded"])
+
+
+def _connect():
+    return ibis.duckdb.connect()
+
+
+def _table(con, name: str, df: pd.DataFrame):
+    """Expose a pandas frame to the backend without copying (DuckDB scans it in place)."""
+    con.con.register(name, df)
+    return con.table(name)
+
+
+def _count(expr) -> int:
+    return int(expr.count().execute())
+
+
+def _months(later, earlier):
+    """Tenure difference in months between two date/timestamp columns."""
+    days = later.cast("date").delta(earlier.cast("date"), unit="day")
+    return days.cast("float64") / DAYS_PER_MONTH
+
+
+def _construct_score(t, items: list[str], min_share: float):
+    """Mean of the answered items when at least ``min_share`` of them are answered, else null."""
+    answered = sum((t[i].notnull().cast("int32") for i in items), ibis.literal(0))
+    total = sum((t[i].fill_null(0) for i in items), ibis.literal(0.0))
+    need = int(np.ceil(min_share * len(items) - 1e-9))
+    return ibis.ifelse(answered >= max(need, 1), total / answered.cast("float64"), ibis.null("float64"))
+
+
+def build_panel(study, data, *, follow_up: str = "snapshot", min_item_share: float = 0.5,
+                good_customer_min: float | None = None, recognised_min: float | None = None) -> Panel:
+    """Build the analysis tables of a study.
+
+    Parameters
+    ----------
+    study : cxlab.study.Study
+    data : cxlab.validate.StudyData
+        Typed, validated tables (``cxlab.validate.load_study_data(study)``).
+    follow_up : {"snapshot", "next_survey"}
+        ``"snapshot"``: follow each respondent from the first survey to defection or the snapshot.
+        ``"next_survey"``: censor at the respondent's next survey answer (the first-survey
+        perception then describes the whole follow-up; used to check estimates against a
+        data-generating model in which later answers update the hazard).
+    min_item_share : float
+        A construct score is the mean of its answered items when at least this share is answered.
+    good_customer_min : float, optional
+        Lowest self-status answer counted as "I am a good customer" (default: top-two-box).
+    recognised_min : float, optional
+        Recognition score at or above which a customer counts as recognised (default: the scale
+        midpoint); below it, a good customer is a *disappointed good customer*.
+    """
+    if follow_up not in ("snapshot", "next_survey"):
+        raise CxlabError(f"follow_up must be 'snapshot' or 'next_survey', got {follow_up!r}.")
+    spec = study.surveys
+    lo, hi = spec.scale
+    good_min = hi - 1 if good_customer_min is None else good_customer_min
+    rec_min = (lo + hi) / 2 if recognised_min is None else recognised_min
+    snapshot = pd.Timestamp(study.snapshot_date)
+    constructs = list(spec.constructs)
+    covariates = list(study.customers.covariates)
+    outcomes = list(spec.outcomes)
+    recognition = study.recognition_construct
+    flow = _Flow()
+
+    con = _connect()
+    cust_df = data.customers[["customer_id", "start", "end", "value", *covariates]].copy()
+    cust_df["customer_key"] = np.arange(len(cust_df), dtype="int64")
+    answer_cols = list(dict.fromkeys([*spec.items, *([spec.self_status] if spec.self_status else []),
+                                      *spec.outcomes.values()]))
+    surv_df = data.surveys[["customer_id", "date", *answer_cols]].copy()
+    customers = _table(con, "customers", cust_df)
+    answers = _table(con, "answers", surv_df)
+
+    # ---- customers: cut at the snapshot --------------------------------------------------
+    n_customers = len(cust_df)
+    customers = customers.filter(_.start <= snapshot)
+    n_known = _count(customers)
+    flow.add("customers", "customers known at the snapshot", "started after the snapshot date",
+             n_customers, n_known)
+    customers = customers.mutate(
+        exit_date=ibis.ifelse(_.end.notnull() & (_.end <= snapshot), _.end, ibis.literal(snapshot)),
+        event=(_.end.notnull() & (_.end <= snapshot)).cast("int8"),
+    )
+
+    # ---- answers: cut at the snapshot, attach tenure, score constructs ----------------------
+    n_answers = len(surv_df)
+    answers = answers.filter(_.date <= snapshot)
+    n_answers_cut = _count(answers)
+    flow.add("survey answers", "answers on or before the snapshot", "answered after the snapshot date",
+             n_answers, n_answers_cut)
+    answers = answers.join(customers.select("customer_id", "customer_key", "start", "exit_date", "event"),
+                           "customer_id")
+    n_answers_linked = _count(answers)
+    flow.add("survey answers", "answers from customers known at the snapshot",
+             "customer started after the snapshot", n_answers_cut, n_answers_linked)
+    scored = {c: _construct_score(answers, items, min_item_share) for c, items in spec.constructs.items()}
+    answers = answers.mutate(tenure=_months(_.date, _.start), **scored)
+    if spec.self_status:
+        answers = answers.mutate(self_status=answers[spec.self_status].cast("float64"))
+    else:
+        answers = answers.mutate(self_status=ibis.null("float64"))
+    if recognition is not None:
+        answers = answers.mutate(
+            dgc=ibis.ifelse(_.self_status.isnull() | _[recognition].isnull(), ibis.null("int8"),
+                            ((_.self_status >= good_min) & (_[recognition] < rec_min)).cast("int8")))
+    else:
+        answers = answers.mutate(dgc=ibis.null("int8"))
+    w = ibis.window(group_by="customer_key", order_by=["date"])
+    answers = answers.mutate(answer_no=ibis.row_number().over(w),
+                             next_tenure=_.tenure.lead().over(w),
+                             n_answers=_.customer_key.count().over(ibis.window(group_by="customer_key")))
+
+    # ---- respondents: the first answer anchors the row -----------------------------------
+    first = answers.filter(_.answer_no == 0)
+    n_resp = _count(first)
+    flow.add("respondents", "customers with an answer on or before the snapshot",
+             "(one row per respondent: first answer)", n_answers_linked, n_resp)
+    first = first.mutate(entry=_.tenure, duration=_months(_.exit_date, _.start))
+    if follow_up == "next_survey":
+        cut = _.next_tenure.notnull() & (_.next_tenure < _.duration)
+        first = first.mutate(event=ibis.ifelse(cut, ibis.literal(0, "int8"), _.event),
+                             duration=ibis.ifelse(cut, _.next_tenure, _.duration))
+    first_pos = first.filter(_.duration > _.entry)
+    n_pos = _count(first_pos)
+    flow.add("respondents", "follow-up after the survey",
+             "defected on the survey date (no time at risk after it)", n_resp, n_pos)
+    complete = first_pos
+    for c in constructs:
+        nxt = complete.filter(complete[c].notnull())
+        n_next = _count(nxt)
+        flow.add("respondents", f"{c} score available",
+                 f"fewer than {min_item_share:.0%} of the {c} items answered", n_pos, n_next)
+        complete, n_pos = nxt, n_next
+
+    resp_cols = ["customer_key", "entry", "duration", "event", *constructs, "self_status", "dgc",
+                 "n_answers"]
+    resp = complete.join(customers.select("customer_key", "value", *covariates), "customer_key")
+    resp = resp.select(*resp_cols, *[resp[spec.outcomes[o]].cast("float64").name(o) for o in outcomes],
+                       "value", *covariates)
+    respondents = resp.order_by("customer_key").execute()
+    respondents["event"] = respondents["event"].astype("int64")
+    respondents["tenure_at_survey"] = respondents["entry"]
+    respondents["time_since_survey"] = respondents["duration"] - respondents["entry"]
+    if respondents["dgc"].notna().all():
+        respondents["dgc"] = respondents["dgc"].astype("int64")
+
+    intervals = _counting_process(con, answers, customers, complete, data, study, constructs,
+                                  covariates, snapshot)
+    con.disconnect()
+
+    return Panel(respondents=respondents, intervals=intervals, exclusions=flow.frame(),
+                 constructs=constructs, covariates=covariates, outcomes=outcomes,
+                 snapshot_date=study.snapshot_date, scale=(lo, hi), recognition=recognition)
+
+
+def _counting_process(con, answers, customers, complete, data, study, constructs, covariates, snapshot):
+    """Counting-process rows: split at later answers and complaint status changes."""
+    keys = complete.select("customer_key", "start", "entry", "duration", "event")
+    # change points from answers (the anchor answer opens the first interval)
+    ans = answers.join(keys.select("customer_key", "entry", "duration"), "customer_key")
+    ans = ans.filter((_.tenure >= _.entry) & (_.tenure < _.duration))
+    ans_pts = ans.select("customer_key", time=_.tenure, **{c: ans[c] for c in constructs},
+                         dgc=_.dgc.cast("float64"))
+    # complaint change points
+    have_complaints = data.complaints is not None and len(data.complaints) > 0
+    points = [ans_pts.select("customer_key", "time")]
+    if have_complaints:
+        comp_df = data.complaints[["customer_id", "opened", "closed", "compensated"]].copy()
+        comp = _table(con, "complaints", comp_df)
+        comp = comp.join(customers.select("customer_id", "customer_key"), "customer_id")
+        comp = comp.join(keys, "customer_key").filter(_.opened <= snapshot)
+        # a resolution after the snapshot is not yet known: the complaint is open at the snapshot
+        comp = comp.mutate(closed_seen=ibis.ifelse(_.closed.notnull() & (_.closed <= snapshot),
+                                                   _.closed, ibis.null("timestamp")))
+        comp = comp.mutate(t_open=_months(_.opened, _.start),
+                           t_close=ibis.ifelse(_.closed_seen.notnull(), _months(_.closed_seen, _.start),
+                                               ibis.null("float64")),
+                           goodwill=_.compensated.fill_null(0).cast("float64"))
+        comp = comp.select("customer_key", "entry", "duration", "t_open", "t_close", "goodwill")
+        inside = lambda t: (t > comp.entry) & (t < comp.duration)  # noqa: E731
+        points.append(comp.filter(inside(comp.t_open)).select("customer_key", time=_.t_open))
+        points.append(comp.filter(comp.t_close.notnull() & inside(comp.t_close))
+                      .select("customer_key", time=_.t_close))
+    pts = ibis.union(*points, distinct=True)
+    w = ibis.window(group_by="customer_key", order_by="time")
+    iv = pts.mutate(stop_next=_.time.lead().over(w)).join(keys.select("customer_key", "duration", "event"),
+                                                           "customer_key")
+    iv = iv.mutate(start=_.time, stop=_.stop_next.fill_null(_.duration))
+    iv = iv.mutate(event=ibis.ifelse(_.stop_next.isnull(), _.event, ibis.literal(0, "int8")))
+    iv = iv.select("customer_key", "start", "stop", "event")
+
+    # perceptions: the latest answer at or before the interval start (as-of join)
+    ap = ans_pts.rename(ans_time="time")
+    iv = iv.asof_join(ap, on=iv.start >= ap.ans_time, predicates="customer_key")
+    iv = iv.select("customer_key", "start", "stop", "event", *constructs, "dgc")
+
+    if have_complaints:
+        # status at the interval start: open if any complaint is open; else the latest resolution
+        j = iv.select("customer_key", "start").join(
+            comp.select("customer_key", "t_open", "t_close", "goodwill"),
+            [iv.customer_key == comp.customer_key, comp.t_open <= iv.start])
+        j = j.mutate(is_open=(_.t_close.isnull() | (_.t_close > _.start)).cast("int32"),
+                     resolved_at=ibis.ifelse(_.t_close.notnull() & (_.t_close <= _.start), _.t_close,
+                                             ibis.null("float64")))
+        w2 = ibis.window(group_by=["customer_key", "start"], order_by=[ibis.desc("resolved_at")])
+        j = j.mutate(rank=ibis.row_number().over(w2))
+        status = j.group_by(["customer_key", "start"]).aggregate(
+            n_open=_.is_open.sum(),
+            last_goodwill=_.goodwill.max(where=(_.rank == 0) & _.resolved_at.notnull()),
+            any_resolved=_.resolved_at.notnull().any(),
+        )
+        iv = iv.left_join(status, ["customer_key", "start"]).select(
+            "customer_key", "start", "stop", "event", *constructs, "dgc",
+            complaint_open=(_.n_open.fill_null(0) > 0).cast("int8"),
+            complaint_resolved_no_goodwill=((_.n_open.fill_null(0) == 0) & _.any_resolved.fill_null(False)
+                                            & (_.last_goodwill == 0)).fill_null(False).cast("int8"),
+            complaint_resolved_goodwill=((_.n_open.fill_null(0) == 0) & _.any_resolved.fill_null(False)
+                                         & (_.last_goodwill > 0)).fill_null(False).cast("int8"),
+        )
+    else:
+        iv = iv.mutate(**{s: ibis.literal(0, "int8") for s in _COMPLAINT_STATES})
+    iv = iv.join(customers.select("customer_key", *covariates), "customer_key")
+    out = iv.order_by(["customer_key", "start"]).execute()
+    for col in ("event", *_COMPLAINT_STATES):
+        out[col] = out[col].astype("int64")
+    return out.reset_index(drop=True)

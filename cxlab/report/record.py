@@ -1,0 +1,92 @@
+"""Metrics and findings recorded by notebooks and read back by the runner."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+METRIC_MIME = "application/vnd.cxlab.metric+json"
+FINDING_MIME = "application/vnd.cxlab.finding+json"
+
+_NAME = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_\-]+)+$")
+
+#: metrics recorded in this process (useful outside a kernel, e.g. in tests)
+recorded: dict[str, dict[str, Any]] = {}
+
+
+def _number(x, what: str, name: str):
+    if x is None:
+        return None
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        raise TypeError(f"Metric {name!r}: {what} must be a number or None, got {x!r}.") from None
+    return None if math.isnan(v) else v
+
+
+def _display(mime: str, payload: dict) -> None:
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+    except ImportError:  # pragma: no cover - IPython ships with every kernel
+        return
+    if get_ipython() is not None:
+        display({mime: payload}, raw=True)
+
+
+def record_metric(name: str, estimate, lower=None, upper=None, *, unit: str | None = None,
+                  label: str | None = None) -> dict:
+    """Record a headline figure under a dotted name (``cox.hr_per_sd.recognition``).
+
+    ``lower``/``upper`` are the bounds of its 95 % interval (None when there is none). The
+    runner collects every recorded metric into the run's ``manifest.json``.
+    """
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ValueError(f"Metric name {name!r} must be dotted words, e.g. 'cox.hr_per_sd.recognition'.")
+    payload = {
+        "name": name,
+        "estimate": _number(estimate, "estimate", name),
+        "lower": _number(lower, "lower", name),
+        "upper": _number(upper, "upper", name),
+    }
+    if unit:
+        payload["unit"] = unit
+    if label:
+        payload["label"] = label
+    recorded[name] = payload
+    _display(METRIC_MIME, payload)
+    return payload
+
+
+def record_finding(text: str, *, level: str = "finding") -> dict:
+    """Record a headline finding (plain text) for the run index. ``level``: finding|warning."""
+    if level not in ("finding", "warning"):
+        raise ValueError(f"level must be 'finding' or 'warning', got {level!r}.")
+    payload = {"text": str(text), "level": level}
+    _display(FINDING_MIME, payload)
+    return payload
+
+
+def _outputs(nb) -> list:
+    cells = nb["cells"] if isinstance(nb, dict) else nb.cells
+    for cell in cells:
+        if cell.get("cell_type") != "code":
+            continue
+        yield from cell.get("outputs", [])
+
+
+def read_metrics(nb) -> dict[str, dict]:
+    """Metrics recorded in an executed notebook: name -> {estimate, lower, upper, ...}."""
+    out: dict[str, dict] = {}
+    for o in _outputs(nb):
+        data = o.get("data", {})
+        if METRIC_MIME in data:
+            m = dict(data[METRIC_MIME])
+            out[m.pop("name")] = m
+    return out
+
+
+def read_findings(nb) -> list[dict]:
+    """Findings recorded in an executed notebook, in order."""
+    return [dict(o["data"][FINDING_MIME]) for o in _outputs(nb) if FINDING_MIME in o.get("data", {})]

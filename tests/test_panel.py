@@ -1,0 +1,158 @@
+"""Panel on small hand-computed cases: delayed entry, censoring at the snapshot, wave changes,
+complaint status, and every exclusion step counted."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cxlab.errors import CxlabError
+from cxlab.panel import DAYS_PER_MONTH, build_panel
+from cxlab.study import parse_study
+
+NaN = np.nan
+T = pd.Timestamp
+
+
+def months(a, b):
+    return (T(b) - T(a)).days / DAYS_PER_MONTH
+
+
+def make_study(**over):
+    raw = dict(
+        name="hand-made",
+        snapshot_date="2026-06-30",
+        customers=dict(path="c.csv", id="cust", start="opened", end="closed", value="margin",
+                       covariates=["région"]),
+        surveys=dict(path="s.csv", id="cust", date="answered", scale=[1, 5], missing_codes=[99],
+                     constructs={"reconnaissance": ["a", "b"], "empathie": ["c"]}, self_status="s",
+                     outcomes={"recommandation": "nps"}, outcome_scales={"recommandation": [0, 10]}),
+        complaints=dict(path="k.csv", id="cust", opened="opened", closed="closed", compensated="geste"),
+        segments={"disappointed": {"recognition": "reconnaissance"}},
+    )
+    raw.update(over)
+    return parse_study(raw)
+
+
+def make_data():
+    customers = pd.DataFrame({
+        "customer_id": ["C1", "C2", "C3", "C4", "C5", "C6", "C7"],
+        "start": pd.to_datetime(["2020-01-01", "2021-06-01", "2022-01-01", "2026-07-01", "2020-01-01",
+                                 "2020-01-01", "2019-03-01"]),
+        "end": pd.to_datetime([None, "2025-06-01", "2026-08-01", None, "2024-03-01", None, "2026-06-30"]),
+        "value": [100.0, 50.0, 10.0, 5.0, 1.0, 2.0, 30.0],
+        "région": ["nord", "sud", "nord", "sud", "nord", "sud", "nord"],
+    })
+    surveys = pd.DataFrame({
+        "customer_id": ["C1", "C1", "C2", "C3", "C4", "C5", "C6", "C7"],
+        "date": pd.to_datetime(["2024-01-01", "2025-01-01", "2023-06-01", "2026-07-15", "2026-08-01",
+                                "2024-03-01", "2024-01-01", "2023-01-01"]),
+        "a": [4, 2, 1, 3, 3, 3, NaN, 5],
+        "b": [4, 2, NaN, 3, 3, 3, NaN, 5],
+        "c": [3, 2, 2, 3, 3, 3, 3, 4],
+        "s": [5, 5, 4, 3, 3, 3, 3, 2],
+        "nps": [9, 3, 2, 5, 5, 5, 5, 10],
+    }).astype({c: float for c in "abcs"} | {"nps": float})
+    complaints = pd.DataFrame({
+        "customer_id": ["C1", "C2", "C7"],
+        "opened": pd.to_datetime(["2025-03-01", "2020-01-01", "2026-06-01"]),
+        "closed": pd.to_datetime(["2025-04-01", "2020-02-01", "2026-07-10"]),
+        "compensated": [1.0, 0.0, 0.0],
+    })
+    return SimpleNamespace(customers=customers, surveys=surveys, complaints=complaints)
+
+
+@pytest.fixture(scope="module")
+def panel():
+    return build_panel(make_study(), make_data())
+
+
+def test_respondents_delayed_entry_and_censoring(panel):
+    r = panel.respondents.sort_values("entry").reset_index(drop=True)
+    assert len(r) == 3 and panel.n_events == 2
+    by_entry = {round(e, 6): row for e, row in zip(r["entry"], r.to_dict("records"))}
+    c2 = by_entry[round(months("2021-06-01", "2023-06-01"), 6)]
+    assert c2["duration"] == pytest.approx(months("2021-06-01", "2025-06-01"))
+    assert c2["event"] == 1
+    assert c2["reconnaissance"] == 1.0          # one of two items answered: half is enough
+    assert c2["dgc"] == 1                       # good customer (4) not recognised (1 < 3)
+    assert c2["région"] == "sud" and c2["value"] == 50.0
+    assert c2["recommandation"] == 2.0
+    c1 = by_entry[round(months("2020-01-01", "2024-01-01"), 6)]
+    assert c1["event"] == 0                     # still active: censored at the snapshot
+    assert c1["duration"] == pytest.approx(months("2020-01-01", "2026-06-30"))
+    assert c1["reconnaissance"] == 4.0 and c1["dgc"] == 0  # the FIRST answer anchors the row
+    assert c1["n_answers"] == 2
+    c7 = by_entry[round(months("2019-03-01", "2023-01-01"), 6)]
+    assert c7["event"] == 1                     # defected on the snapshot day: seen
+    assert (r["time_since_survey"] == r["duration"] - r["entry"]).all()
+    assert "customer_id" not in r.columns       # no identifiers in analysis tables
+
+
+def test_nothing_after_snapshot(panel):
+    # C3 defects after the snapshot and answered after it: not a respondent, and no event counted
+    assert panel.respondents["duration"].max() <= months("2019-03-01", "2026-06-30") + 1e-9
+
+
+def test_exclusion_flow_counts_every_row(panel):
+    ex = panel.exclusions.set_index("step")
+    assert ex.loc["customers known at the snapshot", ["rows_in", "rows_out"]].tolist() == [7, 6]
+    assert ex.loc["answers on or before the snapshot", ["rows_in", "rows_out"]].tolist() == [8, 6]
+    assert ex.loc["customers with an answer on or before the snapshot", "rows_out"] == 5
+    assert ex.loc["follow-up after the survey", ["rows_in", "rows_out"]].tolist() == [5, 4]
+    assert ex.loc["reconnaissance score available", ["rows_in", "rows_out"]].tolist() == [4, 3]
+    assert ex.loc["empathie score available", "excluded"] == 0
+    assert (panel.exclusions["excluded"] == panel.exclusions["rows_in"] - panel.exclusions["rows_out"]).all()
+    # the flow ends where the table ends
+    assert panel.exclusions["rows_out"].iloc[-1] == len(panel.respondents)
+
+
+def test_counting_process_waves_and_complaints(panel):
+    iv = panel.intervals
+    c1_key = panel.respondents.loc[panel.respondents["n_answers"] == 2, "customer_key"].item()
+    c1 = iv[iv["customer_key"] == c1_key].reset_index(drop=True)
+    s = "2020-01-01"
+    assert c1["start"].tolist() == pytest.approx(
+        [months(s, "2024-01-01"), months(s, "2025-01-01"), months(s, "2025-03-01"), months(s, "2025-04-01")])
+    assert c1["stop"].tolist() == pytest.approx(
+        [months(s, "2025-01-01"), months(s, "2025-03-01"), months(s, "2025-04-01"), months(s, "2026-06-30")])
+    assert c1["reconnaissance"].tolist() == [4.0, 2.0, 2.0, 2.0]      # updated at the second answer
+    assert c1["dgc"].tolist() == [0, 1, 1, 1]
+    assert c1["complaint_open"].tolist() == [0, 0, 1, 0]
+    assert c1["complaint_resolved_goodwill"].tolist() == [0, 0, 0, 1]
+    assert c1["event"].sum() == 0
+    # C2 complained before the survey and the complaint was resolved without goodwill
+    c2 = iv[iv["dgc"] == 1].groupby("customer_key").filter(lambda g: len(g) == 1)
+    assert c2["complaint_resolved_no_goodwill"].tolist() == [1]
+    assert c2["event"].tolist() == [1]
+    # C7: complaint opened before the snapshot, closed after it -> still open at the snapshot
+    c7 = iv[iv["reconnaissance"] == 5.0]
+    assert c7["complaint_open"].tolist() == [0, 1] and c7["event"].tolist() == [0, 1]
+    # every respondent's intervals tile [entry, duration] and carry exactly its event
+    g = iv.groupby("customer_key").agg(start=("start", "min"), stop=("stop", "max"), event=("event", "sum"))
+    r = panel.respondents.set_index("customer_key")
+    assert np.allclose(g["start"], r.loc[g.index, "entry"]) and np.allclose(g["stop"], r.loc[g.index, "duration"])
+    assert (g["event"] == r.loc[g.index, "event"]).all()
+    assert (iv["stop"] > iv["start"]).all()
+
+
+def test_follow_up_until_next_survey():
+    p = build_panel(make_study(), make_data(), follow_up="next_survey")
+    c1 = p.respondents[p.respondents["n_answers"] == 2].iloc[0]
+    assert c1["duration"] == pytest.approx(months("2020-01-01", "2025-01-01")) and c1["event"] == 0
+
+
+def test_no_complaints_file_and_custom_cuts():
+    study = make_study(complaints=None)
+    data = make_data()
+    data.complaints = None
+    p = build_panel(study, data, recognised_min=4.5)
+    assert set(p.intervals.filter(like="complaint").stack().unique()) == {0}
+    assert p.respondents["dgc"].sum() == 2      # C1 (4 < 4.5, self 5) and C2
+
+
+def test_reserved_names_are_refused():
+    with pytest.raises(CxlabError, match="rename these constructs"):
+        make_study(surveys=dict(path="s.csv", id="cust", date="answered", constructs={"event": ["a"]}),
+                   segments={})
