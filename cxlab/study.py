@@ -153,7 +153,7 @@ class Study(_Spec):
         rec = self.segments.disappointed.recognition
         if rec not in self.surveys.constructs:
             # Only an error if the user named it; the default may simply be absent.
-            if "segments" in self.model_fields_set:
+            if "recognition" in self.segments.disappointed.model_fields_set:
                 raise ValueError(
                     f"segments.disappointed.recognition names {rec!r}, which is not a construct; "
                     f"constructs are {sorted(self.surveys.constructs)}"

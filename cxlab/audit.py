@@ -1,0 +1,120 @@
+"""Data-audit tables: who answered, who is censored, how the perceptions are distributed.
+
+Every function returns a tidy DataFrame of aggregates; cells over fewer than ``min_cell``
+customers are suppressed (numbers blanked, ``suppressed`` = True) so a report can show them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from cxlab.panel import Panel
+
+__all__ = ["suppress_small_cells", "response_summary", "answers_per_respondent", "censoring_summary",
+           "construct_distribution", "audit_findings"]
+
+
+def suppress_small_cells(table: pd.DataFrame, n_col: str = "n", min_cell: int = 10,
+                         columns: list[str] | None = None) -> pd.DataFrame:
+    """Blank the numbers of rows describing fewer than ``min_cell`` customers.
+
+    ``columns``: which columns to blank (default: every numeric column, ``n_col`` included).
+    Adds a boolean ``suppressed`` column.
+    """
+    out = table.copy()
+    small = out[n_col].notna() & (out[n_col] < min_cell)
+    cols = columns if columns is not None else [c for c in out.columns if pd.api.types.is_numeric_dtype(out[c])]
+    for c in cols:
+        out[c] = out[c].astype("float64").where(~small)
+    out["suppressed"] = small.to_numpy()
+    return out
+
+
+def response_summary(panel: Panel, customers: pd.DataFrame) -> pd.DataFrame:
+    """Customers known at the snapshot, respondents, response rate, by covariate level and overall."""
+    snap = pd.Timestamp(panel.snapshot_date)
+    known = customers[customers["start"] <= snap]
+    r = panel.respondents
+    rows = [{"group": "all customers", "level": "", "customers": len(known), "respondents": len(r)}]
+    for cov in panel.covariates:
+        base = known[cov].astype("string").fillna("(missing)").value_counts()
+        resp = r[cov].astype("string").fillna("(missing)").value_counts()
+        for level, n in base.items():
+            rows.append({"group": cov, "level": str(level), "customers": int(n), "respondents": int(resp.get(level, 0))})
+    out = pd.DataFrame(rows)
+    out["response_rate"] = out["respondents"] / out["customers"]
+    out["n"] = out["respondents"]
+    out = suppress_small_cells(out, "n", panel_min_cell(panel), columns=["respondents", "response_rate"])
+    return out.drop(columns="n")
+
+
+def panel_min_cell(panel: Panel, default: int = 10) -> int:
+    return int(getattr(panel, "min_cell", default) or default)
+
+
+def answers_per_respondent(panel: Panel, min_cell: int = 10) -> pd.DataFrame:
+    """How many survey answers (waves) respondents gave by the snapshot."""
+    counts = panel.respondents["n_answers"].clip(upper=3).value_counts().sort_index()
+    out = pd.DataFrame({"answers": [f"{int(k)}" if k < 3 else "3 or more" for k in counts.index],
+                        "n": counts.to_numpy()})
+    out["share"] = out["n"] / out["n"].sum()
+    return suppress_small_cells(out, "n", min_cell)
+
+
+def censoring_summary(panel: Panel) -> pd.DataFrame:
+    """Events, censoring and follow-up after the survey (months)."""
+    r = panel.respondents
+    fu = r["time_since_survey"]
+    # median potential follow-up by reverse Kaplan-Meier (censoring as the event)
+    from lifelines import KaplanMeierFitter
+
+    reverse = KaplanMeierFitter().fit(fu, 1 - r["event"])
+    rows = [
+        ("respondents", len(r), ""),
+        ("defections by the snapshot", int(r["event"].sum()), ""),
+        ("censored at the snapshot (still customers)", int((r["event"] == 0).sum()), ""),
+        ("share censored", float(1 - r["event"].mean()), "share"),
+        ("median follow-up after the survey (reverse Kaplan-Meier)", float(reverse.median_survival_time_), "months"),
+        ("longest follow-up after the survey", float(fu.max()), "months"),
+        ("median tenure at the survey", float(r["tenure_at_survey"].median()), "months"),
+    ]
+    return pd.DataFrame(rows, columns=["quantity", "value", "unit"])
+
+
+def construct_distribution(panel: Panel) -> pd.DataFrame:
+    """Per construct: n, mean, SD, quartiles, and the shares at the floor and ceiling of the scale."""
+    lo, hi = panel.scale
+    rows = []
+    for c in panel.constructs:
+        x = panel.respondents[c].dropna()
+        rows.append({"construct": c, "n": len(x), "mean": x.mean(), "sd": x.std(ddof=1),
+                     "p25": x.quantile(0.25), "median": x.median(), "p75": x.quantile(0.75),
+                     "share_at_floor": float((x <= lo).mean()), "share_at_ceiling": float((x >= hi).mean())})
+    return pd.DataFrame(rows)
+
+
+def audit_findings(panel: Panel, validation_summary: pd.DataFrame | None = None) -> list[str]:
+    """Plain-language findings of the audit, generated from the numbers."""
+    r = panel.respondents
+    ex = panel.exclusions
+    out = [
+        f"{len(r):,} respondents are analysed, of whom {int(r['event'].sum()):,} "
+        f"({r['event'].mean():.0%}) defected by the snapshot ({panel.snapshot_date}); the others are "
+        f"censored there.",
+    ]
+    dropped = ex[(ex["table"] == "respondents") & (ex["excluded"] > 0)]
+    if len(dropped):
+        parts = [f"{int(n):,} {reason}" for reason, n in zip(dropped["reason"], dropped["excluded"])
+                 if not reason.startswith("(")]
+        if parts:
+            out.append("Respondents excluded: " + "; ".join(parts) + ".")
+    later = ex[ex["reason"].str.contains("after the snapshot")]["excluded"].sum()
+    if later:
+        out.append(f"{int(later):,} records dated after the snapshot were set aside (no look-ahead).")
+    dist = construct_distribution(panel)
+    ceiling = dist[dist["share_at_ceiling"] > 0.25]
+    for _, row in ceiling.iterrows():
+        out.append(f"{row['construct']}: {row['share_at_ceiling']:.0%} of respondents are at the top of the "
+                   f"scale (ceiling effect: differences among the most satisfied are not measured).")
+    return out

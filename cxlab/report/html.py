@@ -1,0 +1,654 @@
+"""Self-contained, script-free HTML reports of executed notebooks.
+
+One notebook -> one HTML file that a reviewer opens offline: no ``<script>``, no external
+stylesheet, font or image, figures embedded as data URIs. The page reads top-down as
+
+1. an error box when the notebook failed (exception, message, which cell),
+2. the title and a provenance header (study, snapshot date, run, status, parameters with
+   secrets masked, data fingerprints, versions, git commit),
+3. "Key findings": every finding recorded with :func:`cxlab.report.record_finding`, then the
+   outputs of cells tagged ``findings``,
+4. a table of contents built from the markdown headings,
+5. the notebook: markdown and outputs, code hidden unless the cell is tagged ``show-code``;
+   stderr (warnings) shown as yellow call-outs, errors as red ones.
+
+Safety is layered: every string cxlab inserts is escaped with :func:`html.escape`; the
+nbconvert template emits no script; the whole body then goes through an allow-list
+sanitiser (``nh3``, an HTML5 parser: scripts, ``on*=`` handlers, ``javascript:`` URLs and
+remote images are removed, tables/images/headings kept); and the page carries a
+Content-Security-Policy that forbids scripts and every fetch except ``data:`` images.
+"""
+
+from __future__ import annotations
+
+import copy
+import html
+import json
+import math
+import os
+import re
+import tempfile
+from pathlib import Path, PurePosixPath
+from typing import Any, Iterable
+
+import nbformat
+import nh3
+from bs4 import BeautifulSoup
+
+from cxlab.report.record import FINDING_MIME, METRIC_MIME, read_findings
+
+__all__ = ["export_html", "render_page", "sanitize_html", "REPORT_CSS"]
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+
+SHOW_CODE_TAG = "show-code"
+FINDINGS_TAG = "findings"
+REMOVE_TAG = "remove"
+NEVER_SHOW_CODE_TAGS = frozenset({"parameters", "injected-parameters"})
+PAPERMILL_MARKER_TAG = "papermill-error-cell-tag"
+
+MASK = "\u2022\u2022\u2022"  # •••
+
+# ---------------------------------------------------------------------------------------
+# page shell: CSS, CSP
+# ---------------------------------------------------------------------------------------
+
+CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
+       "base-uri 'none'; form-action 'none'")
+
+REPORT_CSS = """
+:root { --ink:#1f2328; --muted:#59636e; --line:#d1d9e0; --bg-soft:#f6f8fa;
+        --accent:#0b5cad; --warn-bg:#fff8c5; --warn-line:#d4a72c;
+        --err-bg:#ffebe9; --err-line:#cf222e; --ok:#1a7f37; }
+* { box-sizing: border-box; }
+html { font-size: 15px; }
+body { margin: 0 auto; padding: 1.5rem 2rem 4rem; max-width: 70rem; color: var(--ink);
+       font-family: -apple-system, "Segoe UI", "Helvetica Neue", Arial, sans-serif;
+       line-height: 1.5; background: #fff; }
+h1, h2, h3, h4 { line-height: 1.25; margin: 1.6em 0 .5em; }
+h1 { font-size: 1.8rem; } h2 { font-size: 1.4rem; border-bottom: 1px solid var(--line);
+     padding-bottom: .25em; } h3 { font-size: 1.15rem; }
+a { color: var(--accent); }
+code, pre, kbd, samp { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace;
+       font-size: .86rem; }
+pre { margin: 0; white-space: pre-wrap; word-break: break-word; }
+img { max-width: 100%; height: auto; }
+table { border-collapse: collapse; margin: .5rem 0 1rem; font-size: .9rem; }
+th, td { border: 1px solid var(--line); padding: .3rem .6rem; text-align: left;
+         vertical-align: top; }
+thead th, table.cx-table th { background: var(--bg-soft); }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+.dataframe td, .dataframe th { text-align: right; font-variant-numeric: tabular-nums; }
+.dataframe tbody th { text-align: left; }
+.cx-page-header { border-bottom: 3px solid var(--ink); padding-bottom: .6rem;
+                  margin-bottom: 1rem; }
+.cx-page-header h1 { margin: 0 0 .3rem; }
+.cx-subtitle { color: var(--muted); margin: 0; }
+.cx-status { display: inline-block; padding: .05rem .55rem; border-radius: 1rem;
+             font-size: .8rem; font-weight: 600; color: #fff; background: var(--muted);
+             vertical-align: middle; }
+.cx-status-succeeded { background: var(--ok); }
+.cx-status-failed { background: var(--err-line); }
+.cx-box { border: 1px solid var(--line); border-radius: 6px; padding: .8rem 1.1rem;
+          margin: 1rem 0; background: #fff; }
+.cx-box > h2 { margin-top: 0; border: 0; font-size: 1.15rem; }
+.cx-findings { border-left: 5px solid var(--accent); background: #f3f8ff; }
+.cx-findings ul { margin: .3rem 0; padding-left: 1.2rem; }
+.cx-findings li { margin: .25rem 0; }
+.cx-finding-warning { list-style: none; margin-left: -1.2rem !important;
+                      background: var(--warn-bg); border-left: 4px solid var(--warn-line);
+                      padding: .25rem .6rem; }
+.cx-errorbox { border: 2px solid var(--err-line); background: var(--err-bg); }
+.cx-errorbox h2 { color: var(--err-line); }
+.cx-callout { border-radius: 4px; padding: .45rem .8rem; margin: .5rem 0; }
+.cx-callout-title { font-weight: 600; margin: 0 0 .2rem; font-size: .85rem; }
+.cx-warning { background: var(--warn-bg); border-left: 4px solid var(--warn-line); }
+.cx-error { background: var(--err-bg); border-left: 4px solid var(--err-line); }
+.cx-muted { color: var(--muted); background: var(--bg-soft); font-style: italic; }
+.cx-metric { color: var(--muted); font-size: .88rem; margin: .2rem 0; }
+.cx-metric b { color: var(--ink); }
+.cx-toc { background: var(--bg-soft); border-radius: 6px; padding: .6rem 1.1rem;
+          margin: 1rem 0; }
+.cx-toc h2 { font-size: 1rem; margin: 0 0 .3rem; border: 0; }
+.cx-toc ul { margin: 0; padding-left: 1.1rem; }
+.cx-toc li.cx-toc-2 { margin-left: 1rem; } .cx-toc li.cx-toc-3 { margin-left: 2rem; }
+.cx-provenance { font-size: .9rem; }
+.cx-provenance h2 { font-size: 1rem; }
+.cx-provenance table { margin: .3rem 0 .6rem; }
+.cx-provenance th { width: 11rem; font-weight: 600; background: var(--bg-soft); }
+.cx-kv { display: grid; grid-template-columns: max-content 1fr; gap: .15rem 1rem;
+         margin: .2rem 0 .6rem; }
+.cx-kv dt { font-weight: 600; } .cx-kv dd { margin: 0; }
+details summary { cursor: pointer; color: var(--accent); }
+.cx-notebook { margin-top: 1.5rem; }
+.jp-Cell { margin: .4rem 0; }
+.jp-OutputArea-output { margin: .3rem 0; overflow-x: auto; }
+.jp-RenderedText pre { background: var(--bg-soft); padding: .4rem .6rem; border-radius: 4px; }
+.cx-callout pre { background: transparent; padding: 0; }
+.jp-InputArea-editor { background: var(--bg-soft); border: 1px solid var(--line);
+                       border-radius: 4px; padding: .4rem .6rem; margin: .3rem 0; }
+.jp-InputArea-editor::before { content: "code"; display: block; font-size: .7rem;
+                               color: var(--muted); text-transform: uppercase; }
+tr.cx-flag td { background: var(--warn-bg); font-weight: 600; }
+.cx-flag-mark { color: #9a6700; }
+.cx-footer { margin-top: 3rem; color: var(--muted); font-size: .8rem;
+             border-top: 1px solid var(--line); padding-top: .5rem; }
+.ansi-red-fg { color: #cf222e; } .ansi-green-fg { color: #1a7f37; }
+.ansi-yellow-fg { color: #9a6700; } .ansi-blue-fg { color: #0969da; }
+.ansi-cyan-fg { color: #1b7c83; } .ansi-magenta-fg { color: #8250df; }
+.ansi-bold { font-weight: 700; }
+@media print { details { display: block; } body { max-width: none; } }
+"""
+
+
+def _pygments_css() -> str:
+    from pygments.formatters import HtmlFormatter
+
+    return HtmlFormatter(style="default").get_style_defs(".highlight")
+
+
+# ---------------------------------------------------------------------------------------
+# sanitiser (last line of defence, applied to the whole body of every page)
+# ---------------------------------------------------------------------------------------
+
+_TAGS = set(nh3.ALLOWED_TAGS) | {"section", "main", "tfoot", "caption", "figure"}
+_ATTRIBUTES: dict[str, set[str]] = {k: set(v) for k, v in nh3.ALLOWED_ATTRIBUTES.items()}
+_ATTRIBUTES["*"] = {"class", "id", "title", "style", "data-mime-type", "lang", "dir", "role",
+                   "aria-label"}
+_ATTRIBUTES.setdefault("details", set()).add("open")
+_ATTRIBUTES.setdefault("th", set()).update({"colspan", "rowspan", "scope"})
+_ATTRIBUTES.setdefault("td", set()).update({"colspan", "rowspan"})
+_ATTRIBUTES.setdefault("time", set()).add("datetime")
+# CSS properties that can neither fetch anything nor overlay the page
+_STYLE_PROPERTIES = {
+    "color", "background-color", "font-weight", "font-style", "font-size", "font-family",
+    "text-align", "vertical-align", "text-decoration", "white-space", "width", "min-width",
+    "max-width", "height", "min-height", "max-height", "padding", "padding-left",
+    "padding-right", "padding-top", "padding-bottom", "margin", "margin-left",
+    "margin-right", "margin-top", "margin-bottom", "border", "border-left", "border-right",
+    "border-top", "border-bottom", "border-collapse", "border-color", "border-width",
+    "border-style", "display", "line-height", "overflow-x", "word-break",
+}
+_DATA_IMAGE = re.compile(r"^data:image/(png|jpeg|gif|webp|svg\+xml);base64,[A-Za-z0-9+/=\s]*$", re.I)
+_SCHEME = re.compile(r"^\s*([a-zA-Z][a-zA-Z0-9+.\-]*):")
+
+
+def _attribute_filter(tag: str, attr: str, value: str) -> str | None:
+    if attr == "src":
+        return value if _DATA_IMAGE.match(value) else None
+    if attr in ("href", "cite"):
+        m = _SCHEME.match(value)
+        if value.strip().startswith("//"):
+            return None  # scheme-relative: a remote URL in disguise
+        if m and m.group(1).lower() not in ("http", "https", "mailto"):
+            return None  # javascript:, data:, vbscript:, file: ...
+        return value
+    if attr == "style" and re.search(r"url\s*\(|expression\s*\(|@import|\\", value, re.I):
+        return None
+    return value
+
+
+_CLEANER = nh3.Cleaner(
+    tags=_TAGS,
+    clean_content_tags={"script", "style"},
+    attributes=_ATTRIBUTES,
+    attribute_filter=_attribute_filter,
+    url_schemes={"http", "https", "mailto", "data"},
+    strip_comments=True,
+    link_rel="noopener noreferrer",
+    filter_style_properties=_STYLE_PROPERTIES,
+)
+
+
+def sanitize_html(fragment: str) -> str:
+    """Allow-list sanitise an HTML body fragment (see module docstring).
+
+    Removes ``<script>``/``<style>`` elements with their content, every attribute not on
+    the allow-list (all ``on*=`` handlers), ``javascript:``/``data:`` links, images other
+    than ``data:image/...`` URIs and CSS that could fetch; keeps tables, images, headings,
+    ids and classes. Parsed with an HTML5 parser (html5ever), as a browser would.
+    """
+    return _CLEANER.clean(fragment)
+
+
+def render_page(title: str, body: str) -> str:
+    """A complete, self-contained HTML document around ``body`` (sanitised here)."""
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        f"<meta http-equiv=\"Content-Security-Policy\" content=\"{CSP}\">\n"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+        "<meta name=\"referrer\" content=\"no-referrer\">\n"
+        f"<title>{html.escape(title)}</title>\n"
+        f"<style>{REPORT_CSS}\n{_pygments_css()}</style>\n</head>\n<body>\n"
+        f"{sanitize_html(body)}\n</body>\n</html>\n"
+    )
+
+
+def write_atomic(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` via a temporary file in the same folder + ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+# ---------------------------------------------------------------------------------------
+# formatting helpers shared with the run index
+# ---------------------------------------------------------------------------------------
+
+def esc(value: Any) -> str:
+    """Escape any value for HTML text or a quoted attribute."""
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def format_duration(seconds: Any) -> str:
+    try:
+        s = float(seconds)
+    except (TypeError, ValueError):
+        return "–"
+    if math.isnan(s):
+        return "–"
+    if s < 60:
+        return f"{s:.1f} s"
+    m, s = divmod(int(round(s)), 60)
+    if m < 60:
+        return f"{m} min {s:02d} s"
+    h, m = divmod(m, 60)
+    return f"{h} h {m:02d} min"
+
+
+def _decimals_for(x: float, significant: int = 3) -> int:
+    if x == 0 or not math.isfinite(x):
+        return 2
+    return max(0, min(6, significant - 1 - math.floor(math.log10(abs(x)))))
+
+
+def format_number(x: Any, decimals: int | None = None) -> str:
+    """Three significant digits (thousands separated), or ``decimals`` when given."""
+    if x is None:
+        return "–"
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return esc(x)
+    if not math.isfinite(v):
+        return "–" if math.isnan(v) else ("∞" if v > 0 else "−∞")
+    d = _decimals_for(v) if decimals is None else decimals
+    return f"{v:,.{d}f}".replace("-", "−")
+
+
+def format_estimate_ci(estimate: Any, lower: Any, upper: Any) -> tuple[str, str]:
+    """(estimate, "lower – upper") rounded to the same decimals (3 significant digits of
+    the estimate), as a reader compares them."""
+    try:
+        d = _decimals_for(float(estimate))
+    except (TypeError, ValueError):
+        d = None
+    ci = "–" if lower is None and upper is None else \
+        f"{format_number(lower, d)} – {format_number(upper, d)}"
+    return format_number(estimate, d), ci
+
+
+def _param_value(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, default=str, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def provenance_html(header: dict, *, secret_keys: Iterable[str] = ()) -> str:
+    """The provenance block: study, run, status, parameters (secrets masked), data
+    fingerprints, cxlab version, git commit, package versions (collapsed)."""
+    secret = set(secret_keys)
+    versions = dict(header.get("versions") or {})
+    try:
+        from cxlab import __version__ as cx_version
+    except ImportError:  # pragma: no cover
+        cx_version = None
+    cxlab_version = versions.get("cxlab") or cx_version
+    commit = header.get("git_commit")
+    rows = [
+        ("Study", esc(header.get("study_name") or "–")),
+        ("Snapshot date", esc(header.get("snapshot_date") or "–")),
+        ("Run", esc(header.get("run_id") or "–")),
+        *([("Notebook", esc(header["notebook"]))] if header.get("notebook") else []),
+        ("Status", _status_badge(header.get("status"))),
+        ("Started", esc(header.get("started_at") or "–")),
+        ("Duration", esc(format_duration(header.get("duration_s")))),
+        ("cxlab version", esc(cxlab_version or "–")),
+        ("Git commit", f'<code title="{esc(commit)}">{esc(str(commit)[:12])}</code>'
+         if commit else "–"),
+    ]
+    out = ['<section class="cx-box cx-provenance" id="cx-provenance">',
+           "<h2>Provenance</h2>", '<table class="cx-table"><tbody>']
+    out += [f"<tr><th scope=\"row\">{k}</th><td>{v}</td></tr>" for k, v in rows]
+    out.append("</tbody></table>")
+
+    params = header.get("parameters") or {}
+    out.append("<h3>Parameters</h3>")
+    if params:
+        out.append('<table class="cx-table"><thead><tr><th>parameter</th><th>value</th>'
+                   "</tr></thead><tbody>")
+        for k in sorted(params, key=str):
+            v = MASK if k in secret else _param_value(params[k])
+            out.append(f"<tr><td><code>{esc(k)}</code></td><td>{esc(v)}</td></tr>")
+        out.append("</tbody></table>")
+    else:
+        out.append("<p>(defaults of the notebook)</p>")
+
+    data = header.get("data") or {}
+    out.append("<h3>Data</h3>")
+    if data:
+        out.append('<table class="cx-table"><thead><tr><th>role</th><th>file</th>'
+                   '<th class="num">rows</th><th>sha256 (first 12)</th></tr></thead><tbody>')
+        for role in sorted(data, key=str):
+            d = data[role] or {}
+            name = PurePosixPath(str(d.get("path", "")).replace("\\", "/")).name or "–"
+            rows_n = d.get("rows")
+            rows_s = f"{int(rows_n):,}" if isinstance(rows_n, (int, float)) and \
+                not isinstance(rows_n, bool) else esc(rows_n if rows_n is not None else "–")
+            sha = str(d.get("sha256") or "")[:12] or "–"
+            out.append(f"<tr><td>{esc(role)}</td><td>{esc(name)}</td>"
+                       f'<td class="num">{rows_s}</td><td><code>{esc(sha)}</code></td></tr>')
+        out.append("</tbody></table>")
+    else:
+        out.append("<p>(no data files recorded)</p>")
+
+    if versions:
+        out.append(f"<details><summary>Package versions ({len(versions)})</summary>"
+                   '<table class="cx-table"><tbody>')
+        for k in sorted(versions, key=str):
+            out.append(f"<tr><td>{esc(k)}</td><td><code>{esc(versions[k])}</code></td></tr>")
+        out.append("</tbody></table></details>")
+    out.append("</section>")
+    return "\n".join(out)
+
+
+def _status_badge(status: Any) -> str:
+    s = str(status or "unknown")
+    cls = re.sub(r"[^a-z]", "", s.lower()) or "unknown"
+    return f'<span class="cx-status cx-status-{cls}">{esc(s)}</span>'
+
+
+def findings_html(findings: list[dict], extra: str = "") -> str:
+    """The "Key findings" box: every recorded finding, warnings as call-outs."""
+    out = ['<section class="cx-box cx-findings" id="cx-findings">', "<h2>Key findings</h2>"]
+    if findings:
+        out.append("<ul>")
+        for f in findings:
+            text = esc(f.get("text", ""))
+            if f.get("level") == "warning":
+                out.append(f'<li class="cx-finding-warning"><strong>Warning:</strong> {text}</li>')
+            else:
+                out.append(f"<li>{text}</li>")
+        out.append("</ul>")
+    elif not extra:
+        out.append("<p>No findings were recorded by this notebook.</p>")
+    out.append(extra)
+    out.append("</section>")
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------------------------------
+# notebook preparation
+# ---------------------------------------------------------------------------------------
+
+def _tags(cell) -> set[str]:
+    return set(cell.get("metadata", {}).get("tags", []) or [])
+
+
+def _secret_values(header: dict) -> list[str]:
+    params = header.get("parameters") or {}
+    values = []
+    for k in header.get("secret_keys") or ():
+        v = params.get(k)
+        if v is None:
+            continue
+        s = _param_value(v)
+        if len(s) >= 4:  # masking 1-3 characters everywhere would shred the report
+            values.append(s)
+    return sorted(set(values), key=len, reverse=True)
+
+
+def _scrub(value, secrets: list[str]):
+    if not secrets:
+        return value
+    if isinstance(value, str):
+        for s in secrets:
+            value = value.replace(s, MASK)
+        return value
+    if isinstance(value, list):
+        return [_scrub(v, secrets) for v in value]
+    return value
+
+
+_TEXT_MIMES_PREFIX = ("text/", "application/json", "application/javascript")
+
+
+def _scrub_output(out, secrets: list[str]) -> None:
+    if not secrets:
+        return
+    if "text" in out:
+        out["text"] = _scrub(out["text"], secrets)
+    if "evalue" in out:
+        out["evalue"] = _scrub(out["evalue"], secrets)
+    if "traceback" in out:
+        out["traceback"] = _scrub(out["traceback"], secrets)
+    for mime, val in list(out.get("data", {}).items()):
+        if mime.startswith(_TEXT_MIMES_PREFIX) or mime == "image/svg+xml":
+            out["data"][mime] = _scrub(val, secrets)
+
+
+def first_error(nb) -> dict | None:
+    """The first error output: {ename, evalue, cell (1-based among all cells), code_cell
+    (1-based among code cells), execution_count, cell_id}; None if the notebook has none."""
+    code_no = 0
+    for i, cell in enumerate(nb.cells, start=1):
+        if cell.get("cell_type") != "code":
+            continue
+        if PAPERMILL_MARKER_TAG in _tags(cell):
+            continue
+        code_no += 1
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                return {"ename": out.get("ename", "Error"), "evalue": out.get("evalue", ""),
+                        "cell": i, "code_cell": code_no,
+                        "execution_count": cell.get("execution_count"),
+                        "cell_id": cell.get("id")}
+    return None
+
+
+def _metric_output(m: dict):
+    est, ci = format_estimate_ci(m.get("estimate"), m.get("lower"), m.get("upper"))
+    label = m.get("label") or m.get("name", "")
+    unit = f" {esc(m['unit'])}" if m.get("unit") else ""
+    ci_s = f" (95 % CI {ci})" if ci != "–" else ""
+    text = (f'<p class="cx-metric">Recorded metric <code>{esc(m.get("name", ""))}</code>'
+            f'{" – " + esc(label) if label != m.get("name") else ""}: '
+            f"<b>{est}</b>{unit}{ci_s}</p>")
+    return nbformat.v4.new_output("display_data", data={"text/html": text})
+
+
+def _prepare(nb, secrets: list[str]):
+    """Return (body_cells, findings_cells) ready for nbconvert."""
+    body, top = [], []
+    for cell in nb.cells:
+        tags = _tags(cell)
+        if REMOVE_TAG in tags or PAPERMILL_MARKER_TAG in tags:
+            continue  # papermill's red "exception here" markers: our error box replaces them
+        cell["source"] = _scrub(cell.get("source", ""), secrets)
+        if cell.get("cell_type") == "code":
+            show = SHOW_CODE_TAG in tags and not (tags & NEVER_SHOW_CODE_TAGS)
+            if not show:
+                cell.setdefault("metadata", {})["transient"] = {"remove_source": True}
+            outputs = []
+            for out in cell.get("outputs", []):
+                data = out.get("data", {})
+                if FINDING_MIME in data:
+                    continue  # shown in the Key findings box
+                if METRIC_MIME in data:
+                    outputs.append(_metric_output(dict(data[METRIC_MIME])))
+                    continue
+                _scrub_output(out, secrets)
+                outputs.append(out)
+            cell["outputs"] = outputs
+            if not show and not outputs:
+                continue  # nothing a reviewer could see
+        elif cell.get("cell_type") == "raw":
+            continue
+        (top if FINDINGS_TAG in tags else body).append(cell)
+    return body, top
+
+
+def _exporter():
+    from nbconvert import HTMLExporter
+
+    ex = HTMLExporter(template_name="cxlab", extra_template_basedirs=[str(TEMPLATES_DIR)])
+    ex.exclude_input_prompt = True
+    ex.exclude_output_prompt = True
+    ex.embed_images = True  # markdown images given as local files become data URIs
+    ex.sanitize_html = False  # the whole page is sanitised once, by nh3, afterwards
+    ex.mathjax_url = ""
+    ex.require_js_url = ""
+    ex.jupyter_widgets_base_url = ""
+    ex.widget_renderer_url = ""
+    return ex
+
+
+def _render_cells(nb, cells, resources_path: str | None) -> str:
+    if not cells:
+        return ""
+    sub = nbformat.v4.new_notebook(metadata={k: v for k, v in nb.metadata.items()
+                                             if k != "widgets"})
+    sub.cells = cells
+    resources = {"metadata": {"path": resources_path}} if resources_path else {}
+    body, _ = _exporter().from_notebook_node(sub, resources=resources)
+    return body
+
+
+def _slug(text: str) -> str:
+    s = re.sub(r"[^\w]+", "-", text.lower()).strip("-_")
+    return s[:60] or "section"
+
+
+def _headings_and_toc(body: str) -> tuple[str, list[tuple[int, str, str]]]:
+    """Give every markdown heading (h1-h3) a unique id; return (html, [(level, id, text)])."""
+    soup = BeautifulSoup(body, "html.parser")
+    for el in soup.select("a.anchor-link, script, style"):
+        el.decompose()
+    used: set[str] = set()
+    toc = []
+    for cell in soup.select(".jp-MarkdownCell"):
+        for h in cell.find_all(["h1", "h2", "h3"]):
+            text = " ".join(h.get_text(" ", strip=True).split())
+            if not text:
+                continue
+            base = "sec-" + _slug(text)
+            hid, n = base, 2
+            while hid in used:
+                hid, n = f"{base}-{n}", n + 1
+            used.add(hid)
+            h["id"] = hid
+            toc.append((int(h.name[1]), hid, text))
+    return str(soup), toc
+
+
+def _toc_html(toc: list[tuple[int, str, str]]) -> str:
+    if not toc:
+        return ""
+    top = min(level for level, _, _ in toc)
+    items = "\n".join(
+        f'<li class="cx-toc-{level - top + 1}"><a href="#{esc(hid)}">{esc(text)}</a></li>'
+        for level, hid, text in toc)
+    return (f'<nav class="cx-toc" id="cx-toc" aria-label="Contents"><h2>Contents</h2>'
+            f"<ul>\n{items}\n</ul></nav>")
+
+
+def _error_box(err: dict | None, status: Any) -> str:
+    if err is None:
+        return ('<section class="cx-box cx-errorbox" id="cx-error" role="alert">'
+                "<h2>This notebook failed</h2><p>Status: "
+                f"{esc(status)}. No error output was recorded (the kernel may have died or "
+                "timed out); the report below is partial.</p></section>")
+    where = f"code cell {err['code_cell']} (cell {err['cell']} of the notebook"
+    if err.get("execution_count") is not None:
+        where += f", In [{err['execution_count']}]"
+    where += ")"
+    link = (f' <a href="#cx-failed-cell">Go to the failed cell</a>.'
+            if err.get("cell_id") else "")
+    return ('<section class="cx-box cx-errorbox" id="cx-error" role="alert">'
+            "<h2>This notebook failed</h2>"
+            f"<p><strong>{esc(err['ename'])}</strong>: {esc(err['evalue'])}</p>"
+            f"<p>Raised in {esc(where)}.{link} Cells after it did not run; the report "
+            "below is partial.</p></section>")
+
+
+def _mark_failed_cell(body: str, err: dict | None) -> str:
+    if not err or not err.get("cell_id"):
+        return body
+    soup = BeautifulSoup(body, "html.parser")
+    cell = soup.find(id=f"cell-id={err['cell_id']}")
+    if cell is not None:
+        marker = soup.new_tag("span", id="cx-failed-cell")
+        cell.insert(0, marker)
+    return str(soup)
+
+
+def export_html(nb, out_path, header: dict, *, title: str | None = None) -> Path:
+    """Export an executed notebook to one self-contained, script-free HTML file.
+
+    ``nb``: executed ``nbformat.NotebookNode`` (may contain an error output). ``header``:
+    provenance (``study_name``, ``snapshot_date``, ``run_id``, ``notebook``, ``status``,
+    ``parameters``, ``secret_keys``, ``data``, ``versions``, ``git_commit``, ``started_at``,
+    ``duration_s``); values of parameters named in ``secret_keys`` are shown as "•••" and
+    scrubbed from the notebook's text outputs. ``title`` defaults to the notebook's first
+    heading. The file is written atomically; returns its path.
+    """
+    nb = copy.deepcopy(nb)
+    header = dict(header or {})
+    secrets = _secret_values(header)
+    err = first_error(nb)
+    if err is not None:
+        err = {k: _scrub(v, secrets) if isinstance(v, str) else v for k, v in err.items()}
+    findings = [{**f, "text": _scrub(str(f.get("text", "")), secrets)} for f in read_findings(nb)]
+    failed = err is not None or str(header.get("status", "")).lower() == "failed"
+
+    body_cells, top_cells = _prepare(nb, secrets)
+    path = str(Path(out_path).parent)
+    body_html = _mark_failed_cell(_render_cells(nb, body_cells, path), err)
+    body_html, toc = _headings_and_toc(body_html)
+    top_html = _render_cells(nb, top_cells, path)
+
+    nb_name = header.get("notebook") or Path(out_path).stem
+    page_title = title or next((t for lvl, _, t in toc if lvl == 1), None) or str(nb_name)
+    subtitle = " · ".join(esc(x) for x in (header.get("study_name"),
+                                           f"snapshot {header['snapshot_date']}"
+                                           if header.get("snapshot_date") else None,
+                                           f"run {header['run_id']}" if header.get("run_id")
+                                           else None, nb_name) if x)
+    parts = []
+    if failed:
+        parts.append(_error_box(err, header.get("status", "failed")))
+    parts.append(f'<header class="cx-page-header"><h1>{esc(page_title)} '
+                 f'{_status_badge(header.get("status") or ("failed" if failed else None))}</h1>'
+                 f'<p class="cx-subtitle">{subtitle}</p></header>')
+    parts.append(findings_html(findings, top_html))
+    parts.append(_toc_html(toc))
+    parts.append(provenance_html(header, secret_keys=header.get("secret_keys") or ()))
+    parts.append(f'<main class="cx-notebook" id="cx-notebook">\n{body_html}\n</main>')
+    parts.append('<footer class="cx-footer">Generated by cxlab from an executed notebook. '
+                 "Code is hidden unless a cell is tagged <code>show-code</code>.</footer>")
+    page = render_page(page_title, "\n".join(parts))
+    return write_atomic(Path(out_path), page)

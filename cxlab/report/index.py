@@ -1,0 +1,159 @@
+"""The run index: ``index.html`` in a run folder, the page a reviewer opens first.
+
+Self-contained and script-free like the notebook reports (same CSS, same sanitiser, same
+Content-Security-Policy): run id, status, study, snapshot date, the notebooks (linked by
+relative href), the headline metrics with their 95 % intervals, and the comparison with the
+previous successful run, flagged changes highlighted.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path, PurePosixPath
+from urllib.parse import quote
+
+from cxlab.report.html import (
+    esc,
+    format_duration,
+    format_estimate_ci,
+    format_number,
+    provenance_html,
+    render_page,
+    write_atomic,
+    _status_badge,
+)
+
+__all__ = ["write_index"]
+
+
+def _relative_href(html_path) -> str | None:
+    """A safe relative href for a report path inside the run folder, else None."""
+    if not html_path:
+        return None
+    p = PurePosixPath(str(html_path).replace("\\", "/"))
+    if p.is_absolute() or ".." in p.parts or ":" in str(p):
+        return None
+    return quote(p.as_posix(), safe="/")
+
+
+def _notebooks_table(notebooks: list[dict]) -> str:
+    if not notebooks:
+        return "<p>No notebooks ran.</p>"
+    out = ['<table class="cx-table cx-notebooks"><thead><tr><th>notebook</th><th>status</th>'
+           '<th class="num">duration</th><th>headline findings</th></tr></thead><tbody>']
+    for nb in notebooks:
+        name = esc(nb.get("name", "?"))
+        href = _relative_href(nb.get("html"))
+        name_cell = f'<a href="{esc(href)}">{name}</a>' if href else name
+        notes = []
+        err = nb.get("error")
+        if err:
+            notes.append(f'<li class="cx-finding-warning"><strong>{esc(err.get("ename"))}:'
+                         f"</strong> {esc(err.get('evalue'))}</li>")
+        for f in nb.get("findings") or []:
+            cls = ' class="cx-finding-warning"' if f.get("level") == "warning" else ""
+            prefix = "<strong>Warning:</strong> " if f.get("level") == "warning" else ""
+            notes.append(f"<li{cls}>{prefix}{esc(f.get('text'))}</li>")
+        notes_html = f"<ul>{''.join(notes)}</ul>" if notes else "–"
+        out.append(f"<tr><td>{name_cell}</td><td>{_status_badge(nb.get('status'))}</td>"
+                   f'<td class="num">{esc(format_duration(nb.get("duration_s")))}</td>'
+                   f'<td class="cx-findings-cell">{notes_html}</td></tr>')
+    out.append("</tbody></table>")
+    return "\n".join(out)
+
+
+def _metrics_table(metrics: dict) -> str:
+    if not metrics:
+        return "<p>No metrics were recorded.</p>"
+    out = ['<table class="cx-table cx-metrics"><thead><tr><th>metric</th>'
+           '<th class="num">estimate</th><th class="num">95 % CI</th><th>notebook</th>'
+           "</tr></thead><tbody>"]
+    for name in sorted(metrics, key=str):
+        m = metrics[name] or {}
+        est, ci = format_estimate_ci(m.get("estimate"), m.get("lower"), m.get("upper"))
+        label = f'<br><small>{esc(m["label"])}</small>' if m.get("label") else ""
+        unit = f" {esc(m['unit'])}" if m.get("unit") else ""
+        out.append(f"<tr><td><code>{esc(name)}</code>{label}</td>"
+                   f'<td class="num">{est}{unit}</td><td class="num">{ci}</td>'
+                   f"<td>{esc(m.get('notebook') or '–')}</td></tr>")
+    out.append("</tbody></table>")
+    return "\n".join(out)
+
+
+def _comparison_table(comparison: list[dict]) -> str:
+    if not comparison:
+        return "<p>No previous successful run to compare with.</p>"
+    flagged = sum(1 for c in comparison if c.get("flag"))
+    summary = (f"<p><strong>{flagged} of {len(comparison)}</strong> headline figures changed "
+               "beyond their uncertainty (highlighted).</p>" if flagged else
+               f"<p>None of the {len(comparison)} headline figures changed beyond their "
+               "uncertainty.</p>")
+    out = [summary, '<table class="cx-table cx-comparison"><thead><tr><th>metric</th>'
+           '<th class="num">previous</th><th class="num">previous 95 % CI</th>'
+           '<th class="num">current</th><th>change</th></tr></thead><tbody>']
+    for c in comparison:
+        prev, prev_ci = format_estimate_ci(c.get("previous"), c.get("previous_lower"),
+                                           c.get("previous_upper"))
+        try:  # current rounded like previous, so the two are comparable digit by digit
+            d = len(prev.split(".")[1]) if "." in prev else 0
+            cur = format_number(c.get("current"), d)
+        except Exception:  # noqa: BLE001 - formatting only
+            cur = format_number(c.get("current"))
+        flag = bool(c.get("flag"))
+        mark = '<span class="cx-flag-mark">▲ changed</span> ' if flag else ""
+        row_class = ' class="cx-flag"' if flag else ""
+        out.append(f"<tr{row_class}>"
+                   f"<td><code>{esc(c.get('metric'))}</code></td>"
+                   f'<td class="num">{prev}</td><td class="num">{prev_ci}</td>'
+                   f'<td class="num">{cur}</td><td>{mark}{esc(c.get("text") or "")}</td></tr>')
+    out.append("</tbody></table>")
+    return "\n".join(out)
+
+
+def write_index(run_dir: Path, manifest: dict) -> Path:
+    """Write ``run_dir/index.html`` from a run manifest (atomically); return its path.
+
+    Manifest keys used: run_id, status, started_at, finished_at, duration_s,
+    study {name, snapshot_date}, parameters, secret_keys (optional), data, versions,
+    git_commit (optional), notebooks [{name, status, duration_s, html, error, findings}],
+    metrics {name: {estimate, lower, upper, notebook}}, comparison, failed_reason.
+    """
+    run_dir = Path(run_dir)
+    m = dict(manifest or {})
+    study = m.get("study") or {}
+    run_id = m.get("run_id") or run_dir.name
+    status = m.get("status") or "unknown"
+    title = f"Run {run_id}"
+    parts = []
+    if str(status).lower() == "failed":
+        failed_nbs = [nb.get("name") for nb in m.get("notebooks") or []
+                      if str(nb.get("status", "")).lower() == "failed"]
+        reason = m.get("failed_reason") or "one or more notebooks failed"
+        which = (f"<p>Failed notebooks: {', '.join(esc(n) for n in failed_nbs)}.</p>"
+                 if failed_nbs else "")
+        parts.append('<section class="cx-box cx-errorbox" id="cx-error" role="alert">'
+                     f"<h2>This run failed</h2><p>{esc(reason)}</p>{which}</section>")
+    subtitle = " · ".join(esc(x) for x in (
+        study.get("name"),
+        f"snapshot {study['snapshot_date']}" if study.get("snapshot_date") else None,
+        f"started {m['started_at']}" if m.get("started_at") else None,
+        f"took {format_duration(m.get('duration_s'))}" if m.get("duration_s") is not None
+        else None) if x)
+    parts.append(f'<header class="cx-page-header"><h1>{esc(title)} {_status_badge(status)}'
+                 f'</h1><p class="cx-subtitle">{subtitle}</p></header>')
+    parts.append('<section class="cx-box" id="cx-notebooks"><h2>Notebooks</h2>'
+                 f"{_notebooks_table(m.get('notebooks') or [])}</section>")
+    parts.append('<section class="cx-box" id="cx-metrics"><h2>Headline metrics</h2>'
+                 f"{_metrics_table(m.get('metrics') or {})}</section>")
+    parts.append('<section class="cx-box" id="cx-comparison"><h2>Compared with the previous '
+                 f"run</h2>{_comparison_table(m.get('comparison') or [])}</section>")
+    header = {
+        "study_name": study.get("name"), "snapshot_date": study.get("snapshot_date"),
+        "run_id": run_id, "notebook": None, "status": status,
+        "parameters": m.get("parameters") or {}, "data": m.get("data") or {},
+        "versions": m.get("versions") or {}, "git_commit": m.get("git_commit"),
+        "started_at": m.get("started_at"), "duration_s": m.get("duration_s"),
+    }
+    parts.append(provenance_html(header, secret_keys=m.get("secret_keys") or ()))
+    parts.append('<footer class="cx-footer">Generated by cxlab. Each notebook report is a '
+                 "self-contained HTML file in this folder.</footer>")
+    return write_atomic(run_dir / "index.html", render_page(title, "\n".join(parts)))

@@ -1,0 +1,574 @@
+"""``cxlab run``: execute the notebooks of a run config, export HTML, write the manifest.
+
+A run is built in ``OUT/.tmp-<run id>/`` and moved to ``OUT/<run id>/`` whole when finished;
+``OUT/latest`` then points to it, but only if every notebook succeeded. A lock file stops two
+runs from writing the same ``OUT`` at once. Earlier runs are never touched.
+
+Run config (YAML; paths relative to the config file)::
+
+    name: monthly                      # default: the file name
+    study: ../data/demo/study.yaml
+    out: ../reports                    # default: reports/ next to the notebooks' folder
+    notebooks: [01-data-audit, 02-survival-drivers]   # default: every notebooks/NN-*.ipynb
+    parameters: {min_cell: 10}         # shared: given to every notebook that declares them
+    notebook_parameters: {02-survival-drivers: {horizon_months: 36}}
+    secret: [warehouse_url]            # never rendered or stored in outputs
+    timeout: 1800                      # seconds per notebook
+    jobs: 2                            # notebooks at once (default: number of cores)
+
+Exit codes: 0 all notebooks succeeded; 1 the run finished but a notebook failed (its HTML shows
+the error); 2 user error (bad config, study or parameter: nothing was run); 3 another run holds
+the lock on OUT for longer than ``--lock-timeout``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import yaml
+
+from cxlab.errors import CxlabError, ParameterError
+from cxlab.report.params import check_parameters, parse_override, read_parameters
+from cxlab.report.record import read_findings, read_metrics
+
+__all__ = ["RunConfig", "load_run_config", "run", "run_from_cli", "MANIFEST_SCHEMA_VERSION"]
+
+MANIFEST_SCHEMA_VERSION = 1
+EXIT_OK, EXIT_FAILED, EXIT_USER_ERROR, EXIT_LOCKED = 0, 1, 2, 3
+REDACTED = "•••"
+_SECRET_WORDS = ("secret", "password", "token")
+
+_CONFIG_KEYS = {"name", "study", "out", "notebooks", "notebooks_dir", "parameters",
+                "notebook_parameters", "secret", "timeout", "jobs"}
+
+
+def _repo_root() -> Path:
+    return Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class RunConfig:
+    name: str
+    study: Path
+    notebooks_dir: Path
+    notebooks: list[str]
+    out: Path
+    parameters: dict[str, Any] = field(default_factory=dict)
+    notebook_parameters: dict[str, dict[str, Any]] = field(default_factory=dict)
+    secret: list[str] = field(default_factory=list)
+    timeout: int = 1800
+    jobs: int = 0
+    source: str | None = None
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "source": self.source, "study": str(self.study),
+                "notebooks": self.notebooks, "timeout": self.timeout, "jobs": self.jobs,
+                "parameters": _redact(self.parameters, self.secret),
+                "notebook_parameters": {k: _redact(v, self.secret)
+                                        for k, v in self.notebook_parameters.items()},
+                "secret": list(self.secret)}
+
+
+def _redact(params: dict, secret: list[str]) -> dict:
+    return {k: (REDACTED if _is_secret(k, secret) else v) for k, v in params.items()}
+
+
+def _is_secret(name: str, secret: list[str]) -> bool:
+    return name in secret or any(w in name.lower() for w in _SECRET_WORDS)
+
+
+def _notebook_paths(folder: Path) -> list[str]:
+    return sorted(p.stem for p in folder.glob("[0-9][0-9]-*.ipynb"))
+
+
+def load_run_config(path: Path | None = None, *, study: Path | None = None, out: Path | None = None,
+                    notebooks_dir: Path | None = None) -> RunConfig:
+    """Read a run config (or build one from ``--study``) and resolve its paths."""
+    raw: dict = {}
+    base = Path.cwd()
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise CxlabError(f"Run config {str(path)!r} does not exist (e.g. runs/monthly.yaml).")
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise CxlabError(f"{path}: not valid YAML: {exc}") from None
+        if not isinstance(raw, dict):
+            raise CxlabError(f"{path}: a run config is a YAML mapping (study:, notebooks:, ...).")
+        unknown = set(raw) - _CONFIG_KEYS
+        if unknown:
+            import difflib
+
+            k = sorted(unknown)[0]
+            close = difflib.get_close_matches(k, sorted(_CONFIG_KEYS), n=1)
+            raise CxlabError(f"{path}: unknown key {k!r}." + (f" Did you mean {close[0]!r}?" if close else "")
+                             + f" Valid keys: {', '.join(sorted(_CONFIG_KEYS))}.")
+        base = path.parent.resolve()
+    source = str(path) if path is not None else None
+
+    def resolve(p) -> Path:
+        p = Path(p)
+        return p if p.is_absolute() else (base / p).resolve()
+
+    study_path = Path(study).resolve() if study is not None else (resolve(raw["study"]) if "study" in raw else None)
+    if study_path is None:
+        raise CxlabError("No study: give a run config with a `study:` key or --study STUDY.yaml.")
+    nb_dir = (Path(notebooks_dir).resolve() if notebooks_dir is not None
+              else resolve(raw["notebooks_dir"]) if "notebooks_dir" in raw
+              else (Path.cwd() / "notebooks") if (Path.cwd() / "notebooks").is_dir()
+              else _repo_root() / "notebooks")
+    if not nb_dir.is_dir():
+        raise CxlabError(f"Notebook folder {str(nb_dir)!r} does not exist.")
+    names = raw.get("notebooks") or _notebook_paths(nb_dir)
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise CxlabError(f"{source}: `notebooks` must be a list of notebook names, e.g. [01-data-audit].")
+    names = [n.removesuffix(".ipynb") for n in names]
+    missing = [n for n in names if not (nb_dir / f"{n}.ipynb").is_file()]
+    if missing:
+        raise CxlabError(f"Notebook(s) {missing} not found in {nb_dir}; available: {_notebook_paths(nb_dir)}.")
+    if not names:
+        raise CxlabError(f"No notebooks (NN-topic.ipynb) in {nb_dir}.")
+    out_dir = (Path(out).resolve() if out is not None else resolve(raw["out"]) if "out" in raw
+               else nb_dir.parent / "reports")
+    for key, kind in (("parameters", dict), ("notebook_parameters", dict), ("secret", list)):
+        if key in raw and not isinstance(raw[key], kind):
+            raise CxlabError(f"{source}: `{key}` must be a {kind.__name__}.")
+    for key in ("timeout", "jobs"):
+        if key in raw and (not isinstance(raw[key], int) or isinstance(raw[key], bool) or raw[key] < 0):
+            raise CxlabError(f"{source}: `{key}` must be a whole number >= 0, got {raw[key]!r}.")
+    unknown_nb = set(raw.get("notebook_parameters", {})) - set(names)
+    if unknown_nb:
+        raise ParameterError(f"{source}: notebook_parameters names {sorted(unknown_nb)}, which are not "
+                             f"notebooks of this run {names}.")
+    name = raw.get("name") or (path.stem if path is not None else f"study-{study_path.parent.name}")
+    return RunConfig(name=str(name), study=study_path, notebooks_dir=nb_dir, notebooks=names, out=out_dir,
+                     parameters=dict(raw.get("parameters", {})),
+                     notebook_parameters={k: dict(v or {}) for k, v in raw.get("notebook_parameters", {}).items()},
+                     secret=list(raw.get("secret", [])), timeout=int(raw.get("timeout", 1800)),
+                     jobs=int(raw.get("jobs", 0)), source=source)
+
+
+def resolve_parameters(config: RunConfig, overrides: list[str] = ()) -> dict[str, dict[str, Any]]:
+    """Parameters per notebook, checked against each notebook's parameters cell.
+
+    Every problem is reported at once, before any kernel starts.
+    """
+    shared = dict(config.parameters)
+    per_nb = {n: dict(config.notebook_parameters.get(n, {})) for n in config.notebooks}
+    for text in overrides:
+        nb, name, value = parse_override(text)
+        if nb is None:
+            shared[name] = value
+        elif nb not in per_nb:
+            raise ParameterError(f"--set {text!r}: no notebook {nb!r} in this run; notebooks: {config.notebooks}.")
+        else:
+            per_nb[nb][name] = value
+    declared = {n: read_parameters(config.notebooks_dir / f"{n}.ipynb") for n in config.notebooks}
+    problems = []
+    for n, decl in declared.items():
+        if "study_path" not in decl:
+            problems.append(f"{n}: the parameters cell must declare `study_path: str = ...`.")
+    all_names = set().union(*(d.keys() for d in declared.values()))
+    for key in shared:
+        if key not in all_names:
+            import difflib
+
+            close = difflib.get_close_matches(key, sorted(all_names), n=1)
+            problems.append(f"unknown parameter {key!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+                            + f"; the notebooks declare: {', '.join(sorted(all_names))}.")
+    resolved: dict[str, dict[str, Any]] = {}
+    for n, decl in declared.items():
+        values = {k: v for k, v in shared.items() if k in decl}
+        values.update(per_nb[n])
+        values["study_path"] = str(config.study)
+        try:
+            resolved[n] = check_parameters(config.notebooks_dir / f"{n}.ipynb", values, decl)
+        except ParameterError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise ParameterError("\n".join(dict.fromkeys(problems)))
+    return resolved
+
+
+# ---- provenance -----------------------------------------------------------------------------
+
+
+def fingerprint(path: Path) -> dict:
+    """Rows, bytes and SHA-256 of a data file (rows: data rows of a CSV, rows of a Parquet file)."""
+    h = hashlib.sha256()
+    newlines = 0
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+            newlines += chunk.count(b"\n")
+    if path.suffix.lower() in (".parquet", ".pq"):
+        import pyarrow.parquet as pq
+
+        rows = pq.ParquetFile(path).metadata.num_rows
+    else:
+        rows = max(newlines - 1, 0)  # header line
+    return {"path": str(path), "file": path.name, "rows": int(rows), "bytes": path.stat().st_size,
+            "sha256": h.hexdigest()}
+
+
+def git_commit() -> str | None:
+    try:
+        root = _repo_root()
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=10)
+        if out.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    import cxlab
+
+    out = {"cxlab": cxlab.__version__, "python": platform.python_version()}
+    for pkg in ("numpy", "pandas", "scipy", "statsmodels", "lifelines", "scikit-learn", "ibis-framework",
+                "duckdb", "pandera", "pydantic", "matplotlib", "papermill", "nbconvert"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+# ---- locking --------------------------------------------------------------------------------
+
+
+class RunLock:
+    """An exclusive lock on an output folder (``OUT/.lock``), released on exit."""
+
+    def __init__(self, out: Path, timeout: float, log):
+        self.path = out / ".lock"
+        self.timeout = timeout
+        self.log = log
+        self.fh = None
+
+    def __enter__(self):
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fh = open(self.path, "a+")
+        deadline = time.monotonic() + self.timeout
+        told = False
+        while True:
+            try:
+                fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                self.fh.seek(0)
+                holder = self.fh.read().strip() or "another run"
+                if time.monotonic() >= deadline:
+                    self.fh.close()
+                    raise RunLocked(f"{self.path.parent} is locked by {holder}; waited {self.timeout:.0f} s. "
+                                    f"Wait for it to finish, or use another --out folder.")
+                if not told:
+                    self.log(f"waiting for {holder} to release {self.path} ...")
+                    told = True
+                time.sleep(0.5)
+        self.fh.seek(0)
+        self.fh.truncate()
+        self.fh.write(f"pid {os.getpid()} since {dt.datetime.now(dt.timezone.utc).isoformat(timespec='seconds')}")
+        self.fh.flush()
+        return self
+
+    def __exit__(self, *exc):
+        import fcntl
+
+        self.fh.seek(0)
+        self.fh.truncate()
+        fcntl.flock(self.fh, fcntl.LOCK_UN)
+        self.fh.close()
+
+
+class RunLocked(CxlabError):
+    exit_code = EXIT_LOCKED
+
+
+# ---- execution ------------------------------------------------------------------------------
+
+
+def _error_notebook(src: Path, message: str, ename: str) -> nbformat.NotebookNode:
+    """The input notebook with an error cell appended (when execution left no output)."""
+    nb = nbformat.read(src, as_version=4)
+    cell = nbformat.v4.new_code_cell("# cxlab run: this notebook did not finish")
+    cell.outputs = [nbformat.v4.new_output("error", ename=ename, evalue=message, traceback=[f"{ename}: {message}"])]
+    nb.cells.append(cell)
+    return nb
+
+
+def _execute(name: str, config: RunConfig, params: dict, work: Path, log) -> dict:
+    src = config.notebooks_dir / f"{name}.ipynb"
+    out_nb = work / f"{name}.ipynb"
+    params_file = work / ".exec" / f"{name}.params.json"
+    status_file = work / ".exec" / f"{name}.status.json"
+    params_file.parent.mkdir(exist_ok=True)
+    params_file.write_text(json.dumps(params), encoding="utf-8")
+    cmd = [sys.executable, "-m", "cxlab.report.execute", str(src), str(out_nb), str(params_file),
+           str(status_file), str(config.notebooks_dir)]
+    log(f"{name}: running")
+    t0 = time.monotonic()
+    env = dict(os.environ, MPLBACKEND="Agg", PYDEVD_DISABLE_FILE_VALIDATION="1")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+                            env=env)
+    timed_out = False
+    try:
+        output, _ = proc.communicate(timeout=config.timeout or None)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        import signal
+
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        output, _ = proc.communicate()
+    duration = time.monotonic() - t0
+    try:
+        status = json.loads(status_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        status = {"status": "failed", "ename": "WorkerError", "evalue": "the notebook worker left no status",
+                  "reason": "execution failed"}
+    if timed_out:
+        status = {"status": "failed", "ename": "Timeout",
+                  "evalue": f"the notebook ran longer than {config.timeout} s and was stopped",
+                  "reason": "timeout", "cell": None}
+    elif status.get("status") == "running":
+        status = {"status": "failed", "ename": "KernelDied",
+                  "evalue": "the notebook process ended abruptly (killed or out of memory)",
+                  "reason": "killed", "cell": None}
+    if status["status"] != "succeeded":
+        tail = (output or b"").decode("utf-8", "replace")[-3000:]
+        status.setdefault("log_tail", tail)
+    try:
+        nb = nbformat.read(out_nb, as_version=4)
+    except (OSError, ValueError):
+        nb = None
+    if nb is None:
+        nb = _error_notebook(src, status.get("evalue", "no output"), status.get("ename", "Error"))
+    elif status["status"] != "succeeded" and not any(
+            o.get("output_type") == "error" for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])):
+        err = _error_notebook(src, status.get("evalue", ""), status.get("ename", "Error")).cells[-1]
+        nb.cells.append(err)
+    status["duration_s"] = round(duration, 2)
+    log(f"{name}: {status['status']} in {duration:.1f} s"
+        + ("" if status["status"] == "succeeded" else f" ({status.get('ename')}: {status.get('evalue')})"))
+    return {"name": name, "nb": nb, "status": status}
+
+
+def _scrub_secrets(nb: nbformat.NotebookNode, secret_values: list[str]) -> None:
+    for cell in nb.cells:
+        if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+            for v in secret_values:
+                cell.source = cell.source.replace(repr(v), repr(REDACTED)).replace(v, REDACTED)
+    pm = nb.metadata.get("papermill", {})
+    if "parameters" in pm:
+        pm["parameters"] = {k: (REDACTED if v in secret_values else v) for k, v in pm["parameters"].items()}
+
+
+def _redact_tree(folder: Path, secret_values: list[str]) -> list[str]:
+    """Last line of defence: remove any secret value left in any output file."""
+    touched = []
+    values = [v for v in secret_values if len(v) >= 4]
+    if not values:
+        return touched
+    for p in folder.rglob("*"):
+        if not p.is_file():
+            continue
+        try:
+            text = p.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError):
+            continue
+        new = text
+        for v in values:
+            new = new.replace(v, REDACTED)
+        if new != text:
+            p.write_text(new, encoding="utf-8")
+            touched.append(p.name)
+    return touched
+
+
+# ---- comparison -----------------------------------------------------------------------------
+
+
+def compare_metrics(current: dict, previous: dict) -> list[dict]:
+    """Headline metrics compared with the previous successful run; a change is flagged when the
+    new estimate lies outside the previous 95 % interval (or, without one, changes by > 10 %)."""
+    rows = []
+    for name in sorted(set(current) & set(previous)):
+        cur, prev = current[name], previous[name]
+        c, p = cur.get("estimate"), prev.get("estimate")
+        if c is None or p is None:
+            continue
+        lo, hi = prev.get("lower"), prev.get("upper")
+        if lo is not None and hi is not None:
+            flag = not (lo <= c <= hi)
+            text = (f"{name} moved from {p:.3g} to {c:.3g}, outside last run's 95 % CI ({lo:.3g}–{hi:.3g})"
+                    if flag else f"{name}: {p:.3g} -> {c:.3g}, within last run's 95 % CI")
+        else:
+            rel = abs(c - p) / abs(p) if p else (0.0 if c == p else float("inf"))
+            flag = rel > 0.10
+            text = f"{name} moved from {p:.4g} to {c:.4g} ({rel:+.0%})" if flag else f"{name}: {p:.4g} -> {c:.4g}"
+        rows.append({"metric": name, "previous": p, "previous_lower": lo, "previous_upper": hi, "current": c,
+                     "current_lower": cur.get("lower"), "current_upper": cur.get("upper"), "flag": bool(flag),
+                     "text": text})
+    return rows
+
+
+def _previous_manifest(out: Path, config_name: str) -> dict | None:
+    """The newest successful run of the same config in ``out``."""
+    candidates = []
+    for m in out.glob("*/manifest.json"):
+        if m.parent.name.startswith(".") or m.parent.name == "latest":
+            continue
+        try:
+            data = json.loads(m.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if data.get("status") == "succeeded" and data.get("config", {}).get("name") == config_name:
+            candidates.append((data.get("finished_at", ""), data))
+    return max(candidates, key=lambda x: x[0])[1] if candidates else None
+
+
+# ---- the run ---------------------------------------------------------------------------------
+
+
+def _new_run_id() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+
+
+def _point_latest(out: Path, run_id: str) -> None:
+    link = out / "latest"
+    tmp = out / f".latest-{run_id}"
+    try:
+        if tmp.is_symlink() or tmp.exists():
+            tmp.unlink()
+        os.symlink(run_id, tmp)
+        os.replace(tmp, link)
+    except OSError:  # filesystems without symlinks: a pointer file
+        (out / "LATEST").write_text(run_id + "\n", encoding="utf-8")
+
+
+def run(config: RunConfig, overrides: list[str] = (), jobs: int | None = None, lock_timeout: float = 3600,
+        log=None) -> dict:
+    """Execute a run; return its manifest (also written to ``OUT/<run id>/manifest.json``)."""
+    from cxlab.report.html import export_html
+    from cxlab.report.index import write_index
+    from cxlab.study import load_study
+
+    log = log or (lambda msg: print(f"cxlab run: {msg}", file=sys.stderr, flush=True))
+    study = load_study(config.study)            # user errors surface before anything runs
+    params = resolve_parameters(config, overrides)
+    secret_names = set(config.secret)
+    for n in config.notebooks:
+        for p in read_parameters(config.notebooks_dir / f"{n}.ipynb").values():
+            if "secret" in p.help.lower():
+                secret_names.add(p.name)
+    secret_values = sorted({str(v) for ps in params.values() for k, v in ps.items()
+                            if _is_secret(k, list(secret_names)) and v not in (None, "")})
+    jobs = jobs or config.jobs or os.cpu_count() or 1
+    data = {role: fingerprint(p) for role, p in study.files.items() if p.is_file()}
+
+    config.out.mkdir(parents=True, exist_ok=True)
+    with RunLock(config.out, lock_timeout, log):
+        run_id = _new_run_id()
+        work = Path(tempfile.mkdtemp(prefix=f".tmp-{run_id}-", dir=config.out))
+        started = dt.datetime.now(dt.timezone.utc)
+        t0 = time.monotonic()
+        log(f"run {run_id}: {len(config.notebooks)} notebook(s), {min(jobs, len(config.notebooks))} at once")
+        with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(config.notebooks)))) as pool:
+            results = list(pool.map(lambda n: _execute(n, config, params[n], work, log), config.notebooks))
+        shutil.rmtree(work / ".exec", ignore_errors=True)
+
+        header_base = {"study_name": study.name, "snapshot_date": str(study.snapshot_date), "run_id": run_id,
+                       "data": data, "versions": versions(), "git_commit": git_commit(),
+                       "secret_keys": sorted(secret_names | {k for ps in params.values() for k in ps
+                                                             if _is_secret(k, list(secret_names))})}
+        notebooks, metrics = [], {}
+        for r in results:
+            nb, status = r["nb"], r["status"]
+            _scrub_secrets(nb, secret_values)
+            nbformat.write(nb, work / f"{r['name']}.ipynb")
+            header = dict(header_base, notebook=r["name"], status=status["status"],
+                          parameters=_redact(params[r["name"]], sorted(secret_names)),
+                          started_at=started.isoformat(timespec="seconds"), duration_s=status["duration_s"],
+                          error=None if status["status"] == "succeeded" else
+                          {k: status.get(k) for k in ("ename", "evalue", "cell", "reason")})
+            html = export_html(nb, work / f"{r['name']}.html", header)
+            for mname, m in read_metrics(nb).items():
+                metrics[mname] = dict(m, notebook=r["name"])
+            notebooks.append({
+                "name": r["name"], "status": status["status"], "duration_s": status["duration_s"],
+                "html": Path(html).name, "ipynb": f"{r['name']}.ipynb",
+                "error": None if status["status"] == "succeeded" else
+                {k: status.get(k) for k in ("ename", "evalue", "cell", "reason")},
+                "findings": read_findings(nb),
+            })
+        ok = all(n["status"] == "succeeded" for n in notebooks)
+        previous = _previous_manifest(config.out, config.name)
+        manifest = {
+            "schema_version": MANIFEST_SCHEMA_VERSION,
+            "run_id": run_id,
+            "status": "succeeded" if ok else "failed",
+            "failed_reason": None if ok else "; ".join(
+                f"{n['name']}: {n['error']['ename']}: {n['error']['evalue']}" for n in notebooks if n["error"]),
+            "started_at": started.isoformat(timespec="seconds"),
+            "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "duration_s": round(time.monotonic() - t0, 2),
+            "config": config.as_dict(),
+            "study": {"name": study.name, "snapshot_date": str(study.snapshot_date), "spec": str(config.study)},
+            "parameters": {n: _redact(p, sorted(secret_names)) for n, p in params.items()},
+            "data": data,
+            "versions": header_base["versions"],
+            "git_commit": header_base["git_commit"],
+            "notebooks": notebooks,
+            "metrics": metrics,
+            "previous_run": previous["run_id"] if previous else None,
+            "comparison": compare_metrics(metrics, previous["metrics"]) if previous else [],
+        }
+        (work / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
+        write_index(work, manifest)
+        _redact_tree(work, secret_values)
+        final = config.out / run_id
+        os.replace(work, final)
+        if ok:
+            _point_latest(config.out, run_id)
+        log(f"run {run_id} {manifest['status']}: {final / 'index.html'}")
+    return manifest
+
+
+def run_from_cli(args) -> int:
+    if args.config is None and args.study is None:
+        raise CxlabError("Give a run config (cxlab run runs/monthly.yaml) or --study STUDY.yaml.")
+    config = load_run_config(args.config, study=args.study, out=args.out, notebooks_dir=args.notebooks)
+    if args.timeout is not None:
+        config.timeout = args.timeout
+    if args.jobs is not None and args.jobs < 1:
+        raise CxlabError(f"--jobs must be at least 1, got {args.jobs}.")
+    manifest = run(config, overrides=args.overrides, jobs=args.jobs,
+                   lock_timeout=getattr(args, "lock_timeout", 3600))
+    return EXIT_OK if manifest["status"] == "succeeded" else EXIT_FAILED

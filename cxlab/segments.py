@@ -1,0 +1,316 @@
+"""Perception segments: the 2x2 of self-status x recognition and the "disappointed good customers".
+
+A respondent who rates themself a good customer (self-status top-two-box) but does not feel
+recognised (recognition below the scale midpoint) is a *disappointed good customer*. This module
+builds the 2x2, describes each cell (size, defection, margin) with small cells suppressed, compares
+the cells' hazards, and tests whether a cell holds more than its share of would-be defectors.
+
+Clocks: defection probabilities within 12/24 months and would-be defectors are on the survey
+clock (months since the survey, ``duration - entry``); hazard ratios are on the tenure clock with
+delayed entry at the survey.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from cxlab.errors import DataContractError, ModelError, ParameterError
+from cxlab.value import _RiskSets, _require_columns, _step_at, _survival_arrays
+
+__all__ = [
+    "SEGMENTS_2X2",
+    "perception_segments",
+    "segment_table",
+    "segment_hazard_ratios",
+    "would_be_defectors",
+    "WouldBeDefectors",
+]
+
+DGC = "disappointed good customers"
+#: the four cells, in display order (good/recognised on the rows/columns of the 2x2)
+SEGMENTS_2X2 = [DGC, "recognised good customers", "modest but recognised", "modest and unrecognised"]
+UNCLASSIFIED = "unclassified"
+
+
+def perception_segments(df: pd.DataFrame, recognition_col: str, self_status_col: str = "self_status",
+                        scale=(1, 5), good_customer_min: float | None = None,
+                        recognised_min: float | None = None, segment_col: str = "segment_2x2") -> pd.DataFrame:
+    """Add the 2x2 perception segment to a copy of ``df`` (column ``segment_2x2``).
+
+    * good customer: ``self_status >= good_customer_min`` (default: top-two-box, the two highest
+      scale points, e.g. 4 or 5 on 1..5);
+    * recognised: ``recognition >= recognised_min`` (default: the scale midpoint ``(lo + hi) / 2``,
+      so "below the midpoint" means not recognised).
+
+    Cells: "disappointed good customers" (good, not recognised), "recognised good customers",
+    "modest but recognised", "modest and unrecognised"; rows with a missing input are
+    "unclassified" (counted in a warning and in ``out.attrs["unclassified"]``).
+    """
+    _require_columns(df, [recognition_col, self_status_col], "perception_segments")
+    lo, hi = scale
+    if not hi > lo:
+        raise ParameterError(f"The 'scale' parameter must be (lowest, highest) with highest > lowest. Got {scale!r}.")
+    good_min = hi - 1 if good_customer_min is None else good_customer_min
+    rec_min = (lo + hi) / 2 if recognised_min is None else recognised_min
+    rec = pd.to_numeric(df[recognition_col], errors="coerce")
+    status = pd.to_numeric(df[self_status_col], errors="coerce")
+    for name, col in ((recognition_col, rec), (self_status_col, status)):
+        out_of_scale = col.notna() & ((col < lo) | (col > hi))
+        if out_of_scale.any():
+            raise DataContractError(
+                f"perception_segments: column {name!r} has {int(out_of_scale.sum())} values outside the scale "
+                f"{scale} (e.g. rows {df.index[out_of_scale][:5].tolist()}); check missing codes or scale=.")
+    good = status >= good_min
+    recognised = rec >= rec_min
+    cell = np.select([good & ~recognised, good & recognised, ~good & recognised, ~good & ~recognised],
+                     SEGMENTS_2X2, default=UNCLASSIFIED)
+    missing = rec.isna() | status.isna()
+    cell = np.where(missing, UNCLASSIFIED, cell)
+    out = df.copy()
+    out[segment_col] = pd.Categorical(cell, categories=SEGMENTS_2X2 + [UNCLASSIFIED])
+    n_unc = int(missing.sum())
+    out.attrs["unclassified"] = n_unc
+    out.attrs["segment_rule"] = {"good_customer_min": good_min, "recognised_min": rec_min, "scale": tuple(scale)}
+    if n_unc:
+        warnings.warn(f"perception_segments: {n_unc} of {len(df)} respondents have no {recognition_col!r} or "
+                      f"{self_status_col!r} answer and are 'unclassified'.", stacklevel=2)
+    return out
+
+
+def _km_at(since, event, horizon, ci=0.95):
+    """KM defection probability within ``horizon`` with a log-log interval (as R/lifelines)."""
+    rs = _RiskSets(np.zeros(since.size), since, event)
+    _, _, surv, gw = rs.km()
+    s = float(_step_at(rs.times, surv, horizon))
+    v = float(_step_at(rs.times, np.cumsum(gw), horizon, before=0.0))
+    z = stats.norm.ppf(0.5 + ci / 2)
+    if 0 < s < 1 and v > 0:
+        se = np.sqrt(v) / abs(np.log(s))
+        s_lo, s_hi = s ** np.exp(z * se), s ** np.exp(-z * se)
+    else:
+        s_lo = s_hi = s
+    return 1 - s, 1 - s_hi, 1 - s_lo
+
+
+def _cells(df, segment_col):
+    _require_columns(df, [segment_col], "segments")
+    cells = [c for c in SEGMENTS_2X2 if (df[segment_col] == c).any()]
+    if (df[segment_col] == UNCLASSIFIED).any():
+        cells.append(UNCLASSIFIED)
+    return cells
+
+
+def segment_table(df: pd.DataFrame, min_cell: int = 10, *, segment_col: str = "segment_2x2",
+                  entry_col: str = "entry", duration_col: str = "duration", event_col: str = "event",
+                  margin_col: str | None = "value", horizons=(12, 24)) -> pd.DataFrame:
+    """One row per cell: n, share, events, defection within 12/24 months (KM on months since the
+    survey, log-log 95 % CI), margin total and share. Cells with fewer than ``min_cell``
+    respondents have their numbers replaced by NaN and ``suppressed = True``.
+    """
+    S, T, E = _survival_arrays(df, entry_col, duration_col, event_col, "segment_table")
+    since = T - S
+    cells = _cells(df, segment_col)
+    seg = df[segment_col].astype(object).to_numpy()
+    margin = None
+    if margin_col is not None:
+        _require_columns(df, [margin_col], "segment_table")
+        margin = df[margin_col].to_numpy(dtype=float)
+    total_margin = np.nansum(margin) if margin is not None else np.nan
+    rows = []
+    for c in cells:
+        m = seg == c
+        n = int(m.sum())
+        row = {"cell": c, "n": n, "share": n / len(df), "events": int(E[m].sum())}
+        for h in horizons:
+            est, lo, hi = _km_at(since[m], E[m], h)
+            row[f"defection_{h}m"], row[f"defection_{h}m_lower"], row[f"defection_{h}m_upper"] = est, lo, hi
+        if margin is not None:
+            row["margin_total"] = float(np.nansum(margin[m]))
+            row["margin_share"] = row["margin_total"] / total_margin if total_margin else np.nan
+        row["suppressed"] = n < min_cell
+        if row["suppressed"]:
+            for k in list(row):
+                if k not in ("cell", "suppressed"):
+                    row[k] = np.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def segment_hazard_ratios(df: pd.DataFrame, reference: str = "recognised good customers", *,
+                          segment_col: str = "segment_2x2", entry_col: str = "entry",
+                          duration_col: str = "duration", event_col: str = "event", covariates=None,
+                          min_cell: int = 10, ci: float = 0.95) -> pd.DataFrame:
+    """Cox hazard ratio of each cell against ``reference`` (tenure clock, delayed entry at the survey).
+
+    lifelines ``CoxPHFitter(entry_col=...)`` with one indicator per non-reference cell (plus
+    optional numeric ``covariates``); "unclassified" respondents are left out. Columns: cell,
+    hr, lower, upper, p, n, events, suppressed (cells under ``min_cell`` are not estimated).
+    """
+    from lifelines import CoxPHFitter
+
+    _require_columns(df, [segment_col, entry_col, duration_col, event_col] + list(covariates or []),
+                     "segment_hazard_ratios")
+    d = df[df[segment_col].astype(object) != UNCLASSIFIED]
+    counts = d[segment_col].astype(object).value_counts()
+    if counts.get(reference, 0) < min_cell:
+        raise ParameterError(f"segment_hazard_ratios: the reference cell {reference!r} has "
+                             f"{int(counts.get(reference, 0))} respondents (< {min_cell}); choose another reference=.")
+    small = [c for c in SEGMENTS_2X2 if 0 < counts.get(c, 0) < min_cell]
+    d = d[~d[segment_col].astype(object).isin(small)]
+    cells = [c for c in SEGMENTS_2X2 if c != reference and counts.get(c, 0) >= min_cell]
+    X = pd.DataFrame({f"cell_{i}": (d[segment_col].astype(object) == c).astype(float).to_numpy()
+                      for i, c in enumerate(cells)}, index=d.index)
+    for cov in covariates or []:
+        X[cov] = pd.to_numeric(d[cov], errors="raise")
+    X[entry_col], X[duration_col], X[event_col] = d[entry_col], d[duration_col], d[event_col]
+    try:
+        cph = CoxPHFitter().fit(X, duration_col, event_col, entry_col=entry_col)
+    except Exception as exc:  # lifelines raises ConvergenceError and friends
+        raise ModelError(f"segment_hazard_ratios: the Cox model could not be fitted ({exc}).") from exc
+    z = stats.norm.ppf(0.5 + ci / 2)
+    rows = [{"cell": reference, "hr": 1.0, "lower": np.nan, "upper": np.nan, "p": np.nan,
+             "n": int(counts[reference]), "events": int(d.loc[d[segment_col] == reference, event_col].sum()),
+             "reference": True, "suppressed": False}]
+    for i, c in enumerate(cells):
+        b, se = cph.params_[f"cell_{i}"], cph.standard_errors_[f"cell_{i}"]
+        rows.append({"cell": c, "hr": float(np.exp(b)), "lower": float(np.exp(b - z * se)),
+                     "upper": float(np.exp(b + z * se)), "p": float(cph.summary.loc[f"cell_{i}", "p"]),
+                     "n": int(counts[c]), "events": int(d.loc[d[segment_col] == c, event_col].sum()),
+                     "reference": False, "suppressed": False})
+    for c in small:
+        rows.append({"cell": c, "hr": np.nan, "lower": np.nan, "upper": np.nan, "p": np.nan, "n": np.nan,
+                     "events": np.nan, "reference": False, "suppressed": True})
+    return pd.DataFrame(rows)
+
+
+@dataclass
+class WouldBeDefectors:
+    """Result of :func:`would_be_defectors`: a tidy ``table`` and a ``finding`` sentence."""
+
+    table: pd.DataFrame
+    finding: str
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        return self.table
+
+    def _repr_html_(self):
+        return f"<p>{self.finding}</p>" + self.table.to_html(index=False)
+
+
+def _pct(x):
+    return f"{100 * x:.0f}%"
+
+
+def would_be_defectors(df: pd.DataFrame, horizon: float = 12, *, segment_col: str = "segment_2x2",
+                       entry_col: str = "entry", duration_col: str = "duration", event_col: str = "event",
+                       n_boot: int = 500, seed: int = 0, min_cell: int = 10, ci: float = 0.95,
+                       focus: str = DGC) -> WouldBeDefectors:
+    """Which cell holds the would-be defectors? Share of defectors within ``horizon`` vs share of customers.
+
+    Expected defectors of a cell = n_cell x F_cell(horizon), F = 1 - KM on months since the survey
+    (censoring handled; a plain count of observed defections would miss those surveyed recently).
+    ``ratio`` = defector share / customer share (> 1: the cell holds more than its share). Percentile
+    bootstrap intervals resample respondents; ``p_highest_share`` / ``p_highest_ratio`` are the
+    bootstrap probabilities that the cell ranks first. "unclassified" respondents are left out.
+
+    Returns :class:`WouldBeDefectors` with ``table`` (cell, n, customer_share, expected_defectors,
+    defector_share, defector_share_lower/upper, ratio, lower, upper, p_highest_share,
+    p_highest_ratio, suppressed) and ``finding`` (a sentence about ``focus`` built from the numbers).
+    """
+    S, T, E = _survival_arrays(df, entry_col, duration_col, event_col, "would_be_defectors")
+    seg = df[segment_col].astype(object).to_numpy() if segment_col in df.columns else None
+    if seg is None:
+        raise DataContractError(f"would_be_defectors: column {segment_col!r} not found; run perception_segments first.")
+    keep = seg != UNCLASSIFIED
+    since, E, seg = (T - S)[keep], E[keep], seg[keep]
+    cells = [c for c in SEGMENTS_2X2 if (seg == c).any()]
+    if len(cells) < 2:
+        raise DataContractError("would_be_defectors: fewer than two segments have respondents.")
+    risk = [_RiskSets(np.zeros(int((seg == c).sum())), since[seg == c], E[seg == c]) for c in cells]
+
+    def shares(weights):
+        n = np.array([w.sum() for w in weights])
+        f = np.array([1 - _step_at(r.times, r.km(w)[2], horizon) for r, w in zip(risk, weights)])
+        exp_def = n * f
+        cust = n / n.sum()
+        dshare = exp_def / exp_def.sum() if exp_def.sum() > 0 else np.full(n.size, np.nan)
+        return n, exp_def, cust, dshare, dshare / cust
+
+    ones = [np.ones(r.duration.size) for r in risk]
+    n, exp_def, cust, dshare, ratio = shares(ones)
+    if exp_def.sum() == 0:
+        raise ModelError(f"would_be_defectors: no defections within {horizon} months of the survey.")
+    rng = np.random.default_rng(seed)
+    idx_cell = np.concatenate([np.full(r.duration.size, i) for i, r in enumerate(risk)])
+    pos = np.concatenate([np.arange(r.duration.size) for r in risk])
+    boot_d, boot_r = [], []
+    for _ in range(int(n_boot)):
+        pick = rng.integers(0, idx_cell.size, idx_cell.size)
+        w = [np.bincount(pos[pick[idx_cell[pick] == i]], minlength=r.duration.size).astype(float)
+             for i, r in enumerate(risk)]
+        if any(x.sum() == 0 for x in w):
+            continue
+        _, _, _, bd, br = shares(w)
+        boot_d.append(bd)
+        boot_r.append(br)
+    boot_d, boot_r = np.array(boot_d), np.array(boot_r)
+    a = (1 - ci) / 2
+    small = n < min_cell
+    rows = []
+    for i, c in enumerate(cells):
+        row = {"cell": c, "horizon": horizon, "n": int(n[i]), "customer_share": cust[i],
+               "expected_defectors": exp_def[i], "defector_share": dshare[i]}
+        if len(boot_d):
+            row["defector_share_lower"], row["defector_share_upper"] = np.nanquantile(boot_d[:, i], [a, 1 - a])
+            row["ratio"], (row["lower"], row["upper"]) = ratio[i], np.nanquantile(boot_r[:, i], [a, 1 - a])
+            row["p_highest_share"] = float(np.mean(np.nanargmax(boot_d, axis=1) == i))
+            row["p_highest_ratio"] = float(np.mean(np.nanargmax(boot_r, axis=1) == i))
+        else:
+            row.update(defector_share_lower=np.nan, defector_share_upper=np.nan, ratio=ratio[i], lower=np.nan,
+                       upper=np.nan, p_highest_share=np.nan, p_highest_ratio=np.nan)
+        row["suppressed"] = bool(small[i])
+        if small[i]:
+            for k in list(row):
+                if k not in ("cell", "horizon", "suppressed"):
+                    row[k] = np.nan
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    finding = _finding(table, focus, horizon, ci)
+    return WouldBeDefectors(table=table, finding=finding)
+
+
+def _finding(table, focus, horizon, ci):
+    shown = table[~table["suppressed"]]
+    if focus not in set(shown["cell"]):
+        return f"The cell {focus!r} has too few respondents to be reported."
+    r = shown.set_index("cell").loc[focus]
+    top_share = shown.loc[shown["defector_share"].idxmax(), "cell"]
+    top_ratio = shown.loc[shown["ratio"].idxmax(), "cell"]
+    level = f"{100 * ci:.0f}%"
+    s = (f"{focus[0].upper() + focus[1:]} are {_pct(r['customer_share'])} of classified respondents but hold "
+         f"{_pct(r['defector_share'])} of the expected defectors within {horizon:g} months "
+         f"({level} CI {_pct(r['defector_share_lower'])}-{_pct(r['defector_share_upper'])}); "
+         f"ratio {r['ratio']:.2f} ({level} CI {r['lower']:.2f}-{r['upper']:.2f}). ")
+    if top_share == focus:
+        s += f"They hold the largest share of would-be defectors of the four cells (bootstrap probability " \
+             f"{r['p_highest_share']:.2f}); "
+    else:
+        s += f"The largest share of would-be defectors is held by {top_share} (bootstrap probability " \
+             f"{shown.set_index('cell').loc[top_share, 'p_highest_share']:.2f}), not {focus}; "
+    if top_ratio == focus:
+        s += f"relative to their size they are the most over-represented cell (probability {r['p_highest_ratio']:.2f})."
+    else:
+        s += f"relative to size the most over-represented cell is {top_ratio}."
+    if np.isfinite(r["lower"]) and r["lower"] > 1:
+        s += f" Their over-representation is beyond sampling error at the {level} level."
+    elif np.isfinite(r["upper"]) and r["upper"] < 1:
+        s += f" They are under-represented beyond sampling error at the {level} level."
+    else:
+        s += f" The {level} interval of their ratio includes 1 (no clear over-representation)."
+    return s

@@ -1,0 +1,354 @@
+"""Accelerated failure time (AFT) models: Weibull, log-logistic and log-normal, compared by AIC.
+
+An AFT model says how much longer (or shorter) a customer stays: ``log T = b0 + b'x + sigma e``,
+so ``exp(b)`` is a *time ratio*. With constructs standardised per SD, a time ratio of 1.18 reads
+"customers one SD higher on the construct stay 18 % longer". This is the documented fallback
+when proportional hazards fail, and an easier effect size to explain than a hazard ratio.
+
+Delayed entry (left truncation) is supported through ``entry_col``: a respondent enters the risk
+set at the survey (tenure at survey), so time before the survey is never credited to the
+perception. Fitting uses lifelines (``WeibullAFTFitter``, ``LogLogisticAFTFitter``,
+``LogNormalAFTFitter``), whose likelihood conditions on survival to the entry time.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from cxlab.errors import ModelError, ParameterError
+
+__all__ = ["AFTComparison", "fit_aft", "time_ratio_sentence"]
+
+#: distribution name -> (lifelines fitter class name, name of the location parameter)
+_DISTRIBUTIONS = {
+    "weibull": ("WeibullAFTFitter", "lambda_"),
+    "loglogistic": ("LogLogisticAFTFitter", "alpha_"),
+    "lognormal": ("LogNormalAFTFitter", "mu_"),
+}
+
+
+# ---- design matrix (shared with cxlab.survival.evaluate) ------------------------------------
+
+
+@dataclass
+class _Design:
+    """Model-ready columns: standardised constructs, dummy-coded categorical controls."""
+
+    frame: pd.DataFrame  # covariates + duration (+ entry) + event, complete cases only
+    covariates: list[str]
+    constructs: list[str]
+    sd: dict[str, float]
+    mean: dict[str, float]
+    references: dict[str, str] = field(default_factory=dict)  # categorical control -> reference level
+    n_dropped: int = 0
+
+
+def _check_columns(df: pd.DataFrame, columns: Sequence[str], role: str) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ModelError(
+            f"The {role} column(s) {missing} are not in the data. Available columns: "
+            f"{list(df.columns)}. Check the study's column mapping or the arguments you passed."
+        )
+
+
+def _prepare_design(
+    df: pd.DataFrame,
+    constructs: Sequence[str],
+    controls: Sequence[str],
+    duration_col: str,
+    event_col: str,
+    entry_col: str | None,
+    *,
+    standardise: bool = True,
+) -> _Design:
+    """Validate the survival columns and build the design matrix.
+
+    Rows with a missing value in any used column are dropped (with a warning that counts them).
+    Constructs are standardised to mean 0 and SD 1 (sample SD) so effects are "per SD";
+    numeric controls enter as they are; string/categorical/boolean controls are dummy-coded
+    against their most frequent level (the reference).
+    """
+    if not isinstance(df, pd.DataFrame):
+        raise ParameterError(f"The 'df' argument must be a pandas DataFrame. Got {type(df).__name__} instead.")
+    constructs, controls = list(constructs), list(controls)
+    if not constructs:
+        raise ParameterError("The 'constructs' argument must name at least one construct column. Got none.")
+    survival_cols = [duration_col, event_col] + ([entry_col] if entry_col else [])
+    _check_columns(df, survival_cols, "survival")
+    _check_columns(df, constructs, "construct")
+    _check_columns(df, controls, "control")
+
+    used = list(dict.fromkeys(survival_cols + constructs + controls))
+    data = df[used]
+    complete = data.notna().all(axis=1)
+    n_dropped = int((~complete).sum())
+    if n_dropped:
+        by_col = data.isna().sum()
+        by_col = {c: int(v) for c, v in by_col.items() if v}
+        warnings.warn(
+            f"{n_dropped} of {len(data)} rows have a missing value in a model column and were "
+            f"left out (missing per column: {by_col}).",
+            stacklevel=3,
+        )
+    data = data.loc[complete]
+    if len(data) == 0:
+        raise ModelError("No complete rows are left after dropping rows with missing values in the model columns.")
+
+    out = pd.DataFrame(index=data.index)
+    duration = pd.to_numeric(data[duration_col], errors="coerce").astype(float)
+    event = pd.to_numeric(data[event_col], errors="coerce")
+    if duration.isna().any() or not np.isfinite(duration).all():
+        raise ModelError(f"Column '{duration_col}' must be numeric and finite (months).")
+    if not event.isin([0, 1]).all():
+        bad = data.index[~event.isin([0, 1])][:5].tolist()
+        raise ModelError(f"Column '{event_col}' must be 0/1 (1 = defected). Rows {bad} have other values.")
+    if (duration <= 0).any():
+        bad = data.index[duration <= 0][:5].tolist()
+        raise ModelError(f"Column '{duration_col}' must be > 0; rows {bad} are not. Fix or drop them.")
+    out[duration_col] = duration
+    out[event_col] = event.astype(int)
+    if entry_col:
+        entry = pd.to_numeric(data[entry_col], errors="coerce").astype(float)
+        if (entry < 0).any():
+            bad = data.index[entry < 0][:5].tolist()
+            raise ModelError(f"Column '{entry_col}' (entry time) must be >= 0; rows {bad} are negative.")
+        if (duration <= entry).any():
+            bad = data.index[duration <= entry][:5].tolist()
+            raise ModelError(
+                f"Column '{duration_col}' must be greater than '{entry_col}' (a respondent is at risk "
+                f"after the survey); rows {bad} are not. Check the panel builder's output."
+            )
+        out[entry_col] = entry
+    if out[event_col].sum() == 0:
+        raise ModelError(
+            f"There are no events ('{event_col}' is 0 on every one of {len(out)} rows): a survival model "
+            "cannot be fitted. Check the snapshot date and the defection definition."
+        )
+
+    sd, mean = {}, {}
+    for c in constructs:
+        x = pd.to_numeric(data[c], errors="coerce").astype(float)
+        s = float(x.std(ddof=1)) if len(x) > 1 else 0.0
+        if not np.isfinite(s) or s == 0:
+            raise ModelError(f"Construct '{c}' has no variance in the data: it cannot enter the model.")
+        sd[c], mean[c] = s, float(x.mean())
+        out[c] = (x - mean[c]) / s if standardise else x
+
+    covariates = list(constructs)
+    references: dict[str, str] = {}
+    for c in controls:
+        x = data[c]
+        if pd.api.types.is_numeric_dtype(x) and not pd.api.types.is_bool_dtype(x):
+            if x.nunique() < 2:
+                raise ModelError(f"Control '{c}' has no variance in the data: drop it from 'controls'.")
+            out[c] = x.astype(float)
+            covariates.append(c)
+            continue
+        x = x.astype(str)
+        counts = x.value_counts()
+        if len(counts) < 2:
+            raise ModelError(f"Control '{c}' has a single level ({counts.index[0]!r}): drop it from 'controls'.")
+        ref = str(counts.index[0])
+        references[c] = ref
+        for level in sorted(counts.index):
+            if level == ref:
+                continue
+            name = f"{c}={level}"
+            out[name] = (x == level).astype(float)
+            covariates.append(name)
+    return _Design(out, covariates, constructs, sd, mean, references, n_dropped)
+
+
+# ---- plain-English sentences ----------------------------------------------------------------
+
+
+def _pct(x: float) -> str:
+    return f"{abs(x) * 100:.0f}"
+
+
+def time_ratio_sentence(construct: str, time_ratio: float, lower: float, upper: float, label: str | None = None) -> str:
+    """One plain-English sentence for a time ratio per SD and its 95 % CI.
+
+    ``label`` is the adjective for "one SD more ..." (e.g. ``"recognised"``); without it the
+    sentence says "scoring one SD higher on <construct>".
+
+    >>> time_ratio_sentence("recognition", 1.18, 1.12, 1.25, label="recognised")
+    'Customers one SD more recognised stay 18 % longer (95 % CI 12–25 %).'
+    """
+    who = f"Customers one SD more {label}" if label else f"Customers scoring one SD higher on {construct}"
+    if not all(np.isfinite([time_ratio, lower, upper])):
+        return f"{who}: the time ratio could not be estimated."
+    if lower <= 1 <= upper:
+        return (
+            f"{who}: no clear difference in how long they stay (time ratio {time_ratio:.2f}, "
+            f"95 % CI {lower:.2f}–{upper:.2f})."
+        )
+    if time_ratio > 1:
+        return f"{who} stay {_pct(time_ratio - 1)} % longer (95 % CI {_pct(lower - 1)}–{_pct(upper - 1)} %)."
+    return f"{who} stay {_pct(1 - time_ratio)} % shorter (95 % CI {_pct(1 - upper)}–{_pct(1 - lower)} %)."
+
+
+# ---- the comparison -------------------------------------------------------------------------
+
+
+class AFTComparison:
+    """Weibull, log-logistic and log-normal AFT models fitted to the same data, compared by AIC.
+
+    Attributes (after :meth:`fit`): ``models_`` (distribution -> fitted lifelines fitter),
+    ``comparison`` (distribution, log_likelihood, n_params, aic, delta_aic, best), ``best_``
+    (name of the lowest-AIC distribution), ``summary`` (distribution, term, time_ratio, lower,
+    upper, p: time ratios per SD of each construct, per unit of numeric controls and versus the
+    reference level of categorical controls), ``n_`` and ``n_events_``.
+    """
+
+    def __init__(
+        self,
+        constructs: Sequence[str],
+        controls: Sequence[str] = (),
+        duration_col: str = "duration",
+        event_col: str = "event",
+        entry_col: str | None = None,
+        distributions: Sequence[str] = ("weibull", "loglogistic", "lognormal"),
+        alpha: float = 0.05,
+    ):
+        self.constructs = list(constructs)
+        self.controls = list(controls)
+        self.duration_col = duration_col
+        self.event_col = event_col
+        self.entry_col = entry_col
+        self.distributions = tuple(distributions)
+        self.alpha = alpha
+
+    def fit(self, df: pd.DataFrame) -> "AFTComparison":
+        import lifelines
+        from lifelines.exceptions import ConvergenceError, ConvergenceWarning
+
+        unknown = [d for d in self.distributions if d not in _DISTRIBUTIONS]
+        if unknown or not self.distributions:
+            raise ParameterError(
+                f"The 'distributions' parameter of fit_aft must be a non-empty subset of "
+                f"{list(_DISTRIBUTIONS)}. Got {list(self.distributions)} instead."
+            )
+        if not 0 < self.alpha < 1:
+            raise ParameterError(f"The 'alpha' parameter must be a float in (0, 1). Got {self.alpha} instead.")
+        design = _prepare_design(
+            df, self.constructs, self.controls, self.duration_col, self.event_col, self.entry_col
+        )
+        self.design_ = design
+        self.n_ = len(design.frame)
+        self.n_events_ = int(design.frame[self.event_col].sum())
+        self.models_, rows, tables, failures = {}, [], [], {}
+        for dist in self.distributions:
+            cls_name, location = _DISTRIBUTIONS[dist]
+            fitter = getattr(lifelines, cls_name)(alpha=self.alpha)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", ConvergenceWarning)
+                try:
+                    fitter.fit(
+                        design.frame,
+                        duration_col=self.duration_col,
+                        event_col=self.event_col,
+                        entry_col=self.entry_col,
+                    )
+                except (ConvergenceError, np.linalg.LinAlgError, ValueError) as exc:
+                    failures[dist] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                    continue
+            for w in caught:
+                if issubclass(w.category, ConvergenceWarning):
+                    warnings.warn(f"{dist} AFT: {w.message}", stacklevel=2)
+            self.models_[dist] = fitter
+            rows.append(
+                {
+                    "distribution": dist,
+                    "log_likelihood": float(fitter.log_likelihood_),
+                    "n_params": int(len(fitter.params_)),
+                    "aic": float(fitter.AIC_),
+                }
+            )
+            s = fitter.summary.loc[location]
+            lo_col = [c for c in s.columns if c.startswith("coef lower")][0]
+            hi_col = [c for c in s.columns if c.startswith("coef upper")][0]
+            s = s.drop(index="Intercept", errors="ignore")
+            tables.append(
+                pd.DataFrame(
+                    {
+                        "distribution": dist,
+                        "term": s.index.astype(str),
+                        "time_ratio": np.exp(s["coef"].to_numpy()),
+                        "lower": np.exp(s[lo_col].to_numpy()),
+                        "upper": np.exp(s[hi_col].to_numpy()),
+                        "p": s["p"].to_numpy(),
+                    }
+                )
+            )
+        if not self.models_:
+            detail = "; ".join(f"{d}: {m}" for d, m in failures.items())
+            raise ModelError(
+                f"None of the AFT models converged ({detail}). Check for constructs that (almost) "
+                "perfectly separate defectors, very few events, or collinear controls."
+            )
+        for dist, msg in failures.items():
+            warnings.warn(f"The {dist} AFT model did not converge and is left out: {msg}", stacklevel=2)
+        comparison = pd.DataFrame(rows)
+        comparison["delta_aic"] = comparison["aic"] - comparison["aic"].min()
+        comparison["best"] = comparison["delta_aic"] == 0
+        self.comparison = comparison.sort_values("aic", kind="stable").reset_index(drop=True)
+        self.best_ = str(self.comparison.loc[0, "distribution"])
+        self.summary = pd.concat(tables, ignore_index=True)
+        return self
+
+    def sentences(self, distribution: str | None = None, labels: Mapping[str, str] | None = None) -> list[str]:
+        """Plain-English lines, one per construct, from the time ratios of ``distribution``
+        (default: the best by AIC). ``labels`` maps a construct to an adjective
+        (``{"recognition": "recognised"}``) for "Customers one SD more recognised stay ...".
+        """
+        dist = distribution or self.best_
+        if dist not in self.models_:
+            raise ParameterError(
+                f"The 'distribution' parameter of sentences must be one of {list(self.models_)}. Got {dist!r} instead."
+            )
+        labels = dict(labels or {})
+        table = self.summary[self.summary["distribution"] == dist].set_index("term")
+        return [
+            time_ratio_sentence(c, *table.loc[c, ["time_ratio", "lower", "upper"]].astype(float), label=labels.get(c))
+            for c in self.constructs
+        ]
+
+    def _repr_html_(self) -> str:
+        if not hasattr(self, "best_"):
+            return "<p>AFTComparison (not fitted)</p>"
+        return (
+            f"<p><b>AFT models</b>: n = {self.n_}, events = {self.n_events_}, best by AIC: {self.best_}</p>"
+            + self.comparison.to_html(index=False, float_format=lambda v: f"{v:.3f}")
+            + self.summary.to_html(index=False, float_format=lambda v: f"{v:.3g}")
+        )
+
+
+def fit_aft(
+    df: pd.DataFrame,
+    constructs: Sequence[str],
+    controls: Sequence[str] = (),
+    duration_col: str = "duration",
+    event_col: str = "event",
+    entry_col: str | None = None,
+    distributions: Sequence[str] = ("weibull", "loglogistic", "lognormal"),
+    alpha: float = 0.05,
+) -> AFTComparison:
+    """Fit Weibull, log-logistic and log-normal AFT models and compare them by AIC.
+
+    Constructs are standardised per SD (sample SD of the analysed rows), categorical controls
+    dummy-coded against their most frequent level. With ``entry_col`` (tenure at survey) the
+    likelihood is left-truncated at entry. Time ratios are ``exp(coef)`` of the location
+    parameter (lifelines' ``lambda_`` / ``alpha_`` / ``mu_``) with Wald CIs.
+
+    Raises :class:`cxlab.errors.ModelError` when there are no events, a construct has no
+    variance, or none of the models converges (a model that alone fails is left out with a
+    warning).
+    """
+    return AFTComparison(constructs, controls, duration_col, event_col, entry_col, distributions, alpha).fit(df)

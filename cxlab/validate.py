@@ -1,0 +1,718 @@
+"""The data contract: check a study's files and report every problem at once.
+
+:func:`validate_study` reads every data file the study spec names (CSV or Parquet), checks every
+rule and returns a :class:`ValidationReport` whose ``problems`` table has one row per
+rule x column that fails::
+
+    file           column         rule            rows  examples       fix
+    customers.csv  date d'entrée  date_parseable     2  3, 17          'date d'entrée' (customers.start) must hold ISO dates ...
+
+``rows`` counts the offending rows and ``examples`` gives up to five of them as 1-based data row
+numbers (row 1 is the first row under the CSV header). Cell contents, and customer identifiers
+in particular, never appear in a report. Problems about a whole file or column (a missing
+file, a missing column) have ``rows = 0`` and no examples.
+
+Per-column rules (parseability, ranges, uniqueness, nullability) and the within-file date order
+run as one lazy pandera schema per file; the cross-file rules (ids known in the customer base,
+dates inside the customer's relationship) are plain pandas and land in the same table.
+
+Rules (the ``rule`` column):
+
+=====================  ======================================================================
+file_exists            the file named in the spec exists
+file_readable          it can be read as CSV (UTF-8) or Parquet
+has_rows               it holds at least one data row
+column_present         every column the spec names is in the file
+name_clash             a survey column is named like a column of cxlab's typed tables
+not_empty              ids, ``customers.start``, ``surveys.date``, ``complaints.opened`` are filled
+unique                 customer ids are unique in the customer file
+date_parseable         dates are ISO dates or date-times (empty allowed for end / closed)
+start_before_end       ``start <= end`` (customers), ``opened <= closed`` (complaints)
+numeric                ``value``, items and outcomes are numbers (empty allowed)
+in_scale               items in ``surveys.scale``, outcomes in their scale, or a missing code
+boolean                ``compensated`` is 0/1, true/false or yes/no (empty allowed)
+id_in_customers        every survey / complaint id is in the customer file
+inside_relationship    survey date / complaint opening between the customer's start and end
+=====================  ======================================================================
+
+Dates after ``snapshot_date`` are not errors: the panel cuts them. Comparisons with the
+relationship are made on calendar days (a survey answered at 14:00 on the day the customer
+left is inside the relationship).
+
+:func:`load_study_data` validates and returns the typed tables (:class:`StudyData`) or raises
+:class:`cxlab.errors.DataContractError`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import html
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+
+from cxlab.errors import DataContractError, StudyError
+from cxlab.study import Study, read_table
+
+__all__ = ["validate_study", "load_study_data", "ValidationReport", "StudyData", "PROBLEM_COLUMNS"]
+
+#: columns of :attr:`ValidationReport.problems`
+PROBLEM_COLUMNS = ["file", "column", "rule", "rows", "examples", "fix"]
+SUMMARY_COLUMNS = ["file", "role", "column", "rows", "columns", "missing_codes", "empty"]
+_N_EXAMPLES = 5
+_ROLE_ORDER = ("customers", "surveys", "complaints")
+_DATE_FORMAT_HINT = ("ISO dates (YYYY-MM-DD) or date-times (YYYY-MM-DD HH:MM:SS) between the years "
+                     "1678 and 2261")
+
+
+# --------------------------------------------------------------------------------------------
+# public results
+
+
+@dataclass
+class StudyData:
+    """The study's tables in canonical form (validated, typed, original row order).
+
+    customers: ``customer_id`` (str), ``start``, ``end`` (datetime64[ns]; NaT = active),
+    ``value`` (float64; NaN when the spec has no value), each covariate under its own name
+    (pandas "string"), ``source_row`` (1-based data row in the file).
+
+    surveys: ``customer_id``, ``date``, every construct item, the self_status item and every
+    outcome column under their own names as float64 (declared missing codes -> NaN),
+    ``source_row``.
+
+    complaints (None when the study has none): ``customer_id``, ``opened``, ``closed`` (NaT =
+    still open), ``compensated`` (float 0/1, NaN when not given), ``source_row``.
+    """
+
+    customers: pd.DataFrame
+    surveys: pd.DataFrame
+    complaints: pd.DataFrame | None = None
+
+
+@dataclass
+class ValidationReport:
+    """Everything :func:`validate_study` found.
+
+    Attributes
+    ----------
+    problems : DataFrame
+        One row per rule x column that fails: file, column, rule, rows, examples, fix.
+    summary : DataFrame
+        Per file (``column`` is NA): rows and columns; per survey item / outcome: rows, the
+        count of declared missing codes and of empty cells.
+    data : StudyData or None
+        The typed tables, when every check passed.
+    """
+
+    problems: pd.DataFrame
+    summary: pd.DataFrame
+    data: StudyData | None = None
+    files: dict[str, int | None] = field(default_factory=dict)  # file label -> data rows
+
+    @property
+    def ok(self) -> bool:
+        return self.problems.empty
+
+    def to_text(self) -> str:
+        """A plain-text table of the problems (or one line saying all checks passed)."""
+        if self.ok:
+            counts = ", ".join(f"{label} {n:,} rows" for label, n in self.files.items())
+            return f"All checks passed: {counts}."
+        n_files = self.problems["file"].nunique()
+        head = (f"{len(self.problems)} problem{'s' * (len(self.problems) != 1)} in {n_files} "
+                f"file{'s' * (n_files != 1)}")
+        table = self.problems.astype({"rows": str}).astype(str)
+        widths = {c: max(len(c), table[c].str.len().max()) for c in PROBLEM_COLUMNS[:-1]}
+        lines = [head, ""]
+        lines.append("  ".join(c.ljust(widths[c]) if c != "rows" else c.rjust(widths[c])
+                               for c in PROBLEM_COLUMNS[:-1]) + "  fix")
+        for rec in table.to_dict("records"):
+            cells = [rec[c].rjust(widths[c]) if c == "rows" else rec[c].ljust(widths[c])
+                     for c in PROBLEM_COLUMNS[:-1]]
+            lines.append("  ".join(cells) + "  " + rec["fix"])
+        lines += ["", "rows: number of offending rows; examples: data row numbers "
+                      "(1 = first row under the header)."]
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.to_text()
+
+    def raise_if_failed(self) -> None:
+        """Raise :class:`cxlab.errors.DataContractError` (message = :meth:`to_text`) if not ok."""
+        if not self.ok:
+            raise DataContractError(self.to_text(), self.problems.copy())
+
+    def _repr_html_(self) -> str:
+        esc = html.escape
+        if self.ok:
+            counts = ", ".join(f"{esc(label)} {n:,} rows" for label, n in self.files.items())
+            return f"<p><b>All checks passed</b>: {counts}.</p>"
+        n_files = self.problems["file"].nunique()
+        head = "".join(f"<th>{esc(c)}</th>" for c in PROBLEM_COLUMNS)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{esc(str(rec[c]))}</td>" for c in PROBLEM_COLUMNS) + "</tr>"
+            for rec in self.problems.to_dict("records"))
+        return (f"<p><b>{len(self.problems)} problems in {n_files} files</b> (rows: offending rows; "
+                f"examples: data row numbers, 1 = first row under the header)</p>"
+                f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+
+
+# --------------------------------------------------------------------------------------------
+# parsing helpers (vectorised; string columns are parsed once per distinct value)
+
+
+def _is_text(s: pd.Series) -> bool:
+    return s.dtype == object or isinstance(s.dtype, (pd.StringDtype, pd.CategoricalDtype))
+
+
+def _distinct(s: pd.Series) -> tuple[np.ndarray, pd.Series]:
+    """Codes (-1 = missing) and the distinct values as stripped strings."""
+    codes, uniques = pd.factorize(s.astype(object) if isinstance(s.dtype, pd.CategoricalDtype) else s,
+                                  use_na_sentinel=True)
+    text = pd.Series(np.asarray(uniques, dtype=object), dtype=object).astype(str).str.strip()
+    return codes, text
+
+
+def _take(values: np.ndarray, codes: np.ndarray, fill) -> np.ndarray:
+    """``values[codes]`` with ``fill`` where the code is -1."""
+    if len(values) == 0:
+        return np.full(len(codes), fill, dtype=values.dtype)
+    out = values[np.where(codes < 0, 0, codes)]
+    out[codes < 0] = fill
+    return out
+
+
+def _clean_ids(s: pd.Series) -> pd.Series:
+    """Identifiers as stripped strings (object dtype, NaN when empty)."""
+    if _is_text(s):
+        s = s.astype(object)
+        if pd.api.types.infer_dtype(s, skipna=True) not in ("string", "empty"):
+            s = s.where(s.isna(), s.astype(str))
+        s = s.str.strip()
+        return s.mask(s == "")
+    if pd.api.types.is_float_dtype(s):
+        finite = s.dropna()
+        if (finite == np.floor(finite)).all():
+            s = s.astype("Int64")
+    return s.astype(object).where(s.notna(), np.nan).map(str, na_action="ignore")
+
+
+def _parse_numbers(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(float64 values, empty mask). Non-numbers are NaN with ``empty`` False."""
+    if pd.api.types.is_bool_dtype(s) or (pd.api.types.is_numeric_dtype(s) and not _is_text(s)):
+        v = s.astype("float64").to_numpy(na_value=np.nan)
+        return v, np.isnan(v) & s.isna().to_numpy()
+    codes, text = _distinct(s)
+    u_empty = (text == "").to_numpy()
+    u_val = pd.to_numeric(text.mask(text == ""), errors="coerce").astype("float64").to_numpy()
+    return _take(u_val, codes, np.nan), _take(u_empty, codes, True)
+
+
+_NS_MIN, _NS_MAX = np.datetime64(pd.Timestamp.min.ceil("us")), np.datetime64(pd.Timestamp.max.floor("us"))
+
+
+def _parse_dates(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(datetime64[ns] values, empty mask). Unparseable dates are NaT with ``empty`` False."""
+    if isinstance(s.dtype, pd.DatetimeTZDtype):
+        s = s.dt.tz_convert("UTC").dt.tz_localize(None)
+    if pd.api.types.is_datetime64_any_dtype(s):
+        a = s.to_numpy()
+        empty = np.isnat(a)
+        if a.dtype != "datetime64[ns]":
+            inside = (a >= _NS_MIN) & (a <= _NS_MAX)
+            a = np.where(inside, a, np.datetime64("NaT")).astype("datetime64[ns]")
+        return a, empty
+    codes, text = _distinct(s)
+    u_empty = (text == "").to_numpy()
+    parsed = pd.to_datetime(text.mask(text == ""), format="ISO8601", errors="coerce", utc=True)
+    u_val = parsed.dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
+    return _take(u_val, codes, np.datetime64("NaT")), _take(u_empty, codes, True)
+
+
+_TRUE, _FALSE = {"1", "true", "yes"}, {"0", "false", "no"}
+
+
+def _parse_flags(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(float 0/1 values, empty mask) for 0/1, true/false, yes/no."""
+    if pd.api.types.is_bool_dtype(s) or (pd.api.types.is_numeric_dtype(s) and not _is_text(s)):
+        v, empty = _parse_numbers(s)
+        return np.where(np.isin(v, (0.0, 1.0)), v, np.nan), empty
+    codes, text = _distinct(s)
+    low = text.str.lower()
+    num = pd.to_numeric(low.mask(low == ""), errors="coerce")
+    u_val = np.where(low.isin(_TRUE) | (num == 1), 1.0, np.where(low.isin(_FALSE) | (num == 0), 0.0, np.nan))
+    return _take(u_val, codes, np.nan), _take((low == "").to_numpy(), codes, True)
+
+
+def _clean_text(s: pd.Series) -> pd.Series:
+    """Covariates as pandas "string" (stripped; empty -> NA)."""
+    t = s.astype("string").str.strip()
+    return t.mask(t == "")
+
+
+def _fmt(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+def _fmt_list(xs) -> str:
+    return "[" + ", ".join(_fmt(x) for x in xs) + "]"
+
+
+# --------------------------------------------------------------------------------------------
+# problem collection
+
+
+class _Problems:
+    """Problem rows in the order they are found (one per file x column x rule)."""
+
+    def __init__(self):
+        self.rows: list[dict] = []
+
+    def add(self, file: str, column: str, rule: str, fix: str, row_index=None) -> None:
+        if row_index is None:
+            n, examples = 0, ""
+        else:
+            idx = np.unique(np.asarray(row_index, dtype="int64"))
+            if len(idx) == 0:
+                return
+            n, examples = len(idx), ", ".join(str(i + 1) for i in idx[:_N_EXAMPLES])
+        self.rows.append(dict(file=file, column=column, rule=rule, rows=int(n), examples=examples,
+                              fix=fix))
+
+    def add_mask(self, file: str, column: str, rule: str, fix: str, bad: np.ndarray) -> None:
+        if bad.any():
+            self.add(file, column, rule, fix, np.flatnonzero(bad))
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.rows, columns=PROBLEM_COLUMNS).astype({"rows": "int64"})
+
+
+class _Schema:
+    """Collects pandera checks for one file and turns its failure cases into problem rows."""
+
+    def __init__(self, file: str):
+        self.file = file
+        self.columns: dict[str, dict] = {}
+        self.wide: list[pa.Check] = []
+        self.registry: dict[str, tuple[int, str, str, str]] = {}  # key -> (order, column, rule, fix)
+
+    def _register(self, key: str, column: str, rule: str, fix: str) -> None:
+        self.registry[key] = (len(self.registry), column, rule, fix)
+
+    def _col(self, column: str) -> dict:
+        return self.columns.setdefault(column, dict(nullable=True, unique=False, checks=[]))
+
+    def not_empty(self, column: str, fix: str) -> None:
+        self._col(column)["nullable"] = False
+        self._register(f"{column}\x00not_nullable", column, "not_empty", fix)
+
+    def unique(self, column: str, fix: str) -> None:
+        self._col(column)["unique"] = True
+        self._register(f"{column}\x00field_uniqueness", column, "unique", fix)
+
+    def check(self, column: str, rule: str, ok: np.ndarray, fix: str, wide: bool = False) -> None:
+        """A vectorised check: ``ok`` is the precomputed boolean mask over the file's rows."""
+        name = f"cx{len(self.registry)}"
+        self._register(name, column, rule, fix)
+        ok_series = pd.Series(ok, copy=False)
+        chk = pa.Check(lambda obj, _ok=ok_series: _ok.set_axis(obj.index), name=name, ignore_na=False)
+        if wide:
+            self.wide.append(chk)
+        else:
+            self._col(column)["checks"].append(chk)
+
+    def run(self, frame: pd.DataFrame, problems: _Problems) -> None:
+        if not self.columns and not self.wide:
+            return
+        schema = pa.DataFrameSchema(
+            {c: pa.Column(nullable=o["nullable"], unique=o["unique"], report_duplicates="all",
+                          checks=o["checks"], required=True) for c, o in self.columns.items()},
+            checks=self.wide, strict=False)
+        try:
+            schema.validate(frame, lazy=True, inplace=True)
+            return
+        except pa.errors.SchemaErrors as err:
+            cases = err.failure_cases
+        key = np.where(cases["check"].astype(str).isin(self.registry), cases["check"].astype(str),
+                       cases["column"].astype(str) + "\x00" + cases["check"].astype(str))
+        cases = cases.assign(_key=key, _row=pd.to_numeric(cases["index"], errors="coerce"))
+        found = []
+        for k, grp in cases.groupby("_key", sort=False):
+            rows = grp["_row"].dropna().astype("int64").to_numpy()
+            if k in self.registry:
+                order, column, rule, fix = self.registry[k]
+            else:  # a pandera check cxlab did not declare (should not happen): still reported
+                column, _, check = str(k).partition("\x00")
+                order, rule, fix = len(self.registry), check, f"pandera check {check!r} failed"
+            found.append((order, column, rule, fix, rows if len(rows) else None))
+        for _, column, rule, fix, rows in sorted(found, key=lambda t: t[0]):
+            problems.add(self.file, column, rule, fix, rows)
+
+
+# --------------------------------------------------------------------------------------------
+# per-file work
+
+
+@dataclass
+class _Table:
+    role: str
+    label: str
+    raw: pd.DataFrame | None = None
+    ids: pd.Series | None = None               # cleaned ids (object, NaN = empty)
+    dates: dict[str, np.ndarray] = field(default_factory=dict)
+    empties: dict[str, np.ndarray] = field(default_factory=dict)
+    numbers: dict[str, np.ndarray] = field(default_factory=dict)
+    ok_cols: set = field(default_factory=set)  # columns present in the file
+    id_col: str | None = None
+
+    @property
+    def n(self) -> int:
+        return 0 if self.raw is None else len(self.raw)
+
+
+def _read(study: Study, role: str, problems: _Problems) -> _Table:
+    label = getattr(study, role).path
+    table = _Table(role, label)
+    path = study.resolve(label)
+    if not path.is_file():
+        problems.add(label, "", "file_exists",
+                     f"{role}.path names {label!r}, which does not exist (looked for {str(path)!r}; "
+                     f"relative paths start from the spec's folder). Correct {role}.path in the spec.")
+        return table
+    try:
+        raw = read_table(path, role)
+    except StudyError as exc:
+        problems.add(label, "", "file_readable", str(exc))
+        return table
+    except UnicodeDecodeError:
+        problems.add(label, "", "file_readable",
+                     f"{label} is not UTF-8 text; save it as CSV UTF-8 (or export Parquet).")
+        return table
+    except Exception as exc:  # parser / arrow errors: name the error, never the contents
+        msg = str(exc).splitlines()[0][:200] if str(exc) else ""
+        problems.add(label, "", "file_readable",
+                     f"{label} could not be read ({type(exc).__name__}: {msg}); check that it is a "
+                     f"comma-separated UTF-8 CSV with one header line, or a Parquet file.")
+        return table
+    table.raw = raw.reset_index(drop=True)
+    if len(table.raw) == 0:
+        problems.add(label, "", "has_rows", f"{label} has a header but no data rows; export the data again.")
+    return table
+
+
+def _require(table: _Table, wanted: list[tuple[str, str]], problems: _Problems) -> None:
+    """column_present: one problem per missing column, naming the spec key to change."""
+    cols = [str(c) for c in table.raw.columns]
+    have = set(table.raw.columns)
+    shown = ", ".join(repr(c) for c in cols[:30]) + (f" ... ({len(cols) - 30} more)" if len(cols) > 30 else "")
+    seen = set()
+    for key, col in wanted:
+        if col in have:
+            table.ok_cols.add(col)
+            continue
+        if col in seen:
+            continue
+        seen.add(col)
+        close = difflib.get_close_matches(col, cols, n=1, cutoff=0.6)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        if len(cols) == 1 and (";" in cols[0] or "\t" in cols[0]):
+            hint += " The file seems to use ';' or tabs as separator: save it comma-separated."
+        problems.add(table.label, col, "column_present",
+                     f"{key} names column {col!r}, which {table.label} does not have; columns are: "
+                     f"{shown}.{hint}")
+
+
+def _check_ids(table: _Table, key: str, col: str, schema: _Schema, unique: bool) -> None:
+    if col not in table.ok_cols:
+        return
+    table.ids = _clean_ids(table.raw[col])
+    schema.not_empty(col, f"{col!r} ({key}) is empty in these rows; every {table.role} row needs a "
+                          f"customer id.")
+    if unique:
+        n_dup = int(table.ids[table.ids.duplicated()].nunique())
+        schema.unique(col, f"{col!r} ({key}) must be unique (one row per customer); {n_dup:,} id"
+                           f"{'s' * (n_dup != 1)} appear more than once in these rows: merge or "
+                           f"remove the duplicates.")
+
+
+def _check_date(table: _Table, key: str, col: str, schema: _Schema, required: bool) -> None:
+    if col not in table.ok_cols or col in table.dates:
+        return
+    values, empty = _parse_dates(table.raw[col])
+    table.dates[col], table.empties[col] = values, empty
+    if required:
+        schema.not_empty(col, f"{col!r} ({key}) is empty in these rows; every row needs this date.")
+    extra = "" if required else (" Leave it empty when there is no date (no placeholder such as "
+                                 "9999-12-31 or 0000-00-00).")
+    schema.check(col, "date_parseable", ~np.isnat(values) | empty,
+                 f"{col!r} ({key}) must hold {_DATE_FORMAT_HINT}; these rows do not.{extra}")
+
+
+def _check_number(table: _Table, key: str, col: str, schema: _Schema, what: str) -> np.ndarray | None:
+    if col not in table.ok_cols:
+        return None
+    if col not in table.numbers:
+        values, empty = _parse_numbers(table.raw[col])
+        table.numbers[col], table.empties[col] = values, empty
+        schema.check(col, "numeric", np.isfinite(values) | empty,
+                     f"{col!r} ({key}) must hold {what} (decimal point, no unit, currency sign or "
+                     f"thousands separator) or be empty; these rows do not.")
+    return table.numbers[col]
+
+
+def _check_order(table: _Table, first: tuple[str, str], second: tuple[str, str], schema: _Schema,
+                 rule: str) -> None:
+    (k1, c1), (k2, c2) = first, second
+    if c1 not in table.dates or c2 not in table.dates:
+        return
+    a, b = table.dates[c1], table.dates[c2]
+    bad = ~np.isnat(a) & ~np.isnat(b) & (b < a)
+    schema.check(c2, rule, ~bad,
+                 f"{c2!r} ({k2}) is before {c1!r} ({k1}) in these rows; check for swapped columns or "
+                 f"mistyped dates.", wide=True)
+
+
+def _frame_for_schema(table: _Table, schema: _Schema) -> pd.DataFrame:
+    """The columns pandera sees: empties as NaN (ids cleaned), other columns as read."""
+    cols = {}
+    for c, opts in schema.columns.items():
+        if table.ids is not None and c == table.id_col:
+            cols[c] = table.ids
+        elif not opts["nullable"] and c in table.empties:
+            cols[c] = pd.Series(np.where(table.empties[c], None, "x"), dtype=object)
+        else:
+            cols[c] = table.raw[c]
+    for c, s in cols.items():
+        if len(s) != table.n:
+            raise RuntimeError(f"internal: column {c!r} has {len(s)} rows, expected {table.n}")
+    return pd.DataFrame(cols, index=table.raw.index, copy=False) if cols else table.raw.iloc[:, :0]
+
+
+# --------------------------------------------------------------------------------------------
+# the whole study
+
+
+def validate_study(study: Study) -> ValidationReport:
+    """Read every data file of ``study`` and check the data contract.
+
+    Never stops at the first problem: a missing file or column is one problem row and the other
+    files and columns are still checked. Returns a :class:`ValidationReport`; its ``data``
+    holds the typed tables when ``ok``.
+    """
+    problems = _Problems()
+    tables: dict[str, _Table] = {}
+    cs, ss, ks = study.customers, study.surveys, study.complaints
+
+    # customers ---------------------------------------------------------------------------
+    t = tables["customers"] = _read(study, "customers", problems)
+    if t.raw is not None:
+        wanted = [("customers.id", cs.id), ("customers.start", cs.start), ("customers.end", cs.end)]
+        if cs.value is not None:
+            wanted.append(("customers.value", cs.value))
+        wanted += [("customers.covariates", c) for c in cs.covariates]
+        _require(t, wanted, problems)
+        schema = _Schema(t.label)
+        t.id_col = cs.id
+        _check_ids(t, "customers.id", cs.id, schema, unique=True)
+        _check_date(t, "customers.start", cs.start, schema, required=True)
+        _check_date(t, "customers.end", cs.end, schema, required=False)
+        _check_order(t, ("customers.start", cs.start), ("customers.end", cs.end), schema, "start_before_end")
+        if cs.value is not None:
+            _check_number(t, "customers.value", cs.value, schema, "a number (money)")
+        schema.run(_frame_for_schema(t, schema), problems)
+
+    # surveys -----------------------------------------------------------------------------
+    t = tables["surveys"] = _read(study, "surveys", problems)
+    survey_columns: list[str] = []
+    if t.raw is not None:
+        items = [(f"surveys.constructs.{name}", col) for name, cols in ss.constructs.items() for col in cols]
+        if ss.self_status is not None:
+            items.append(("surveys.self_status", ss.self_status))
+        outcomes = [(f"surveys.outcomes.{name}", col, name) for name, col in ss.outcomes.items()]
+        _require(t, [("surveys.id", ss.id), ("surveys.date", ss.date), *items,
+                     *[(k, c) for k, c, _ in outcomes]], problems)
+        for key, col in [*items, *[(k, c) for k, c, _ in outcomes]]:
+            if col in ("customer_id", "date", "source_row") and col not in (ss.id, ss.date):
+                problems.add(t.label, col, "name_clash",
+                             f"{key} names column {col!r}, a name cxlab's survey table uses for its "
+                             f"own column; rename the column in the file and in the spec.")
+        schema = _Schema(t.label)
+        t.id_col = ss.id
+        _check_ids(t, "surveys.id", ss.id, schema, unique=False)
+        _check_date(t, "surveys.date", ss.date, schema, required=True)
+        codes = np.asarray(ss.missing_codes, dtype="float64")
+        code_txt = f"surveys.missing_codes: {_fmt_list(ss.missing_codes)}" if len(codes) else \
+            "no surveys.missing_codes declared"
+        checked_scale: set = set()
+        scaled = [(k, c, ss.scale, "surveys.scale") for k, c in items] + \
+                 [(k, c, ss.outcome_scale(name), f"surveys.outcome_scales.{name}" if name in
+                   ss.outcome_scales else "surveys.scale (the default outcome scale)")
+                  for k, c, name in outcomes]
+        for key, col, (lo, hi), scale_key in scaled:
+            if col not in survey_columns:
+                survey_columns.append(col)
+            v = _check_number(t, key, col, schema, f"answers from {_fmt(lo)} to {_fmt(hi)}")
+            if v is None or (col, lo, hi) in checked_scale:
+                continue
+            checked_scale.add((col, lo, hi))
+            bad = np.isfinite(v) & ~np.isin(v, codes) & ~((v >= lo) & (v <= hi))
+            schema.check(col, "in_scale", ~bad,
+                         f"{col!r} ({key}) must lie in {scale_key} {_fmt_list((lo, hi))} or be a "
+                         f"declared missing code ({code_txt}); these rows do not. Add the code to "
+                         f"surveys.missing_codes or correct the scale.")
+        schema.run(_frame_for_schema(t, schema), problems)
+
+    # complaints --------------------------------------------------------------------------
+    if ks is not None:
+        t = tables["complaints"] = _read(study, "complaints", problems)
+        if t.raw is not None:
+            wanted = [("complaints.id", ks.id), ("complaints.opened", ks.opened)]
+            if ks.closed is not None:
+                wanted.append(("complaints.closed", ks.closed))
+            if ks.compensated is not None:
+                wanted.append(("complaints.compensated", ks.compensated))
+            _require(t, wanted, problems)
+            schema = _Schema(t.label)
+            t.id_col = ks.id
+            _check_ids(t, "complaints.id", ks.id, schema, unique=False)
+            _check_date(t, "complaints.opened", ks.opened, schema, required=True)
+            if ks.closed is not None:
+                _check_date(t, "complaints.closed", ks.closed, schema, required=False)
+                _check_order(t, ("complaints.opened", ks.opened), ("complaints.closed", ks.closed),
+                             schema, "start_before_end")
+            if ks.compensated is not None and ks.compensated in t.ok_cols:
+                flags, empty = _parse_flags(t.raw[ks.compensated])
+                t.numbers[ks.compensated], t.empties[ks.compensated] = flags, empty
+                schema.check(ks.compensated, "boolean", ~np.isnan(flags) | empty,
+                             f"{ks.compensated!r} (complaints.compensated) must be 0/1, true/false "
+                             f"or yes/no, or empty when unknown; these rows are not.")
+            schema.run(_frame_for_schema(t, schema), problems)
+
+    # across files ------------------------------------------------------------------------
+    _cross_checks(study, tables, problems)
+
+    problems_df = problems.frame()
+    summary = _summary(study, tables, survey_columns)
+    files = {t.label: t.n for t in tables.values() if t.raw is not None}
+    data = _canonical(study, tables, survey_columns) if problems_df.empty else None
+    return ValidationReport(problems=problems_df, summary=summary, data=data, files=files)
+
+
+def _cross_checks(study: Study, tables: dict[str, _Table], problems: _Problems) -> None:
+    """id_in_customers and inside_relationship (plain pandas, on parsed values)."""
+    cust = tables["customers"]
+    cs = study.customers
+    if cust.ids is None:
+        return  # the customer file or its id column is missing: already reported
+    known = cust.ids[cust.ids.notna() & ~cust.ids.duplicated(keep="first")]
+    index = pd.Index(known)                      # first row of every distinct customer id
+    first_row = known.index.to_numpy()
+    starts = cust.dates.get(cs.start)
+    ends = cust.dates.get(cs.end)
+    day = "datetime64[D]"
+    for role, key_id, date_key in (("surveys", "surveys.id", "surveys.date"),
+                                   ("complaints", "complaints.id", "complaints.opened")):
+        t = tables.get(role)
+        if t is None or t.ids is None:
+            continue
+        spec = getattr(study, role)
+        pos = index.get_indexer(t.ids)
+        present = t.ids.notna().to_numpy()
+        problems.add_mask(
+            t.label, spec.id, "id_in_customers",
+            f"{spec.id!r} ({key_id}) holds customer ids that are not in {cust.label} in these rows; "
+            f"use a customer extract that includes every {role[:-1]}'s customer, or drop these rows.",
+            present & (pos < 0))
+        date_col = spec.date if role == "surveys" else spec.opened
+        if date_col not in t.dates or starts is None:
+            continue
+        found = pos >= 0
+        rows = first_row[np.where(found, pos, 0)] if len(first_row) else np.zeros(len(pos), int)
+        d = t.dates[date_col].astype(day)
+        s = starts[rows].astype(day) if len(starts) else np.full(len(pos), np.datetime64("NaT"), day)
+        e = ends[rows].astype(day) if ends is not None and len(ends) else np.full(len(pos), np.datetime64("NaT"), day)
+        valid = found & ~np.isnat(d) & ~np.isnat(s)
+        outside = valid & ((d < s) | (~np.isnat(e) & (d > e)))
+        what = "answered" if role == "surveys" else "opened"
+        problems.add_mask(
+            t.label, date_col, "inside_relationship",
+            f"{date_col!r} ({date_key}) is before the customer's {cs.start!r} or after their "
+            f"{cs.end!r} ({cust.label}) in these rows: a {role[:-1]} must be {what} during the "
+            f"relationship. Check the dates or the customer id.",
+            outside)
+
+
+def _summary(study: Study, tables: dict[str, _Table], survey_columns: list[str]) -> pd.DataFrame:
+    rows = []
+    codes = np.asarray(study.surveys.missing_codes, dtype="float64")
+    for role in _ROLE_ORDER:
+        t = tables.get(role)
+        if t is None:
+            continue
+        n_cols = None if t.raw is None else t.raw.shape[1]
+        rows.append(dict(file=t.label, role=role, column=pd.NA, rows=t.n if t.raw is not None else pd.NA,
+                         columns=n_cols, missing_codes=pd.NA, empty=pd.NA))
+        if role == "surveys":
+            for col in survey_columns:
+                if col not in t.numbers:
+                    continue
+                rows.append(dict(file=t.label, role=role, column=col, rows=t.n, columns=pd.NA,
+                                 missing_codes=int(np.isin(t.numbers[col], codes).sum()),
+                                 empty=int(t.empties[col].sum())))
+    out = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+    return out.astype({c: "Int64" for c in ("rows", "columns", "missing_codes", "empty")})
+
+
+def _canonical(study: Study, tables: dict[str, _Table], survey_columns: list[str]) -> StudyData:
+    cs, ss, ks = study.customers, study.surveys, study.complaints
+
+    c = tables["customers"]
+    customers = pd.DataFrame({
+        "customer_id": c.ids.to_numpy(dtype=object),
+        "start": c.dates[cs.start],
+        "end": c.dates[cs.end],
+        "value": c.numbers[cs.value] if cs.value is not None else np.full(c.n, np.nan),
+    })
+    for cov in cs.covariates:
+        if cov not in customers.columns:
+            customers[cov] = _clean_text(c.raw[cov]).to_numpy()
+            customers[cov] = customers[cov].astype("string")
+    customers["source_row"] = np.arange(1, c.n + 1)
+
+    s = tables["surveys"]
+    codes = np.asarray(ss.missing_codes, dtype="float64")
+    cols = {"customer_id": s.ids.to_numpy(dtype=object), "date": s.dates[ss.date]}
+    for col in survey_columns:
+        v = s.numbers[col].copy()
+        v[np.isin(v, codes)] = np.nan
+        cols[col] = v
+    surveys = pd.DataFrame(cols)
+    surveys["source_row"] = np.arange(1, s.n + 1)
+
+    complaints = None
+    if ks is not None:
+        k = tables["complaints"]
+        nat = np.full(k.n, np.datetime64("NaT"), "datetime64[ns]")
+        complaints = pd.DataFrame({
+            "customer_id": k.ids.to_numpy(dtype=object),
+            "opened": k.dates[ks.opened],
+            "closed": k.dates[ks.closed] if ks.closed is not None else nat,
+            "compensated": k.numbers[ks.compensated] if ks.compensated is not None else np.full(k.n, np.nan),
+            "source_row": np.arange(1, k.n + 1),
+        })
+    return StudyData(customers=customers, surveys=surveys, complaints=complaints)
+
+
+def load_study_data(study: Study) -> StudyData:
+    """Validate ``study`` and return its typed tables.
+
+    Raises :class:`cxlab.errors.DataContractError` (message: the problem table; ``.problems``:
+    the DataFrame) when any rule fails.
+    """
+    report = validate_study(study)
+    report.raise_if_failed()
+    return report.data
