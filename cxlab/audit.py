@@ -106,7 +106,7 @@ def audit_findings(panel: Panel, validation_summary: pd.DataFrame | None = None)
     dropped = ex[(ex["table"] == "respondents") & (ex["excluded"] > 0)]
     if len(dropped):
         parts = [f"{int(n):,} {reason}" for reason, n in zip(dropped["reason"], dropped["excluded"])
-                 if not reason.startswith("(")]
+                 if "later answers" not in reason]
         if parts:
             out.append("Respondents excluded: " + "; ".join(parts) + ".")
     later = ex[ex["reason"].str.contains("after the snapshot")]["excluded"].sum()

@@ -99,6 +99,13 @@ def _table(con, name: str, df: pd.DataFrame):
     return con.table(name)
 
 
+def _materialize(con, expr, name: str):
+    """Run ``expr`` now and expose its result as a table: later expressions stay shallow, so
+    compiling them is cheap, and nothing is computed twice."""
+    con.con.register(name, con.to_pyarrow(expr))
+    return con.table(name)
+
+
 def _count(expr) -> int:
     return int(expr.count().execute())
 
@@ -167,10 +174,10 @@ def build_panel(study, data, *, follow_up: str = "snapshot", min_item_share: flo
     n_known = _count(customers)
     flow.add("customers", "customers known at the snapshot", "started after the snapshot date",
              n_customers, n_known)
-    customers = customers.mutate(
+    customers = _materialize(con, customers.mutate(
         exit_date=ibis.ifelse(_.end.notnull() & (_.end <= snapshot), _.end, ibis.literal(snapshot)),
         event=(_.end.notnull() & (_.end <= snapshot)).cast("int8"),
-    )
+    ), "customers_known")
 
     # ---- answers: cut at the snapshot, attach tenure, score constructs ----------------------
     n_answers = len(surv_df)
@@ -196,31 +203,36 @@ def build_panel(study, data, *, follow_up: str = "snapshot", min_item_share: flo
     else:
         answers = answers.mutate(dgc=ibis.null("int8"))
     w = ibis.window(group_by="customer_key", order_by=["date"])
-    answers = answers.mutate(answer_no=ibis.row_number().over(w),
-                             next_tenure=_.tenure.lead().over(w),
-                             n_answers=_.customer_key.count().over(ibis.window(group_by="customer_key")))
+    answers = _materialize(con, answers.mutate(
+        answer_no=ibis.row_number().over(w), next_tenure=_.tenure.lead().over(w),
+        n_answers=_.customer_key.count().over(ibis.window(group_by="customer_key"))), "answers_scored")
 
     # ---- respondents: the first answer anchors the row -----------------------------------
     first = answers.filter(_.answer_no == 0)
     n_resp = _count(first)
     flow.add("respondents", "customers with an answer on or before the snapshot",
-             "(one row per respondent: first answer)", n_answers_linked, n_resp)
+             "later answers of the same respondent (they update the time-varying table)", n_answers_linked, n_resp)
     first = first.mutate(entry=_.tenure, duration=_months(_.exit_date, _.start))
     if follow_up == "next_survey":
         cut = _.next_tenure.notnull() & (_.next_tenure < _.duration)
         first = first.mutate(event=ibis.ifelse(cut, ibis.literal(0, "int8"), _.event),
                              duration=ibis.ifelse(cut, _.next_tenure, _.duration))
-    first_pos = first.filter(_.duration > _.entry)
-    n_pos = _count(first_pos)
+    first_pos = _materialize(con, first.filter(_.duration > _.entry), "first_answers")
+    # every construct in turn: how many respondents keep a score for all constructs so far
+    have_all, counts = ibis.literal(True), {"n_pos": first_pos.count()}
+    for i, c in enumerate(constructs):
+        have_all = have_all & first_pos[c].notnull()
+        counts[f"n_{i}"] = have_all.cast("int64").sum()
+    counts = first_pos.aggregate(**counts).execute().iloc[0]
+    n_pos = int(counts["n_pos"])
     flow.add("respondents", "follow-up after the survey",
              "defected on the survey date (no time at risk after it)", n_resp, n_pos)
-    complete = first_pos
-    for c in constructs:
-        nxt = complete.filter(complete[c].notnull())
-        n_next = _count(nxt)
+    for i, c in enumerate(constructs):
+        n_next = int(counts[f"n_{i}"] or 0)
         flow.add("respondents", f"{c} score available",
                  f"fewer than {min_item_share:.0%} of the {c} items answered", n_pos, n_next)
-        complete, n_pos = nxt, n_next
+        n_pos = n_next
+    complete = _materialize(con, first_pos.filter(have_all), "respondents")
 
     resp_cols = ["customer_key", "entry", "duration", "event", *constructs, "self_status", "dgc",
                  "n_answers"]
@@ -249,8 +261,8 @@ def _counting_process(con, answers, customers, complete, data, study, constructs
     # change points from answers (the anchor answer opens the first interval)
     ans = answers.join(keys.select("customer_key", "entry", "duration"), "customer_key")
     ans = ans.filter((_.tenure >= _.entry) & (_.tenure < _.duration))
-    ans_pts = ans.select("customer_key", time=_.tenure, **{c: ans[c] for c in constructs},
-                         dgc=_.dgc.cast("float64"))
+    ans_pts = _materialize(con, ans.select("customer_key", time=_.tenure, **{c: ans[c] for c in constructs},
+                                           dgc=_.dgc.cast("float64")), "answer_points")
     # complaint change points
     have_complaints = data.complaints is not None and len(data.complaints) > 0
     points = [ans_pts.select("customer_key", "time")]
@@ -266,7 +278,8 @@ def _counting_process(con, answers, customers, complete, data, study, constructs
                            t_close=ibis.ifelse(_.closed_seen.notnull(), _months(_.closed_seen, _.start),
                                                ibis.null("float64")),
                            goodwill=_.compensated.fill_null(0).cast("float64"))
-        comp = comp.select("customer_key", "entry", "duration", "t_open", "t_close", "goodwill")
+        comp = _materialize(con, comp.select("customer_key", "entry", "duration", "t_open", "t_close", "goodwill"),
+                            "complaint_times")
         inside = lambda t: (t > comp.entry) & (t < comp.duration)  # noqa: E731
         points.append(comp.filter(inside(comp.t_open)).select("customer_key", time=_.t_open))
         points.append(comp.filter(comp.t_close.notnull() & inside(comp.t_close))
@@ -277,12 +290,13 @@ def _counting_process(con, answers, customers, complete, data, study, constructs
                                                            "customer_key")
     iv = iv.mutate(start=_.time, stop=_.stop_next.fill_null(_.duration))
     iv = iv.mutate(event=ibis.ifelse(_.stop_next.isnull(), _.event, ibis.literal(0, "int8")))
-    iv = iv.select("customer_key", "start", "stop", "event")
+    iv = _materialize(con, iv.select("customer_key", "start", "stop", "event"), "interval_bounds")
 
     # perceptions: the latest answer at or before the interval start (as-of join)
     ap = ans_pts.rename(ans_time="time")
     iv = iv.asof_join(ap, on=iv.start >= ap.ans_time, predicates="customer_key")
-    iv = iv.select("customer_key", "start", "stop", "event", *constructs, "dgc")
+    iv = _materialize(con, iv.select("customer_key", "start", "stop", "event", *constructs, "dgc"),
+                      "interval_perceptions")
 
     if have_complaints:
         # status at the interval start: open if any complaint is open; else the latest resolution
@@ -294,11 +308,11 @@ def _counting_process(con, answers, customers, complete, data, study, constructs
                                              ibis.null("float64")))
         w2 = ibis.window(group_by=["customer_key", "start"], order_by=[ibis.desc("resolved_at")])
         j = j.mutate(rank=ibis.row_number().over(w2))
-        status = j.group_by(["customer_key", "start"]).aggregate(
+        status = _materialize(con, j.group_by(["customer_key", "start"]).aggregate(
             n_open=_.is_open.sum(),
             last_goodwill=_.goodwill.max(where=(_.rank == 0) & _.resolved_at.notnull()),
             any_resolved=_.resolved_at.notnull().any(),
-        )
+        ), "complaint_status")
         iv = iv.left_join(status, ["customer_key", "start"]).select(
             "customer_key", "start", "stop", "event", *constructs, "dgc",
             complaint_open=(_.n_open.fill_null(0) > 0).cast("int8"),

@@ -36,7 +36,7 @@ def _display(mime: str, payload: dict) -> None:
 
 
 def record_metric(name: str, estimate, lower=None, upper=None, *, unit: str | None = None,
-                  label: str | None = None) -> dict:
+                  label: str | None = None) -> None:
     """Record a headline figure under a dotted name (``cox.hr_per_sd.recognition``).
 
     ``lower``/``upper`` are the bounds of its 95 % interval (None when there is none). The
@@ -56,16 +56,14 @@ def record_metric(name: str, estimate, lower=None, upper=None, *, unit: str | No
         payload["label"] = label
     recorded[name] = payload
     _display(METRIC_MIME, payload)
-    return payload
 
 
-def record_finding(text: str, *, level: str = "finding") -> dict:
+def record_finding(text: str, *, level: str = "finding") -> None:
     """Record a headline finding (plain text) for the run index. ``level``: finding|warning."""
     if level not in ("finding", "warning"):
         raise ValueError(f"level must be 'finding' or 'warning', got {level!r}.")
     payload = {"text": str(text), "level": level}
     _display(FINDING_MIME, payload)
-    return payload
 
 
 def _outputs(nb) -> list:

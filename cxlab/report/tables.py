@@ -1,0 +1,53 @@
+"""Tables for people: no row index, rounded numbers, shares as percentages, units in headers."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+__all__ = ["show_table"]
+
+
+def _fmt_number(digits: int, whole: bool):
+    def fmt(v):
+        if v is None or v is pd.NA or pd.isna(v):
+            return "–"
+        return f"{int(round(v)):,}" if whole else f"{v:,.{digits}f}"
+    return fmt
+
+
+def _whole(col: pd.Series) -> bool:
+    x = pd.to_numeric(col, errors="coerce").dropna()
+    return pd.api.types.is_integer_dtype(col) or (len(x) > 0 and bool((x == x.round()).all()))
+
+
+def _fmt_percent(v):
+    if v is None or pd.isna(v):
+        return "–"
+    return f"{100 * v:.1f} %"
+
+
+def show_table(df: pd.DataFrame, *, percent: list[str] = (), digits: int = 2, caption: str | None = None,
+               rename: dict[str, str] | None = None):
+    """A pandas Styler for a report: index hidden, numbers rounded, ``percent`` columns shown as %.
+
+    Suppressed cells (NaN) show as "–". Column labels are escaped by pandas' HTML writer.
+    """
+    out = df.reset_index(drop=True)
+    if "suppressed" in out.columns and not out["suppressed"].any():
+        out = out.drop(columns="suppressed")
+    fmt = {}
+    for c in out.columns:
+        if c in percent:
+            fmt[c] = _fmt_percent
+        elif pd.api.types.is_bool_dtype(out[c]):
+            fmt[c] = lambda v: "yes" if v else ""
+        elif pd.api.types.is_numeric_dtype(out[c]):
+            fmt[c] = _fmt_number(digits, _whole(out[c]))
+    if rename:
+        out = out.rename(columns=rename)
+        fmt = {rename.get(k, k): v for k, v in fmt.items()}
+    styler = out.style.format(fmt, na_rep="–", escape="html").hide(axis="index")
+    styler = styler.format_index(escape="html", axis=1)
+    if caption:
+        styler = styler.set_caption(caption)
+    return styler
