@@ -4,8 +4,8 @@
 rule and returns a :class:`ValidationReport` whose ``problems`` table has one row per
 rule x column that fails::
 
-    file           column         rule            rows  examples       fix
-    customers.csv  date d'entrée  date_parseable     2  3, 17          'date d'entrée' (customers.start) must hold ISO dates ...
+    file         column         rule            rows  examples  fix
+    clients.csv  date d'entrée  date_parseable     2  3, 17     "date d'entrée" (customers.start) must ...
 
 ``rows`` counts the offending rows and ``examples`` gives up to five of them as 1-based data row
 numbers (row 1 is the first row under the CSV header). Cell contents, and customer identifiers
@@ -27,7 +27,8 @@ name_clash             a survey column is named like a column of cxlab's typed t
 not_empty              ids, ``customers.start``, ``surveys.date``, ``complaints.opened`` are filled
 unique                 customer ids are unique in the customer file
 date_parseable         dates are ISO dates or date-times (empty allowed for end / closed)
-start_before_end       ``start <= end`` (customers), ``opened <= closed`` (complaints)
+start_before_end       customers: ``start <= end`` (calendar days)
+opened_before_closed   complaints: ``opened <= closed`` (calendar days)
 numeric                ``value``, items and outcomes are numbers (empty allowed)
 in_scale               items in ``surveys.scale``, outcomes in their scale, or a missing code
 boolean                ``compensated`` is 0/1, true/false or yes/no (empty allowed)
@@ -35,9 +36,9 @@ id_in_customers        every survey / complaint id is in the customer file
 inside_relationship    survey date / complaint opening between the customer's start and end
 =====================  ======================================================================
 
-Dates after ``snapshot_date`` are not errors: the panel cuts them. Comparisons with the
-relationship are made on calendar days (a survey answered at 14:00 on the day the customer
-left is inside the relationship).
+Dates after ``snapshot_date`` are not errors: the panel cuts them. Date order and the
+relationship are compared on calendar days (a survey answered at 14:00 on the day the customer
+left is inside the relationship). Time-zone offsets are dropped, keeping the wall-clock time.
 
 :func:`load_study_data` validates and returns the typed tables (:class:`StudyData`) or raises
 :class:`cxlab.errors.DataContractError`.
@@ -48,11 +49,12 @@ from __future__ import annotations
 import difflib
 import html
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
+import pyarrow as pa_arrow
+import pyarrow.compute as pa_compute
 
 from cxlab.errors import DataContractError, StudyError
 from cxlab.study import Study, read_table
@@ -93,7 +95,7 @@ class StudyData:
     complaints: pd.DataFrame | None = None
 
 
-@dataclass
+@dataclass(repr=False)
 class ValidationReport:
     """Everything :func:`validate_study` found.
 
@@ -117,14 +119,18 @@ class ValidationReport:
     def ok(self) -> bool:
         return self.problems.empty
 
-    def to_text(self) -> str:
-        """A plain-text table of the problems (or one line saying all checks passed)."""
+    def _headline(self) -> str:
         if self.ok:
             counts = ", ".join(f"{label} {n:,} rows" for label, n in self.files.items())
             return f"All checks passed: {counts}."
-        n_files = self.problems["file"].nunique()
-        head = (f"{len(self.problems)} problem{'s' * (len(self.problems) != 1)} in {n_files} "
-                f"file{'s' * (n_files != 1)}")
+        n, n_files = len(self.problems), self.problems["file"].nunique()
+        return f"{n} problem{'s' * (n != 1)} in {n_files} file{'s' * (n_files != 1)}"
+
+    def to_text(self) -> str:
+        """A plain-text table of the problems (or one line saying all checks passed)."""
+        head = self._headline()
+        if self.ok:
+            return head
         table = self.problems.astype({"rows": str}).astype(str)
         widths = {c: max(len(c), table[c].str.len().max()) for c in PROBLEM_COLUMNS[:-1]}
         lines = [head, ""]
@@ -141,6 +147,9 @@ class ValidationReport:
     def __str__(self) -> str:
         return self.to_text()
 
+    def __repr__(self) -> str:
+        return f"<ValidationReport: {self._headline()}>"
+
     def raise_if_failed(self) -> None:
         """Raise :class:`cxlab.errors.DataContractError` (message = :meth:`to_text`) if not ok."""
         if not self.ok:
@@ -149,14 +158,12 @@ class ValidationReport:
     def _repr_html_(self) -> str:
         esc = html.escape
         if self.ok:
-            counts = ", ".join(f"{esc(label)} {n:,} rows" for label, n in self.files.items())
-            return f"<p><b>All checks passed</b>: {counts}.</p>"
-        n_files = self.problems["file"].nunique()
+            return f"<p>{esc(self._headline())}</p>"
         head = "".join(f"<th>{esc(c)}</th>" for c in PROBLEM_COLUMNS)
         body = "".join(
             "<tr>" + "".join(f"<td>{esc(str(rec[c]))}</td>" for c in PROBLEM_COLUMNS) + "</tr>"
             for rec in self.problems.to_dict("records"))
-        return (f"<p><b>{len(self.problems)} problems in {n_files} files</b> (rows: offending rows; "
+        return (f"<p><b>{esc(self._headline())}</b> (rows: offending rows; "
                 f"examples: data row numbers, 1 = first row under the header)</p>"
                 f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
 
@@ -192,13 +199,23 @@ def _clean_ids(s: pd.Series) -> pd.Series:
         s = s.astype(object)
         if pd.api.types.infer_dtype(s, skipna=True) not in ("string", "empty"):
             s = s.where(s.isna(), s.astype(str))
+        try:  # usual case: nothing to strip, no "" -> one fast pass in arrow, no copy
+            arr = pa_arrow.array(s.to_numpy(), type=pa_arrow.string(), from_pandas=True)
+            trimmed = pa_compute.utf8_trim_whitespace(arr)
+            if not pa_compute.any(pa_compute.not_equal(trimmed, arr)).as_py() and \
+                    not pa_compute.any(pa_compute.equal(trimmed, "")).as_py():
+                return s
+        except (pa_arrow.ArrowException, TypeError, ValueError):
+            pass
         s = s.str.strip()
         return s.mask(s == "")
     if pd.api.types.is_float_dtype(s):
         finite = s.dropna()
         if (finite == np.floor(finite)).all():
             s = s.astype("Int64")
-    return s.astype(object).where(s.notna(), np.nan).map(str, na_action="ignore")
+    out = s.astype(str).astype(object)
+    out[s.isna().to_numpy()] = np.nan
+    return out
 
 
 def _parse_numbers(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -215,10 +232,17 @@ def _parse_numbers(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 _NS_MIN, _NS_MAX = np.datetime64(pd.Timestamp.min.ceil("us")), np.datetime64(pd.Timestamp.max.floor("us"))
 
 
+_TZ_SUFFIX = r"^(.+[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$"
+
+
 def _parse_dates(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """(datetime64[ns] values, empty mask). Unparseable dates are NaT with ``empty`` False."""
+    """(datetime64[ns] values, empty mask). Unparseable dates are NaT with ``empty`` False.
+
+    Time zones are dropped, keeping the wall-clock time as written ("2024-01-05T00:30+01:00"
+    is 2024-01-05 00:30): relationship dates are calendar dates of the company's own zone.
+    """
     if isinstance(s.dtype, pd.DatetimeTZDtype):
-        s = s.dt.tz_convert("UTC").dt.tz_localize(None)
+        s = s.dt.tz_localize(None)
     if pd.api.types.is_datetime64_any_dtype(s):
         a = s.to_numpy()
         empty = np.isnat(a)
@@ -228,6 +252,7 @@ def _parse_dates(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
         return a, empty
     codes, text = _distinct(s)
     u_empty = (text == "").to_numpy()
+    text = text.str.replace(_TZ_SUFFIX, r"\1", regex=True)
     parsed = pd.to_datetime(text.mask(text == ""), format="ISO8601", errors="coerce", utc=True)
     u_val = parsed.dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
     return _take(u_val, codes, np.datetime64("NaT")), _take(u_empty, codes, True)
@@ -249,9 +274,10 @@ def _parse_flags(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _clean_text(s: pd.Series) -> pd.Series:
-    """Covariates as pandas "string" (stripped; empty -> NA)."""
-    t = s.astype("string").str.strip()
-    return t.mask(t == "")
+    """Covariates as pandas "string" (stripped; empty -> NA), parsed once per distinct value."""
+    codes, text = _distinct(s)
+    values = pd.array(text.mask(text == "").to_numpy(dtype=object), dtype="string")
+    return pd.Series(values.take(codes, allow_fill=True), index=s.index)
 
 
 def _fmt(x: float) -> str:
@@ -272,14 +298,17 @@ class _Problems:
     def __init__(self):
         self.rows: list[dict] = []
 
-    def add(self, file: str, column: str, rule: str, fix: str, row_index=None) -> None:
+    def add(self, file: str, column: str, rule: str, fix: str, row_index=None,
+            n_rows: int | None = None) -> None:
+        """``row_index``: 0-based offending rows (all of them, or the first few with ``n_rows``)."""
         if row_index is None:
             n, examples = 0, ""
         else:
             idx = np.unique(np.asarray(row_index, dtype="int64"))
-            if len(idx) == 0:
+            n = len(idx) if n_rows is None else n_rows
+            if n == 0:
                 return
-            n, examples = len(idx), ", ".join(str(i + 1) for i in idx[:_N_EXAMPLES])
+            examples = ", ".join(str(i + 1) for i in idx[:_N_EXAMPLES])
         self.rows.append(dict(file=file, column=column, rule=rule, rows=int(n), examples=examples,
                               fix=fix))
 
@@ -292,65 +321,55 @@ class _Problems:
 
 
 class _Schema:
-    """Collects pandera checks for one file and turns its failure cases into problem rows."""
+    """One lazy pandera schema per file, built from vectorised checks.
+
+    Each check gets its boolean mask precomputed (parsing is done once per column, not once
+    per check). Pandera runs the checks lazily and reports its failure cases; cxlab keeps the
+    first ``_N_EXAMPLES`` of them (``n_failure_cases``: collecting a million failure cases
+    would take pandera far longer than the check itself) and takes the row count from the mask.
+    """
 
     def __init__(self, file: str):
         self.file = file
-        self.columns: dict[str, dict] = {}
-        self.wide: list[pa.Check] = []
-        self.registry: dict[str, tuple[int, str, str, str]] = {}  # key -> (order, column, rule, fix)
+        self.columns: dict[str, list[pa.Check]] = {}
+        self.registry: dict[str, tuple[int, str, str, str, int]] = {}  # name -> order, column, rule, fix, n
 
-    def _register(self, key: str, column: str, rule: str, fix: str) -> None:
-        self.registry[key] = (len(self.registry), column, rule, fix)
-
-    def _col(self, column: str) -> dict:
-        return self.columns.setdefault(column, dict(nullable=True, unique=False, checks=[]))
-
-    def not_empty(self, column: str, fix: str) -> None:
-        self._col(column)["nullable"] = False
-        self._register(f"{column}\x00not_nullable", column, "not_empty", fix)
-
-    def unique(self, column: str, fix: str) -> None:
-        self._col(column)["unique"] = True
-        self._register(f"{column}\x00field_uniqueness", column, "unique", fix)
-
-    def check(self, column: str, rule: str, ok: np.ndarray, fix: str, wide: bool = False) -> None:
-        """A vectorised check: ``ok`` is the precomputed boolean mask over the file's rows."""
+    def check(self, column: str, rule: str, ok: np.ndarray, fix: str) -> None:
+        """``ok``: boolean mask over the file's rows (True = the row passes)."""
         name = f"cx{len(self.registry)}"
-        self._register(name, column, rule, fix)
+        ok = np.asarray(ok, dtype=bool)
+        self.registry[name] = (len(self.registry), column, rule, fix, int(len(ok) - ok.sum()))
         ok_series = pd.Series(ok, copy=False)
-        chk = pa.Check(lambda obj, _ok=ok_series: _ok.set_axis(obj.index), name=name, ignore_na=False)
-        if wide:
-            self.wide.append(chk)
-        else:
-            self._col(column)["checks"].append(chk)
+        self.columns.setdefault(column, []).append(
+            pa.Check(lambda obj, _ok=ok_series: _ok.set_axis(obj.index), name=name, ignore_na=False,
+                     n_failure_cases=_N_EXAMPLES))
+
+    def not_empty(self, column: str, empty: np.ndarray, fix: str) -> None:
+        self.check(column, "not_empty", ~np.asarray(empty, dtype=bool), fix)
 
     def run(self, frame: pd.DataFrame, problems: _Problems) -> None:
-        if not self.columns and not self.wide:
+        if not self.columns:
             return
         schema = pa.DataFrameSchema(
-            {c: pa.Column(nullable=o["nullable"], unique=o["unique"], report_duplicates="all",
-                          checks=o["checks"], required=True) for c, o in self.columns.items()},
-            checks=self.wide, strict=False)
+            {c: pa.Column(nullable=True, checks=checks, required=True) for c, checks in self.columns.items()},
+            strict=False)
         try:
             schema.validate(frame, lazy=True, inplace=True)
             return
         except pa.errors.SchemaErrors as err:
             cases = err.failure_cases
-        key = np.where(cases["check"].astype(str).isin(self.registry), cases["check"].astype(str),
-                       cases["column"].astype(str) + "\x00" + cases["check"].astype(str))
-        cases = cases.assign(_key=key, _row=pd.to_numeric(cases["index"], errors="coerce"))
+        cases = cases.assign(_row=pd.to_numeric(cases["index"], errors="coerce"))
         found = []
-        for k, grp in cases.groupby("_key", sort=False):
-            rows = grp["_row"].dropna().astype("int64").to_numpy()
-            if k in self.registry:
-                order, column, rule, fix = self.registry[k]
-            else:  # a pandera check cxlab did not declare (should not happen): still reported
-                column, _, check = str(k).partition("\x00")
-                order, rule, fix = len(self.registry), check, f"pandera check {check!r} failed"
-            found.append((order, column, rule, fix, rows if len(rows) else None))
-        for _, column, rule, fix, rows in sorted(found, key=lambda t: t[0]):
-            problems.add(self.file, column, rule, fix, rows)
+        for name, grp in cases.groupby(cases["check"].astype(str), sort=False):
+            rows = np.sort(grp["_row"].dropna().astype("int64").unique())[:_N_EXAMPLES]
+            if name in self.registry:
+                order, column, rule, fix, n_bad = self.registry[name]
+            else:  # a check cxlab did not declare (should not happen): still reported
+                column = str(grp["column"].iloc[0])
+                order, rule, fix, n_bad = len(self.registry), name, f"pandera check {name!r} failed", len(rows)
+            found.append((order, column, rule, fix, n_bad, rows))
+        for _, column, rule, fix, n_bad, rows in sorted(found, key=lambda t: t[0]):
+            problems.add(self.file, column, rule, fix, rows, n_rows=n_bad)
 
 
 # --------------------------------------------------------------------------------------------
@@ -367,7 +386,8 @@ class _Table:
     empties: dict[str, np.ndarray] = field(default_factory=dict)
     numbers: dict[str, np.ndarray] = field(default_factory=dict)
     ok_cols: set = field(default_factory=set)  # columns present in the file
-    id_col: str | None = None
+    id_index: pd.Index | None = None           # customers: distinct ids (first occurrence)
+    id_rows: np.ndarray | None = None          # customers: row of each id_index entry
 
     @property
     def n(self) -> int:
@@ -430,13 +450,27 @@ def _check_ids(table: _Table, key: str, col: str, schema: _Schema, unique: bool)
     if col not in table.ok_cols:
         return
     table.ids = _clean_ids(table.raw[col])
-    schema.not_empty(col, f"{col!r} ({key}) is empty in these rows; every {table.role} row needs a "
-                          f"customer id.")
+    schema.not_empty(col, table.ids.isna().to_numpy(),
+                     f"{col!r} ({key}) is empty in these rows; every {table.role} row needs a "
+                     f"customer id.")
     if unique:
-        n_dup = int(table.ids[table.ids.duplicated()].nunique())
-        schema.unique(col, f"{col!r} ({key}) must be unique (one row per customer); {n_dup:,} id"
-                           f"{'s' * (n_dup != 1)} appear more than once in these rows: merge or "
-                           f"remove the duplicates.")
+        # one hash table serves the uniqueness check and the look-ups of survey / complaint ids
+        # (pandera's builtin ``unique`` would hash the ids twice more: it shows at 1e6 customers)
+        present = table.ids.notna().to_numpy()
+        known = table.ids[present]
+        index = pd.Index(known.to_numpy(), dtype=object)
+        if index.is_unique:
+            dup = np.zeros(table.n, dtype=bool)
+            table.id_index, table.id_rows = index, known.index.to_numpy()
+        else:
+            dup = table.ids.duplicated(keep=False).to_numpy() & present
+            first = ~known.duplicated(keep="first").to_numpy()
+            table.id_index, table.id_rows = index[first], known.index.to_numpy()[first]
+        n_dup = int(table.ids[dup].nunique()) if dup.any() else 0
+        schema.check(col, "unique", ~dup,
+                     f"{col!r} ({key}) must be unique (one row per customer); {n_dup:,} id"
+                     f"{'s' * (n_dup != 1)} appear more than once in these rows: merge or remove "
+                     f"the duplicates.")
 
 
 def _check_date(table: _Table, key: str, col: str, schema: _Schema, required: bool) -> None:
@@ -445,7 +479,7 @@ def _check_date(table: _Table, key: str, col: str, schema: _Schema, required: bo
     values, empty = _parse_dates(table.raw[col])
     table.dates[col], table.empties[col] = values, empty
     if required:
-        schema.not_empty(col, f"{col!r} ({key}) is empty in these rows; every row needs this date.")
+        schema.not_empty(col, empty, f"{col!r} ({key}) is empty in these rows; every row needs this date.")
     extra = "" if required else (" Leave it empty when there is no date (no placeholder such as "
                                  "9999-12-31 or 0000-00-00).")
     schema.check(col, "date_parseable", ~np.isnat(values) | empty,
@@ -459,8 +493,8 @@ def _check_number(table: _Table, key: str, col: str, schema: _Schema, what: str)
         values, empty = _parse_numbers(table.raw[col])
         table.numbers[col], table.empties[col] = values, empty
         schema.check(col, "numeric", np.isfinite(values) | empty,
-                     f"{col!r} ({key}) must hold {what} (decimal point, no unit, currency sign or "
-                     f"thousands separator) or be empty; these rows do not.")
+                     f"{col!r} ({key}) must hold {what}, written with a decimal point and no unit, "
+                     f"currency sign or thousands separator, or be empty; these rows do not.")
     return table.numbers[col]
 
 
@@ -469,27 +503,11 @@ def _check_order(table: _Table, first: tuple[str, str], second: tuple[str, str],
     (k1, c1), (k2, c2) = first, second
     if c1 not in table.dates or c2 not in table.dates:
         return
-    a, b = table.dates[c1], table.dates[c2]
-    bad = ~np.isnat(a) & ~np.isnat(b) & (b < a)
+    a, b = table.dates[c1].astype("datetime64[D]"), table.dates[c2].astype("datetime64[D]")
+    bad = ~np.isnat(a) & ~np.isnat(b) & (b < a)          # calendar days: same day is fine
     schema.check(c2, rule, ~bad,
                  f"{c2!r} ({k2}) is before {c1!r} ({k1}) in these rows; check for swapped columns or "
-                 f"mistyped dates.", wide=True)
-
-
-def _frame_for_schema(table: _Table, schema: _Schema) -> pd.DataFrame:
-    """The columns pandera sees: empties as NaN (ids cleaned), other columns as read."""
-    cols = {}
-    for c, opts in schema.columns.items():
-        if table.ids is not None and c == table.id_col:
-            cols[c] = table.ids
-        elif not opts["nullable"] and c in table.empties:
-            cols[c] = pd.Series(np.where(table.empties[c], None, "x"), dtype=object)
-        else:
-            cols[c] = table.raw[c]
-    for c, s in cols.items():
-        if len(s) != table.n:
-            raise RuntimeError(f"internal: column {c!r} has {len(s)} rows, expected {table.n}")
-    return pd.DataFrame(cols, index=table.raw.index, copy=False) if cols else table.raw.iloc[:, :0]
+                 f"mistyped dates.")
 
 
 # --------------------------------------------------------------------------------------------
@@ -516,14 +534,13 @@ def validate_study(study: Study) -> ValidationReport:
         wanted += [("customers.covariates", c) for c in cs.covariates]
         _require(t, wanted, problems)
         schema = _Schema(t.label)
-        t.id_col = cs.id
         _check_ids(t, "customers.id", cs.id, schema, unique=True)
         _check_date(t, "customers.start", cs.start, schema, required=True)
         _check_date(t, "customers.end", cs.end, schema, required=False)
         _check_order(t, ("customers.start", cs.start), ("customers.end", cs.end), schema, "start_before_end")
         if cs.value is not None:
-            _check_number(t, "customers.value", cs.value, schema, "a number (money)")
-        schema.run(_frame_for_schema(t, schema), problems)
+            _check_number(t, "customers.value", cs.value, schema, "amounts of money")
+        schema.run(t.raw, problems)
 
     # surveys -----------------------------------------------------------------------------
     t = tables["surveys"] = _read(study, "surveys", problems)
@@ -536,12 +553,12 @@ def validate_study(study: Study) -> ValidationReport:
         _require(t, [("surveys.id", ss.id), ("surveys.date", ss.date), *items,
                      *[(k, c) for k, c, _ in outcomes]], problems)
         for key, col in [*items, *[(k, c) for k, c, _ in outcomes]]:
-            if col in ("customer_id", "date", "source_row") and col not in (ss.id, ss.date):
+            if col in ("customer_id", "date", "source_row", ss.id, ss.date):
                 problems.add(t.label, col, "name_clash",
-                             f"{key} names column {col!r}, a name cxlab's survey table uses for its "
-                             f"own column; rename the column in the file and in the spec.")
+                             f"{key} names column {col!r}, which is the id or date column or a name "
+                             f"cxlab's survey table uses for its own column; name the item's own "
+                             f"column (rename it in the file and in the spec if needed).")
         schema = _Schema(t.label)
-        t.id_col = ss.id
         _check_ids(t, "surveys.id", ss.id, schema, unique=False)
         _check_date(t, "surveys.date", ss.date, schema, required=True)
         codes = np.asarray(ss.missing_codes, dtype="float64")
@@ -555,7 +572,7 @@ def validate_study(study: Study) -> ValidationReport:
         for key, col, (lo, hi), scale_key in scaled:
             if col not in survey_columns:
                 survey_columns.append(col)
-            v = _check_number(t, key, col, schema, f"answers from {_fmt(lo)} to {_fmt(hi)}")
+            v = _check_number(t, key, col, schema, f"numeric answers ({_fmt(lo)} to {_fmt(hi)})")
             if v is None or (col, lo, hi) in checked_scale:
                 continue
             checked_scale.add((col, lo, hi))
@@ -564,7 +581,7 @@ def validate_study(study: Study) -> ValidationReport:
                          f"{col!r} ({key}) must lie in {scale_key} {_fmt_list((lo, hi))} or be a "
                          f"declared missing code ({code_txt}); these rows do not. Add the code to "
                          f"surveys.missing_codes or correct the scale.")
-        schema.run(_frame_for_schema(t, schema), problems)
+        schema.run(t.raw, problems)
 
     # complaints --------------------------------------------------------------------------
     if ks is not None:
@@ -577,20 +594,19 @@ def validate_study(study: Study) -> ValidationReport:
                 wanted.append(("complaints.compensated", ks.compensated))
             _require(t, wanted, problems)
             schema = _Schema(t.label)
-            t.id_col = ks.id
             _check_ids(t, "complaints.id", ks.id, schema, unique=False)
             _check_date(t, "complaints.opened", ks.opened, schema, required=True)
             if ks.closed is not None:
                 _check_date(t, "complaints.closed", ks.closed, schema, required=False)
                 _check_order(t, ("complaints.opened", ks.opened), ("complaints.closed", ks.closed),
-                             schema, "start_before_end")
+                             schema, "opened_before_closed")
             if ks.compensated is not None and ks.compensated in t.ok_cols:
                 flags, empty = _parse_flags(t.raw[ks.compensated])
                 t.numbers[ks.compensated], t.empties[ks.compensated] = flags, empty
                 schema.check(ks.compensated, "boolean", ~np.isnan(flags) | empty,
                              f"{ks.compensated!r} (complaints.compensated) must be 0/1, true/false "
                              f"or yes/no, or empty when unknown; these rows are not.")
-            schema.run(_frame_for_schema(t, schema), problems)
+            schema.run(t.raw, problems)
 
     # across files ------------------------------------------------------------------------
     _cross_checks(study, tables, problems)
@@ -608,9 +624,7 @@ def _cross_checks(study: Study, tables: dict[str, _Table], problems: _Problems) 
     cs = study.customers
     if cust.ids is None:
         return  # the customer file or its id column is missing: already reported
-    known = cust.ids[cust.ids.notna() & ~cust.ids.duplicated(keep="first")]
-    index = pd.Index(known)                      # first row of every distinct customer id
-    first_row = known.index.to_numpy()
+    index, first_row = cust.id_index, cust.id_rows  # first row of every distinct customer id
     starts = cust.dates.get(cs.start)
     ends = cust.dates.get(cs.end)
     day = "datetime64[D]"
@@ -633,8 +647,9 @@ def _cross_checks(study: Study, tables: dict[str, _Table], problems: _Problems) 
         found = pos >= 0
         rows = first_row[np.where(found, pos, 0)] if len(first_row) else np.zeros(len(pos), int)
         d = t.dates[date_col].astype(day)
-        s = starts[rows].astype(day) if len(starts) else np.full(len(pos), np.datetime64("NaT"), day)
-        e = ends[rows].astype(day) if ends is not None and len(ends) else np.full(len(pos), np.datetime64("NaT"), day)
+        none = np.full(len(pos), np.datetime64("NaT"), day)
+        s = starts[rows].astype(day) if len(starts) else none
+        e = ends[rows].astype(day) if ends is not None and len(ends) else none
         valid = found & ~np.isnat(d) & ~np.isnat(s)
         outside = valid & ((d < s) | (~np.isnat(e) & (d > e)))
         what = "answered" if role == "surveys" else "opened"
@@ -679,8 +694,7 @@ def _canonical(study: Study, tables: dict[str, _Table], survey_columns: list[str
     })
     for cov in cs.covariates:
         if cov not in customers.columns:
-            customers[cov] = _clean_text(c.raw[cov]).to_numpy()
-            customers[cov] = customers[cov].astype("string")
+            customers[cov] = _clean_text(c.raw[cov]).array
     customers["source_row"] = np.arange(1, c.n + 1)
 
     s = tables["surveys"]

@@ -37,7 +37,15 @@ from bs4 import BeautifulSoup
 
 from cxlab.report.record import FINDING_MIME, METRIC_MIME, read_findings
 
-__all__ = ["export_html", "render_page", "sanitize_html", "REPORT_CSS"]
+__all__ = [
+    "REPORT_CSS",
+    "export_html",
+    "looks_like_identifier",
+    "render_page",
+    "sanitize_html",
+    "tidy_stderr",
+    "write_atomic",
+]
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 
@@ -110,12 +118,22 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 .cx-toc { background: var(--bg-soft); border-radius: 6px; padding: .6rem 1.1rem;
           margin: 1rem 0; }
 .cx-toc h2 { font-size: 1rem; margin: 0 0 .3rem; border: 0; }
-.cx-toc ul { margin: 0; padding-left: 1.1rem; }
+.cx-toc ul { margin: 0; padding-left: 0; list-style: none; }
+.cx-toc li { margin: .1rem 0; }
 .cx-toc li.cx-toc-2 { margin-left: 1rem; } .cx-toc li.cx-toc-3 { margin-left: 2rem; }
-.cx-provenance { font-size: .9rem; }
-.cx-provenance h2 { font-size: 1rem; }
-.cx-provenance table { margin: .3rem 0 .6rem; }
-.cx-provenance th { width: 11rem; font-weight: 600; background: var(--bg-soft); }
+.cx-provenance { font-size: .85rem; }
+.cx-provenance h2 { font-size: 1rem; margin-bottom: .2rem; }
+.cx-provenance h3 { font-size: .85rem; margin: .6rem 0 .2rem; color: var(--muted);
+                    text-transform: uppercase; letter-spacing: .03em; }
+.cx-provenance table { margin: 0 0 .4rem; font-size: .85rem; }
+.cx-provenance th, .cx-provenance td { padding: .15rem .5rem; }
+.cx-facts th { font-weight: 600; background: var(--bg-soft); white-space: nowrap; }
+.cx-prov-grid { display: grid; grid-template-columns: minmax(15rem, 1fr) minmax(0, 1.6fr);
+                gap: 0 2rem; }
+@media (max-width: 50rem) { .cx-prov-grid { grid-template-columns: 1fr; } }
+.cx-findings-cell ul { margin: 0; padding-left: 1rem; }
+.cx-finding-error { list-style: none; margin-left: -1rem !important; background: var(--err-bg);
+                    border-left: 4px solid var(--err-line); padding: .25rem .6rem; }
 .cx-kv { display: grid; grid-template-columns: max-content 1fr; gap: .15rem 1rem;
          margin: .2rem 0 .6rem; }
 .cx-kv dt { font-weight: 600; } .cx-kv dd { margin: 0; }
@@ -169,7 +187,8 @@ _STYLE_PROPERTIES = {
     "border-top", "border-bottom", "border-collapse", "border-color", "border-width",
     "border-style", "display", "line-height", "overflow-x", "word-break",
 }
-_DATA_IMAGE = re.compile(r"^data:image/(png|jpeg|gif|webp|svg\+xml);base64,[A-Za-z0-9+/=\s]*$", re.I)
+_DATA_IMAGE = re.compile(r"^data:image/(png|jpeg|gif|webp|svg\+xml);base64,[A-Za-z0-9+/=\s]*$",
+                         re.I)
 _SCHEME = re.compile(r"^\s*([a-zA-Z][a-zA-Z0-9+.\-]*):")
 
 
@@ -324,7 +343,7 @@ def provenance_html(header: dict, *, secret_keys: Iterable[str] = ()) -> str:
         ("Snapshot date", esc(header.get("snapshot_date") or "–")),
         ("Run", esc(header.get("run_id") or "–")),
         *([("Notebook", esc(header["notebook"]))] if header.get("notebook") else []),
-        ("Status", _status_badge(header.get("status"))),
+        ("Status", status_badge(header.get("status"))),
         ("Started", esc(header.get("started_at") or "–")),
         ("Duration", esc(format_duration(header.get("duration_s")))),
         ("cxlab version", esc(cxlab_version or "–")),
@@ -332,9 +351,10 @@ def provenance_html(header: dict, *, secret_keys: Iterable[str] = ()) -> str:
          if commit else "–"),
     ]
     out = ['<section class="cx-box cx-provenance" id="cx-provenance">',
-           "<h2>Provenance</h2>", '<table class="cx-table"><tbody>']
+           "<h2>Provenance</h2>", '<div class="cx-prov-grid"><div>',
+           '<h3>Run</h3><table class="cx-table cx-facts"><tbody>']
     out += [f"<tr><th scope=\"row\">{k}</th><td>{v}</td></tr>" for k, v in rows]
-    out.append("</tbody></table>")
+    out.append("</tbody></table></div><div>")
 
     params = header.get("parameters") or {}
     out.append("<h3>Parameters</h3>")
@@ -357,8 +377,9 @@ def provenance_html(header: dict, *, secret_keys: Iterable[str] = ()) -> str:
             d = data[role] or {}
             name = PurePosixPath(str(d.get("path", "")).replace("\\", "/")).name or "–"
             rows_n = d.get("rows")
-            rows_s = f"{int(rows_n):,}" if isinstance(rows_n, (int, float)) and \
-                not isinstance(rows_n, bool) else esc(rows_n if rows_n is not None else "–")
+            countable = isinstance(rows_n, (int, float)) and not isinstance(rows_n, bool) \
+                and math.isfinite(rows_n)
+            rows_s = f"{int(rows_n):,}" if countable else esc("–" if rows_n is None else rows_n)
             sha = str(d.get("sha256") or "")[:12] or "–"
             out.append(f"<tr><td>{esc(role)}</td><td>{esc(name)}</td>"
                        f'<td class="num">{rows_s}</td><td><code>{esc(sha)}</code></td></tr>')
@@ -372,11 +393,11 @@ def provenance_html(header: dict, *, secret_keys: Iterable[str] = ()) -> str:
         for k in sorted(versions, key=str):
             out.append(f"<tr><td>{esc(k)}</td><td><code>{esc(versions[k])}</code></td></tr>")
         out.append("</tbody></table></details>")
-    out.append("</section>")
+    out.append("</div></div></section>")
     return "\n".join(out)
 
 
-def _status_badge(status: Any) -> str:
+def status_badge(status: Any) -> str:
     s = str(status or "unknown")
     cls = re.sub(r"[^a-z]", "", s.lower()) or "unknown"
     return f'<span class="cx-status cx-status-{cls}">{esc(s)}</span>'
@@ -453,14 +474,21 @@ def _scrub_output(out, secrets: list[str]) -> None:
 
 def first_error(nb) -> dict | None:
     """The first error output: {ename, evalue, cell (1-based among all cells), code_cell
-    (1-based among code cells), execution_count, cell_id}; None if the notebook has none."""
-    code_no = 0
-    for i, cell in enumerate(nb.cells, start=1):
+    (1-based among code cells), execution_count, cell_id}; None if the notebook has none.
+
+    Cells are numbered as in the source notebook (papermill's inserted cells skipped)."""
+    code_no = i = 0
+    for cell in nb.cells:
+        # number cells as in the notebook the researcher edits: papermill's markers and
+        # its injected-parameters cell are not there
+        if _tags(cell) & {PAPERMILL_MARKER_TAG, "injected-parameters"}:
+            continue
+        i += 1
         if cell.get("cell_type") != "code":
             continue
-        if PAPERMILL_MARKER_TAG in _tags(cell):
-            continue
         code_no += 1
+        if "raises-exception" in _tags(cell):
+            continue  # an error the author expected (papermill/nbclient carry on after it)
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error":
                 return {"ename": out.get("ename", "Error"), "evalue": out.get("evalue", ""),
@@ -479,6 +507,23 @@ def _metric_output(m: dict):
             f'{" – " + esc(label) if label != m.get("name") else ""}: '
             f"<b>{est}</b>{unit}{ci_s}</p>")
     return nbformat.v4.new_output("display_data", data={"text/html": text})
+
+
+_WARNING_HEADER = re.compile(r"^(?:\S.*?\.py|<[^>]+>):\d+: (\w*Warning): (.*)$")
+
+
+def tidy_stderr(text: str) -> str:
+    """Python's ``path.py:12: UserWarning: message`` + echoed source line -> ``UserWarning:
+    message``: a reviewer needs the warning, not the kernel's temp file or the code."""
+    out, after_header = [], False
+    for line in text.splitlines(keepends=True):
+        if after_header and line.startswith("  "):
+            after_header = False
+            continue  # the source line Python echoes under a warning
+        m = _WARNING_HEADER.match(line.rstrip("\r\n"))
+        after_header = m is not None
+        out.append(f"{m.group(1)}: {m.group(2)}\n" if m else line)
+    return "".join(out)
 
 
 def _prepare(nb, secrets: list[str]):
@@ -502,6 +547,9 @@ def _prepare(nb, secrets: list[str]):
                     outputs.append(_metric_output(dict(data[METRIC_MIME])))
                     continue
                 _scrub_output(out, secrets)
+                if out.get("output_type") == "stream" and out.get("name") == "stderr":
+                    text = out.get("text", "")
+                    out["text"] = tidy_stderr("".join(text) if isinstance(text, list) else text)
                 outputs.append(out)
             cell["outputs"] = outputs
             if not show and not outputs:
@@ -543,26 +591,102 @@ def _slug(text: str) -> str:
     return s[:60] or "section"
 
 
-def _headings_and_toc(body: str) -> tuple[str, list[tuple[int, str, str]]]:
-    """Give every markdown heading (h1-h3) a unique id; return (html, [(level, id, text)])."""
-    soup = BeautifulSoup(body, "html.parser")
+_ID_TOKENS = {"id", "ids", "uuid", "guid", "cust", "email", "mail", "phone", "msisdn", "iban",
+              "ssn"}
+
+
+def looks_like_identifier(name: str) -> bool:
+    """True for names like ``customer_id``, ``cust``, ``CustomerID``, ``client-uuid``."""
+    name = name.strip()
+    if re.search(r"[a-z](Id|ID)$", name):
+        return True
+    tokens = re.split(r"[^a-z0-9]+", name.lower())
+    return any(t in _ID_TOKENS for t in tokens) or bool(
+        re.search(r"(customer|client|cust|account|member|respondent|user|person)_?(id|no|number)$",
+                  name.lower()))
+
+
+def _index_names(table) -> list[str]:
+    """Index names of a pandas table: the header row whose first cell(s) are filled and the
+    rest empty (``DataFrame.to_html``), or cells classed ``index_name`` (``Styler``)."""
+    names = [th.get_text(" ", strip=True) for th in table.select("th.index_name")]
+    thead = table.find("thead")
+    for tr in thead.find_all("tr") if thead else []:
+        cells = [c.get_text(" ", strip=True) for c in tr.find_all(["th", "td"])]
+        filled = [c for c in cells if c]
+        if len(cells) > 1 and filled and not cells[-1] and cells[: len(filled)] == filled:
+            names += filled
+    return [n for n in names if n]
+
+
+def _withhold_identifier_tables(soup: BeautifulSoup) -> None:
+    """Replace a table indexed by something named like an identifier with a note.
+
+    cxlab reports show aggregates only; a table indexed by ``customer_id`` lists people.
+    The HTML layer cannot recognise every identifier, so this is a guard, not a filter:
+    notebooks stay responsible for what they display."""
+    for table in soup.find_all("table"):
+        ids = [n for n in _index_names(table) if looks_like_identifier(n)]
+        if ids:
+            note = soup.new_tag("div", attrs={"class": "cx-callout cx-warning"})
+            note.string = (f"Table withheld: its index ({', '.join(ids)}) looks like a customer "
+                           "identifier, and reports show aggregates only. Aggregate it (or "
+                           "reset the index) in the notebook.")
+            table.replace_with(note)
+
+
+def _tidy(soup: BeautifulSoup) -> None:
+    """Drop heading pilcrows and scripts; replace images that are not embedded (a file or
+    remote URL the offline page could not show) with a visible note; withhold tables
+    indexed by identifiers."""
     for el in soup.select("a.anchor-link, script, style"):
         el.decompose()
+    _withhold_identifier_tables(soup)
+    for img in soup.find_all("img"):
+        if not _DATA_IMAGE.match(img.get("src", "") or ""):
+            note = soup.new_tag("span", attrs={"class": "cx-muted"})
+            note.string = "[image not embedded in the report]"
+            img.replace_with(note)
+
+
+def _tidy_html(fragment: str) -> str:
+    if not fragment:
+        return fragment
+    soup = BeautifulSoup(fragment, "html.parser")
+    _tidy(soup)
+    return str(soup)
+
+
+def _heading_text(h) -> str:
+    return " ".join(h.get_text(" ", strip=True).split())
+
+
+def _headings_and_toc(body: str, title: str | None
+                      ) -> tuple[str, list[tuple[int, str, str]], str | None]:
+    """Give every markdown heading (h1-h3) a unique id.
+
+    The notebook's leading ``# Title`` becomes the page title (and is not repeated below
+    it) unless ``title`` is given and differs. Returns (html, [(level, id, text)], title).
+    """
+    soup = BeautifulSoup(body, "html.parser")
+    _tidy(soup)
+    headings = [h for cell in soup.select(".jp-MarkdownCell")
+                for h in cell.find_all(["h1", "h2", "h3"]) if _heading_text(h)]
+    if headings and headings[0].name == "h1" and title in (None, _heading_text(headings[0])):
+        title = _heading_text(headings[0])
+        headings.pop(0).decompose()
     used: set[str] = set()
     toc = []
-    for cell in soup.select(".jp-MarkdownCell"):
-        for h in cell.find_all(["h1", "h2", "h3"]):
-            text = " ".join(h.get_text(" ", strip=True).split())
-            if not text:
-                continue
-            base = "sec-" + _slug(text)
-            hid, n = base, 2
-            while hid in used:
-                hid, n = f"{base}-{n}", n + 1
-            used.add(hid)
-            h["id"] = hid
-            toc.append((int(h.name[1]), hid, text))
-    return str(soup), toc
+    for h in headings:
+        text = _heading_text(h)
+        base = "sec-" + _slug(text)
+        hid, n = base, 2
+        while hid in used:
+            hid, n = f"{base}-{n}", n + 1
+        used.add(hid)
+        h["id"] = hid
+        toc.append((int(h.name[1]), hid, text))
+    return str(soup), toc, title
 
 
 def _toc_html(toc: list[tuple[int, str, str]]) -> str:
@@ -576,12 +700,20 @@ def _toc_html(toc: list[tuple[int, str, str]]) -> str:
             f"<ul>\n{items}\n</ul></nav>")
 
 
-def _error_box(err: dict | None, status: Any) -> str:
+def _error_box(err: dict | None, status: Any, reported: dict | None = None) -> str:
+    """``err``: the first error output of the notebook; ``reported``: what the runner saw
+    (``header["error"]``: ename, evalue, cell, reason), used when the notebook holds no
+    error output (timeout, dead kernel)."""
     if err is None:
+        reported = reported or {}
+        what = (f"<p><strong>{esc(reported.get('ename') or 'Error')}</strong>: "
+                f"{esc(reported.get('evalue') or '')}</p>" if reported.get("ename") or
+                reported.get("evalue") else "")
+        reason = esc(reported.get("reason") or "the kernel may have died or timed out")
         return ('<section class="cx-box cx-errorbox" id="cx-error" role="alert">'
-                "<h2>This notebook failed</h2><p>Status: "
-                f"{esc(status)}. No error output was recorded (the kernel may have died or "
-                "timed out); the report below is partial.</p></section>")
+                f"<h2>This notebook failed</h2>{what}<p>Status: {esc(status)}. No cell "
+                f"recorded an error output ({reason}); the report below is partial.</p>"
+                "</section>")
     where = f"code cell {err['code_cell']} (cell {err['cell']} of the notebook"
     if err.get("execution_count") is not None:
         where += f", In [{err['execution_count']}]"
@@ -612,11 +744,13 @@ def export_html(nb, out_path, header: dict, *, title: str | None = None) -> Path
     ``nb``: executed ``nbformat.NotebookNode`` (may contain an error output). ``header``:
     provenance (``study_name``, ``snapshot_date``, ``run_id``, ``notebook``, ``status``,
     ``parameters``, ``secret_keys``, ``data``, ``versions``, ``git_commit``, ``started_at``,
-    ``duration_s``); values of parameters named in ``secret_keys`` are shown as "•••" and
-    scrubbed from the notebook's text outputs. ``title`` defaults to the notebook's first
-    heading. The file is written atomically; returns its path.
+    ``duration_s``; optional: ``error`` {ename, evalue, cell, reason} as the runner saw it,
+    ``notebook_dir`` to embed markdown images given as relative paths); values of parameters
+    named in ``secret_keys`` are shown as "•••" and scrubbed from the notebook's text
+    outputs. ``title`` defaults to the notebook's leading heading. The file is written
+    atomically; returns its path.
     """
-    nb = copy.deepcopy(nb)
+    nb = nbformat.from_dict(copy.deepcopy(nb))
     header = dict(header or {})
     secrets = _secret_values(header)
     err = first_error(nb)
@@ -626,13 +760,14 @@ def export_html(nb, out_path, header: dict, *, title: str | None = None) -> Path
     failed = err is not None or str(header.get("status", "")).lower() == "failed"
 
     body_cells, top_cells = _prepare(nb, secrets)
-    path = str(Path(out_path).parent)
+    # markdown images given as relative files are embedded from the notebook's folder
+    path = str(header.get("notebook_dir") or Path(out_path).parent)
     body_html = _mark_failed_cell(_render_cells(nb, body_cells, path), err)
-    body_html, toc = _headings_and_toc(body_html)
-    top_html = _render_cells(nb, top_cells, path)
+    body_html, toc, page_title = _headings_and_toc(body_html, title)
+    top_html = _tidy_html(_render_cells(nb, top_cells, path))
 
     nb_name = header.get("notebook") or Path(out_path).stem
-    page_title = title or next((t for lvl, _, t in toc if lvl == 1), None) or str(nb_name)
+    page_title = page_title or str(nb_name)
     subtitle = " · ".join(esc(x) for x in (header.get("study_name"),
                                            f"snapshot {header['snapshot_date']}"
                                            if header.get("snapshot_date") else None,
@@ -640,9 +775,9 @@ def export_html(nb, out_path, header: dict, *, title: str | None = None) -> Path
                                            else None, nb_name) if x)
     parts = []
     if failed:
-        parts.append(_error_box(err, header.get("status", "failed")))
+        parts.append(_error_box(err, header.get("status", "failed"), header.get("error")))
     parts.append(f'<header class="cx-page-header"><h1>{esc(page_title)} '
-                 f'{_status_badge(header.get("status") or ("failed" if failed else None))}</h1>'
+                 f'{status_badge("failed" if err else header.get("status"))}</h1>'
                  f'<p class="cx-subtitle">{subtitle}</p></header>')
     parts.append(findings_html(findings, top_html))
     parts.append(_toc_html(toc))

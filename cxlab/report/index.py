@@ -12,6 +12,7 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import quote
 
 from cxlab.report.html import (
+    MASK,
     esc,
     format_duration,
     format_estimate_ci,
@@ -19,7 +20,7 @@ from cxlab.report.html import (
     provenance_html,
     render_page,
     write_atomic,
-    _status_badge,
+    status_badge,
 )
 
 __all__ = ["write_index"]
@@ -35,26 +36,30 @@ def _relative_href(html_path) -> str | None:
     return quote(p.as_posix(), safe="/")
 
 
+def _notebook_link(nb: dict) -> str:
+    name = esc(nb.get("name", "?"))
+    href = _relative_href(nb.get("html"))
+    return f'<a href="{esc(href)}">{name}</a>' if href else name
+
+
 def _notebooks_table(notebooks: list[dict]) -> str:
     if not notebooks:
         return "<p>No notebooks ran.</p>"
     out = ['<table class="cx-table cx-notebooks"><thead><tr><th>notebook</th><th>status</th>'
            '<th class="num">duration</th><th>headline findings</th></tr></thead><tbody>']
     for nb in notebooks:
-        name = esc(nb.get("name", "?"))
-        href = _relative_href(nb.get("html"))
-        name_cell = f'<a href="{esc(href)}">{name}</a>' if href else name
+        name_cell = _notebook_link(nb)
         notes = []
         err = nb.get("error")
         if err:
-            notes.append(f'<li class="cx-finding-warning"><strong>{esc(err.get("ename"))}:'
+            notes.append(f'<li class="cx-finding-error"><strong>{esc(err.get("ename"))}:'
                          f"</strong> {esc(err.get('evalue'))}</li>")
         for f in nb.get("findings") or []:
             cls = ' class="cx-finding-warning"' if f.get("level") == "warning" else ""
             prefix = "<strong>Warning:</strong> " if f.get("level") == "warning" else ""
             notes.append(f"<li{cls}>{prefix}{esc(f.get('text'))}</li>")
         notes_html = f"<ul>{''.join(notes)}</ul>" if notes else "–"
-        out.append(f"<tr><td>{name_cell}</td><td>{_status_badge(nb.get('status'))}</td>"
+        out.append(f"<tr><td>{name_cell}</td><td>{status_badge(nb.get('status'))}</td>"
                    f'<td class="num">{esc(format_duration(nb.get("duration_s")))}</td>'
                    f'<td class="cx-findings-cell">{notes_html}</td></tr>')
     out.append("</tbody></table>")
@@ -99,7 +104,7 @@ def _comparison_table(comparison: list[dict]) -> str:
         except Exception:  # noqa: BLE001 - formatting only
             cur = format_number(c.get("current"))
         flag = bool(c.get("flag"))
-        mark = '<span class="cx-flag-mark">▲ changed</span> ' if flag else ""
+        mark = '<span class="cx-flag-mark">⚑ changed</span> ' if flag else ""
         row_class = ' class="cx-flag"' if flag else ""
         out.append(f"<tr{row_class}>"
                    f"<td><code>{esc(c.get('metric'))}</code></td>"
@@ -109,27 +114,52 @@ def _comparison_table(comparison: list[dict]) -> str:
     return "\n".join(out)
 
 
+def _mask(params: dict, secret: set) -> dict:
+    return {k: (_mask(v, secret) if isinstance(v, dict) else MASK if k in secret else v)
+            for k, v in params.items()}
+
+
+def _flatten_parameters(params: dict) -> dict:
+    """The manifest holds parameters per notebook ({notebook: {name: value}}): show a value
+    once when every notebook got the same, else once per notebook as ``name (notebook)``."""
+    if not params or not all(isinstance(v, dict) for v in params.values()):
+        return dict(params or {})
+    by_name: dict[str, dict[str, object]] = {}
+    for nb, ps in params.items():
+        for k, v in ps.items():
+            by_name.setdefault(k, {})[nb] = v
+    flat = {}
+    for k, per_nb in by_name.items():
+        values = list(per_nb.values())
+        if all(v == values[0] for v in values[1:]):
+            flat[k] = values[0]
+        else:
+            flat.update({f"{k} ({nb})": v for nb, v in per_nb.items()})
+    return flat
+
+
 def write_index(run_dir: Path, manifest: dict) -> Path:
     """Write ``run_dir/index.html`` from a run manifest (atomically); return its path.
 
     Manifest keys used: run_id, status, started_at, finished_at, duration_s,
-    study {name, snapshot_date}, parameters, secret_keys (optional), data, versions,
+    study {name, snapshot_date}, parameters ({name: value}, or per notebook
+    {notebook: {name: value}}), secret_keys (optional), data, versions,
     git_commit (optional), notebooks [{name, status, duration_s, html, error, findings}],
     metrics {name: {estimate, lower, upper, notebook}}, comparison, failed_reason.
     """
     run_dir = Path(run_dir)
     m = dict(manifest or {})
+    secret = set(m.get("secret_keys") or ())
     study = m.get("study") or {}
     run_id = m.get("run_id") or run_dir.name
     status = m.get("status") or "unknown"
     title = f"Run {run_id}"
     parts = []
     if str(status).lower() == "failed":
-        failed_nbs = [nb.get("name") for nb in m.get("notebooks") or []
+        failed_nbs = [_notebook_link(nb) for nb in m.get("notebooks") or []
                       if str(nb.get("status", "")).lower() == "failed"]
         reason = m.get("failed_reason") or "one or more notebooks failed"
-        which = (f"<p>Failed notebooks: {', '.join(esc(n) for n in failed_nbs)}.</p>"
-                 if failed_nbs else "")
+        which = (f"<p>Failed notebooks: {', '.join(failed_nbs)}.</p>" if failed_nbs else "")
         parts.append('<section class="cx-box cx-errorbox" id="cx-error" role="alert">'
                      f"<h2>This run failed</h2><p>{esc(reason)}</p>{which}</section>")
     subtitle = " · ".join(esc(x) for x in (
@@ -138,7 +168,7 @@ def write_index(run_dir: Path, manifest: dict) -> Path:
         f"started {m['started_at']}" if m.get("started_at") else None,
         f"took {format_duration(m.get('duration_s'))}" if m.get("duration_s") is not None
         else None) if x)
-    parts.append(f'<header class="cx-page-header"><h1>{esc(title)} {_status_badge(status)}'
+    parts.append(f'<header class="cx-page-header"><h1>{esc(title)} {status_badge(status)}'
                  f'</h1><p class="cx-subtitle">{subtitle}</p></header>')
     parts.append('<section class="cx-box" id="cx-notebooks"><h2>Notebooks</h2>'
                  f"{_notebooks_table(m.get('notebooks') or [])}</section>")
@@ -149,11 +179,12 @@ def write_index(run_dir: Path, manifest: dict) -> Path:
     header = {
         "study_name": study.get("name"), "snapshot_date": study.get("snapshot_date"),
         "run_id": run_id, "notebook": None, "status": status,
-        "parameters": m.get("parameters") or {}, "data": m.get("data") or {},
+        "parameters": _flatten_parameters(_mask(m.get("parameters") or {}, secret)),
+        "data": m.get("data") or {},
         "versions": m.get("versions") or {}, "git_commit": m.get("git_commit"),
         "started_at": m.get("started_at"), "duration_s": m.get("duration_s"),
     }
-    parts.append(provenance_html(header, secret_keys=m.get("secret_keys") or ()))
+    parts.append(provenance_html(header, secret_keys=secret))
     parts.append('<footer class="cx-footer">Generated by cxlab. Each notebook report is a '
                  "self-contained HTML file in this folder.</footer>")
     return write_atomic(run_dir / "index.html", render_page(title, "\n".join(parts)))

@@ -1,0 +1,530 @@
+"""HTML reports: self-contained, script-free, findings first, code hidden, secrets masked.
+
+The notebooks are built in code, executed for real with papermill (kernel ``python3`` of the
+venv) and exported; the assertions parse the resulting HTML. ``tests/test_browser.py`` opens
+the same reports in Chromium. Reference for "inert": the HTML5 spec -- a payload is inert
+when it is text (escaped) or gone, never an element or an attribute.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import nbformat
+import papermill as pm
+import pytest
+from bs4 import BeautifulSoup
+
+from cxlab.report.html import (
+    export_html,
+    format_estimate_ci,
+    looks_like_identifier,
+    sanitize_html,
+    tidy_stderr,
+)
+from cxlab.report.index import _relative_href, write_index
+
+CANARY = "CANARY-s3cr3t-7f41c2"
+XSS = "<script>alert(1)</script>"
+ATTR_XSS = '" onmouseover="alert(1)'
+PAYLOAD = f"x{XSS}{ATTR_XSS}"
+
+MD_INJECTION = (
+    "Raw HTML in markdown: <script>alert(1)</script>\n\n"
+    '<img src="x" onerror="alert(1)"> <a href="javascript:alert(1)">click me</a>\n\n'
+    '<p title="t" onmouseover="alert(1)">hover</p>\n\n'
+    '<img src="https://example.com/tracker.png">\n\n'
+    "<style>body { background: url(https://example.com/bg.png) }</style>"
+)
+
+
+def _md(src, tags=()):
+    return nbformat.v4.new_markdown_cell(src, metadata={"tags": list(tags)})
+
+
+def _code(src, tags=()):
+    return nbformat.v4.new_code_cell(src, metadata={"tags": list(tags)})
+
+
+def _good_notebook():
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nb.cells = [
+        _md("# Retention drivers\n\nWhat this answers: do recognised customers stay longer?"),
+        _code("# PARAMS_CELL_MARKER\napi_token = 'default'\nlabel = 'demo'", ["parameters"]),
+        _code("from cxlab.report import record_finding, record_metric\n"
+              "_ = record_finding('Recognition lowers the defection hazard: ' + label)\n"
+              "_ = record_finding('Proportional hazards violated for proximity', "
+              "level='warning')\n"
+              "_ = record_metric('cox.hr_per_sd.recognition', 0.82345, 0.74123, 0.91456)\n"
+              "print('FINDINGS_CELL_OUTPUT')", ["findings"]),
+        _md("## Survival curves\n\nKaplan-Meier by recognition tercile."),
+        _code("import matplotlib\nimport matplotlib.pyplot as plt\n"
+              "fig, ax = plt.subplots(figsize=(4, 2.5), dpi=72)\n"
+              "_ = ax.step([0, 6, 12, 24], [1, .9, .8, .7], where='post', label='high')\n"
+              "_ = ax.step([0, 6, 12, 24], [1, .8, .6, .5], where='post', label='low')\n"
+              "_ = ax.set_xlabel('months since survey'); _ = ax.legend()\n"
+              "plt.show()"),
+        _md("## Hazard ratios\n\n" + MD_INJECTION),
+        _code("import pandas as pd\n"
+              "pd.DataFrame({'construct': ['recognition', 'empathy'],\n"
+              "              'estimate': [0.82, 0.91], label: [1, 2]})"),
+        _code("ids = pd.Index(['CUSTOMER-1001', 'CUSTOMER-1002'], name='customer_id')\n"
+              "pd.DataFrame({'months': [3, 7]}, index=ids)"),
+        _code("SHOWN_CODE_MARKER = 1 + 1", ["show-code"]),
+        _code("# HIDDEN_CODE_MARKER\nhidden = 3\nhidden"),
+        _code("# REMOVED_CELL_MARKER\nprint('REMOVED_OUTPUT_MARKER')", ["remove"]),
+        _code("import sys, warnings\n"
+              "warnings.warn('proportional hazards check failed for proximity')\n"
+              "print('stderr note: 3 rows excluded', file=sys.stderr)\n"
+              "print('token in use:', api_token)"),
+        _code("from IPython.display import HTML, Javascript, display\n"
+              "display(HTML('<b onmouseover=\"alert(1)\">bold</b><script>alert(1)</script>'))\n"
+              "display(Javascript('alert(1)'))"),
+        _md("## Hazard ratios\n\n### Robustness\n\nSame heading twice must get two anchors."),
+    ]
+    return nb
+
+
+def _failing_notebook():
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nb.cells = [
+        _md("# Segment report\n\nDisappointed good customers."),
+        _code("n_min = 10", ["parameters"]),
+        _code("from cxlab.report import record_finding\n"
+              "_ = record_finding('Partial result before the failure')"),
+        _md("## Segment shares"),
+        _code("raise ValueError(\"column 'tenure' has 3 negative values <b>fix</b>\")"),
+        _md("## After the failure"),
+        _code("print('never runs')"),
+    ]
+    return nb
+
+
+@functools.lru_cache(maxsize=None)
+def executed_notebooks() -> dict[str, nbformat.NotebookNode]:
+    """Execute both test notebooks once per test session (shared with test_browser.py)."""
+    work = Path(tempfile.mkdtemp(prefix="cxlab-html-test-"))
+    atexit.register(shutil.rmtree, work, True)
+    out = {}
+    for name, nb, params in (
+        ("good", _good_notebook(), {"api_token": CANARY, "label": PAYLOAD}),
+        ("failed", _failing_notebook(), {"n_min": 10}),
+    ):
+        src = work / f"{name}.ipynb"
+        dst = work / f"{name}-out.ipynb"
+        nbformat.write(nb, src)
+        try:
+            pm.execute_notebook(str(src), str(dst), parameters=params, kernel_name="python3",
+                                progress_bar=False, cwd=str(work), log_output=False)
+        except pm.PapermillExecutionError:
+            assert name == "failed"
+        out[name] = nbformat.read(dst, as_version=4)
+    return out
+
+
+def header_for(name: str, status: str) -> dict:
+    return {
+        "study_name": "Retail bank barometer",
+        "snapshot_date": "2026-06-30",
+        "run_id": "2026-07-01T0300-ab12",
+        "notebook": f"{name}.ipynb",
+        "status": status,
+        "parameters": {"api_token": CANARY, "label": PAYLOAD, "horizon_months": 24},
+        "secret_keys": ["api_token"],
+        "data": {"customers": {"path": "/srv/extracts/2026-06/customers.csv", "rows": 12345,
+                               "sha256": "0123456789abcdef" * 4},
+                 "surveys": {"path": "data/barometer.csv", "rows": 4321,
+                             "sha256": "fedcba9876543210" * 4}},
+        "versions": {"cxlab": "0.1.0", "pandas": "2.3.0", "lifelines": "0.30.0"},
+        "git_commit": "9f8e7d6c5b4a39281706f5e4d3c2b1a098765432",
+        "started_at": "2026-07-01T03:00:00+00:00",
+        "duration_s": 73.4,
+    }
+
+
+def export_reports(out_dir: Path) -> dict[str, Path]:
+    nbs = executed_notebooks()
+    return {
+        "good": export_html(nbs["good"], out_dir / "01-drivers.html",
+                            header_for("01-drivers", "succeeded")),
+        "failed": export_html(nbs["failed"], out_dir / "02-segments.html",
+                              header_for("02-segments", "failed")),
+    }
+
+
+def example_manifest() -> dict:
+    return {
+        "run_id": "2026-07-01T0300-ab12", "status": "failed",
+        "started_at": "2026-07-01T03:00:00+00:00", "finished_at": "2026-07-01T03:02:10+00:00",
+        "duration_s": 130.2,
+        "study": {"name": "Retail bank barometer", "snapshot_date": "2026-06-30"},
+        "parameters": {"horizon_months": 24, "label": PAYLOAD},
+        "data": header_for("x", "failed")["data"],
+        "versions": {"cxlab": "0.1.0", "pandas": "2.3.0"},
+        "notebooks": [
+            {"name": "01-drivers", "status": "succeeded", "duration_s": 41.0,
+             "html": "01-drivers.html", "error": None,
+             "findings": [{"text": "Recognition lowers the defection hazard: " + PAYLOAD,
+                           "level": "finding"},
+                          {"text": "PH violated for proximity", "level": "warning"}]},
+            {"name": "02-segments", "status": "failed", "duration_s": 12.5,
+             "html": "02-segments.html", "error": {"ename": "ValueError",
+                                                  "evalue": "column 'tenure' <b>"},
+             "findings": []},
+        ],
+        "metrics": {
+            "cox.hr_per_sd.recognition": {"estimate": 0.823456, "lower": 0.741234,
+                                          "upper": 0.914567, "notebook": "01-drivers"},
+            "value.retained_months.uplift": {"estimate": 12345.678, "lower": 9876.5,
+                                             "upper": 15000.2, "notebook": "01-drivers"},
+        },
+        "comparison": [
+            {"metric": "cox.hr_per_sd.recognition", "previous": 0.95, "previous_lower": 0.9,
+             "previous_upper": 0.99, "current": 0.823456, "flag": True,
+             "text": "below the previous 95 % interval"},
+            {"metric": "segments.share.disappointed", "previous": 0.181, "previous_lower": 0.17,
+             "previous_upper": 0.19, "current": 0.1834, "flag": False, "text": "within"},
+        ],
+        "failed_reason": "notebook 02-segments raised ValueError",
+    }
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("reports")
+    paths = export_reports(out)
+    paths["index"] = write_index(out, example_manifest())
+    return paths
+
+
+@pytest.fixture(scope="module")
+def good(reports):
+    text = reports["good"].read_text(encoding="utf-8")
+    return text, BeautifulSoup(text, "html.parser")
+
+
+@pytest.fixture(scope="module")
+def failed(reports):
+    text = reports["failed"].read_text(encoding="utf-8")
+    return text, BeautifulSoup(text, "html.parser")
+
+
+# ------------------------------------------------------------------------------ helpers
+
+_REMOTE = re.compile(r"""(?:src|href|srcset|action|poster)\s*=\s*["']?\s*(?:https?:)?//"""
+                     r"""|url\(\s*["']?\s*(?:https?:)?//|@import""", re.I)
+
+
+def assert_inert(text: str, soup: BeautifulSoup) -> None:
+    """No script element, no event-handler attribute, no javascript: URL, no remote fetch."""
+    assert "<script" not in text.lower()
+    for tag in soup.find_all(True):
+        for attr, value in tag.attrs.items():
+            assert not attr.lower().startswith("on"), (tag.name, attr)
+            vals = value if isinstance(value, list) else [value]
+            assert not any("javascript:" in str(v).lower() for v in vals), (tag.name, attr)
+    assert not _REMOTE.search(text), _REMOTE.search(text).group(0)
+    assert not soup.find("link") and not soup.find("iframe") and not soup.find("object")
+
+
+# ------------------------------------------------------------------------------ tests
+
+@pytest.mark.slow
+def test_report_is_self_contained_and_script_free(reports):
+    for key in ("good", "failed", "index"):
+        text = reports[key].read_text(encoding="utf-8")
+        soup = BeautifulSoup(text, "html.parser")
+        assert_inert(text, soup)
+        # the only stylesheet is our inline one; a CSP forbids scripts and remote fetches
+        assert len(soup.find_all("style")) == 1
+        csp = soup.find("meta", attrs={"http-equiv": "Content-Security-Policy"})
+        assert csp and "default-src 'none'" in csp["content"] and "img-src data:" in csp["content"]
+
+
+@pytest.mark.slow
+def test_images_are_embedded_data_uris(good):
+    _, soup = good
+    imgs = soup.find_all("img")
+    assert len(imgs) >= 1  # the matplotlib figure
+    pngs = [i for i in imgs if i.get("src", "").startswith("data:image/png;base64,")]
+    assert len(pngs) == 1 and len(pngs[0]["src"]) > 1000
+    assert all(i["src"].startswith("data:image/") for i in imgs)
+    # the remote image and the onerror image of the markdown cell became a visible note
+    notes = [s for s in soup.select("main span.cx-muted") if "not embedded" in s.get_text()]
+    assert len(notes) == 2
+
+
+@pytest.mark.slow
+def test_code_hidden_except_show_code_cell(good):
+    text, soup = good
+    assert "SHOWN_CODE_MARKER" in soup.select_one("main .celltag_show-code").get_text()
+    for hidden in ("HIDDEN_CODE_MARKER", "PARAMS_CELL_MARKER", "REMOVED_CELL_MARKER",
+                   "REMOVED_OUTPUT_MARKER", "record_finding(", "plt.subplots",
+                   "injected-parameters"):
+        assert hidden not in text, hidden
+    assert len(soup.select(".jp-InputArea-editor")) == 1
+    # outputs of hidden cells are still there (the value of `hidden`)
+    assert soup.find("pre", string="3") is not None
+
+
+@pytest.mark.slow
+def test_toc_links_match_heading_ids(good):
+    _, soup = good
+    links = soup.select("nav#cx-toc a")
+    texts = [a.get_text() for a in links]
+    assert texts == ["Survival curves", "Hazard ratios", "Hazard ratios", "Robustness"]
+    ids = [a["href"][1:] for a in links]
+    assert all(a["href"].startswith("#") for a in links)
+    assert len(set(ids)) == len(ids)  # the repeated heading got its own anchor
+    for hid, text in zip(ids, texts):
+        target = soup.find(id=hid)
+        assert target is not None and target.name in ("h1", "h2", "h3")
+        assert target.get_text(" ", strip=True) == text
+    # the notebook's "# Retention drivers" is the page title, not repeated below it
+    assert soup.select_one("header h1").get_text(" ", strip=True).startswith("Retention drivers")
+    assert soup.find("title").get_text() == "Retention drivers"
+    assert not soup.select("main h1")
+
+
+@pytest.mark.slow
+def test_findings_first_with_warning_callout_and_findings_cells(good):
+    text, soup = good
+    box = soup.find(id="cx-findings")
+    items = box.find_all("li")
+    assert items[0].get_text() == "Recognition lowers the defection hazard: " + PAYLOAD
+    assert "cx-finding-warning" in items[1]["class"]
+    assert "Proportional hazards violated for proximity" in items[1].get_text()
+    # the output of the cell tagged `findings` was moved into the box
+    assert "FINDINGS_CELL_OUTPUT" in box.get_text()
+    assert "FINDINGS_CELL_OUTPUT" not in soup.find("main").get_text()
+    # the box precedes the table of contents and the first section of the notebook
+    first_section = soup.select_one("main h2")
+    assert text.index('id="cx-findings"') < text.index('id="cx-toc"') \
+        < text.index(f'id="{first_section["id"]}"')
+    assert soup.find(id="cx-error") is None
+
+
+@pytest.mark.slow
+def test_metric_shown_readably_not_as_json(good):
+    text, soup = good
+    assert "application/vnd.cxlab" not in text and '"estimate":' not in text
+    metric = soup.select_one(".cx-metric").get_text(" ", strip=True)
+    assert "cox.hr_per_sd.recognition" in metric and "0.823" in metric
+    assert "0.741 – 0.915" in metric
+
+
+@pytest.mark.slow
+def test_warnings_and_stderr_are_visible_callouts(good):
+    _, soup = good
+    callouts = " ".join(c.get_text() for c in soup.select("main .cx-callout.cx-warning"))
+    assert "UserWarning: proportional hazards check failed for proximity" in callouts
+    assert "stderr note: 3 rows excluded" in callouts
+    # without the kernel's temp-file path and the echoed source line (that is code)
+    assert "ipykernel" not in callouts and "warnings.warn(" not in callouts
+
+
+@pytest.mark.slow
+def test_provenance_header(good):
+    text, soup = good
+    prov = soup.find(id="cx-provenance")
+    ptext = prov.get_text(" ", strip=True)
+    for expected in ("Retail bank barometer", "2026-06-30", "2026-07-01T0300-ab12",
+                     "succeeded", "customers.csv", "12,345", "0123456789ab", "barometer.csv",
+                     "4,321", "fedcba987654", "9f8e7d6c5b4a", "0.1.0", "1 min 13 s"):
+        assert expected in ptext, expected
+    assert "/srv/extracts" not in text  # file name only, never the path
+    assert "0123456789abcdef0" not in text  # only the first 12 hex of the sha256
+    versions = prov.find("details")
+    assert versions is not None and not versions.has_attr("open")
+    assert "lifelines" in versions.get_text()
+
+
+@pytest.mark.slow
+def test_secret_parameter_never_rendered(good, failed):
+    for text, soup in (good, failed):
+        assert CANARY not in text
+        assert "s3cr3t" not in text
+    _, soup = good
+    row = [tr for tr in soup.select("#cx-provenance tr") if "api_token" in tr.get_text()][0]
+    assert row.find_all("td")[1].get_text() == "•••"
+    # the notebook printed the token; the report shows the mask instead
+    assert "token in use: •••" in soup.find("main").get_text()
+
+
+@pytest.mark.slow
+def test_injection_payloads_are_inert(good):
+    text, soup = good
+    assert_inert(text, soup)
+    # finding text, parameter value and DataFrame column label survive as visible text
+    assert PAYLOAD in soup.find(id="cx-findings").get_text()
+    prov_values = [td.get_text() for td in soup.select("#cx-provenance td")]
+    assert PAYLOAD in prov_values
+    assert PAYLOAD in [th.get_text() for th in soup.select("main table.dataframe th")]
+    # markdown raw HTML: the harmless parts stay, the active parts are gone
+    main = soup.find("main")
+    assert main.find("p", string="hover") is not None
+    assert "click me" in main.get_text()
+    assert all(not a.get("href") or a["href"].startswith("#") for a in main.find_all("a"))
+    assert main.find("b", string="bold") is not None  # text/html output kept, handler gone
+    assert "interactive JavaScript output omitted" in main.get_text()
+
+
+@pytest.mark.slow
+def test_table_indexed_by_customer_id_is_withheld(good):
+    text, soup = good
+    assert "CUSTOMER-1001" not in text
+    notes = [c.get_text() for c in soup.select("main .cx-callout.cx-warning")]
+    assert any("Table withheld: its index (customer_id)" in n for n in notes)
+    assert soup.select("main table.dataframe")  # aggregate tables are kept
+
+
+def test_looks_like_identifier():
+    for name in ("customer_id", "cust", "CustomerID", "respondentId", "client-uuid", "email",
+                 "account_no", "id"):
+        assert looks_like_identifier(name), name
+    for name in ("construct", "segment", "tenure", "valid", "paid", "idle_days", "period"):
+        assert not looks_like_identifier(name), name
+
+
+@pytest.mark.slow
+def test_failed_status_without_error_output_still_gets_error_box(tmp_path):
+    nb = executed_notebooks()["good"]
+    # what the runner reports for a notebook stopped by its timeout
+    header = header_for("01", "failed") | {"error": {
+        "ename": "Timeout", "evalue": "the notebook ran longer than 600 s and was stopped",
+        "cell": None, "reason": "timeout"}}
+    path = export_html(nb, tmp_path / "r.html", header)
+    soup = BeautifulSoup(path.read_text(encoding="utf-8"), "html.parser")
+    box = soup.body.find(True)
+    assert box.get("id") == "cx-error"
+    text = box.get_text(" ", strip=True)
+    assert "Timeout : the notebook ran longer than 600 s" in text
+    assert "No cell recorded an error output (timeout)" in text
+
+
+@pytest.mark.slow
+def test_failed_notebook_error_box_first(failed):
+    text, soup = failed
+    first = soup.body.find(True)
+    assert first.get("id") == "cx-error"
+    box = first.get_text(" ", strip=True)
+    assert "ValueError" in box and "column 'tenure' has 3 negative values <b>fix</b>" in box
+    # numbered as in the source notebook: papermill's injected cell and markers not counted
+    assert "code cell 3 (cell 5 of the notebook, In [4])" in box
+    assert soup.find(id="cx-failed-cell") is not None  # the box links to the cell
+    assert soup.select_one('a[href="#cx-failed-cell"]') is not None
+    # then the partial report: findings recorded before the failure, later headings
+    assert "Partial result before the failure" in soup.find(id="cx-findings").get_text()
+    assert [a.get_text() for a in soup.select("nav#cx-toc a")] == [
+        "Segment shares", "After the failure"]
+    assert "papermill" not in soup.find("main").get_text().lower()
+    assert soup.select_one(".cx-status-failed") is not None
+    assert_inert(text, soup)
+
+
+@pytest.mark.slow
+def test_export_is_atomic_and_overwrites(tmp_path):
+    nb = executed_notebooks()["failed"]
+    target = tmp_path / "report.html"
+    target.write_text("old", encoding="utf-8")
+    export_html(nb, target, header_for("02", "failed"), title="Custom <title>")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html"]  # no temp left over
+    text = target.read_text(encoding="utf-8")
+    assert "<title>Custom &lt;title&gt;</title>" in text
+
+
+def test_index_page(reports):
+    text = reports["index"].read_text(encoding="utf-8")
+    soup = BeautifulSoup(text, "html.parser")
+    assert_inert(text, soup)
+    assert soup.body.find(True).get("id") == "cx-error"
+    assert "notebook 02-segments raised ValueError" in soup.find(id="cx-error").get_text()
+    links = [a["href"] for a in soup.select("#cx-notebooks a")]
+    assert links == ["01-drivers.html", "02-segments.html"]  # relative hrefs
+    nb_text = soup.find(id="cx-notebooks").get_text()
+    assert PAYLOAD in nb_text and "ValueError: column 'tenure' <b>" in nb_text
+    assert "41.0 s" in nb_text
+    rows = {tr.find("code").get_text(): [td.get_text() for td in tr.find_all("td")]
+            for tr in soup.select("#cx-metrics tbody tr")}
+    assert rows["cox.hr_per_sd.recognition"][1:3] == ["0.823", "0.741 – 0.915"]
+    assert rows["value.retained_months.uplift"][1:3] == ["12,346", "9,876 – 15,000"]
+    flagged = soup.select("#cx-comparison tr.cx-flag")
+    assert len(flagged) == 1 and "cox.hr_per_sd.recognition" in flagged[0].get_text()
+    assert "⚑ changed" in flagged[0].get_text()
+    assert soup.select_one('#cx-error a[href="02-segments.html"]') is not None
+    assert "1 of 2" in soup.find(id="cx-comparison").get_text()
+    assert "2026-06-30" in soup.select_one(".cx-subtitle").get_text()
+
+
+def test_index_without_comparison_or_failure(tmp_path):
+    # parameters per notebook, as the runner writes them
+    m = example_manifest() | {"status": "succeeded", "comparison": [], "failed_reason": None,
+                              "parameters": {"01-drivers": {"api_token": CANARY, "horizon": 24},
+                                             "02-segments": {"api_token": CANARY, "horizon": 12}},
+                              "secret_keys": ["api_token"]}
+    m["data"] = {"customers": {"path": "c.csv", "rows": float("nan"), "sha256": None}}
+    text = write_index(tmp_path, m).read_text(encoding="utf-8")
+    soup = BeautifulSoup(text, "html.parser")
+    assert CANARY not in text
+    params = {tr.find_all("td")[0].get_text(): tr.find_all("td")[1].get_text()
+              for tr in soup.select("#cx-provenance tbody tr") if len(tr.find_all("td")) == 2
+              and tr.find("code") and tr.find_parent("table").find("th", string="parameter")}
+    assert params == {"api_token": "•••", "horizon (01-drivers)": "24",
+                      "horizon (02-segments)": "12"}
+    assert soup.find(id="cx-error") is None
+    assert "No previous successful run" in soup.find(id="cx-comparison").get_text()
+
+
+def test_relative_href_rejects_escapes():
+    assert _relative_href("nb/01 drivers.html") == "nb/01%20drivers.html"
+    for bad in ("/etc/passwd", "../other-run/x.html", "javascript:alert(1)",
+                "C:\\x.html", "", None):
+        assert _relative_href(bad) is None, bad
+
+
+def test_sanitizer_keeps_report_markup_and_drops_active_content():
+    kept = ('<table class="dataframe"><thead><tr style="text-align:right"><th>a</th></tr>'
+            '</thead><tbody><tr><td>1</td></tr></tbody></table><h2 id="sec-a">A</h2>'
+            '<img src="data:image/png;base64,iVBORw0KGgo=">'
+            '<details><summary>s</summary>x</details>')
+    out = sanitize_html(kept)
+    for piece in ('class="dataframe"', 'id="sec-a"', "data:image/png;base64,iVBORw0KGgo=",
+                  "<details>", "<summary>", "text-align:right"):
+        assert piece in out, piece
+    bad = ('<svg><script>alert(1)</script></svg><iframe src="x"></iframe>'
+           '<a href="data:text/html,hi">d</a><a href="//evil.example/x">e</a>'
+           '<div style="background:url(https://e.example/x.png)">b</div>'
+           '<noscript><p title="</noscript><img src=x onerror=alert(1)>"></noscript>'
+           '<math><mtext><table><mglyph><style><img src=x onerror=alert(1)>')
+    out = sanitize_html(bad)
+    soup = BeautifulSoup(out, "html.parser")
+    assert_inert(out, soup)
+    assert "data:text" not in out and "evil.example" not in out and "url(" not in out
+
+
+def test_tidy_stderr_keeps_message_drops_location_and_source():
+    raw = ("/tmp/ipykernel_1/123.py:2: UserWarning: PH test failed for recognition\n"
+           "  warnings.warn('PH test failed for recognition')\n"
+           "/srv/cxlab/survival.py:88: ConvergenceWarning: Newton did not converge\n"
+           "  warnings.warn(msg, ConvergenceWarning, stacklevel=2)\n"
+           "plain stderr line\n  indented line kept\n")
+    assert tidy_stderr(raw) == ("UserWarning: PH test failed for recognition\n"
+                                "ConvergenceWarning: Newton did not converge\n"
+                                "plain stderr line\n  indented line kept\n")
+
+
+def test_estimate_ci_rounding():
+    # three significant digits of the estimate, the interval to the same decimals
+    assert format_estimate_ci(0.823456, 0.741234, 0.914567) == ("0.823", "0.741 – 0.915")
+    assert format_estimate_ci(1.5, 1.2, 1.9) == ("1.50", "1.20 – 1.90")
+    assert format_estimate_ci(-0.0123, -0.02, None) == ("−0.0123", "−0.0200 – –")
+    assert format_estimate_ci(3.2, None, None) == ("3.20", "–")
