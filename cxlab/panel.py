@@ -68,6 +68,30 @@ class Panel:
     def n_events(self) -> int:
         return int(self.respondents["event"].sum())
 
+    def model_table(self, columns, label: str = "model", table: str = "respondents") -> pd.DataFrame:
+        """Rows of ``respondents`` (or ``intervals``) with every one of ``columns`` present.
+
+        Rows set aside are counted in :attr:`exclusions` (one step per column with missing
+        values), so a model never drops rows silently.
+        """
+        df = getattr(self, table)
+        keep = pd.Series(True, index=df.index)
+        for col in dict.fromkeys(columns):
+            if col not in df.columns:
+                raise CxlabError(f"{label}: column {col!r} is not in the {table} table; columns are "
+                                 f"{list(df.columns)}.")
+            nxt = keep & df[col].notna()
+            dropped = int(keep.sum() - nxt.sum())
+            if dropped:
+                step = f"{label}: {col} available"
+                if not ((self.exclusions["table"] == table) & (self.exclusions["step"] == step)).any():
+                    self.exclusions = pd.concat([self.exclusions, pd.DataFrame([{
+                        "table": table, "step": step, "reason": f"{col} missing",
+                        "rows_in": int(keep.sum()), "rows_out": int(nxt.sum()), "excluded": dropped}])],
+                        ignore_index=True)
+            keep = nxt
+        return df[keep].reset_index(drop=True)
+
     def _repr_html_(self) -> str:  # pragma: no cover - display only
         from html import escape
 

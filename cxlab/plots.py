@@ -6,10 +6,7 @@ One visual style for every report lives here (:data:`STYLE`, :func:`new_axes`).
 from __future__ import annotations
 
 import matplotlib
-
-matplotlib.use("Agg", force=False)
-
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 #: colours used across reports (colour-blind safe, Okabe-Ito)
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
@@ -31,16 +28,25 @@ STYLE = {
 
 
 def use_style() -> None:
-    """Apply cxlab's plotting style (called by notebooks once)."""
+    """Apply cxlab's plotting style (every plot function does it too).
+
+    The style is set globally rather than in ``plt.rc_context``: a context would also restore
+    the ``interactive`` flag that Jupyter's inline backend sets when the first figure is made,
+    and later figures would then not be shown.
+    """
     plt.rcParams.update(STYLE)
+
+
+def _subplots(*args, **kwargs):
+    use_style()
+    return plt.subplots(*args, **kwargs)
 
 
 def new_axes(ax=None, figsize=None):
     """Return ``ax`` or a fresh Axes in cxlab's style."""
     if ax is not None:
         return ax
-    with plt.rc_context(STYLE):
-        _, ax = plt.subplots(figsize=figsize or STYLE["figure.figsize"])
+    _, ax = _subplots(figsize=figsize or STYLE["figure.figsize"])
     return ax
 
 
@@ -49,9 +55,8 @@ def plot_construct_distributions(scores, constructs, scale=(1, 5), ax=None):
     import numpy as np
 
     if ax is None:
-        with plt.rc_context(STYLE):
-            fig, axes = plt.subplots(1, len(constructs), figsize=(2.4 * len(constructs) + 1, 2.8),
-                                     sharey=True, squeeze=False)
+        fig, axes = _subplots(1, len(constructs), figsize=(2.4 * len(constructs) + 1, 2.8),
+                              sharey=True, squeeze=False)
         axes = axes[0]
     else:
         axes = [ax] * len(constructs)
@@ -69,6 +74,125 @@ def plot_construct_distributions(scores, constructs, scale=(1, 5), ax=None):
 
 
 # ---- survival plots (KM + at-risk table, forest, calibration) --------------------------------
+
+
+def plot_calibration(calibration_df, ax=None):
+    """Predicted vs observed defection by risk decile (:func:`cxlab.survival.evaluate.calibration`).
+
+    Points at (mean predicted, 1 - Kaplan-Meier) with the KM 95 % CI as vertical bars, and the
+    diagonal of perfect calibration. Suppressed deciles (fewer than ``min_cell`` customers) are
+    not drawn.
+    """
+    import numpy as np
+
+    ax = new_axes(ax, figsize=(5.5, 5))
+    d = calibration_df.dropna(subset=["predicted_defection", "observed_defection"])
+    top = float(np.nanmax(d[["predicted_defection", "upper"]].to_numpy())) if len(d) else 1.0
+    top = min(1.0, 1.05 * top) if np.isfinite(top) and top > 0 else 1.0
+    ax.plot([0, top], [0, top], color="grey", linestyle="--", linewidth=1, label="perfect calibration")
+    yerr = np.vstack([d["observed_defection"] - d["lower"], d["upper"] - d["observed_defection"]])
+    ax.errorbar(d["predicted_defection"], d["observed_defection"], yerr=np.clip(yerr, 0, None), fmt="o",
+                color=PALETTE[0], ecolor=PALETTE[0], capsize=3, label="risk decile (95% CI)")
+    for _, r in d.iterrows():
+        ax.annotate(str(int(r["decile"])), (r["predicted_defection"], r["observed_defection"]),
+                    textcoords="offset points", xytext=(5, -10), fontsize=8, color="grey")
+    n_hidden = int(calibration_df.get("suppressed", calibration_df["predicted_defection"].isna()).sum())
+    if n_hidden:
+        ax.text(0.98, 0.02, f"{n_hidden} decile(s) suppressed (< min cell)", transform=ax.transAxes,
+                ha="right", va="bottom", fontsize=8, color="grey")
+    ax.set_xlim(0, top)
+    ax.set_ylim(0, top)
+    ax.set_aspect("equal")
+    ax.set_xlabel("predicted defection")
+    ax.set_ylabel("observed defection (1 - Kaplan-Meier)")
+    ax.set_title("Calibration by risk decile")
+    ax.legend(loc="upper left")
+    return ax
+
+
+def plot_km(km_result, ax=None, at_risk=True):
+    """Kaplan–Meier curves with confidence bands and the number-at-risk table under the plot.
+
+    ``km_result`` is a :class:`cxlab.survival.km.KaplanMeierResult`. Only times with at least
+    ``min_cell`` customers at risk are drawn (privacy rule); at-risk cells under ``min_cell``
+    are shown as ``<min_cell``. The time axis is in the result's unit (months of tenure).
+    """
+    import numpy as np
+
+    ax = new_axes(ax)
+    curve = km_result.survival_
+    groups = list(dict.fromkeys(curve["group"]))
+    for i, g in enumerate(groups):
+        c = curve[(curve["group"] == g) & ~curve["suppressed"]]
+        if c.empty:
+            continue
+        colour = PALETTE[i % len(PALETTE)]
+        full = curve[curve["group"] == g]
+        before = full[full["time"] < c["time"].iloc[0]]
+        s0 = before["survival"].iloc[-1] if len(before) else 1.0
+        t0 = 0.0 if before.empty else c["time"].iloc[0]
+        t = np.r_[t0, c["time"].to_numpy()]
+        s = np.r_[s0, c["survival"].to_numpy()]
+        lo = np.r_[np.nan, c["lower"].to_numpy()]
+        up = np.r_[np.nan, c["upper"].to_numpy()]
+        label = None if len(groups) == 1 and g == "all" else str(g)
+        ax.step(t, s, where="post", color=colour, label=label, linewidth=1.6)
+        ax.fill_between(t, lo, up, step="post", color=colour, alpha=0.18, linewidth=0)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlim(left=0)
+    ax.set_xlabel("tenure (months)")
+    ax.set_ylabel("share still a customer")
+    ax.set_title("Kaplan–Meier retention (95% CI)")
+    if any(lbl for lbl in ax.get_legend_handles_labels()[1]):
+        ax.legend(loc="lower left")
+    if at_risk:
+        lo_x, hi_x = ax.get_xlim()
+        ticks = [t for t in ax.get_xticks() if lo_x <= t <= hi_x]
+        table = km_result.at_risk_table(ticks)
+        trans = ax.get_xaxis_transform()
+        ax.text(lo_x - 0.06 * (hi_x - lo_x), -0.2, "at risk", transform=trans, ha="right", va="top", fontsize=8, fontweight="bold")
+        for i, g in enumerate(groups):
+            y = -0.27 - 0.07 * i
+            ax.text(lo_x - 0.06 * (hi_x - lo_x), y, str(g), transform=trans, ha="right", va="top", fontsize=8,
+                    color=PALETTE[i % len(PALETTE)])
+            for r in table[table["group"] == g].itertuples():
+                txt = f"<{km_result.min_cell}" if r.suppressed and r.at_risk > 0 else f"{r.at_risk}"
+                ax.text(r.time, y, txt, transform=trans, ha="center", va="top", fontsize=8)
+        ax.figure.subplots_adjust(bottom=min(0.5, 0.2 + 0.05 * len(groups)))
+    return ax
+
+
+def plot_forest(summary_df, ax=None):
+    """Hazard ratios with 95% CIs on a log axis, reference line at 1.
+
+    ``summary_df``: a Cox ``summary`` (columns term, hr, lower, upper; ``kind`` colours
+    constructs vs controls). Construct HRs are per SD of the score.
+    """
+    import numpy as np
+
+    d = summary_df.dropna(subset=["hr", "lower", "upper"]).reset_index(drop=True)
+    ax = new_axes(ax, figsize=(7.5, max(2.5, 0.45 * len(d) + 1.2)))
+    y = np.arange(len(d))[::-1]
+    kinds = list(dict.fromkeys(d["kind"])) if "kind" in d else ["term"]
+    for j, kind in enumerate(kinds):
+        m = (d["kind"] == kind).to_numpy() if "kind" in d else np.ones(len(d), bool)
+        hr, lo, up = (d.loc[m, c].to_numpy(float) for c in ("hr", "lower", "upper"))
+        ax.errorbar(hr, y[m], xerr=np.vstack([hr - lo, up - hr]), fmt="s", color=PALETTE[j % len(PALETTE)], capsize=3, label=str(kind))
+    ax.axvline(1.0, color="grey", linestyle="--", linewidth=1)
+    ax.set_xscale("log")
+    from matplotlib.ticker import FuncFormatter
+
+    fmt = FuncFormatter(lambda v, _: f"{v:g}")
+    ax.xaxis.set_major_formatter(fmt)
+    ax.xaxis.set_minor_formatter(fmt)
+    ax.set_yticks(y)
+    ax.set_yticklabels(d["term"])
+    ax.grid(axis="y", visible=False)
+    ax.set_xlabel("hazard ratio (log scale; < 1 = longer retention)")
+    ax.set_title("Hazard ratios (95% CI)")
+    if len(kinds) > 1:
+        ax.legend(loc="best")
+    return ax
 
 
 # ---- measurement, segment and value plots (quadrant, Lorenz, retention projection) ----------
@@ -128,7 +252,8 @@ def plot_segment_grid(table_df, ax=None, value="share"):
     for (r, c), cell in layout.items():
         if cell in t.index:
             grid[rows.index(r), cols.index(c)] = t.loc[cell, value]
-    ax.imshow(np.ma.masked_invalid(grid), cmap="Blues", vmin=0, vmax=np.nanmax(grid) if np.isfinite(grid).any() else 1)
+    vmax = np.nanmax(grid) if np.isfinite(grid).any() else 1.0
+    ax.imshow(np.ma.masked_invalid(grid), cmap="Blues", vmin=0, vmax=vmax)
     for (r, c), cell in layout.items():
         i, j = rows.index(r), cols.index(c)
         suppressed = cell in t.index and bool(t.loc[cell].get("suppressed", False))
@@ -139,11 +264,64 @@ def plot_segment_grid(table_df, ax=None, value="share"):
         else:
             v = grid[i, j]
             text = f"{100 * v:.0f}%" if value in ("share", "margin_share") or value.startswith("defection") else f"{v:,.3g}"
-        ax.text(j, i, f"{cell}\n{text}", ha="center", va="center", fontsize=9)
+        dark = np.isfinite(grid[i, j]) and grid[i, j] > 0.6 * vmax
+        label = cell.replace(" good", "\ngood").replace(" but", "\nbut").replace(" and", "\nand")
+        ax.text(j, i, f"{label}\n{text}", ha="center", va="center", fontsize=9,
+                color="white" if dark else "black")
     ax.set_xticks([0, 1], cols)
-    ax.set_yticks([0, 1], rows)
+    ax.set_yticks([0, 1], ["good\ncustomer", "modest"])
     ax.grid(False)
     ax.set_xlabel("recognition")
     ax.set_ylabel("self-status")
     ax.set_title(f"Perception segments ({value})")
+    return ax
+
+
+def plot_quadrant(importance_df, performance_df, ax=None):
+    """Importance x performance map of the drivers ("fix first" = important but weak).
+
+    ``importance_df``: construct, share (e.g. ``DriverImportance.summary``; ``lower``/``upper``
+    drawn as vertical bars when present). ``performance_df``: construct and one of
+    ``performance``, ``mean`` or ``top_box`` (mean score or top-box share). x = performance,
+    y = importance share; dashed lines at the means split the four quadrants.
+    """
+    import numpy as np
+
+    from cxlab.errors import ParameterError
+
+    ax = new_axes(ax)
+    perf_col = next((c for c in ("performance", "mean", "top_box") if c in performance_df.columns), None)
+    for df, cols, what in ((importance_df, ["construct", "share"], "importance_df"),
+                           (performance_df, ["construct"], "performance_df")):
+        missing = [c for c in cols if c not in df.columns]
+        if missing:
+            raise ParameterError(f"plot_quadrant: {what} lacks column(s) {missing}.")
+    if perf_col is None:
+        raise ParameterError("plot_quadrant: performance_df needs a 'performance', 'mean' or 'top_box' column.")
+    d = importance_df.merge(performance_df[["construct", perf_col]], on="construct", how="inner")
+    if d.empty:
+        raise ParameterError("plot_quadrant: no construct is in both importance_df and performance_df.")
+    x, y = d[perf_col].to_numpy(float), d["share"].to_numpy(float)
+    xm, ym = float(np.mean(x)), float(np.mean(y))
+    fix = (y > ym) & (x < xm)
+    with plt.rc_context(STYLE):
+        if {"lower", "upper"} <= set(d.columns) and d[["lower", "upper"]].notna().all().all():
+            ax.errorbar(x, y, yerr=[y - d["lower"].to_numpy(float), d["upper"].to_numpy(float) - y],
+                        fmt="none", ecolor="0.6", elinewidth=1, capsize=2, zorder=1)
+        ax.scatter(x[~fix], y[~fix], color=PALETTE[0], zorder=2, label="other")
+        ax.scatter(x[fix], y[fix], color=PALETTE[3], zorder=3, label="fix first")
+        for xi, yi, name, f in zip(x, y, d["construct"], fix):
+            ax.annotate(f"{name} (fix first)" if f else str(name), (xi, yi), xytext=(5, 4),
+                        textcoords="offset points", fontsize=9, color=PALETTE[3] if f else "0.2")
+        ax.axvline(xm, ls="--", color="0.5", lw=1)
+        ax.axhline(ym, ls="--", color="0.5", lw=1)
+        for tx, ty, label, ha, va in ((0.02, 0.98, "fix first", "left", "top"),
+                                      (0.98, 0.98, "keep up", "right", "top"),
+                                      (0.02, 0.02, "lower priority", "left", "bottom"),
+                                      (0.98, 0.02, "possible overkill", "right", "bottom")):
+            ax.text(tx, ty, label, transform=ax.transAxes, ha=ha, va=va, fontsize=8, color="0.4")
+        ax.set_xlabel({"performance": "performance", "mean": "mean score",
+                       "top_box": "top-box share"}[perf_col])
+        ax.set_ylabel("importance (share of explained fit)")
+        ax.set_title("Driver importance x performance")
     return ax

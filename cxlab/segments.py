@@ -304,9 +304,10 @@ def _finding(table, focus, horizon, ci):
         s += f"The largest share of would-be defectors is held by {top_share} (bootstrap probability " \
              f"{shown.set_index('cell').loc[top_share, 'p_highest_share']:.2f}), not {focus}; "
     if top_ratio == focus:
-        s += f"relative to their size they are the most over-represented cell (probability {r['p_highest_ratio']:.2f})."
+        s += (f"relative to its size, the {focus} cell is the most over-represented of the four "
+              f"(probability {r['p_highest_ratio']:.2f}).")
     else:
-        s += f"relative to size the most over-represented cell is {top_ratio}."
+        s += f"relative to its size, the most over-represented cell is {top_ratio}, not {focus}."
     if np.isfinite(r["lower"]) and r["lower"] > 1:
         s += f" Their over-representation is beyond sampling error at the {level} level."
     elif np.isfinite(r["upper"]) and r["upper"] < 1:
@@ -314,3 +315,25 @@ def _finding(table, focus, horizon, ci):
     else:
         s += f" The {level} interval of their ratio includes 1 (no clear over-representation)."
     return s
+
+
+def perception_bands(scores: pd.Series, quantiles=(1 / 3, 2 / 3), labels=("low", "middle", "high")) -> pd.Series:
+    """Low / middle / high band of a construct score, cut at the given quantiles.
+
+    Scores are discrete (means of a few items), so many respondents share the cut value: a cut
+    point is the score at that quantile and a band holds scores ``> previous cut`` and ``<= cut``;
+    bands that come out empty are dropped (the labels then name only the bands that exist).
+    Missing scores stay missing.
+    """
+    quantiles = sorted(float(q) for q in quantiles)
+    if not all(0 < q < 1 for q in quantiles) or len(quantiles) != len(labels) - 1:
+        raise ValueError(f"quantiles must be {len(labels) - 1} numbers in (0, 1) for bands {list(labels)}, "
+                         f"got {quantiles}.")
+    cuts = scores.quantile(quantiles).to_numpy()
+    edges = np.concatenate([[-np.inf], cuts, [np.inf]])
+    out = pd.Series(pd.NA, index=scores.index, dtype="object")
+    for lo, hi, label in zip(edges[:-1], edges[1:], labels):
+        out[(scores > lo) & (scores <= hi)] = label
+    present = [lab for lab in labels if (out == lab).any()]
+    return pd.Series(pd.Categorical(out, categories=present, ordered=True), index=scores.index,
+                     name=f"{scores.name} band" if scores.name else "band")

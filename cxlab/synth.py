@@ -146,8 +146,9 @@ DEFAULTS: dict[str, Any] = {
         "segment_log_hr": {"mass": 0.0, "affluent": -0.20, "private": -0.40},
         "channel_log_hr": {"branch": 0.0, "online": 0.0, "phone": 0.0},
         # before the first answer the hazard uses the latent perceptions, per latent SD:
-        # a_c = beta_c * (reference SD of the observed construct score, 0.80 score points)
-        "pre_survey_score_sd": 0.80,
+        # a_c = beta_c * (reference SD of an observed construct score: 0.93 score points; the
+        # realised first-answer SDs are 0.9-1.0, see truth["first_answer_score_sd"])
+        "pre_survey_score_sd": 0.93,
         "lp": {
             "before_first_answer": "sum_c a_c * eta_c + segment + complaint terms, "
                                    "a_c = log_hr_per_point_c * pre_survey_score_sd",
@@ -331,6 +332,7 @@ def generate_demo(n_customers: int = 20_000, seed: int = 2026, snapshot_date: st
     """
     snap, extract = _check_args(n_customers, seed, snapshot_date, extract_date)
     p = copy.deepcopy(DEFAULTS)
+    p["acquisition"]["last_date"] = str(extract_date)
     hz, it, sv = p["hazard"], p["items"], p["survey"]
     rng = np.random.default_rng(seed)
     n = int(n_customers)
@@ -366,6 +368,7 @@ def generate_demo(n_customers: int = 20_000, seed: int = 2026, snapshot_date: st
     defect_t = np.full(n, np.nan)        # tenure at the crossing
     perc_lp = eta @ (beta * hz["pre_survey_score_sd"])
     n_answers = np.zeros(n, dtype="int64")
+    last_answer_day = np.full(n, -np.inf)
 
     def advance(target_day):
         t1 = (target_day - opened) / DAYS_PER_MONTH
@@ -412,7 +415,8 @@ def generate_demo(n_customers: int = 20_000, seed: int = 2026, snapshot_date: st
         scores = np.empty((m, 4))
         for j, c in enumerate(CONSTRUCTS):
             items = ITEMS[c]
-            y = it["intercept"] + it["loading"] * theta[:, [j]] + it["noise_sd"] * rng.standard_normal((m, len(items)))
+            noise = it["noise_sd"] * rng.standard_normal((m, len(items)))
+            y = it["intercept"] + it["loading"] * theta[:, [j]] + noise
             val = _cut(y, it["thresholds"])
             dk = rng.random((m, len(items))) < it["dont_know_prob"]
             answered = (~dk).sum(axis=1)
@@ -443,11 +447,15 @@ def generate_demo(n_customers: int = 20_000, seed: int = 2026, snapshot_date: st
         centred = np.nan_to_num(scores - hz["score_centre"], nan=0.0)
         perc_lp[r] = centred @ beta + hz["gamma_dgc"] * dgc
         n_answers[r] += 1
+        last_answer_day[r] = day[r]
     advance(np.full(n, float(extract)))
 
     # ---- tables ----------------------------------------------------------------------------------
-    closed = np.where(np.isnan(defect_t), np.nan, opened + np.ceil(defect_t * DAYS_PER_MONTH - 1e-9))
-    closed = np.where(np.isnan(closed), np.nan, np.maximum(closed, opened))
+    # the defection date is the first whole day at or after the crossing; a customer who answered
+    # on day d was active on d, so the crossing (and the date) is later (guards rounding only)
+    closed = opened + np.ceil(defect_t * DAYS_PER_MONTH)
+    closed = np.maximum(closed, np.maximum(opened, last_answer_day + 1))
+    closed = np.where(np.isnan(defect_t), np.nan, np.minimum(closed, extract))
     width = max(7, len(str(n)))
     ids = np.char.add("C", np.char.zfill(np.arange(1, n + 1).astype(str), width)).astype(object)
     customers = pd.DataFrame({
@@ -490,7 +498,7 @@ def _truth(p, n, seed, snapshot_date, extract_date, opened, closed, margin, a, s
     i = a["_i"].astype("int64")
     is_first = np.r_[True, i[1:] != i[:-1]] if i.size else np.array([], dtype=bool)
     first_ok = is_first & (a["_day"] <= snap) & (opened[i] <= snap)
-    sd = {c: float(np.nanstd(a[f"_{c}"][first_ok], ddof=1)) if first_ok.sum() > 1 else float("nan")
+    sd = {c: float(np.nanstd(a[f"_{c}"][first_ok], ddof=1)) if first_ok.sum() > 1 else None
           for c in CONSTRUCTS}
     top = np.sort(margin)[::-1]
     n_top = max(1, int(round(0.2 * n)))
@@ -519,7 +527,7 @@ def _truth(p, n, seed, snapshot_date, extract_date, opened, closed, margin, a, s
             "complaints_opened": int((c_open > snap).sum()),
         },
     }
-    return {
+    return _no_nan({
         "description": "Ground truth of the synthetic demo study written by cxlab.synth "
                        "(Demo retail bank relationship barometer).",
         "seed": int(seed),
@@ -538,10 +546,11 @@ def _truth(p, n, seed, snapshot_date, extract_date, opened, closed, margin, a, s
         "channel_log_hr": dict(hz["channel_log_hr"]),
         "weibull_k": hz["weibull_k"],
         "weibull_lam": hz["weibull_lam"],
-        "pre_survey_log_hr_per_latent_sd": {c: beta[c] * hz["pre_survey_score_sd"] for c in CONSTRUCTS},
+        "pre_survey_log_hr_per_latent_sd": {c: round(beta[c] * hz["pre_survey_score_sd"], 6)
+                                            for c in CONSTRUCTS},
         "drift_per_year": dict(p["perceptions"]["drift_per_year"]),
         "Sigma": p["perceptions"]["Sigma"],
-        "log_hr_per_sd": {c: beta[c] * sd[c] for c in CONSTRUCTS},
+        "log_hr_per_sd": {c: None if sd[c] is None else beta[c] * sd[c] for c in CONSTRUCTS},
         "first_answer_score_sd": sd,
         "log_hr_per_sd_definition": (
             "beta_c (log_hr_per_point) x the sample SD of the observed construct score at the FIRST "
@@ -549,14 +558,28 @@ def _truth(p, n, seed, snapshot_date, extract_date, opened, closed, margin, a, s
             "were customers at the snapshot)"),
         "which_model_recovers_the_truth": (
             "The hazard after a survey uses the LATEST answer's scores and DGC flag, so a model that "
-            "uses first-survey scores with follow-up to the snapshot estimates a diluted effect. The "
+            "uses first-survey scores with follow-up to the snapshot estimates a diluted effect (most "
+            "visibly for the DGC flag, which often changes between answers; the construct effects are "
+            "attenuated less because perceptions are persistent), and it also omits the complaint "
+            "terms unless they are entered as time-varying. The "
             "model that recovers the coefficients exactly is the counting-process (time-varying) Cox "
             "model on the tenure clock (months since opened) with delayed entry at the first answer, "
             "updating the scores at each answer and the complaint status (open / resolved without "
             "goodwill / resolved with goodwill) as it changes, with segment dummies (mass = reference)."),
         "parameters": p,
         "realised": realised,
-    }
+    })
+
+
+def _no_nan(x):
+    """NaN -> None, recursively (truth.json stays strict JSON)."""
+    if isinstance(x, dict):
+        return {k: _no_nan(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_no_nan(v) for v in x]
+    if isinstance(x, float) and math.isnan(x):
+        return None
+    return x
 
 
 # --------------------------------------------------------------------------------------------
@@ -587,11 +610,12 @@ def _readme(truth: dict, ext: str) -> str:
         "times exp(lp(t)), lp piecewise constant.",
         "- After an answer, lp uses the LATEST answer: sum_c beta_c (score_c - 3) + gamma DGC + segment + "
         "complaint terms (a missing score contributes 0). Before the first answer it uses the latent "
-        "perceptions (a_c = beta_c x 0.80 per latent SD).",
+        f"perceptions (a_c = beta_c x {hz['pre_survey_score_sd']} per latent SD).",
         "",
         "| term | true log hazard ratio | per SD of first-answer score |",
         "|---|---|---|",
-        *[f"| {c} (per scale point) | {b[c]:+.3f} | {sd[c]:+.3f} |" for c in CONSTRUCTS],
+        *[f"| {c} (per scale point) | {b[c]:+.3f} | "
+          f"{'n/a' if sd[c] is None else format(sd[c], '+.3f')} |" for c in CONSTRUCTS],
         f"| disappointed good customer (q3 >= 4 and recognition < 3) | {truth['gamma_dgc']:+.3f} | |",
         f"| complaint open | {truth['delta_open']:+.3f} (log 2.0) | |",
         f"| complaint resolved without goodwill (until the next complaint) | "
@@ -626,7 +650,7 @@ def _readme(truth: dict, ext: str) -> str:
         "",
         f"- {r['n_customers']:,} customers ({r['n_customers_at_snapshot']:,} known at the snapshot), "
         f"{r['n_respondents']:,} respondents ({r['respondent_rate']:.1%}), {r['n_answers']:,} answers.",
-        f"- Disappointed good customers: {r['dgc_share_of_answers']:.1%} of answers.",
+        f"- Disappointed good customers: {r['dgc_share_of_answers'] or 0:.1%} of answers.",
         f"- Defections: {r['defections_by_snapshot']:,} by the snapshot, {r['defections_by_extract']:,} by "
         f"the extract; {r['annual_defection_rate_year_to_snapshot']:.1%} of customers defected in the year "
         "to the snapshot.",
@@ -668,6 +692,9 @@ def write_demo(out_dir, n_customers: int = 20_000, seed: int = 2026, fmt: str = 
     parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=parent))
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; the study folder is an ordinary folder
         tables = {"customers": demo.customers, "barometer": demo.surveys, "complaints": demo.complaints}
         for stem, frame in tables.items():
             path = tmp / f"{stem}.{fmt}"
@@ -676,7 +703,8 @@ def write_demo(out_dir, n_customers: int = 20_000, seed: int = 2026, fmt: str = 
             else:
                 frame.to_parquet(path, index=False)
         (tmp / "study.yaml").write_text(STUDY_YAML.format(ext=fmt), encoding="utf-8")
-        (tmp / "truth.json").write_text(json.dumps(demo.truth, indent=2) + "\n", encoding="utf-8")
+        (tmp / "truth.json").write_text(json.dumps(demo.truth, indent=2, allow_nan=False) + "\n",
+                                        encoding="utf-8")
         (tmp / "README.md").write_text(_readme(demo.truth, fmt), encoding="utf-8")
         target = parent / out_dir.name
         old = None

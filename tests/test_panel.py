@@ -156,3 +156,18 @@ def test_reserved_names_are_refused():
     with pytest.raises(CxlabError, match="rename these constructs"):
         make_study(surveys=dict(path="s.csv", id="cust", date="answered", constructs={"event": ["a"]}),
                    segments={})
+
+
+def test_model_table_counts_rows_with_missing_model_columns():
+    p = build_panel(make_study(), make_data())
+    p.respondents.loc[0, "self_status"] = np.nan
+    n_steps = len(p.exclusions)
+    sample = p.model_table(["reconnaissance", "self_status"], label="Cox")
+    assert len(sample) == len(p.respondents) - 1
+    last = p.exclusions.iloc[-1]
+    assert len(p.exclusions) == n_steps + 1
+    assert (last["step"], last["rows_in"], last["rows_out"], last["excluded"]) == ("Cox: self_status available", 3, 2, 1)
+    p.model_table(["reconnaissance", "self_status"], label="Cox")   # asked twice: counted once
+    assert len(p.exclusions) == n_steps + 1
+    with pytest.raises(CxlabError, match="'nope' is not in the respondents table"):
+        p.model_table(["nope"])

@@ -317,7 +317,7 @@ def test_findings_first_with_warning_callout_and_findings_cells(good):
 def test_metric_shown_readably_not_as_json(good):
     text, soup = good
     assert "application/vnd.cxlab" not in text and '"estimate":' not in text
-    metric = soup.select_one(".cx-metric").get_text(" ", strip=True)
+    metric = soup.select_one("#cx-findings .cx-metrics").get_text(" ", strip=True)
     assert "cox.hr_per_sd.recognition" in metric and "0.823" in metric
     assert "0.741 – 0.915" in metric
 

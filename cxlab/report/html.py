@@ -35,7 +35,7 @@ import nbformat
 import nh3
 from bs4 import BeautifulSoup
 
-from cxlab.report.record import FINDING_MIME, METRIC_MIME, read_findings
+from cxlab.report.record import FINDING_MIME, METRIC_MIME, read_findings, read_metrics
 
 __all__ = [
     "REPORT_CSS",
@@ -113,8 +113,8 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 .cx-warning { background: var(--warn-bg); border-left: 4px solid var(--warn-line); }
 .cx-error { background: var(--err-bg); border-left: 4px solid var(--err-line); }
 .cx-muted { color: var(--muted); background: var(--bg-soft); font-style: italic; }
-.cx-metric { color: var(--muted); font-size: .88rem; margin: .2rem 0; }
-.cx-metric b { color: var(--ink); }
+.cx-metrics { margin-top: .6rem; font-size: .88rem; }
+.cx-metrics summary { color: var(--muted); cursor: pointer; }
 .cx-toc { background: var(--bg-soft); border-radius: 6px; padding: .6rem 1.1rem;
           margin: 1rem 0; }
 .cx-toc h2 { font-size: 1rem; margin: 0 0 .3rem; border: 0; }
@@ -498,15 +498,18 @@ def first_error(nb) -> dict | None:
     return None
 
 
-def _metric_output(m: dict):
-    est, ci = format_estimate_ci(m.get("estimate"), m.get("lower"), m.get("upper"))
-    label = m.get("label") or m.get("name", "")
-    unit = f" {esc(m['unit'])}" if m.get("unit") else ""
-    ci_s = f" (95 % CI {ci})" if ci != "–" else ""
-    text = (f'<p class="cx-metric">Recorded metric <code>{esc(m.get("name", ""))}</code>'
-            f'{" – " + esc(label) if label != m.get("name") else ""}: '
-            f"<b>{est}</b>{unit}{ci_s}</p>")
-    return nbformat.v4.new_output("display_data", data={"text/html": text})
+def metrics_html(metrics: dict[str, dict]) -> str:
+    """The recorded headline figures as one compact, collapsed table."""
+    if not metrics:
+        return ""
+    rows = []
+    for name, m in metrics.items():
+        est, ci = format_estimate_ci(m.get("estimate"), m.get("lower"), m.get("upper"))
+        unit = f" {esc(m['unit'])}" if m.get("unit") else ""
+        rows.append(f"<tr><td><code>{esc(name)}</code></td><td>{est}{unit}</td><td>{ci}</td></tr>")
+    return (f'<details class="cx-metrics"><summary>Headline figures recorded for the run '
+            f'({len(metrics)})</summary><table><thead><tr><th>figure</th><th>estimate</th>'
+            f'<th>95 % CI</th></tr></thead><tbody>{"".join(rows)}</tbody></table></details>')
 
 
 _WARNING_HEADER = re.compile(r"^(?:\S.*?\.py|<[^>]+>):\d+: (\w*Warning): (.*)$")
@@ -544,8 +547,7 @@ def _prepare(nb, secrets: list[str]):
                 if FINDING_MIME in data:
                     continue  # shown in the Key findings box
                 if METRIC_MIME in data:
-                    outputs.append(_metric_output(dict(data[METRIC_MIME])))
-                    continue
+                    continue  # listed under "Headline figures" in the Key findings box
                 _scrub_output(out, secrets)
                 if out.get("output_type") == "stream" and out.get("name") == "stderr":
                     text = out.get("text", "")
@@ -758,6 +760,7 @@ def export_html(nb, out_path, header: dict, *, title: str | None = None) -> Path
         err = {k: _scrub(v, secrets) if isinstance(v, str) else v for k, v in err.items()}
     findings = [{**f, "text": _scrub(str(f.get("text", "")), secrets)} for f in read_findings(nb)]
     failed = err is not None or str(header.get("status", "")).lower() == "failed"
+    metrics = read_metrics(nb)
 
     body_cells, top_cells = _prepare(nb, secrets)
     # markdown images given as relative files are embedded from the notebook's folder
@@ -779,7 +782,7 @@ def export_html(nb, out_path, header: dict, *, title: str | None = None) -> Path
     parts.append(f'<header class="cx-page-header"><h1>{esc(page_title)} '
                  f'{status_badge("failed" if err else header.get("status"))}</h1>'
                  f'<p class="cx-subtitle">{subtitle}</p></header>')
-    parts.append(findings_html(findings, top_html))
+    parts.append(findings_html(findings, top_html + metrics_html(metrics)))
     parts.append(_toc_html(toc))
     parts.append(provenance_html(header, secret_keys=header.get("secret_keys") or ()))
     parts.append(f'<main class="cx-notebook" id="cx-notebook">\n{body_html}\n</main>')

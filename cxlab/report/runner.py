@@ -332,7 +332,8 @@ def _execute(name: str, config: RunConfig, params: dict, work: Path, log) -> dic
            str(status_file), str(config.notebooks_dir)]
     log(f"{name}: running")
     t0 = time.monotonic()
-    env = dict(os.environ, MPLBACKEND="Agg", PYDEVD_DISABLE_FILE_VALIDATION="1")
+    env = dict(os.environ, PYDEVD_DISABLE_FILE_VALIDATION="1")
+    env.pop("MPLBACKEND", None)  # the kernel's inline backend embeds the figures
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
                             env=env)
     timed_out = False

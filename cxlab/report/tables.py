@@ -20,6 +20,17 @@ def _whole(col: pd.Series) -> bool:
     return pd.api.types.is_integer_dtype(col) or (len(x) > 0 and bool((x == x.round()).all()))
 
 
+def _fmt_p(v):
+    if v is None or pd.isna(v):
+        return "–"
+    return "< 0.001" if v < 0.001 else f"{v:.3f}"
+
+
+def _is_p(name) -> bool:
+    name = str(name).lower()
+    return name == "p" or name.startswith("p_") or name.endswith("_p") or name in ("p-value", "p value")
+
+
 def _fmt_percent(v):
     if v is None or pd.isna(v):
         return "–"
@@ -39,6 +50,8 @@ def show_table(df: pd.DataFrame, *, percent: list[str] = (), digits: int = 2, ca
     for c in out.columns:
         if c in percent:
             fmt[c] = _fmt_percent
+        elif _is_p(c) and pd.api.types.is_numeric_dtype(out[c]):
+            fmt[c] = _fmt_p
         elif pd.api.types.is_bool_dtype(out[c]):
             fmt[c] = lambda v: "yes" if v else ""
         elif pd.api.types.is_numeric_dtype(out[c]):
