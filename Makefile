@@ -41,7 +41,7 @@ system-deps:
 	    || echo "warning: apt-get could not install R/Chromium; tests fall back to stored reference values"; \
 	fi
 
-$(DEMO_SPEC): | $(STAMP)
+$(DEMO_SPEC): cxlab/synth.py | $(STAMP)
 	$(BIN)/cxlab demo --customers $(CUSTOMERS) --seed $(SEED) --out $(DEMO)
 
 demo: $(STAMP)

@@ -12,6 +12,7 @@ import pandas as pd
 from cxlab.panel import Panel
 
 __all__ = ["suppress_small_cells", "response_summary", "answers_per_respondent", "censoring_summary",
+           "validation_overview",
            "construct_distribution", "audit_findings"]
 
 
@@ -117,4 +118,18 @@ def audit_findings(panel: Panel, validation_summary: pd.DataFrame | None = None)
     for _, row in ceiling.iterrows():
         out.append(f"{row['construct']}: {row['share_at_ceiling']:.0%} of respondents are at the top of the "
                    f"scale (ceiling effect: differences among the most satisfied are not measured).")
+    return out
+
+
+def validation_overview(summary: pd.DataFrame, min_cell: int = 10) -> pd.DataFrame:
+    """The validation summary for a report: counts between 1 and ``min_cell - 1`` shown as
+    "< min_cell" (a small count describes a small group of customers)."""
+    out = summary.copy()
+    for col in ("missing_codes", "empty"):
+        if col in out.columns:
+            x = pd.to_numeric(out[col], errors="coerce")
+            small = x.notna() & (x > 0) & (x < min_cell)
+            shown = x.astype("object").where(x.notna(), None)
+            shown[small] = f"< {min_cell}"
+            out[col] = shown.map(lambda v: f"{int(v):,}" if isinstance(v, (int, float)) else ("–" if v is None else v))
     return out

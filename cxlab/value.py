@@ -14,6 +14,7 @@ Every function returns a tidy DataFrame (estimate, lower, upper, n, ...).
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from dataclasses import dataclass
 
@@ -209,6 +210,7 @@ class _RiskSets:
         self.k_ev = self.hi[self.ev] - 1
 
     def at_risk(self, w):
+        """Sum of ``w`` over each event time's risk set."""
         d = np.bincount(self.lo, w, minlength=self.K + 1) - np.bincount(self.hi, w, minlength=self.K + 1)
         return np.cumsum(d)[: self.K]
 
@@ -398,37 +400,51 @@ class _CoxFit:
     converged: bool
 
 
-def _cox_fit(X, entry, duration, event, beta0=None, tol=1e-9, max_iter=50) -> _CoxFit:
+def _cox_fit(X, entry, duration, event, beta0=None, freq=None, risk=None, center=None,
+             step_tol=1e-8, max_iter=50) -> _CoxFit:
     """Cox partial likelihood (Efron ties, delayed entry) by Newton-Raphson, fully vectorised.
 
     The information matrix is assembled as ``X' diag(w c) X`` with ``c_i`` the sum of the Efron
     weights over the event times in (entry_i, duration_i], so each iteration is O(n p^2) BLAS work.
+    ``freq`` are integer frequency weights (a bootstrap draw: row i counted ``freq[i]`` times, tied
+    copies of a death treated as separate tied deaths, exactly as if the rows were duplicated);
+    ``risk`` / ``center`` let bootstrap draws reuse the full table's risk-set indices and scaling.
+    Converged when the Newton step (standardised covariates) is below ``step_tol``; the remaining
+    error is then of order ``step_tol**2``. ``loglik`` is the log partial likelihood at the last
+    evaluated point (exact at convergence to that order).
     Checked against lifelines ``CoxPHFitter(entry_col=...)`` in tests/test_value.py.
     """
     n, p = X.shape
-    mean = X.mean(0)
-    sd = X.std(0)
-    sd[sd == 0] = 1.0
-    Z = (X - mean) / sd
-    rs = _RiskSets(entry, duration, event)
-    ev, k_ev = rs.ev, rs.k_ev
+    rs = _RiskSets(entry, duration, event) if risk is None else risk
+    c_freq = np.ones(n) if freq is None else np.asarray(freq, dtype=float)
+    if center is None:
+        mean = X.mean(0)
+        sd = X.std(0)
+        sd[sd == 0] = 1.0
+    else:
+        mean, sd = center
+    Z = np.asfortranarray((X - mean) / sd)  # column access for the per-covariate risk-set sums
+    # expand deaths by their frequency: one entry per (tied) death
+    ev = np.repeat(rs.ev, c_freq[rs.ev].astype(np.int64))
+    k_ev = rs.hi[ev] - 1
     order = np.argsort(k_ev, kind="stable")
     ev, k_ev = ev[order], k_ev[order]
     d_k = np.bincount(k_ev, minlength=rs.K)
     first = np.concatenate([[0], np.cumsum(d_k)[:-1]])
-    j = np.arange(ev.size) - first[k_ev]
-    f = j / d_k[k_ev]
+    f = (np.arange(ev.size) - first[k_ev]) / np.maximum(d_k[k_ev], 1)
     Zev = Z[ev]
     sum_zev = Zev.sum(0)
 
     def parts(b):
         eta = Z @ b
         w = np.exp(eta)
-        S0 = rs.at_risk(w)
-        wz = w[:, None] * Z
-        S1 = np.stack([rs.at_risk(wz[:, c]) for c in range(p)], axis=1) if p else np.zeros((rs.K, 0))
-        D0 = np.bincount(k_ev, w[ev], minlength=rs.K)
-        D1 = np.stack([np.bincount(k_ev, wz[ev, c], minlength=rs.K) for c in range(p)], axis=1)
+        cw = c_freq * w
+        S0 = rs.at_risk(cw)
+        cwz = cw[:, None] * Z
+        S1 = np.stack([rs.at_risk(cwz[:, c]) for c in range(p)], axis=1)
+        w_ev = w[ev]
+        D0 = np.bincount(k_ev, w_ev, minlength=rs.K)
+        D1 = np.stack([np.bincount(k_ev, w_ev * Zev[:, c], minlength=rs.K) for c in range(p)], axis=1)
         den = S0[k_ev] - f * D0[k_ev]
         ll = float(eta[ev].sum() - np.log(den).sum())
         M = (S1[k_ev] - f[:, None] * D1[k_ev]) / den[:, None]
@@ -436,12 +452,12 @@ def _cox_fit(X, entry, duration, event, beta0=None, tol=1e-9, max_iter=50) -> _C
         a = np.bincount(k_ev, 1.0 / den, minlength=rs.K)
         bb = np.bincount(k_ev, f / den, minlength=rs.K)
         A = np.concatenate([[0.0], np.cumsum(a)])
-        c = A[rs.hi] - A[rs.lo]
-        info = (Z * (w * c)[:, None]).T @ Z - (Zev * (w[ev] * bb[k_ev])[:, None]).T @ Zev - M.T @ M
-        return ll, grad, info, w, S0
+        cc = A[rs.hi] - A[rs.lo]
+        info = (Z * (cw * cc)[:, None]).T @ Z - (Zev * (w_ev * bb[k_ev])[:, None]).T @ Zev - M.T @ M
+        return ll, grad, info, S0
 
     b = np.zeros(p) if beta0 is None else np.asarray(beta0, float) * sd
-    ll, grad, info, w, S0 = parts(b)
+    ll, grad, info, S0 = parts(b)
     converged = False
     it = 0
     for it in range(1, max_iter + 1):
@@ -449,19 +465,22 @@ def _cox_fit(X, entry, duration, event, beta0=None, tol=1e-9, max_iter=50) -> _C
             step = np.linalg.solve(info, grad)
         except np.linalg.LinAlgError:
             break
+        if np.max(np.abs(step)) < step_tol:
+            # Newton converges quadratically: what is left after this step is O(step^2)
+            b = b + step
+            S0 = rs.at_risk(c_freq * np.exp(Z @ b))
+            converged = True
+            break
         for _ in range(20):  # step halving
             nb = b + step
-            nll, ngrad, ninfo, nw, nS0 = parts(nb)
+            nll, ngrad, ninfo, nS0 = parts(nb)
             if np.isfinite(nll) and nll >= ll - 1e-12:
                 break
             step = step / 2
-        done = abs(nll - ll) < tol * (1 + abs(ll)) and np.max(np.abs(step)) < 1e-6
-        b, ll, grad, info, w, S0 = nb, nll, ngrad, ninfo, nw, nS0
-        if done:
-            converged = True
-            break
-    # Breslow baseline hazard (as lifelines), risk sets honouring delayed entry, at the covariate means
-    dH = d_k / S0
+        b, ll, grad, info, S0 = nb, nll, ngrad, ninfo, nS0
+    # Breslow baseline hazard (as lifelines) at the covariate ``mean``; risk sets honour delayed entry
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dH = np.where(d_k > 0, d_k / S0, 0.0)
     return _CoxFit(beta=b / sd, mean=mean, times=rs.times, cumhaz=np.cumsum(dH), loglik=ll,
                    iterations=it, converged=converged)
 
@@ -475,24 +494,88 @@ def _design(model, df: pd.DataFrame) -> np.ndarray:
     return df[names].to_numpy(dtype=float)
 
 
-def _predict_survival(fit: _CoxFit, X, entry, months):
-    """S(entry + m | x) / S(entry | x) for m in ``months`` (rows x months)."""
-    H_entry = _step_at(fit.times, fit.cumhaz, entry, before=0.0)
-    H_later = _step_at(fit.times, fit.cumhaz, entry[:, None] + months[None, :], before=0.0)
+def _predict_survival(fit: _CoxFit, X, entry, months, index=None):
+    """S(entry + m | x) / S(entry | x) for m in ``months`` (rows x months).
+
+    ``index`` = (position of entry, positions of entry + m) in ``fit.times`` (searchsorted, right),
+    precomputed once when many fits share the same event-time grid.
+    """
+    if index is None:
+        index = (np.searchsorted(fit.times, entry, side="right"),
+                 np.searchsorted(fit.times, entry[:, None] + months[None, :], side="right"))
+    H = np.concatenate([[0.0], fit.cumhaz])
     risk = np.exp((X - fit.mean) @ fit.beta)
-    return np.exp(-(H_later - H_entry[:, None]) * risk[:, None])
+    out = H[index[1]]
+    out -= H[index[0]][:, None]
+    out *= -risk[:, None]
+    return np.exp(out, out=out)
 
 
 def _summaries(surv, monthly_margin, months, horizons, disc):
+    """Sums over respondents from a (respondents x months) survival matrix, per horizon h:
+    expected defections sum(1 - S(h)); retained months (trapezoid on the monthly grid, S(0) = 1);
+    discounted margin sum(margin x S(m) x disc(m), m <= h)."""
+    n = surv.shape[0]
+    col = np.concatenate([[float(n)], surv.sum(0)])
+    margin_col = None if monthly_margin is None else (monthly_margin @ surv) * disc
     out = {}
-    s0 = np.concatenate([np.ones((surv.shape[0], 1)), surv], axis=1)
     for h in horizons:
-        out[("expected defections", h)] = float(np.sum(1 - surv[:, h - 1]))
-        trap = 0.5 * (s0[:, :h] + s0[:, 1 : h + 1])
-        out[("retained months", h)] = float(trap.sum())
-        if monthly_margin is not None:
-            out[("discounted margin", h)] = float(np.sum(monthly_margin[:, None] * surv[:, :h] * disc[None, :h]))
+        out[("expected defections", h)] = float(n - col[h])
+        out[("retained months", h)] = float(0.5 * np.sum(col[:h] + col[1 : h + 1]))
+        if margin_col is not None:
+            out[("discounted margin", h)] = float(margin_col[:h].sum())
     return out
+
+
+class _WhatIf:
+    """Everything a bootstrap draw of :func:`what_if` needs (picklable for worker processes)."""
+
+    def __init__(self, X0, X1, entry, duration, event, rows_changed, monthly, months, horizons, disc, share):
+        self.X0, self.X1, self.entry, self.duration, self.event = X0, X1, entry, duration, event
+        self.rows_changed, self.monthly, self.months = rows_changed, monthly, months
+        self.horizons, self.disc, self.share = horizons, disc, share
+        self.beta_hat = None
+        self.risk = _RiskSets(entry, duration, event)
+        sd = X0.std(0)
+        self.center = (X0.mean(0), np.where(sd > 0, sd, 1.0))
+        # positions of entry and entry + m on the event-time grid (shared by every draw's baseline)
+        self.grid = (np.searchsorted(self.risk.times, entry, side="right").astype(np.int32),
+                     np.searchsorted(self.risk.times, entry[:, None] + months[None, :], side="right").astype(np.int32))
+        self.grid_changed = (self.grid[0][rows_changed], self.grid[1][rows_changed])
+        self.m_changed = None if monthly is None else monthly[rows_changed]
+
+    def fit(self, beta0=None, freq=None, step_tol=1e-8):
+        return _cox_fit(self.X0, self.entry, self.duration, self.event, beta0=beta0, freq=freq,
+                        risk=self.risk, center=self.center, step_tol=step_tol)
+
+    def evaluate(self, fit):
+        """(baseline, scenario) sums; the scenario differs from the baseline only on changed rows."""
+        s_base = _predict_survival(fit, self.X0, self.entry, self.months, self.grid)
+        base = _summaries(s_base, self.monthly, self.months, self.horizons, self.disc)
+        if not self.rows_changed.size:
+            return base, dict(base)
+        before = s_base[self.rows_changed]
+        del s_base
+        moved = _predict_survival(fit, self.X1[self.rows_changed], self.entry[self.rows_changed], self.months,
+                                  self.grid_changed)
+        if self.share is not None:
+            moved = (1 - self.share) * before + self.share * moved
+        old_part = _summaries(before, self.m_changed, self.months, self.horizons, self.disc)
+        new_part = _summaries(moved, self.m_changed, self.months, self.horizons, self.disc)
+        return base, {k: base[k] - old_part[k] + new_part[k] for k in base}
+
+    def draws(self, seeds):
+        """Refit on a resample of respondents (frequency weights) and predict on the observed table."""
+        out = []
+        n = self.duration.size
+        for ss in seeds:
+            rng = np.random.default_rng(ss)
+            freq = np.bincount(rng.integers(0, n, n), minlength=n)
+            # bootstrap refits start at the full-data estimate; stopping at a Newton step of 1e-3
+            # (standardised scale) leaves an error ~1e-6, far below the sampling error
+            fit = self.fit(beta0=self.beta_hat, freq=freq, step_tol=1e-3)
+            out.append(self.evaluate(fit) if fit.converged else None)
+        return out
 
 
 def what_if(df: pd.DataFrame, model, construct: str, delta_points: float = 1.0, segment=None, *,
@@ -500,7 +583,7 @@ def what_if(df: pd.DataFrame, model, construct: str, delta_points: float = 1.0, 
             move_share: float | None = None, scale=(1, 5), margin_col: str | None = "value",
             margin_months: float = 12, segment_col: str = "segment_2x2",
             moved_from: str = "disappointed good customers", moved_to: str = "recognised good customers",
-            dgc_col: str = "dgc", ci: float = 0.95) -> pd.DataFrame:
+            dgc_col: str = "dgc", ci: float = 0.95, n_jobs: int = 1) -> pd.DataFrame:
     """What would raising a perception be worth? Expected defections, retained months and margin.
 
     Scenario ``delta``: raise ``construct`` by ``delta_points`` scale points (capped at the scale
@@ -515,6 +598,9 @@ def what_if(df: pd.DataFrame, model, construct: str, delta_points: float = 1.0, 
     risk sets honour delayed entry. The coefficients are re-estimated with cxlab's Efron
     Newton-Raphson (identical to lifelines to numerical precision), and the percentile bootstrap
     refits the model on ``n_boot`` resamples of respondents, predicting on the observed table.
+
+    Each bootstrap draw has its own seed spawned from ``seed``, so results do not depend on
+    ``n_jobs`` (number of worker processes for the draws; -1 = all cores).
 
     Returns one row per (metric, horizon): baseline, scenario, delta (scenario - baseline), lower,
     upper (bootstrap interval of delta), n, n_changed, n_boot. Retained months are the area under
@@ -574,6 +660,10 @@ def what_if(df: pd.DataFrame, model, construct: str, delta_points: float = 1.0, 
     X0 = _design(model, base)
     X1 = _design(model, scen)
     rows_changed = np.flatnonzero(np.any(X0 != X1, axis=1))
+    if not rows_changed.size:
+        warnings.warn(f"what_if: the scenario changes no covariate of the model (is {construct!r} one of "
+                      f"{list(model.params_.index)}, and below the scale maximum {hi} in the segment?); "
+                      "every delta is 0.", stacklevel=2)
     monthly = None if margin_col is None else _monthly_margin(df, margin_col, margin_months, "what_if")
     hmax = max(horizons)
     months = np.arange(1, hmax + 1, dtype=float)
@@ -582,36 +672,30 @@ def what_if(df: pd.DataFrame, model, construct: str, delta_points: float = 1.0, 
         warnings.warn(f"what_if: for most respondents entry + {hmax} months is beyond the longest follow-up "
                       f"({T.max():.1f}); the baseline hazard is carried flat there (no defections).", stacklevel=2)
 
-    def evaluate(fit):
-        s_base = _predict_survival(fit, X0, S, months)
-        s_scen = s_base.copy()
-        if rows_changed.size:
-            moved = _predict_survival(fit, X1[rows_changed], S[rows_changed], months)
-            if share is not None:
-                moved = (1 - share) * s_base[rows_changed] + share * moved
-            s_scen[rows_changed] = moved
-        return _summaries(s_base, monthly, months, horizons, disc), _summaries(s_scen, monthly, months, horizons, disc)
-
-    fit = _cox_fit(X0, S, T, E, beta0=model.params_.to_numpy())
+    problem = _WhatIf(X0=X0, X1=X1, entry=S, duration=T, event=E, rows_changed=rows_changed, monthly=monthly,
+                      months=months, horizons=horizons, disc=disc, share=share)
+    fit = problem.fit(beta0=model.params_.to_numpy())
     if not fit.converged:
         raise ModelError("what_if: the Cox model did not converge on this table.")
     if np.max(np.abs(fit.beta - model.params_.to_numpy())) > 1e-3 * (1 + np.max(np.abs(fit.beta))):
         warnings.warn("what_if: the refitted coefficients differ from the model's (was it fitted on another table "
                       "or with other options?); the refit on this table is used.", stacklevel=2)
-    b0, b1 = evaluate(fit)
+    b0, b1 = problem.evaluate(fit)
     keys = list(b0)
-    deltas = []
-    rng = np.random.default_rng(seed)
-    failed = 0
+    problem.beta_hat = fit.beta
     n = T.size
-    for _ in range(int(n_boot)):
-        idx = rng.integers(0, n, n)
-        bf = _cox_fit(X0[idx], S[idx], T[idx], E[idx], beta0=fit.beta)
-        if not bf.converged:
-            failed += 1
-            continue
-        s0, s1 = evaluate(bf)
-        deltas.append([s1[k] - s0[k] for k in keys])
+    seeds = np.random.SeedSequence(seed).spawn(int(n_boot))
+    if n_jobs != 1 and n_boot > 1:
+        from joblib import Parallel, delayed
+
+        workers = n_jobs if n_jobs > 0 else max(1, (os.cpu_count() or 1) + 1 + n_jobs)
+        chunks = [seeds[i::workers] for i in range(workers)]
+        parts = Parallel(n_jobs=workers)(delayed(problem.draws)(chunk) for chunk in chunks if chunk)
+        results = [r for part in parts for r in part]
+    else:
+        results = problem.draws(seeds)
+    failed = sum(r is None for r in results)
+    deltas = [[r[1][k] - r[0][k] for k in keys] for r in results if r is not None]
     if failed:
         warnings.warn(f"what_if: {failed} of {n_boot} bootstrap refits did not converge and were dropped.",
                       stacklevel=2)

@@ -248,7 +248,7 @@ class AFTComparison:
             cls_name, location = _DISTRIBUTIONS[dist]
             fitter = getattr(lifelines, cls_name)(alpha=self.alpha)
             with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", ConvergenceWarning)
+                warnings.simplefilter("always")
                 try:
                     fitter.fit(
                         design.frame,
@@ -259,9 +259,9 @@ class AFTComparison:
                 except (ConvergenceError, np.linalg.LinAlgError, ValueError) as exc:
                     failures[dist] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                     continue
-            for w in caught:
-                if issubclass(w.category, ConvergenceWarning):
-                    warnings.warn(f"{dist} AFT: {w.message}", stacklevel=2)
+            for w in caught:  # pass lifelines' warnings on, saying which model they concern
+                if issubclass(w.category, (ConvergenceWarning, UserWarning, RuntimeWarning)):
+                    warnings.warn(f"{dist} AFT: {w.message}", w.category, stacklevel=2)
             self.models_[dist] = fitter
             rows.append(
                 {

@@ -9,13 +9,13 @@ Cox model and the censoring distribution are estimated on the training folds onl
 * ``uno_c`` — Uno's IPCW concordance (Uno et al. 2011, Stat Med 30:1105), weights ``G(T_i)^-2``
   from the Kaplan–Meier estimate of the censoring distribution in the training folds,
   truncated at ``tau`` = the largest follow-up time in the training folds.
-* ``auc_<t>m`` — cumulative/dynamic AUC at ``t`` months (Uno et al. 2007; Hung & Chiang 2010),
-  ``sksurv.metrics.cumulative_dynamic_auc``.
+* ``auc_<t>m`` — cumulative/dynamic AUC at ``t`` months (Uno et al. 2007; Hung & Chiang 2010):
+  cases defect by ``t`` (weighted ``1/G(T_i)``), controls are still there after ``t``.
 * ``integrated_brier_score`` — IPCW Brier score (Graf et al. 1999) integrated over a grid of 50
-  times between the 5th and 95th percentile of follow-up, ``sksurv.metrics.integrated_brier_score``.
+  times between the 5th and 95th percentile of follow-up, divided by the grid's span.
 
-The table reports the mean over folds with a t-interval over folds (``mean ± t(K-1) · sd/√K``);
-folds share training data, so this interval is a rough guide, not an exact confidence interval.
+The table reports the mean over folds with an interval that is the wider of a between-fold
+(Nadeau–Bengio corrected) and a within-fold (test-set sampling) interval; see :func:`_fold_ci`.
 
 **Delayed entry.** The Cox model is fitted on the tenure clock with delayed entry at the survey
 (``entry_col``), so no time before the survey is credited to the perception. Evaluation is done on
@@ -23,11 +23,17 @@ folds share training data, so this interval is a rough guide, not an exact confi
 researcher predicts over: the risk score is the linear predictor, and the predicted probability of
 staying ``t`` more months is the conditional survival ``S(entry + t | x) / S(entry | x)`` of the
 fitted model. The censoring distribution and Kaplan–Meier in the calibration table are on the same
-time-since-entry clock. Without ``entry_col`` both clocks coincide.
+time-since-entry clock. Without ``entry_col`` both clocks coincide. The baseline hazard is a
+Breslow estimate with left-truncated risk sets (:func:`_breslow`): lifelines 0.30's
+``CoxPHFitter.baseline_cumulative_hazard_`` ignores ``entry_col`` in its risk sets (its
+coefficients do use it), which would understate predicted defection.
 
-Harrell's and Uno's C are computed by an O(n log² n) pair count (merge-sort counting) so they scale
-to a million respondents; tests check them against ``lifelines.utils.concordance_index`` and
-``sksurv.metrics.concordance_index_ipcw``.
+The C indices and the AUC are computed here as weighted pair counts (an O(n log² n) merge count,
+so they scale to a million respondents, with a U-statistic variance per fold), the Brier score as
+a mean of per-customer losses; tests check them against
+``lifelines.utils.concordance_index`` and scikit-survival 0.28 (``concordance_index_censored``,
+``concordance_index_ipcw``, ``cumulative_dynamic_auc``, ``integrated_brier_score``) on the same
+folds. scikit-survival's ``CensoringDistributionEstimator`` supplies ``G``.
 """
 
 from __future__ import annotations
@@ -54,17 +60,27 @@ __all__ = [
 MIN_CELL = 10
 
 
+def _structured(event, time):
+    y = np.empty(len(time), dtype=[("event", bool), ("time", float)])
+    y["event"], y["time"] = np.asarray(event, bool), np.asarray(time, float)
+    return y
+
+
 # ---- concordance by pair counting ------------------------------------------------------------
 
 
-def _later_smaller_counts(rank: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For each position i: #{j > i: rank_j < rank_i} and #{j > i: rank_j == rank_i}.
+def _merge_counts(rank: np.ndarray, a: np.ndarray):
+    """Pair counts by position, with bottom-up merge counting vectorised per level (O(n log² n)).
 
-    Bottom-up merge counting, vectorised per level: O(n log² n) time, O(n) memory.
+    For each position i: ``less[i]`` = #{j > i: rank_j < rank_i}, ``ties[i]`` = #{j > i:
+    rank_j == rank_i}; and, weighting the earlier member by ``a``: ``above[j]`` = sum of a_i over
+    i < j with rank_i > rank_j, ``tie_above[j]`` = the same with rank_i == rank_j.
     """
     n = rank.shape[0]
     less = np.zeros(n, dtype=np.int64)
-    leq = np.zeros(n, dtype=np.int64)
+    ties = np.zeros(n, dtype=np.int64)
+    above = np.zeros(n)
+    tie_above = np.zeros(n)
     rank = rank.astype(np.int64)
     m = np.int64(rank.max() + 2) if n else np.int64(1)
     idx = np.arange(n, dtype=np.int64)
@@ -73,23 +89,35 @@ def _later_smaller_counts(rank: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         run = idx // width
         pair = run // 2
         left = (run % 2) == 0
-        right_keys = np.sort(pair[~left] * m + rank[~left])
-        li = idx[left]
-        base = pair[li] * m
-        key = base + rank[li]
-        start = np.searchsorted(right_keys, base, side="left")
-        less[li] += np.searchsorted(right_keys, key, side="left") - start
-        leq[li] += np.searchsorted(right_keys, key, side="right") - start
+        li, ri = idx[left], idx[~left]
+        lkey = pair[li] * m + rank[li]
+        rkey = pair[ri] * m + rank[ri]
+        # earlier member i (left run) against later members j (right run)
+        rsorted = np.sort(rkey)
+        start = np.searchsorted(rsorted, pair[li] * m, side="left")
+        lo = np.searchsorted(rsorted, lkey, side="left")
+        less[li] += lo - start
+        ties[li] += np.searchsorted(rsorted, lkey, side="right") - lo
+        # later member j (right run) against weighted earlier members i (left run)
+        o = np.argsort(lkey, kind="stable")
+        lsorted = lkey[o]
+        cum = np.r_[0.0, np.cumsum(a[li][o])]
+        pair_end = cum[np.searchsorted(lsorted, (pair[ri] + 1) * m, side="left")]
+        hi_r = cum[np.searchsorted(lsorted, rkey, side="right")]
+        above[ri] += pair_end - hi_r
+        tie_above[ri] += hi_r - cum[np.searchsorted(lsorted, rkey, side="left")]
         width *= 2
-    return less, leq - less
+    return less, ties, above, tie_above
 
 
-def _weighted_concordance(time, event, risk, weights) -> tuple[float, float, float]:
-    """Weighted concordance sum over events i of ``w_i`` times the pairs (i, j) that are comparable.
+def _concordance_stats(time, event, risk, weights) -> tuple[float, float, float]:
+    """Weighted concordance: sum over events i of ``w_i`` times the comparable pairs (i, j).
 
-    A pair is comparable when ``T_j > T_i`` or ``T_j == T_i`` and j is censored (Harrell's and
+    A pair is comparable when ``T_j > T_i``, or ``T_j == T_i`` and j is censored (Harrell's and
     sksurv's convention). Concordant: ``risk_i > risk_j``; tied risks count 1/2.
-    Returns (numerator, denominator, number of comparable pairs).
+    Returns (C, variance of C, number of comparable pairs). The variance is the U-statistic
+    (influence) estimate ``sum_k (N_k - C D_k)^2 / D^2``, where N_k and D_k are the weighted
+    concordant and comparable pairs that subject k takes part in; weights are taken as fixed.
     """
     time = np.asarray(time, dtype=float)
     event = np.asarray(event, dtype=bool)
@@ -99,50 +127,59 @@ def _weighted_concordance(time, event, risk, weights) -> tuple[float, float, flo
     _, rank = np.unique(risk, return_inverse=True)
     # key order: time ascending, events before censored at the same time, then risk descending
     order = np.lexsort((-rank, ~event, time))
-    t, e, r, w = time[order], event[order], rank[order], weights[order]
-    less, ties = _later_smaller_counts(r)
+    t, e, r = time[order], event[order], rank[order].astype(np.int64)
+    a = np.where(e, weights[order], 0.0)
+    less, ties, above, tie_above = _merge_counts(r, a)
     # groups of equal key (same time, same event status): pairs inside a group are not comparable
     new_group = np.r_[True, (t[1:] != t[:-1]) | (e[1:] != e[:-1])]
     group = np.cumsum(new_group) - 1
-    group_end = np.r_[np.flatnonzero(new_group)[1:], n]  # one past the last index of each group
-    end = group_end[group]
-    comparable = n - end  # positions after my group: strictly later keys
-    # remove later members of my own group from the counts (sorted by risk descending inside)
+    starts = np.flatnonzero(new_group)
+    g_start = starts[group]
+    g_end = np.r_[starts[1:], n][group]  # one past the last index of my group
     pos = np.arange(n)
     # inside a group risk ranks descend, so key2 = group*M - rank is non-decreasing overall
     key2 = group.astype(np.int64) * np.int64(r.max() + 2) - r
-    first_smaller = np.searchsorted(key2, key2, side="right")  # first later member with a lower risk
-    less_in_group = end - first_smaller
-    ties_in_group = first_smaller - 1 - pos
-    less = less - less_in_group
-    ties = ties - ties_in_group
-    ev = e & (w != 0)
-    numerator = float(np.sum(w[ev] * (less[ev] + 0.5 * ties[ev])))
-    denominator = float(np.sum(w[ev] * comparable[ev]))
-    return numerator, denominator, float(np.sum(comparable[ev]))
+    first_equal = np.searchsorted(key2, key2, side="left")
+    first_smaller = np.searchsorted(key2, key2, side="right")
+    cum_a = np.r_[0.0, np.cumsum(a)]
+    # remove same-group pairs (as the earlier member, then as the later member)
+    less = less - (g_end - first_smaller)
+    ties = ties - (first_smaller - 1 - pos)
+    above = above - (cum_a[first_equal] - cum_a[g_start])
+    tie_above = tie_above - (cum_a[pos] - cum_a[first_equal])
+    comparable_later = n - g_end
+    n_k = a * (less + 0.5 * ties) + above + 0.5 * tie_above
+    d_k = a * comparable_later + cum_a[g_start]
+    numerator = float(np.sum(a * (less + 0.5 * ties)))
+    denominator = float(np.sum(a * comparable_later))
+    if denominator == 0:
+        return np.nan, np.nan, 0.0
+    c = numerator / denominator
+    var = float(np.sum((n_k - c * d_k) ** 2) / denominator**2)
+    return c, var, float(np.sum(e * comparable_later))
 
 
-def harrell_c(time, event, risk) -> float:
+def harrell_c(time, event, risk, return_variance: bool = False):
     """Harrell's C of a risk score (higher = defects sooner). Equals
-    ``lifelines.utils.concordance_index(time, -risk, event)``."""
-    num, den, _ = _weighted_concordance(time, event, risk, np.ones(len(time)))
-    if den == 0:
+    ``lifelines.utils.concordance_index(time, -risk, event)``. With ``return_variance`` also
+    returns its U-statistic variance estimate."""
+    c, var, _ = _concordance_stats(time, event, risk, np.ones(len(time)))
+    if not np.isfinite(c):
         raise ModelError("There are no comparable pairs (no events before the last follow-up time): C is undefined.")
-    return num / den
+    return (c, var) if return_variance else c
 
 
 def _censoring_km(train_time, train_event):
     from sksurv.nonparametric import CensoringDistributionEstimator
 
-    y = np.empty(len(train_time), dtype=[("event", bool), ("time", float)])
-    y["event"], y["time"] = np.asarray(train_event, bool), np.asarray(train_time, float)
-    return CensoringDistributionEstimator().fit(y)
+    return CensoringDistributionEstimator().fit(_structured(train_event, train_time))
 
 
-def uno_c(train_time, train_event, time, event, risk, tau: float | None = None) -> float:
+def uno_c(train_time, train_event, time, event, risk, tau: float | None = None, return_variance: bool = False):
     """Uno's C: concordance with weights ``G(T_i)^-2`` for events ``T_i < tau``, where ``G`` is the
     Kaplan–Meier estimate of the censoring distribution in the training data. ``tau`` defaults to
-    the largest training time. Equals ``sksurv.metrics.concordance_index_ipcw(..., tau)``."""
+    the largest training time. Equals ``sksurv.metrics.concordance_index_ipcw(..., tau)``. The
+    variance (``return_variance``) treats the weights as fixed."""
     time = np.asarray(time, float)
     event = np.asarray(event, bool)
     train_time = np.asarray(train_time, float)
@@ -156,19 +193,38 @@ def uno_c(train_time, train_event, time, event, risk, tau: float | None = None) 
         if (g <= 0).any():
             raise ModelError("The censoring distribution reaches zero before tau: choose a smaller tau.")
         w[use] = 1.0 / g**2
-    num, den, _ = _weighted_concordance(time, event, risk, w)
-    if den == 0:
+    c, var, _ = _concordance_stats(time, event, risk, w)
+    if not np.isfinite(c):
         raise ModelError("There are no comparable pairs before tau: Uno's C is undefined.")
-    return num / den
+    return (c, var) if return_variance else c
+
+
+def _auc_stats(cens, time, event, risk, t: float) -> tuple[float, float]:
+    """Cumulative/dynamic AUC at ``t`` (cases: event by t, weighted 1/G(T_i); controls: T > t) as
+    a weighted concordance, with its U-statistic variance. Equals
+    ``sksurv.metrics.cumulative_dynamic_auc``."""
+    case = event & (time <= t)
+    control = time > t
+    keep = case | control
+    w = np.zeros(len(time))
+    w[case] = 1.0 / cens.predict_proba(time[case])
+    c, var, _ = _concordance_stats(control[keep].astype(float), case[keep], risk[keep], w[keep])
+    return c, var
+
+
+def _brier_contributions(cens, time, event, surv, grid) -> np.ndarray:
+    """Per-customer IPCW Brier loss integrated over ``grid`` (trapezoid, divided by its span);
+    their mean is ``sksurv.metrics.integrated_brier_score`` (Graf et al. 1999)."""
+    g_t = cens.predict_proba(grid)
+    g_y = cens.predict_proba(time)
+    case = (time[:, None] <= grid[None, :]) & event[:, None]
+    control = time[:, None] > grid[None, :]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        loss = np.where(case, surv**2 / g_y[:, None], 0.0) + np.where(control, (1 - surv) ** 2 / g_t[None, :], 0.0)
+    return np.trapezoid(loss, grid, axis=1) / (grid[-1] - grid[0])
 
 
 # ---- the cross-validated evaluation ----------------------------------------------------------
-
-
-def _structured(event, time):
-    y = np.empty(len(time), dtype=[("event", bool), ("time", float)])
-    y["event"], y["time"] = np.asarray(event, bool), np.asarray(time, float)
-    return y
 
 
 def _fit_cox(train: pd.DataFrame, covariates, duration_col, event_col, entry_col):
@@ -188,11 +244,31 @@ def _fit_cox(train: pd.DataFrame, covariates, duration_col, event_col, entry_col
     return cph
 
 
-def _predict(cph, test: pd.DataFrame, covariates, entry, horizons) -> tuple[np.ndarray, np.ndarray]:
+def _breslow(cph, train: pd.DataFrame, covariates, duration_col, event_col, entry_col):
+    """Breslow baseline cumulative hazard with delayed entry: at event time t the risk set is
+    {j: entry_j < t <= T_j}. (lifelines' ``baseline_cumulative_hazard_`` ignores ``entry_col``
+    in its risk sets, which overstates them and understates the hazard under left truncation.)
+    Returned at the centred covariates used by ``predict_log_partial_hazard``."""
+    risk = np.exp(cph.predict_log_partial_hazard(train[covariates]).to_numpy(float))
+    t = train[duration_col].to_numpy(float)
+    e = train[event_col].to_numpy(bool)
+    entry = train[entry_col].to_numpy(float) if entry_col else np.full(len(t), -np.inf)
+    grid, deaths = np.unique(t[e], return_counts=True)
+    o_t, o_entry = np.argsort(t), np.argsort(entry)
+    t_sorted, entry_sorted = t[o_t], entry[o_entry]
+    # sum of risk with T_j >= t  minus  sum of risk with entry_j >= t
+    tail_t = np.r_[np.cumsum(risk[o_t][::-1])[::-1], 0.0]
+    tail_entry = np.r_[np.cumsum(risk[o_entry][::-1])[::-1], 0.0]
+    at_risk = tail_t[np.searchsorted(t_sorted, grid, side="left")] - tail_entry[
+        np.searchsorted(entry_sorted, grid, side="left")
+    ]
+    return grid, np.cumsum(deaths / at_risk)
+
+
+def _predict(cph, baseline, test: pd.DataFrame, covariates, entry, horizons) -> tuple[np.ndarray, np.ndarray]:
     """Linear predictor and conditional survival P(T > entry + h | T > entry, x) for each horizon."""
     lp = cph.predict_log_partial_hazard(test[covariates]).to_numpy(float)  # centred, as the baseline
-    bch = cph.baseline_cumulative_hazard_.iloc[:, 0]
-    grid, h0 = bch.index.to_numpy(float), bch.to_numpy(float)
+    grid, h0 = baseline
 
     def cumhaz(t):
         i = np.searchsorted(grid, t, side="right") - 1
@@ -205,15 +281,36 @@ def _predict(cph, test: pd.DataFrame, covariates, entry, horizons) -> tuple[np.n
     return lp, surv
 
 
-def _fold_ci(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float, int]:
-    v = values[np.isfinite(values)]
+def _fold_ci(values: np.ndarray, variances: np.ndarray, test_share: float, level: float = 0.95):
+    """Mean over folds and an interval that accounts for both sources of uncertainty.
+
+    ``between``: the Nadeau–Bengio (2003) corrected variance of a K-fold mean,
+    ``(1/K + n_test/n_train) * s²`` (folds share training data, so the plain ``s²/K`` is too
+    small), with a t(K-1) quantile. ``within``: the average test-fold sampling variance
+    ``mean(v_k)``, with a normal quantile. The half-width is the larger of the two.
+
+    Why not ``sum(v_k)/K²``? The fold estimates are not independent: with a weak predictor the
+    sign of the effect fitted on the training folds is anti-correlated with the association in
+    the held-out fold (they partition the same data), so every fold lands on the same side of 0.5
+    and the mean over folds varies about as much as one fold's estimate. In a simulation with a
+    pure-noise predictor (n = 1000, 30 data sets, 5 folds) the interval covered 0.5 for Harrell's C
+    in 80 % of data sets with the plain ``t·s/√K``, 83 % with ``sum(v_k)/K²`` and 100 % with this
+    rule: conservative, but honest for weak predictors.
+    """
+    ok = np.isfinite(values)
+    v, var = values[ok], variances[ok]
     k = len(v)
     if k == 0:
         return np.nan, np.nan, np.nan, 0
     est = float(v.mean())
-    if k < 2:
+    half = 0.0
+    if k >= 2:
+        corrected = (1 / k + test_share / (1 - test_share)) * v.var(ddof=1)
+        half = stats.t.ppf(0.5 + level / 2, k - 1) * np.sqrt(corrected)
+    if np.isfinite(var).all():
+        half = max(half, stats.norm.ppf(0.5 + level / 2) * np.sqrt(var.mean()))
+    if k < 2 and not np.isfinite(var).all():
         return est, np.nan, np.nan, k
-    half = stats.t.ppf(0.5 + level / 2, k - 1) * v.std(ddof=1) / np.sqrt(k)
     return est, est - half, est + half, k
 
 
@@ -222,7 +319,7 @@ class EvaluationResult:
     """Cross-validated evaluation of a Cox model on the constructs.
 
     ``summary``: metric, estimate, lower, upper, n_folds. ``folds_``: one row per fold and metric
-    (fold, metric, value, tau). ``times``: horizons (months since entry) of the AUC rows.
+    (fold, metric, value, variance (test-set sampling variance), tau). ``times``: horizons (months since entry) of the AUC rows.
     ``ibs_times_``: the grid the integrated Brier score is integrated over.
     """
 
@@ -283,8 +380,6 @@ def evaluate_survival(
     computed on time since entry (see the module docstring). An AUC horizon outside a test fold's
     follow-up is left out for that fold (with a warning).
     """
-    from sksurv.metrics import cumulative_dynamic_auc, integrated_brier_score
-
     design = _prepare_design(df, constructs, controls, duration_col, event_col, entry_col)
     frame, covs = design.frame, design.covariates
     n_events = int(frame[event_col].sum())
@@ -295,45 +390,50 @@ def evaluate_survival(
     ibs_grid = np.linspace(*np.percentile(since, [5, 95]), 50)
 
     rows, skipped = [], []
-    for k, (tr, te) in enumerate(_folds(frame, event_col, n_splits, seed)):
+    splits = _folds(frame, event_col, n_splits, seed)
+    for k, (tr, te) in enumerate(splits):
         cph = _fit_cox(frame.iloc[tr], covs, duration_col, event_col, entry_col)
         horizons = np.r_[ibs_grid, times]
-        lp, surv = _predict(cph, frame.iloc[te], covs, entry[te], horizons)
+        baseline = _breslow(cph, frame.iloc[tr], covs, duration_col, event_col, entry_col)
+        lp, surv = _predict(cph, baseline, frame.iloc[te], covs, entry[te], horizons)
         t_tr, e_tr, t_te, e_te = since[tr], event[tr], since[te], event[te]
         tau = float(t_tr.max())
-        rows.append((k, "harrell_c", harrell_c(t_te, e_te, lp), np.nan))
-        rows.append((k, "uno_c", uno_c(t_tr, e_tr, t_te, e_te, lp, tau=tau), tau))
-        # sksurv needs test times within the training follow-up: a test customer followed beyond
-        # the last training time is censored there (only matters for horizons < tau).
+        rows.append((k, "harrell_c", *harrell_c(t_te, e_te, lp, return_variance=True), np.nan))
+        rows.append((k, "uno_c", *uno_c(t_tr, e_tr, t_te, e_te, lp, tau=tau, return_variance=True), tau))
+        # The censoring distribution is only known up to the last training time: a test customer
+        # followed beyond it is censored there (this only matters for horizons >= tau, left out).
+        cens = _censoring_km(t_tr, e_tr)
         clip = t_te > tau
         t_te_c = np.where(clip, tau, t_te)
         e_te_c = e_te & ~clip
-        y_tr, y_te = _structured(e_tr, t_tr), _structured(e_te_c, t_te_c)
         lo, hi = t_te_c.min(), t_te_c.max()
-        for j, t in enumerate(times):
+        for t in times:
             if not (lo <= t < hi) or t >= tau:
                 skipped.append((k, t))
-                rows.append((k, f"auc_{t:g}m", np.nan, np.nan))
+                rows.append((k, f"auc_{t:g}m", np.nan, np.nan, tau))
                 continue
-            auc, _ = cumulative_dynamic_auc(y_tr, y_te, lp, [t])
-            rows.append((k, f"auc_{t:g}m", float(auc[0]), np.nan))
+            rows.append((k, f"auc_{t:g}m", *_auc_stats(cens, t_te_c, e_te_c, lp, t), tau))
         grid_ok = (ibs_grid >= lo) & (ibs_grid < hi) & (ibs_grid < tau)
         if grid_ok.sum() >= 2:
-            ibs = integrated_brier_score(y_tr, y_te, surv[:, : len(ibs_grid)][:, grid_ok], ibs_grid[grid_ok])
+            loss = _brier_contributions(cens, t_te_c, e_te_c, surv[:, : len(ibs_grid)][:, grid_ok], ibs_grid[grid_ok])
+            rows.append((k, "integrated_brier_score", float(loss.mean()), float(loss.var(ddof=1) / len(loss)), tau))
         else:
-            ibs = np.nan
-        rows.append((k, "integrated_brier_score", float(ibs), np.nan))
+            rows.append((k, "integrated_brier_score", np.nan, np.nan, tau))
     if skipped:
         warnings.warn(
             f"AUC horizons outside a test fold's follow-up were left out: {sorted(set(t for _, t in skipped))} "
             f"months in {len(set(k for k, _ in skipped))} fold(s).",
             stacklevel=2,
         )
-    folds = pd.DataFrame(rows, columns=["fold", "metric", "value", "tau"])
+    folds = pd.DataFrame(rows, columns=["fold", "metric", "value", "variance", "tau"])
     order = ["harrell_c", "uno_c"] + [f"auc_{t:g}m" for t in times] + ["integrated_brier_score"]
+    test_share = float(np.mean([len(te) for _, te in splits]) / len(frame))
     summary = []
     for metric in order:
-        est, lower, upper, k = _fold_ci(folds.loc[folds["metric"] == metric, "value"].to_numpy(float))
+        m = folds["metric"] == metric
+        est, lower, upper, k = _fold_ci(
+            folds.loc[m, "value"].to_numpy(float), folds.loc[m, "variance"].to_numpy(float), test_share
+        )
         summary.append({"metric": metric, "estimate": est, "lower": lower, "upper": upper, "n_folds": k})
     return EvaluationResult(
         summary=pd.DataFrame(summary),
@@ -342,7 +442,10 @@ def evaluate_survival(
         ibs_times_=ibs_grid,
         n_=len(frame),
         n_events_=n_events,
-        notes=["CI over folds: mean ± t(K-1)·sd/√K; folds share training data, so it is approximate."],
+        notes=[
+            "Estimate: mean over folds. CI: the wider of the Nadeau-Bengio corrected between-fold "
+            "interval and the pooled within-fold sampling interval (see _fold_ci)."
+        ],
     )
 
 
@@ -386,7 +489,8 @@ def calibration(
     predicted = np.empty(len(frame))
     for tr, te in _folds(frame, event_col, n_splits, seed):
         cph = _fit_cox(frame.iloc[tr], covs, duration_col, event_col, entry_col)
-        _, surv = _predict(cph, frame.iloc[te], covs, entry[te], [time])
+        baseline = _breslow(cph, frame.iloc[tr], covs, duration_col, event_col, entry_col)
+        _, surv = _predict(cph, baseline, frame.iloc[te], covs, entry[te], [time])
         predicted[te] = 1.0 - surv[:, 0]
     group = pd.qcut(pd.Series(predicted).rank(method="first"), bins, labels=False).to_numpy() + 1
     rows = []

@@ -13,8 +13,9 @@ recognition -0.5, empathy -0.2, segment B +0.3, segment C -0.2 (reference A). Du
 rounded up to whole months, so there are many tied event times (Efron ties matter).
 
 ``counting_process.csv``: the same respondents split at the midpoint of their follow-up into
-(start, stop] rows, with ``customer_key`` and a time-varying ``complaint_open`` flag that has
-no effect (true log-HR 0). Used for cluster-robust SEs.
+(start, stop] rows, with ``customer_key`` and a time-varying ``complaint_open`` flag set at
+random on second rows only (not generated from the hazard; because only second rows carry it,
+its estimate is not zero and means nothing). Used for cluster-robust SEs.
 """
 
 from __future__ import annotations

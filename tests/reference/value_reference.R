@@ -1,6 +1,7 @@
 # Reference values for tests/test_value.py (restricted mean survival time, delayed entry).
 # Run from the repository root:  Rscript tests/reference/value_reference.R
-# Produces tests/reference/value_reference.json (stored, so the test runs without R).
+# Produces tests/reference/value_reference.json (stored, so the test runs without R);
+# an optional argument writes the JSON elsewhere (the test does that to re-check against live R).
 # R 4.2.2, survival 3.5-3: print.survfit(..., rmean = H) reports rmean and its se.
 library(survival)
 library(jsonlite)
@@ -21,4 +22,6 @@ for (H in c(12, 24)) {
         horizon = H, rmean = unname(tabg[i, "rmean"]), se = unname(tabg[i, "se(rmean)"]))
   }
 }
-write(toJSON(out, auto_unbox = TRUE, digits = NA, pretty = TRUE), "tests/reference/value_reference.json")
+args <- commandArgs(trailingOnly = TRUE)
+out_path <- if (length(args) > 0) args[1] else "tests/reference/value_reference.json"
+write(toJSON(out, auto_unbox = TRUE, digits = NA, pretty = TRUE), out_path)

@@ -1,0 +1,360 @@
+"""Kaplan–Meier curves and log-rank tests on the tenure clock, with delayed entry.
+
+Matches R's ``survival`` package: ``survfit`` (Greenwood variance, ``conf.type`` "log" (default),
+"log-log", "plain"), ``quantile.survfit`` (median and its CI), ``survdiff`` (log-rank). With an
+``entry_col`` the risk set at time t is ``{entry < t <= duration}`` (left truncation), as R's
+``Surv(entry, duration, event)``; the log-rank test is then the counting-process version
+(observed minus expected events and the hypergeometric variance over those risk sets).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from cxlab.errors import ModelError, ParameterError
+
+__all__ = ["KaplanMeierResult", "kaplan_meier", "logrank", "pairwise_logrank"]
+
+_CONF_TYPES = ("log", "log-log", "plain")
+_TOL = float(np.sqrt(np.finfo(float).eps))
+
+
+def _check_columns(df: pd.DataFrame, cols: list[str], what: str, numeric: int = 0) -> None:
+    if not isinstance(df, pd.DataFrame):
+        raise ParameterError(f"{what} needs a pandas DataFrame. Got {type(df).__name__} instead.")
+    missing = [c for c in cols if c not in df.columns]
+    if missing:
+        raise ModelError(f"{what}: column(s) {missing} not found in the table (columns: {list(df.columns)}).")
+    nan_rows = df[cols].isna().any(axis=1)
+    if nan_rows.any():
+        bad = [c for c in cols if df[c].isna().any()]
+        raise ModelError(
+            f"{what}: {int(nan_rows.sum())} row(s) have missing values in {bad}. "
+            "Drop or impute them upstream (in the panel step) so the exclusion is counted."
+        )
+    for c in cols[:numeric]:
+        if not pd.api.types.is_numeric_dtype(df[c]):
+            raise ModelError(f"{what}: column '{c}' must be numeric (months or 0/1). Got dtype {df[c].dtype}.")
+
+
+def _arrays(df, duration_col, event_col, entry_col, what):
+    cols = [duration_col, event_col] + ([entry_col] if entry_col else [])
+    _check_columns(df, cols, what, numeric=len(cols))
+    time = df[duration_col].to_numpy(float)
+    event = df[event_col].to_numpy(float)
+    if not np.isin(event, (0, 1)).all():
+        raise ModelError(f"{what}: column '{event_col}' must be 0/1 (1 = defected).")
+    if entry_col:
+        entry = df[entry_col].to_numpy(float)
+        bad = entry >= time
+        if bad.any():
+            raise ModelError(
+                f"{what}: {int(bad.sum())} row(s) have {entry_col} >= {duration_col}; every respondent must "
+                "leave the risk set after entering it. Fix or drop these rows upstream."
+            )
+    else:
+        entry = np.full(len(time), -np.inf)
+    return entry, time, event.astype(int)
+
+
+def _km_curve(entry, time, event, z, conf_type):
+    """KM at every distinct observed time (events and censorings), as R's survfit."""
+    times = np.unique(time)
+    at_risk = np.array([np.sum((entry < t) & (time >= t)) for t in times])
+    events = np.array([np.sum((time == t) & (event == 1)) for t in times])
+    censored = np.array([np.sum((time == t) & (event == 0)) for t in times])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        step = np.where(at_risk > 0, 1.0 - events / np.where(at_risk > 0, at_risk, 1), 1.0)
+        surv = np.cumprod(step)
+        green = np.where(events > 0, events / (at_risk * (at_risk - events)), 0.0)
+        std_err = np.sqrt(np.cumsum(green))  # standard error of log S (R: survfit's std.err)
+    lower, upper = _confint(surv, std_err, z, conf_type)
+    return pd.DataFrame(
+        {
+            "time": times,
+            "at_risk": at_risk,
+            "events": events,
+            "censored": censored,
+            "survival": surv,
+            "std_err": std_err,
+            "lower": lower,
+            "upper": upper,
+        }
+    )
+
+
+def _confint(p, se, z, conf_type):
+    """R survival:::survfit_confint with logse=TRUE."""
+    p = np.asarray(p, float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if conf_type == "plain":
+            se2 = se * p * z
+            lower = np.maximum(p - se2, 0.0)
+            upper = np.minimum(p + se2, 1.0)
+        elif conf_type == "log":
+            xx = np.where(p == 0, np.nan, p)
+            lower = np.exp(np.log(xx) - z * se)
+            upper = np.minimum(np.exp(np.log(xx) + z * se), 1.0)
+        else:  # log-log
+            xx = np.where((p == 0) | (p == 1), np.nan, p)
+            se2 = z * se / np.log(xx)
+            lower = np.exp(-np.exp(np.log(-np.log(xx)) - se2))
+            upper = np.exp(-np.exp(np.log(-np.log(xx)) + se2))
+    return lower, upper
+
+
+def _findq(x, y, p, tol=_TOL):
+    """R survival:::findq for one probability ``p`` (x: times with 0 first, y: 1 - curve)."""
+    x = np.asarray(x, float)
+    y = np.asarray(y, float)
+    if np.all(np.isnan(y)) or np.nanmax(y) < p:
+        return np.nan
+    xmax = x[-1]
+    keep = ~pd.Series(y).duplicated().to_numpy()
+    x, y = x[keep], y[keep]
+    ok = ~np.isnan(y)
+    idx = np.flatnonzero(ok)
+
+    def approx_right(v):  # approx(v, idx, p, method="constant", f=1)
+        vv = v[ok]
+        if p < vv[0] or p > vv[-1]:
+            return None
+        return idx[np.searchsorted(vv, p, side="left")]
+
+    i1, i2 = approx_right(y + tol), approx_right(y - tol)
+    if i1 is None or i2 is None:
+        quant = np.nan
+    else:
+        quant = (x[i1] + x[i2]) / 2
+    if not np.isnan(y[-1]) and abs(p - y[-1]) < tol and i1 is not None:
+        quant = (x[i1] + xmax) / 2
+    return float(quant)
+
+
+@dataclass
+class KaplanMeierResult:
+    """Kaplan–Meier curves by group (see :func:`kaplan_meier`).
+
+    Attributes: ``survival_`` (tidy curve: group, time, at_risk, events, censored, survival,
+    std_err, lower, upper, suppressed), ``median_`` (group, median, lower, upper, suppressed),
+    ``conf_type``, ``alpha``, ``min_cell``.
+    """
+
+    survival_: pd.DataFrame
+    median_: pd.DataFrame
+    conf_type: str
+    alpha: float
+    min_cell: int
+    _data: pd.DataFrame  # group, entry, time, event (kept for at-risk counts; never shown)
+
+    def _risk_counts(self, times) -> pd.DataFrame:
+        rows = []
+        for g, d in self._data.groupby("group", sort=False):
+            for t in times:
+                at_risk = int(np.sum((d["entry"].to_numpy() < t) & (d["time"].to_numpy() >= t)))
+                cum_events = int(np.sum((d["time"].to_numpy() <= t) & (d["event"].to_numpy() == 1)))
+                rows.append({"group": g, "time": float(t), "at_risk": at_risk, "cum_events": cum_events})
+        return pd.DataFrame(rows)
+
+    def at_risk_table(self, times) -> pd.DataFrame:
+        """Number at risk (``entry < t <= duration``) and cumulative events at ``times``, per group.
+
+        ``at_risk`` counts the customers at risk at exactly ``t``; R's ``summary(survfit, times=)``
+        reports the risk set at the next observed time instead, which differs under delayed entry
+        when someone enters in between. Tidy: one row per (group, time); ``pivot(index="group", columns="time", values="at_risk")``
+        gives the table drawn under a KM plot. ``suppressed`` flags cells under ``min_cell``.
+        """
+        out = self._risk_counts(np.atleast_1d(np.asarray(times, float)))
+        out["suppressed"] = out["at_risk"] < self.min_cell
+        return out
+
+    def retention(self, times) -> pd.DataFrame:
+        """Survival (share still a customer) at ``times``: group, time, estimate, lower, upper, at_risk.
+
+        Matches R ``summary(survfit(...), times=times, extend=TRUE)`` (curve value at the last
+        step at or before each time). ``suppressed`` flags rows with fewer than ``min_cell`` at risk.
+        """
+        times = np.atleast_1d(np.asarray(times, float))
+        counts = self._risk_counts(times)
+        rows = []
+        for g, curve in self.survival_.groupby("group", sort=False):
+            ct = curve["time"].to_numpy()
+            for t in times:
+                k = np.searchsorted(ct, t, side="right") - 1
+                if k < 0:
+                    est, lo, up = 1.0, 1.0, 1.0
+                else:
+                    est, lo, up = curve["survival"].iloc[k], curve["lower"].iloc[k], curve["upper"].iloc[k]
+                rows.append({"group": g, "time": float(t), "estimate": est, "lower": lo, "upper": up})
+        out = pd.DataFrame(rows).merge(counts[["group", "time", "at_risk"]], on=["group", "time"], how="left")
+        out["suppressed"] = out["at_risk"] < self.min_cell
+        return out
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        """One row per group: n, events, median (with CI), suppressed (n < min_cell)."""
+        d = self._data.groupby("group", sort=False).agg(n=("event", "size"), events=("event", "sum")).reset_index()
+        out = d.merge(self.median_.drop(columns="suppressed"), on="group", how="left")
+        out = out.rename(columns={"lower": "median_lower", "upper": "median_upper"})
+        out["suppressed"] = out["n"] < self.min_cell
+        return out
+
+    def _repr_html_(self) -> str:
+        return self.summary.to_html(index=False, float_format=lambda v: f"{v:.3g}")
+
+
+def kaplan_meier(
+    df: pd.DataFrame,
+    duration_col: str = "duration",
+    event_col: str = "event",
+    entry_col: str | None = None,
+    group_col: str | None = None,
+    alpha: float = 0.05,
+    conf_type: str = "log",
+    min_cell: int = 10,
+) -> KaplanMeierResult:
+    """Kaplan–Meier survival with Greenwood CIs, by group, honouring delayed entry.
+
+    R equivalent: ``survfit(Surv(entry, duration, event) ~ group, conf.type=conf_type)``
+    (``Surv(duration, event)`` without ``entry_col``). ``conf_type``: "log" (R's default:
+    ``S * exp(+-z se(log S))``, upper capped at 1), "log-log", "plain". The median and its CI
+    follow R's ``quantile.survfit``: the first time the curve (lower band, upper band) reaches
+    0.5 (the midpoint of a flat stretch at exactly 0.5); NaN when it never does.
+    Rows with fewer than ``min_cell`` customers at risk are flagged ``suppressed``.
+    """
+    if conf_type not in _CONF_TYPES:
+        raise ParameterError(f"The 'conf_type' parameter of kaplan_meier must be one of {_CONF_TYPES}. Got {conf_type!r} instead.")
+    if not (isinstance(alpha, float) and 0 < alpha < 1):
+        raise ParameterError(f"The 'alpha' parameter of kaplan_meier must be a float in (0, 1). Got {alpha!r} instead.")
+    entry, time, event = _arrays(df, duration_col, event_col, entry_col, "kaplan_meier")
+    if group_col is not None:
+        _check_columns(df, [group_col], "kaplan_meier")
+        groups = df[group_col].to_numpy()
+    else:
+        groups = np.full(len(df), "all", dtype=object)
+    if len(df) == 0:
+        raise ModelError("kaplan_meier: the table has no rows.")
+    data = pd.DataFrame({"group": groups, "entry": entry, "time": time, "event": event})
+    z = stats.norm.ppf(1 - alpha / 2)
+    curves, medians = [], []
+    for g in sorted(pd.unique(groups), key=str):
+        d = data[data["group"] == g]
+        c = _km_curve(d["entry"].to_numpy(), d["time"].to_numpy(), d["event"].to_numpy(), z, conf_type)
+        c.insert(0, "group", g)
+        curves.append(c)
+        x = np.r_[0.0, c["time"].to_numpy()]
+        medians.append(
+            {
+                "group": g,
+                "median": _findq(x, np.r_[0.0, 1 - c["survival"].to_numpy()], 0.5),
+                "lower": _findq(x, np.r_[0.0, 1 - c["lower"].to_numpy()], 0.5),
+                "upper": _findq(x, np.r_[0.0, 1 - c["upper"].to_numpy()], 0.5),
+                "suppressed": len(d) < min_cell,
+            }
+        )
+    survival = pd.concat(curves, ignore_index=True)
+    survival["suppressed"] = survival["at_risk"] < min_cell
+    data = data.sort_values("group", key=lambda s: s.astype(str), kind="stable").reset_index(drop=True)
+    return KaplanMeierResult(survival, pd.DataFrame(medians), conf_type, alpha, min_cell, data)
+
+
+def _logrank_stat(entry, time, event, groups):
+    levels = sorted(pd.unique(groups), key=str)
+    k = len(levels)
+    gidx = np.array([levels.index(g) for g in groups])
+    onehot = np.eye(k)[gidx]
+    o_e = np.zeros(k)
+    v = np.zeros((k, k))
+    for t in np.unique(time[event == 1]):
+        atrisk = (entry < t) & (time >= t)
+        dead = atrisk & (time == t) & (event == 1)
+        n = atrisk.sum()
+        d = dead.sum()
+        nj = onehot[atrisk].sum(0)
+        dj = onehot[dead].sum(0)
+        o_e += dj - d * nj / n
+        if n > 1:
+            v += d * (n - d) / (n - 1) / n * (np.diag(nj) - np.outer(nj, nj) / n)
+    sub = slice(0, k - 1)
+    vv = v[sub, sub]
+    chi2 = float(o_e[sub] @ np.linalg.pinv(vv) @ o_e[sub])
+    df = int(np.linalg.matrix_rank(vv)) if k > 1 else 0
+    p = float(stats.chi2.sf(chi2, df)) if df > 0 else np.nan
+    return chi2, df, p
+
+
+def logrank(
+    df: pd.DataFrame,
+    group_col: str,
+    duration_col: str = "duration",
+    event_col: str = "event",
+    entry_col: str | None = None,
+) -> pd.DataFrame:
+    """Global log-rank test of equal survival across the groups of ``group_col``.
+
+    R: ``survdiff(Surv(duration, event) ~ group)``; with ``entry_col`` the counting-process
+    version (O - E and hypergeometric variance over ``{entry < t <= duration}``), which R's
+    survdiff does not offer. One row: test, chi2, df, p, n, events, groups.
+    """
+    entry, time, event = _arrays(df, duration_col, event_col, entry_col, "logrank")
+    _check_columns(df, [group_col], "logrank")
+    groups = df[group_col].to_numpy()
+    if len(pd.unique(groups)) < 2:
+        raise ModelError(f"logrank: column '{group_col}' has fewer than two groups; nothing to compare.")
+    if event.sum() == 0:
+        raise ModelError("logrank: no events (every customer is censored); the test is undefined.")
+    chi2, dof, p = _logrank_stat(entry, time, event, groups)
+    return pd.DataFrame(
+        [{"test": "log-rank", "chi2": chi2, "df": dof, "p": p, "n": len(df), "events": int(event.sum()),
+          "groups": len(pd.unique(groups))}]
+    )
+
+
+def pairwise_logrank(
+    df: pd.DataFrame,
+    group_col: str,
+    duration_col: str = "duration",
+    event_col: str = "event",
+    entry_col: str | None = None,
+) -> pd.DataFrame:
+    """Log-rank test for every pair of groups, with Holm-adjusted p (R: ``p.adjust(p, "holm")``).
+
+    Columns: group_a, group_b, chi2, df, p, p_holm, n, events.
+    """
+    entry, time, event = _arrays(df, duration_col, event_col, entry_col, "pairwise_logrank")
+    _check_columns(df, [group_col], "pairwise_logrank")
+    groups = df[group_col].to_numpy()
+    rows = []
+    for a, b in itertools.combinations(sorted(pd.unique(groups), key=str), 2):
+        m = (groups == a) | (groups == b)
+        if event[m].sum() == 0:
+            chi2, dof, p = np.nan, 1, np.nan
+        else:
+            chi2, dof, p = _logrank_stat(entry[m], time[m], event[m], groups[m])
+        rows.append({"group_a": a, "group_b": b, "chi2": chi2, "df": dof, "p": p, "n": int(m.sum()),
+                     "events": int(event[m].sum())})
+    out = pd.DataFrame(rows)
+    out["p_holm"] = _holm(out["p"].to_numpy())
+    return out[["group_a", "group_b", "chi2", "df", "p", "p_holm", "n", "events"]]
+
+
+def _holm(p: np.ndarray) -> np.ndarray:
+    """R ``p.adjust(p, method="holm")`` (NaNs kept, not counted)."""
+    p = np.asarray(p, float)
+    out = np.full_like(p, np.nan)
+    ok = ~np.isnan(p)
+    q = p[ok]
+    m = len(q)
+    if m == 0:
+        return out
+    order = np.argsort(q)
+    adj = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * q[order]))
+    res = np.empty(m)
+    res[order] = adj
+    out[ok] = res
+    return out

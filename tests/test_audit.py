@@ -1,0 +1,66 @@
+"""Audit tables: small cells suppressed, counts that add up, findings generated from numbers."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cxlab import audit
+from cxlab.panel import build_panel
+from cxlab.report.tables import show_table
+
+from test_panel import make_data, make_study
+
+
+@pytest.fixture(scope="module")
+def panel():
+    return build_panel(make_study(), make_data())
+
+
+def test_suppress_small_cells_blanks_numbers_and_flags():
+    t = pd.DataFrame({"group": ["a", "b"], "n": [25, 4], "share": [0.86, 0.14]})
+    out = audit.suppress_small_cells(t, "n", 10)
+    assert out["suppressed"].tolist() == [False, True]
+    assert out.loc[0, "n"] == 25 and np.isnan(out.loc[1, "n"]) and np.isnan(out.loc[1, "share"])
+    assert out.loc[1, "group"] == "b"   # labels stay
+
+
+def test_response_summary_suppresses_groups_under_min_cell(panel):
+    customers = make_data().customers
+    t = audit.response_summary(panel, customers)
+    overall = t.iloc[0]
+    assert overall["customers"] == 6          # known at the snapshot
+    # 3 respondents overall: fewer than 10, so suppressed
+    assert overall["suppressed"] and np.isnan(overall["respondents"])
+    assert set(t["group"]) == {"all customers", "région"}
+
+
+def test_censoring_and_distribution(panel):
+    c = audit.censoring_summary(panel).set_index("quantity")["value"]
+    assert c["respondents"] == 3 and c["defections by the snapshot"] == 2
+    assert c["share censored"] == pytest.approx(1 / 3)
+    d = audit.construct_distribution(panel).set_index("construct")
+    assert d.loc["reconnaissance", "n"] == 3
+    assert d.loc["reconnaissance", "mean"] == pytest.approx((4 + 1 + 5) / 3)
+    assert d.loc["reconnaissance", "share_at_ceiling"] == pytest.approx(1 / 3)
+
+
+def test_findings_are_generated_from_the_numbers(panel):
+    text = " ".join(audit.audit_findings(panel))
+    assert "3 respondents are analysed, of whom 2 (67%) defected" in text
+    assert "records dated after the snapshot were set aside" in text
+    assert "1 fewer than 50% of the reconnaissance items answered" in text
+
+
+def test_validation_overview_hides_small_counts():
+    s = pd.DataFrame({"file": ["a.csv", "a.csv"], "column": ["q1", "q2"], "missing_codes": [3, 42],
+                      "empty": [0, np.nan]})
+    out = audit.validation_overview(s, 10)
+    assert out["missing_codes"].tolist() == ["< 10", "42"]
+    assert out["empty"].tolist() == ["0", "–"]
+
+
+def test_show_table_formats_for_people():
+    t = pd.DataFrame({"term": ["<b>x</b>"], "n": [1234.0], "share": [0.123], "p": [0.00001], "hr": [0.7123]})
+    html = show_table(t, percent=["share"]).to_html()
+    assert "1,234" in html and "12.3 %" in html and "< 0.001" in html and "0.71" in html
+    assert "<b>x</b>" not in html and "&lt;b&gt;x&lt;/b&gt;" in html
