@@ -583,7 +583,8 @@ def what_if(df: pd.DataFrame, model, construct: str, delta_points: float = 1.0, 
             move_share: float | None = None, scale=(1, 5), margin_col: str | None = "value",
             margin_months: float = 12, segment_col: str = "segment_2x2",
             moved_from: str = "disappointed good customers", moved_to: str = "recognised good customers",
-            dgc_col: str = "dgc", ci: float = 0.95, n_jobs: int = 1) -> pd.DataFrame:
+            dgc_col: str = "dgc", ci: float = 0.95, n_jobs: int = 1,
+            dgc_threshold: float | None = None) -> pd.DataFrame:
     """What would raising a perception be worth? Expected defections, retained months and margin.
 
     Scenario ``delta``: raise ``construct`` by ``delta_points`` scale points (capped at the scale
@@ -601,6 +602,10 @@ def what_if(df: pd.DataFrame, model, construct: str, delta_points: float = 1.0, 
 
     Each bootstrap draw has its own seed spawned from ``seed``, so results do not depend on
     ``n_jobs`` (number of worker processes for the draws; -1 = all cores).
+
+    ``dgc_threshold``: when ``construct`` is the recognition construct, the score at which a
+    customer counts as recognised; a disappointed good customer raised to it or above stops being
+    one (``dgc_col`` set to 0 in the scenario). None leaves ``dgc_col`` unchanged.
 
     Returns one row per (metric, horizon): baseline, scenario, delta (scenario - baseline), lower,
     upper (bootstrap interval of delta), n, n_changed, n_boot. Retained months are the area under
@@ -655,6 +660,9 @@ def what_if(df: pd.DataFrame, model, construct: str, delta_points: float = 1.0, 
             if changed.shape != (len(df),):
                 raise ParameterError(f"segment mask has shape {changed.shape}; expected ({len(df)},).")
         scen.loc[changed, construct] = np.clip(df.loc[changed, construct] + delta_points, lo, hi)
+        if dgc_threshold is not None and dgc_col in df.columns:
+            now_recognised = changed & (scen[construct] >= dgc_threshold).to_numpy()
+            scen.loc[now_recognised, dgc_col] = 0
     if df[construct].isna().any():
         raise DataContractError(f"what_if: column {construct!r} has missing values; drop those respondents first.")
     X0 = _design(model, base)

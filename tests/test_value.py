@@ -330,3 +330,31 @@ def test_value_plots_return_axes():
     ax = plot_lorenz(lorenz(np.arange(1, 21), groups=["a", "b"] * 10))
     assert isinstance(ax, Axes) and len(ax.lines) == 4  # all, a, b, equality
     matplotlib.pyplot.close("all")
+
+
+def test_what_if_recomputes_dgc_when_recognition_crosses_the_threshold():
+    """Raising recognition past the midpoint ends 'disappointed good customer' status."""
+    import numpy as np
+    import pandas as pd
+    from lifelines import CoxPHFitter
+
+    from cxlab.value import what_if
+
+    rng = np.random.default_rng(3)
+    n = 1500
+    rec = rng.integers(1, 6, n).astype(float)
+    dgc = ((rec < 3) & (rng.random(n) < 0.6)).astype(float)
+    entry = rng.uniform(0, 24, n)
+    lp = -0.3 * (rec - 3) + 0.8 * dgc
+    t = entry + rng.exponential(40 / np.exp(lp))
+    event = (t < entry + 36).astype(int)
+    df = pd.DataFrame({"recognition": rec, "dgc": dgc, "entry": entry,
+                       "duration": np.minimum(t, entry + 36), "event": event, "value": 120.0})
+    model = CoxPHFitter().fit(df[["recognition", "dgc", "entry", "duration", "event"]], "duration", "event",
+                              entry_col="entry")
+    kw = dict(horizons=(12,), n_boot=0, scale=(1, 5), margin_col="value")
+    plain = what_if(df, model, "recognition", 1.0, **kw)
+    crossing = what_if(df, model, "recognition", 1.0, dgc_threshold=3.0, **kw)
+    d = lambda t: t.set_index("metric").loc["expected defections", "delta"]  # noqa: E731
+    # customers at 2 move to 3 and lose the DGC penalty too: fewer defections than the score alone
+    assert d(crossing) < d(plain) < 0
