@@ -23,14 +23,17 @@ bootstrap); the tests check them against statsmodels (logit, ordinal) and lifeli
 
 from __future__ import annotations
 
-import itertools
 import math
+import multiprocessing
+import sys
 import warnings
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, special
+from scipy import special
+from threadpoolctl import threadpool_limits
 
 from cxlab.errors import ModelError, ParameterError
 
@@ -47,131 +50,134 @@ _MODELS = ("linear", "logit", "ordinal", "cox")
 class CoxFit:
     """Precomputed risk-set structure for repeated Cox fits on the same respondents.
 
-    Rows are sorted once by exit time; every fit (any subset of columns, any frequency weights)
-    then costs a few matrix-vector products and cumulative sums per Newton step.
+    Each respondent is at risk at the distinct event times ``t_g`` with ``entry < t_g <= stop``,
+    an index range ``[lo, hi)`` computed once; every fit (any subset of columns, any frequency
+    weights) then costs a few matrix-vector products and ``bincount``/``cumsum`` passes per
+    Newton step, with no sorting.
 
     Ties are handled with Efron's method; with non-unit weights the tied-event correction uses
     R ``survival``'s convention (the mean weight of the tied events multiplies the ``d`` terms).
     """
 
     def __init__(self, X, stop, event, entry=None):
-        X = np.asarray(X, dtype=float)
-        stop = np.asarray(stop, dtype=float)
-        event = np.asarray(event, dtype=float)
-        n = len(stop)
-        entry = np.zeros(n) if entry is None else np.asarray(entry, dtype=float)
-        order = np.argsort(stop, kind="stable")
-        self.X = np.ascontiguousarray(X[order])
-        self.stop = stop[order]
-        self.entry = entry[order]
-        self.event = event[order].astype(bool)
-        self.order = order
-        self.n = n
-        # distinct event times and tie groups
+        self.X = np.ascontiguousarray(np.asarray(X, dtype=float))
+        self.stop = np.asarray(stop, dtype=float)
+        self.event = np.asarray(event, dtype=float).astype(bool)
+        self.n = n = len(self.stop)
+        self.entry = np.zeros(n) if entry is None else np.asarray(entry, dtype=float)
         ev_idx = np.flatnonzero(self.event)
-        ev_t = self.stop[ev_idx]
-        self.times, grp = np.unique(ev_t, return_inverse=True)
-        self.ev_idx = ev_idx
-        self.ev_grp = grp
-        G = len(self.times)
+        ev_idx = ev_idx[np.argsort(self.stop[ev_idx], kind="stable")]
+        self.times, grp = np.unique(self.stop[ev_idx], return_inverse=True)
+        self.ev_idx, self.ev_grp = ev_idx, grp
+        self.G = G = len(self.times)
         self.d = np.bincount(grp, minlength=G).astype(float)
-        # position of each event within its tie group (0..d-1), events sorted by time already
         first = np.searchsorted(grp, np.arange(G))
-        self.ev_l = np.arange(len(grp)) - first[grp]
-        # risk set at t_g: entry < t_g <= stop.  S(t_g) = sum_{stop >= t_g} - sum_{entry >= t_g}
-        # index of first stop >= t_g in stop-sorted order
-        self.stop_pos = np.searchsorted(self.stop, self.times, side="left")
-        self.entry_order = np.argsort(self.entry, kind="stable")
-        entry_sorted = self.entry[self.entry_order]
-        self.entry_pos = np.searchsorted(entry_sorted, self.times, side="left")
-        # for each subject, the event groups at which it is at risk: (a_i, b_i]
-        # groups g with entry_i < t_g <= stop_i  ->  g in [lo_i, hi_i)
+        self.ev_l = np.arange(len(grp)) - first[grp]     # position within the tie group
+        self.frac = self.ev_l / self.d[grp]
+        self.ties = bool(np.any(self.d > 1))
+        # at risk at groups g in [lo, hi): entry < t_g <= stop
         self.lo = np.searchsorted(self.times, self.entry, side="right")
         self.hi = np.searchsorted(self.times, self.stop, side="right")
 
-    @staticmethod
-    def _tail_sums(v, pos):
-        """sum of v[pos:] for each pos (v along axis 0)."""
-        c = np.cumsum(v[::-1], axis=0)[::-1]
-        c = np.concatenate([c, np.zeros((1,) + v.shape[1:])], axis=0)
-        return c[pos]
-
     def _risk_sums(self, v):
-        """Sum of v over the risk set at each distinct event time."""
-        return self._tail_sums(v, self.stop_pos) - self._tail_sums(v[self.entry_order], self.entry_pos)
+        """Sum of v over the risk set at each distinct event time (v: n, or p x n rows)."""
+        G = self.G
+        if v.ndim == 1:
+            return np.cumsum(np.bincount(self.lo, v, G + 1) - np.bincount(self.hi, v, G + 1))[:G]
+        return np.stack([self._risk_sums(row) for row in v])
 
-    def loglik(self, beta, cols, w=None, derivatives=True):
-        """Partial log-likelihood (and gradient, Hessian) at ``beta`` for columns ``cols``."""
-        X = self.X[:, cols] if cols is not None else self.X
-        p = X.shape[1]
+    def loglik(self, beta, cols=None, w=None, derivatives=True, XT=None):
+        """Partial log-likelihood (and gradient, Hessian) at ``beta`` for columns ``cols``.
+
+        ``XT`` (p x n, contiguous) can be passed instead of ``cols`` to skip the column copy.
+        """
+        if XT is None:
+            XT = np.ascontiguousarray((self.X[:, cols] if cols is not None else self.X).T)
+        p = XT.shape[0]
+        G, ei, grp, frac = self.G, self.ev_idx, self.ev_grp, self.frac
         w = np.ones(self.n) if w is None else w
-        eta = X @ beta if p else np.zeros(self.n)
+        eta = beta @ XT if p else np.zeros(self.n)
         r = w * np.exp(eta)
         S0 = self._risk_sums(r)
-        ei = self.ev_idx
         we = w[ei]
-        # tie-group sums over events
-        G = len(self.times)
-        D0 = np.bincount(self.ev_grp, weights=r[ei], minlength=G)
-        sw = np.bincount(self.ev_grp, weights=we, minlength=G)
-        meanw = sw / self.d
-        frac = self.ev_l / self.d[self.ev_grp]
-        denom = S0[self.ev_grp] - frac * D0[self.ev_grp]
-        mw = meanw[self.ev_grp]
+        if self.ties:
+            D0 = np.bincount(grp, weights=r[ei], minlength=G)
+            meanw = np.bincount(grp, weights=we, minlength=G) / self.d
+            denom = S0[grp] - frac * D0[grp]
+            mw = meanw[grp]
+        else:  # one event per distinct time: groups are the events themselves
+            denom, mw = S0, we
         if np.any(denom <= 0):
             raise ModelError("Cox fit: an event time has an empty risk set; check entry < stop.")
-        ll = float(np.sum(we * eta[ei]) - np.sum(mw * np.log(denom)))
+        ll = float(np.dot(we, eta[ei]) - np.dot(mw, np.log(denom)))
         if not derivatives:
             return ll
         if p == 0:
             return ll, np.zeros(0), np.zeros((0, 0))
-        rX = r[:, None] * X
-        S1 = self._risk_sums(rX)
-        D1 = np.zeros((G, p))
-        for j in range(p):
-            D1[:, j] = np.bincount(self.ev_grp, weights=rX[ei, j], minlength=G)
-        A = (S1[self.ev_grp] - frac[:, None] * D1[self.ev_grp]) / denom[:, None]
-        grad = (we[:, None] * X[ei]).sum(0) - (mw[:, None] * A).sum(0)
-        # Hessian: sum_j mw_j [ (S2_g - f_j D2_g)/denom_j - A_j A_j' ]
-        # S2 part pushed onto subjects: subject i gets sum over groups where at risk of c_g
-        c = np.bincount(self.ev_grp, weights=mw / denom, minlength=G)
-        cf = np.bincount(self.ev_grp, weights=mw * frac / denom, minlength=G)
+        rX = XT * r
+        S1 = self._risk_sums(rX)                       # p x G
+        if self.ties:
+            rXe = rX[:, ei]
+            D1 = np.stack([np.bincount(grp, weights=row, minlength=G) for row in rXe])
+            A = (S1[:, grp] - frac * D1[:, grp]) / denom
+        else:
+            A = S1 / denom
+        grad = XT[:, ei] @ we - A @ mw
+        # Hessian: sum_j mw_j [ (S2_g - f_j D2_g)/denom_j - A_j A_j' ], with the S2 and D2 sums
+        # pushed onto respondents: B_i = sum of c_g over the groups where i is at risk
+        c = np.bincount(grp, weights=mw / denom, minlength=G) if self.ties else mw / denom
         cum = np.concatenate([[0.0], np.cumsum(c)])
         B = cum[self.hi] - cum[self.lo]
-        # D2 part: events of group g get -cf_g
-        B[ei] -= cf[self.ev_grp]
-        H2 = (X * (r * B)[:, None]).T @ X
-        H1 = (A * mw[:, None]).T @ A
-        hess = -(H2 - H1)
-        return ll, grad, hess
+        if self.ties:
+            B[ei] -= np.bincount(grp, weights=mw * frac / denom, minlength=G)[grp]
+        H2 = (rX * B) @ XT.T
+        H1 = (A * mw) @ A.T
+        return ll, grad, H1 - H2
 
-    def fit(self, cols=None, w=None, beta0=None, tol=1e-10, max_iter=50):
-        """Newton-Raphson with step halving; returns (beta, loglik, n_iter)."""
-        p = self.X.shape[1] if cols is None else len(cols)
+    def fit(self, cols=None, w=None, beta0=None, tol=1e-10, max_iter=50, one_step=False):
+        """Newton-Raphson with step halving; returns (beta, loglik, n_iter).
+
+        ``one_step=True`` takes a single Newton step from ``beta0`` and returns the exact
+        log-likelihood there (a lower bound of the maximum, within O(step^3); used for bootstrap
+        draws started at the full-sample estimate).
+        """
+        XT = np.ascontiguousarray((self.X[:, cols] if cols is not None else self.X).T)
+        p = XT.shape[0]
         beta = np.zeros(p) if beta0 is None else np.asarray(beta0, dtype=float).copy()
-        ll, g, H = self.loglik(beta, cols, w)
+        ll, g, H = self.loglik(beta, w=w, XT=XT)
         if p == 0:
             return beta, ll, 0
+        if one_step:
+            try:
+                step = np.linalg.solve(-H, g)
+            except np.linalg.LinAlgError:
+                raise ModelError("Cox fit: singular information matrix (a column is constant or "
+                                 "collinear with others); drop or merge it.") from None
+            nll = self.loglik(beta + step, w=w, XT=XT, derivatives=False)
+            if np.isfinite(nll) and nll >= ll:
+                return beta + step, nll, 1
+            return self.fit(cols, w, beta0, tol, max_iter)  # far from the optimum: iterate
         for it in range(1, max_iter + 1):
             try:
                 step = np.linalg.solve(-H, g)
             except np.linalg.LinAlgError:
                 raise ModelError("Cox fit: singular information matrix (a column is constant or "
                                  "collinear with others); drop or merge it.") from None
+            decrement = g @ step  # = g' (-H)^-1 g >= 0
+            if decrement < tol * (1 + abs(ll)):
+                # converged: one more Newton step, log-likelihood from the quadratic model
+                return beta + step, ll + decrement / 2, it
             t = 1.0
             while True:
                 nb = beta + t * step
-                nll, ng, nH = self.loglik(nb, cols, w)
+                nll, ng, nH = self.loglik(nb, w=w, XT=XT)
                 if np.isfinite(nll) and nll >= ll - 1e-12:
                     break
                 t /= 2
                 if t < 1e-8:
                     raise ModelError("Cox fit did not converge (step halving failed); look for "
                                      "separation: a construct or control that predicts every defection.")
-            done = abs(nll - ll) < tol * (1 + abs(ll)) and np.max(np.abs(nb - beta)) < 1e-7
             beta, ll, g, H = nb, nll, ng, nH
-            if done:
-                return beta, ll, it
         raise ModelError(f"Cox fit did not converge in {max_iter} Newton steps; look for separation "
                          "(a construct or control that predicts every defection) or rescale the columns.")
 
@@ -393,6 +399,7 @@ class _Problem:
         self.k = X.shape[1]
         self.pc = C.shape[1]
         self.params = {}
+        self.one_step = False
 
     def cols(self, mask):
         return list(range(self.pc)) + [self.pc + j for j in range(self.k) if mask >> j & 1]
@@ -438,19 +445,34 @@ class _Problem:
                 out[mask] = 1 - ll / ll0
             return out
         # cox: fit = partial log-likelihood
-        order = self.cox.order
-        ws = w[order]
+        ws = w
         for mask in range(2**k):
             cols = self.cols(mask)
             if not cols:
                 out[mask] = self.cox.loglik(np.zeros(0), cols, ws, derivatives=False)
                 continue
             b0 = None if warm is None else warm[mask]
-            b, ll, _ = self.cox.fit(cols, ws, b0)
+            b, ll, _ = self.cox.fit(cols, ws, b0, one_step=warm is not None and self.one_step)
             if warm is None:
                 self.params[mask] = b
             out[mask] = ll
         return out
+
+
+def _boot_chunk(prob, seeds):
+    """Bootstrap draws (frequency weights) for one worker: list of share vectors, failures."""
+    draws, failed = [], 0
+    n, k = prob.n, prob.k
+    with threadpool_limits(1, "blas"):
+        for ss in seeds:
+            w = np.random.default_rng(ss).multinomial(n, np.full(n, 1.0 / n)).astype(float)
+            try:
+                bf = prob.fits(w, warm=prob.params)
+            except ModelError:
+                failed += 1
+                continue
+            draws.append(shapley_values(bf, k) / (bf[-1] - bf[0]))
+    return draws, failed
 
 
 @dataclass
@@ -492,7 +514,7 @@ _MEASURE = {"linear": "R²", "logit": "McFadden pseudo-R²", "ordinal": "McFadde
 def shapley_importance(df: pd.DataFrame, constructs, model: str = "linear", outcome: str | None = None,
                        controls=(), n_boot: int = 0, seed: int = 0, duration_col: str = "duration",
                        event_col: str = "event", entry_col: str | None = "entry", ci: float = 0.95,
-                       min_n: int = 10) -> DriverImportance:
+                       min_n: int = 10, n_jobs: int = 1, boot_refit: str = "converge") -> DriverImportance:
     """Relative importance of ``constructs`` by exact Shapley decomposition of model fit.
 
     Parameters
@@ -505,7 +527,15 @@ def shapley_importance(df: pd.DataFrame, constructs, model: str = "linear", outc
         log-likelihood gain over the controls-only model).
     controls : always in the model; string/categorical columns become dummies.
     n_boot : bootstrap draws (respondents resampled) for percentile intervals of the shares and
-        the rank stability; 0 = none.
+        the rank stability; 0 = none. Each draw refits every subset by Newton-Raphson started
+        at the full-sample estimate (to convergence, not a one-step approximation).
+    boot_refit : ``"converge"`` (default) iterates every bootstrap refit to convergence;
+        ``"one-step"`` (Cox only) takes one Newton step from the full-sample estimate and uses
+        the exact partial log-likelihood there — for large bases, where the bootstrap
+        perturbation is small and the error (third order in it) is negligible; tested to agree
+        with ``"converge"``.
+    n_jobs : worker processes for the bootstrap (draws are seeded one by one, so the result does
+        not depend on ``n_jobs``).
 
     Rows with a missing value in any used column are dropped (with a warning that counts them).
     """
@@ -520,6 +550,9 @@ def shapley_importance(df: pd.DataFrame, constructs, model: str = "linear", outc
         raise ParameterError("constructs must be distinct and must not also be controls.")
     if not (isinstance(n_boot, (int, np.integer)) and n_boot >= 0):
         raise ParameterError(f"The 'n_boot' parameter must be a non-negative integer. Got {n_boot!r}.")
+    if boot_refit not in ("converge", "one-step"):
+        raise ParameterError(f"The 'boot_refit' parameter of shapley_importance must be 'converge' "
+                             f"or 'one-step'. Got {boot_refit!r} instead.")
     if model == "cox":
         used = constructs + controls + [duration_col, event_col] + ([entry_col] if entry_col else [])
     else:
@@ -527,6 +560,11 @@ def shapley_importance(df: pd.DataFrame, constructs, model: str = "linear", outc
             raise ParameterError(f"model={model!r} needs an 'outcome' column.")
         used = constructs + controls + [outcome]
     _check_columns(df, used, "shapley_importance:")
+    non_numeric = [c for c in constructs if not pd.api.types.is_numeric_dtype(df[c])
+                   or pd.api.types.is_bool_dtype(df[c])]
+    if non_numeric:
+        raise ParameterError(f"Construct columns must hold numeric scores; {non_numeric} do not "
+                             "(pass categorical variables as controls).")
     data = df[used].dropna()
     dropped = len(df) - len(data)
     if dropped:
@@ -567,8 +605,10 @@ def shapley_importance(df: pd.DataFrame, constructs, model: str = "linear", outc
         if n_events < min_n:
             raise ModelError(f"Too few defections for a Cox model: {n_events} events (need {min_n}).")
         prob = _Problem(model, C, X, cox=CoxFit(np.column_stack([C, X]), stop, ev, entry))
+        prob.one_step = boot_refit == "one-step"
     k = len(constructs)
-    fits = prob.fits()
+    with threadpool_limits(1, "blas"):
+        fits = prob.fits()
     phi = shapley_values(fits, k)
     gain = fits[-1] - fits[0]
     share = phi / gain if gain != 0 else np.full(k, np.nan)
@@ -577,17 +617,16 @@ def shapley_importance(df: pd.DataFrame, constructs, model: str = "linear", outc
     boot = pd.DataFrame(columns=constructs, dtype=float)
     failed = 0
     if n_boot:
-        rng = np.random.default_rng(seed)
-        draws = []
-        for _ in range(n_boot):
-            w = rng.multinomial(n, np.full(n, 1.0 / n)).astype(float)
-            try:
-                bf = prob.fits(w, warm=prob.params)
-            except ModelError:
-                failed += 1
-                continue
-            bphi = shapley_values(bf, k)
-            draws.append(bphi / (bf[-1] - bf[0]))
+        seeds = np.random.SeedSequence(seed).spawn(n_boot)
+        if n_jobs > 1:
+            chunks = [seeds[i::n_jobs] for i in range(n_jobs)]
+            ctx = multiprocessing.get_context("spawn" if sys.platform == "win32" else "fork")
+            with ProcessPoolExecutor(n_jobs, mp_context=ctx) as ex:
+                parts = list(ex.map(_boot_chunk, [prob] * n_jobs, chunks))
+        else:
+            parts = [_boot_chunk(prob, seeds)]
+        draws = [d for part in parts for d in part[0]]
+        failed = sum(part[1] for part in parts)
         if failed:
             warnings.warn(f"shapley_importance: {failed} of {n_boot} bootstrap fits failed and were "
                           "skipped.", stacklevel=2)
