@@ -9,7 +9,9 @@ from typing import Any
 METRIC_MIME = "application/vnd.cxlab.metric+json"
 FINDING_MIME = "application/vnd.cxlab.finding+json"
 
-_NAME = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_\-]+)+$")
+# dotted segments; the last ones are often the study's own construct names (any language,
+# spaces allowed): only empty segments, surrounding blanks and control characters are refused
+_NAME = re.compile(r"^[A-Za-z0-9_]+(\.[^\x00-\x1f.\s][^\x00-\x1f.]*)+$")
 
 #: metrics recorded in this process (useful outside a kernel, e.g. in tests)
 recorded: dict[str, dict[str, Any]] = {}
@@ -42,7 +44,7 @@ def record_metric(name: str, estimate, lower=None, upper=None, *, unit: str | No
     ``lower``/``upper`` are the bounds of its 95 % interval (None when there is none). The
     runner collects every recorded metric into the run's ``manifest.json``.
     """
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.match(name) or name != name.strip():
         raise ValueError(f"Metric name {name!r} must be dotted words, e.g. 'cox.hr_per_sd.recognition'.")
     payload = {
         "name": name,
