@@ -64,3 +64,10 @@ def test_show_table_formats_for_people():
     html = show_table(t, percent=["share"]).to_html()
     assert "1,234" in html and "12.3 %" in html and "< 0.001" in html and "0.71" in html
     assert "<b>x</b>" not in html and "&lt;b&gt;x&lt;/b&gt;" in html
+
+
+def test_show_table_blanks_every_number_of_a_suppressed_row():
+    t = pd.DataFrame({"group": ["big", "small"], "n": [120, 4], "estimate": [0.81, 0.5], "suppressed": [False, True]})
+    html = show_table(t).to_html()
+    assert "0.81" in html and "120" in html
+    assert "0.50" not in html and ">4<" not in html

@@ -41,11 +41,18 @@ def show_table(df: pd.DataFrame, *, percent: list[str] = (), digits: int = 2, ca
                rename: dict[str, str] | None = None):
     """A pandas Styler for a report: index hidden, numbers rounded, ``percent`` columns shown as %.
 
-    Suppressed cells (NaN) show as "–". Column labels are escaped by pandas' HTML writer.
+    Rows flagged in a ``suppressed`` column (fewer than ``min_cell`` customers) have every number
+    blanked; blanks show as "–". Column labels and values are escaped.
     """
     out = df.reset_index(drop=True)
-    if "suppressed" in out.columns and not out["suppressed"].any():
-        out = out.drop(columns="suppressed")
+    if "suppressed" in out.columns:
+        small = out["suppressed"].fillna(False).astype(bool)
+        if small.any():   # privacy: no figure about fewer than min_cell customers is shown
+            for c in out.columns:
+                if c != "suppressed" and pd.api.types.is_numeric_dtype(out[c]) and not pd.api.types.is_bool_dtype(out[c]):
+                    out[c] = out[c].astype("float64").where(~small)
+        else:
+            out = out.drop(columns="suppressed")
     fmt = {}
     for c in out.columns:
         if c in percent:
