@@ -266,7 +266,10 @@ def build_panel(study, data, *, follow_up: str = "snapshot", min_item_share: flo
     respondents = resp.order_by("customer_key").execute()
     respondents["event"] = respondents["event"].astype("int64")
     respondents["tenure_at_survey"] = respondents["entry"]
-    respondents["time_since_survey"] = respondents["duration"] - respondents["entry"]
+    # from whole days, so that equal day counts give equal times (a difference of two month values
+    # would leave round-off "near-ties" that a Kaplan-Meier curve treats as distinct times)
+    days = (respondents["duration"] * DAYS_PER_MONTH).round() - (respondents["entry"] * DAYS_PER_MONTH).round()
+    respondents["time_since_survey"] = days / DAYS_PER_MONTH
     if respondents["dgc"].notna().all():
         respondents["dgc"] = respondents["dgc"].astype("int64")
 

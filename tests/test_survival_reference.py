@@ -4,6 +4,8 @@ Reference values come from ``tests/reference/survival_reference.R`` (R 4.x, surv
 ``Rscript`` is on PATH the script is re-run into a temporary file and the tests compare with
 that fresh output; otherwise they compare with the committed ``survival_reference.json``.
 Tolerances: Cox coefficients and SEs relative 1e-4, cox.zph statistics relative 1e-3, KM 1e-6.
+Data: lifelines' Rossi data, small simulated tables, and a demo-study analysis table
+(``demo_respondents.csv``, ``demo_intervals.csv`` from ``make_demo_reference_data.py``).
 """
 
 from __future__ import annotations
@@ -229,3 +231,110 @@ def test_logrank_counting_process(ref, delayed):
     got = logrank(delayed, "segment", entry_col="entry").iloc[0]
     assert got["chi2"] == pytest.approx(ref["delayed_logrank_segment"]["chisq"], rel=1e-6)
     assert got["df"] == 2
+
+
+# ---- the demo study (issue 3) ---------------------------------------------------------------
+# tests/reference/demo_respondents.csv and demo_intervals.csv: cxlab.synth.write_demo(n_customers=3000,
+# seed=7) through open_study(...).panel.model_table (make_demo_reference_data.py). Read with
+# float_precision="round_trip" so pandas gets exactly the doubles R's read.csv gets (pandas' default
+# parser can be 1 ulp off, which could break a tie in time since survey).
+
+DEMO_CONSTRUCTS = ["recognition", "empathy", "proximity", "affect"]
+DEMO_CP_CONTROLS = ["dgc", "segment", "complaint_open", "complaint_resolved_no_goodwill"]
+
+
+@pytest.fixture(scope="module")
+def demo():
+    d = pd.read_csv(REF / "demo_respondents.csv", float_precision="round_trip")
+    return d.assign(time_since_survey=d["duration"] - d["entry"])
+
+
+@pytest.fixture(scope="module")
+def demo_cp():
+    return pd.read_csv(REF / "demo_intervals.csv", float_precision="round_trip")
+
+
+@pytest.fixture(scope="module")
+def demo_cox(demo):
+    return CoxModel(DEMO_CONSTRUCTS, controls=["dgc", "segment"]).fit(demo, entry_col="entry")
+
+
+@pytest.fixture(scope="module")
+def demo_tv_cox(demo_cp):
+    return TimeVaryingCoxModel(DEMO_CONSTRUCTS, controls=DEMO_CP_CONTROLS).fit(demo_cp)
+
+
+def test_coxph_demo_study(ref, demo, demo_cox):
+    # R: coxph(Surv(entry, duration, event) ~ recognition + empathy + proximity + affect + dgc + segment,
+    #          data=demo, ties="efron")   (segment levels mass, affluent, private)
+    r = ref["demo_coxph"]
+    _assert_cox(demo_cox, r)
+    assert demo_cox.log_likelihood_ == pytest.approx(r["loglik"], rel=1e-6)
+    assert demo_cox.reference_levels_ == {"segment": "mass"}
+    # cxlab fits constructs per SD of the fitted rows (sample SD); per point = exp(R's coefficient)
+    s = demo_cox.summary.set_index("term")
+    coef = dict(zip(r["term"], r["coef"]))
+    for c in DEMO_CONSTRUCTS:
+        mean, sd = demo_cox.construct_scales_[c]
+        assert mean == pytest.approx(demo[c].mean(), rel=1e-12)
+        assert sd == pytest.approx(demo[c].std(ddof=1), rel=1e-12)
+        assert s.loc[c, "log_hr"] == pytest.approx(coef[c] * sd, rel=1e-4)
+        assert s.loc[c, "hr_per_point"] == pytest.approx(np.exp(coef[c]), rel=1e-4)
+
+
+def test_cox_zph_demo_study(ref, demo_cox):
+    # R: cox.zph(coxph(Surv(entry, duration, event) ~ recognition + ... + dgc + segment), transform="km", terms=FALSE)
+    _assert_zph(demo_cox, ref["demo_zph"])
+
+
+def test_time_varying_cox_demo_study(ref, demo_tv_cox):
+    # R: coxph(Surv(start, stop, event) ~ recognition + empathy + proximity + affect + dgc + segment +
+    #          complaint_open + complaint_resolved_no_goodwill + cluster(customer_key), data=demo_cp, ties="efron")
+    r = ref["demo_cp_coxph_cluster"]
+    _assert_cox(demo_tv_cox, r)   # robust (clustered) SEs
+    naive = pd.Series(np.sqrt(np.diag(demo_tv_cox.naive_variance_matrix_.to_numpy())),
+                      index=[_r_term(t) for t in demo_tv_cox.params_.index])
+    sd = pd.Series({_r_term(t): demo_tv_cox.construct_scales_.get(t, (0.0, 1.0))[1] for t in demo_tv_cox.params_.index})
+    np.testing.assert_allclose((naive / sd).loc[r["term"]], r["naive_se"], rtol=1e-4)
+    assert demo_tv_cox.log_likelihood_ == pytest.approx(r["loglik"], rel=1e-6)
+
+
+def test_cox_zph_demo_counting_process(ref, demo_tv_cox):
+    # R: cox.zph(coxph(Surv(start, stop, event) ~ ... + complaint_resolved_no_goodwill + cluster(customer_key)),
+    #            transform="km", terms=FALSE)
+    _assert_zph(demo_tv_cox, ref["demo_cp_zph"])
+
+
+def test_km_demo_time_since_survey(ref, demo):
+    # R: summary(survfit(Surv(time_since_survey, event) ~ 1, demo, timefix=FALSE), times=c(3, 6, 12, 24, 36),
+    #            extend=TRUE) and the same ~ segment (log CIs, Greenwood); time_since_survey = duration - entry.
+    # timefix=FALSE: cxlab compares times exactly, as R does without aeqSurv (see the next test).
+    _assert_km(kaplan_meier(demo, "time_since_survey", "event"), ref["demo_km_since_survey_notimefix"])
+    _assert_km(kaplan_meier(demo, "time_since_survey", "event", group_col="segment"),
+               ref["demo_km_since_survey_segment_notimefix"])
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "R's survfit default timefix=TRUE merges times that differ by round-off (aeqSurv); "
+    "duration - entry has such near-ties (627 distinct values for 339 day counts) and "
+    "cxlab.survival.kaplan_meier keeps them apart, so S(t) differs by up to 9e-5 (2.4e-4 within segments). Remove this "
+    "marker when kaplan_meier handles near-ties as R does."))
+def test_km_demo_time_since_survey_r_default_timefix(ref, demo):
+    # R: summary(survfit(Surv(time_since_survey, event) ~ 1, demo), times=c(3, 6, 12, 24, 36), extend=TRUE)
+    _assert_km(kaplan_meier(demo, "time_since_survey", "event"), ref["demo_km_since_survey"])
+
+
+@pytest.mark.parametrize(("key", "duration", "entry", "group"), [
+    ("demo_median_since_survey", "time_since_survey", None, None),
+    ("demo_median_since_survey_segment", "time_since_survey", None, "segment"),
+    ("demo_median_tenure", "duration", "entry", None),
+])
+def test_km_median_demo(ref, demo, key, duration, entry, group):
+    # R: quantile(survfit(Surv(time_since_survey, event) ~ 1 / ~ segment, demo), probs=0.5): NA, not reached
+    #    quantile(survfit(Surv(entry, duration, event) ~ 1, demo), probs=0.5): reached on the tenure clock
+    med = kaplan_meier(demo, duration, "event", entry_col=entry, group_col=group).median_
+    r = ref[key]
+    med = med.assign(group=med["group"].astype(str)).set_index("group").loc[[str(g) for g in np.atleast_1d(r["group"])]]
+    np.testing.assert_allclose(med["median"], _na(r["median"]), atol=1e-6, equal_nan=True)
+    np.testing.assert_allclose(med["lower"], _na(r["lower"]), atol=1e-6, equal_nan=True)
+    np.testing.assert_allclose(med["upper"], _na(r["upper"]), atol=1e-6, equal_nan=True)

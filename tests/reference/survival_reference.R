@@ -11,6 +11,13 @@
 #                         empathy, segment (A/B/C)
 #   counting_process.csv  the same respondents split into (start, stop] rows, customer_key,
 #                         complaint_open (time-varying)
+#   demo_respondents.csv  the demo study (cxlab.synth.write_demo(n_customers=3000, seed=7)), one row
+#                         per respondent: entry, duration (tenure months), event, recognition,
+#                         empathy, proximity, affect (scale points), dgc, segment (mass = reference)
+#   demo_intervals.csv    its counting-process rows: customer_key (opaque), start, stop, event, the
+#                         latest answer's scores and dgc, complaint_open,
+#                         complaint_resolved_no_goodwill, segment
+#                         (both written by make_demo_reference_data.py)
 suppressPackageStartupMessages({
   library(survival)
   library(jsonlite)
@@ -144,5 +151,40 @@ f_cp <- coxph(Surv(start, stop, event) ~ recognition + empathy + segment + compl
               data = cp, ties = "efron", cluster = customer_key)
 ref$cp_coxph_cluster <- coef_table(f_cp)
 ref$cp_zph <- zph_table(f_cp)
+
+# --- demo study (issue 3) ----------------------------------------------------------------
+# New entries go after the older ones, so the earlier part of the JSON stays byte-identical.
+demo <- read.csv(file.path(here, "demo_respondents.csv"))
+demo_cp <- read.csv(file.path(here, "demo_intervals.csv"))
+demo$segment <- factor(demo$segment, levels = c("mass", "affluent", "private"))
+demo_cp$segment <- factor(demo_cp$segment, levels = c("mass", "affluent", "private"))
+# constructs enter per scale point; cxlab fits them per SD, and the tests rescale by its SD
+f_demo <- coxph(Surv(entry, duration, event) ~ recognition + empathy + proximity + affect + dgc + segment,
+                data = demo, ties = "efron")
+ref$demo_coxph <- coef_table(f_demo)
+ref$demo_zph <- zph_table(f_demo)
+# KM on time since the survey (right-censored; the median is not reached in this follow-up)
+demo$time_since_survey <- demo$duration - demo$entry
+demo_times <- c(3, 6, 12, 24, 36)
+km_demo <- survfit(Surv(time_since_survey, event) ~ 1, data = demo)
+km_demo_seg <- survfit(Surv(time_since_survey, event) ~ segment, data = demo)
+ref$demo_km_since_survey <- km_at(km_demo, demo_times)
+ref$demo_km_since_survey_segment <- km_at(km_demo_seg, demo_times)
+# duration - entry leaves round-off: times one day-count apart in exact arithmetic differ by a few
+# ulps. survfit's default timefix = TRUE merges them (aeqSurv: 627 distinct values -> 339 day
+# counts); timefix = FALSE keeps them apart, as cxlab.survival.km does today (see the tests).
+ref$demo_km_since_survey_notimefix <- km_at(survfit(Surv(time_since_survey, event) ~ 1, data = demo,
+                                                    timefix = FALSE), demo_times)
+ref$demo_km_since_survey_segment_notimefix <- km_at(survfit(Surv(time_since_survey, event) ~ segment,
+                                                            data = demo, timefix = FALSE), demo_times)
+ref$demo_median_since_survey <- km_median(km_demo)
+ref$demo_median_since_survey_segment <- km_median(km_demo_seg)
+# the tenure clock with delayed entry at the survey: here the median is reached
+ref$demo_median_tenure <- km_median(survfit(Surv(entry, duration, event) ~ 1, data = demo))
+f_demo_cp <- coxph(Surv(start, stop, event) ~ recognition + empathy + proximity + affect + dgc + segment +
+                     complaint_open + complaint_resolved_no_goodwill + cluster(customer_key),
+                   data = demo_cp, ties = "efron")
+ref$demo_cp_coxph_cluster <- coef_table(f_demo_cp)
+ref$demo_cp_zph <- zph_table(f_demo_cp)
 
 writeLines(toJSON(ref, digits = I(15), auto_unbox = TRUE, pretty = TRUE), out)
