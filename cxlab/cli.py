@@ -63,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=None, help="notebooks run at once (default: cores)")
     p.add_argument("--timeout", type=int, default=None, help="per-notebook timeout in seconds")
     p.add_argument("--notebooks", type=Path, default=None, help="notebook folder (default notebooks/)")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="show each notebook's progress cell by cell (default: only when stderr is a terminal)")
     p.add_argument("--lock-timeout", type=float, default=3600,
                    help="seconds to wait for another run on the same --out (default 3600); then exit 3")
     p.set_defaults(func=_cmd_run)

@@ -120,3 +120,40 @@ def test_index_renders_and_links_to_reports(browser, pages):
     # relative links resolve to the report files next to index.html
     assert seen["links"] == [pages["good"].as_uri(), pages["failed"].as_uri()]
     assert all(Path(p).exists() for p in (pages["good"], pages["failed"]))
+
+
+# ---- the real run: every notebook in notebooks/ on a hostile copy of the small demo ---------
+
+@pytest.fixture(scope="module")
+def real_run(small_demo, tmp_path_factory) -> dict:
+    """The run of tests/test_e2e.py (canary id, injection payloads in segment labels), shared:
+    the suite executes it once."""
+    from test_e2e import hostile_run
+
+    run = hostile_run(small_demo, tmp_path_factory)
+    assert run["code"] == 0, run["manifest"]["failed_reason"]
+    return run
+
+
+def test_real_run_index_renders_offline_and_links_every_report(browser, real_run):
+    folder, manifest = real_run["folder"], real_run["manifest"]
+    seen = _visit(browser, folder / "index.html", "real-run-index.png")
+    _assert_clean(seen)
+    expected = [(folder / n["html"]).as_uri() for n in manifest["notebooks"]]
+    assert seen["links"] == expected and len(expected) >= 4
+    assert all((folder / n["html"]).is_file() for n in manifest["notebooks"])
+
+
+def test_real_run_reports_render_offline(browser, real_run):
+    folder, manifest = real_run["folder"], real_run["manifest"]
+    problems, figures = {}, 0
+    for n in manifest["notebooks"]:
+        seen = _visit(browser, folder / n["html"], f"real-run-{n['name']}.png")
+        figures += sum(i["src"].startswith("data:image/png") for i in seen["images"])
+        try:
+            _assert_clean(seen)
+            assert seen["toc"], "no table of contents"
+        except AssertionError as exc:
+            problems[n["name"]] = str(exc)[:500]
+    assert problems == {}
+    assert figures >= 4      # the reports' figures are embedded and decode (checked above)

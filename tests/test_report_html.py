@@ -528,3 +528,16 @@ def test_estimate_ci_rounding():
     assert format_estimate_ci(1.5, 1.2, 1.9) == ("1.50", "1.20 – 1.90")
     assert format_estimate_ci(-0.0123, -0.02, None) == ("−0.0123", "−0.0200 – –")
     assert format_estimate_ci(3.2, None, None) == ("3.20", "–")
+
+
+def test_show_table_formats_every_p_value_column_as_p():
+    import pandas as pd
+
+    from cxlab.report.tables import _is_p, show_table
+
+    names = ["p", "p_holm", "global_p", "log-rank p", "p-value", "P value", "Wald p"]
+    assert all(_is_p(n) for n in names)
+    assert not any(_is_p(n) for n in ["pseudo_r2", "share", "top_p20", "group", "ph"])
+    table = pd.DataFrame({"perception": ["recognition", "empathy"], "log-rank p": [1e-9, 0.0421]})
+    html = show_table(table).to_html()
+    assert ">< 0.001<" in html and ">0.042<" in html and ">0.00<" not in html

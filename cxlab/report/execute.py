@@ -3,16 +3,28 @@
 ``python -m cxlab.report.execute INPUT OUTPUT PARAMS_JSON STATUS_JSON CWD``
 
 The subprocess isolates each notebook: the runner can enforce a whole-notebook timeout by
-killing it, and a crash here never takes the run down. The status file says how it ended.
+killing it, and a crash here never takes the run down. The status file says how it ended and
+how long each phase took (``timings``).
+
+Progress goes to stdout as one line per event, ``##cxlab-progress## {json}``, flushed at once
+so the runner can show it live: ``{"event": "ready"}`` once papermill is imported, then
+``{"event": "cell", "k": 3, "n": 20, "heading": "Proportional hazards"}`` as each code cell
+starts (``k`` counts code cells; ``heading`` is the last markdown heading above the cell).
+Every other line on stdout/stderr is ordinary log output.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 import traceback
 from pathlib import Path
+
+PROGRESS_PREFIX = "##cxlab-progress## "
+ENGINE_NAME = "cxlab-progress"
+_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$", re.M)
 
 
 def _write(path: Path, payload: dict) -> None:
@@ -21,18 +33,89 @@ def _write(path: Path, payload: dict) -> None:
     tmp.replace(path)
 
 
+def emit(event: str, **fields) -> None:
+    """One progress event on stdout (read live by the runner)."""
+    sys.stdout.write(PROGRESS_PREFIX + json.dumps({"event": event, **fields}) + "\n")
+    sys.stdout.flush()
+
+
+def cell_headings(cells) -> list[str | None]:
+    """For each cell, the text of the last markdown heading at or above it (None before any)."""
+    out, current = [], None
+    for cell in cells:
+        if cell.get("cell_type") == "markdown":
+            found = _HEADING.findall(cell.get("source", ""))
+            if found:
+                current = re.sub(r"[*_`]", "", found[0]).strip()[:80] or current
+        out.append(current)
+    return out
+
+
+class _Clock:
+    """Phase boundaries of one execution (``time.monotonic``), filled in by the engine."""
+
+    def __init__(self):
+        self.marks: dict[str, float] = {}
+
+    def mark(self, name: str, once: bool = False) -> None:
+        if not (once and name in self.marks):
+            self.marks[name] = time.monotonic()
+
+    def span(self, start: str, end: str) -> float | None:
+        a, b = self.marks.get(start), self.marks.get(end)
+        return round(b - a, 3) if a is not None and b is not None else None
+
+
+def _progress_engine(clock: _Clock):
+    """A papermill engine (nbclient) that reports each code cell and times the phases."""
+    from papermill.engines import NBClientEngine
+
+    class ProgressEngine(NBClientEngine):
+        @classmethod
+        def execute_managed_notebook(cls, nb_man, kernel_name, **kwargs):
+            clock.mark("engine")
+            cells = nb_man.nb.cells
+            headings = cell_headings(cells)
+            code = [i for i, c in enumerate(cells) if c.cell_type == "code"]
+            rank = {i: k for k, i in enumerate(code, start=1)}
+            start, complete = nb_man.cell_start, nb_man.cell_complete
+
+            def cell_start(cell, cell_index=None, **kw):
+                clock.mark("first_cell", once=True)
+                if cell_index in rank:
+                    emit("cell", k=rank[cell_index], n=len(code), heading=headings[cell_index])
+                return start(cell, cell_index, **kw)
+
+            def cell_complete(cell, cell_index=None, **kw):
+                clock.mark("last_cell")
+                return complete(cell, cell_index, **kw)
+
+            nb_man.cell_start, nb_man.cell_complete = cell_start, cell_complete
+            return super().execute_managed_notebook(nb_man, kernel_name, **kwargs)
+
+    return ProgressEngine
+
+
 def main(argv: list[str]) -> int:
     src, out, params_file, status_file, cwd = argv
+    clock = _Clock()
+    clock.mark("main")
     import papermill as pm
+    from papermill.engines import papermill_engines
     from papermill.exceptions import PapermillExecutionError
 
+    clock.mark("imported")
+    emit("ready")
+    papermill_engines.register(ENGINE_NAME, _progress_engine(clock))
     params = json.loads(Path(params_file).read_text(encoding="utf-8"))
     status = Path(status_file)
     t0 = time.time()
     _write(status, {"status": "running", "started": t0})
+    clock.mark("call")
     try:
         pm.execute_notebook(src, out, parameters=params, cwd=cwd, kernel_name="python3",
-                            progress_bar=False, log_output=False, request_save_on_cell_execute=True)
+                            engine_name=ENGINE_NAME, progress_bar=False, log_output=False,
+                            request_save_on_cell_execute=True)
         result = {"status": "succeeded"}
     except PapermillExecutionError as exc:
         result = {"status": "failed", "ename": exc.ename, "evalue": exc.evalue,
@@ -42,7 +125,14 @@ def main(argv: list[str]) -> int:
         reason = "the kernel died (out of memory or killed)" if "DeadKernel" in name else "execution failed"
         result = {"status": "failed", "ename": name, "evalue": str(exc)[:2000], "cell": None,
                   "reason": reason, "traceback": traceback.format_exc()[-4000:]}
+    clock.mark("returned")
     result["duration_s"] = round(time.time() - t0, 3)
+    result["timings"] = {
+        "prepare_s": clock.span("call", "engine"),
+        "kernel_start_s": clock.span("engine", "first_cell"),
+        "execute_s": clock.span("first_cell", "last_cell"),
+        "shutdown_s": clock.span("last_cell", "returned"),
+    }
     _write(status, result)
     return 0 if result["status"] == "succeeded" else 1
 

@@ -132,6 +132,12 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
                 gap: 0 2rem; }
 @media (max-width: 50rem) { .cx-prov-grid { grid-template-columns: 1fr; } }
 .cx-findings-cell ul { margin: 0; padding-left: 1rem; }
+.cx-notebooks td:first-child { min-width: 13rem; }
+.cx-notebooks td:nth-child(2), .cx-notebooks td:nth-child(3) { white-space: nowrap; }
+.cx-nb-file { display: block; color: var(--muted); font-family: ui-monospace, Menlo, Consolas,
+              monospace; font-size: .75rem; margin-top: .2rem; }
+.cx-run-summary { margin: .35rem 0 0; font-weight: 600; }
+#cx-metrics details { margin: .3rem 0; }
 .cx-finding-error { list-style: none; margin-left: -1rem !important; background: var(--err-bg);
                     border-left: 4px solid var(--err-line); padding: .25rem .6rem; }
 .cx-kv { display: grid; grid-template-columns: max-content 1fr; gap: .15rem 1rem;

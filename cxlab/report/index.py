@@ -42,13 +42,23 @@ def _notebook_link(nb: dict) -> str:
     return f'<a href="{esc(href)}">{name}</a>' if href else name
 
 
+def _notebook_cell(nb: dict) -> str:
+    """The notebook's title as the link (its file name below), so a reviewer sees what it answers."""
+    title = nb.get("title")
+    if not title:
+        return _notebook_link(nb)
+    href = _relative_href(nb.get("html"))
+    link = f'<a href="{esc(href)}">{esc(title)}</a>' if href else esc(title)
+    return f'{link}<small class="cx-nb-file">{esc(nb.get("name", "?"))}</small>'
+
+
 def _notebooks_table(notebooks: list[dict]) -> str:
     if not notebooks:
         return "<p>No notebooks ran.</p>"
     out = ['<table class="cx-table cx-notebooks"><thead><tr><th>notebook</th><th>status</th>'
            '<th class="num">duration</th><th>headline findings</th></tr></thead><tbody>']
     for nb in notebooks:
-        name_cell = _notebook_link(nb)
+        name_cell = _notebook_cell(nb)
         notes = []
         err = nb.get("error")
         if err:
@@ -66,22 +76,49 @@ def _notebooks_table(notebooks: list[dict]) -> str:
     return "\n".join(out)
 
 
-def _metrics_table(metrics: dict) -> str:
+_OPEN_METRICS = 12  # up to this many figures in all, the tables start open
+
+
+def _metrics_table(metrics: dict, notebooks: list[dict] = ()) -> str:
+    """Every recorded figure, one collapsible table per notebook (in run order)."""
     if not metrics:
         return "<p>No metrics were recorded.</p>"
-    out = ['<table class="cx-table cx-metrics"><thead><tr><th>metric</th>'
-           '<th class="num">estimate</th><th class="num">95 % CI</th><th>notebook</th>'
-           "</tr></thead><tbody>"]
+    order = [nb.get("name") for nb in notebooks or []]
+    groups: dict[str, list[str]] = {}
     for name in sorted(metrics, key=str):
-        m = metrics[name] or {}
-        est, ci = format_estimate_ci(m.get("estimate"), m.get("lower"), m.get("upper"))
-        label = f'<br><small>{esc(m["label"])}</small>' if m.get("label") else ""
-        unit = f" {esc(m['unit'])}" if m.get("unit") else ""
-        out.append(f"<tr><td><code>{esc(name)}</code>{label}</td>"
-                   f'<td class="num">{est}{unit}</td><td class="num">{ci}</td>'
-                   f"<td>{esc(m.get('notebook') or '–')}</td></tr>")
-    out.append("</tbody></table>")
+        groups.setdefault(str((metrics[name] or {}).get("notebook") or "–"), []).append(name)
+    titles = {nb.get("name"): nb.get("title") for nb in notebooks or []}
+    opened = " open" if len(metrics) <= _OPEN_METRICS else ""
+    out = [f"<p>The {len(metrics)} figures the notebooks recorded with their 95 % confidence intervals "
+           "(also in <code>manifest.json</code>; the next run is compared with them). The findings above say "
+           "what they mean; each notebook's report shows how they were obtained.</p>"]
+    for nb_name in sorted(groups, key=lambda n: (order.index(n) if n in order else len(order), n)):
+        names = groups[nb_name]
+        title = f" — {esc(titles[nb_name])}" if titles.get(nb_name) else ""
+        out.append(f"<details{opened}><summary>{esc(nb_name)}{title}: {len(names)} figure"
+                   f"{'s' if len(names) != 1 else ''}</summary>"
+                   '<table class="cx-table cx-metrics"><thead><tr><th>metric</th>'
+                   '<th class="num">estimate</th><th class="num">95 % CI</th><th>notebook</th>'
+                   "</tr></thead><tbody>")
+        for name in names:
+            m = metrics[name] or {}
+            est, ci = format_estimate_ci(m.get("estimate"), m.get("lower"), m.get("upper"))
+            label = f'<br><small>{esc(m["label"])}</small>' if m.get("label") else ""
+            unit = f" {esc(m['unit'])}" if m.get("unit") else ""
+            out.append(f"<tr><td><code>{esc(name)}</code>{label}</td>"
+                       f'<td class="num">{est}{unit}</td><td class="num">{ci}</td>'
+                       f"<td>{esc(m.get('notebook') or '–')}</td></tr>")
+        out.append("</tbody></table></details>")
     return "\n".join(out)
+
+
+def _run_summary(notebooks: list[dict]) -> str:
+    ok = sum(1 for nb in notebooks if str(nb.get("status", "")).lower() == "succeeded")
+    failed = [nb for nb in notebooks if str(nb.get("status", "")).lower() != "succeeded"]
+    text = f"{ok} of {len(notebooks)} notebooks succeeded"
+    if failed:
+        text += f"; failed: {', '.join(_notebook_link(nb) for nb in failed)}"
+    return f'<p class="cx-run-summary">{text}.</p>'
 
 
 def _comparison_table(comparison: list[dict]) -> str:
@@ -144,7 +181,8 @@ def write_index(run_dir: Path, manifest: dict) -> Path:
     Manifest keys used: run_id, status, started_at, finished_at, duration_s,
     study {name, snapshot_date}, parameters ({name: value}, or per notebook
     {notebook: {name: value}}), secret_keys (optional), data, versions,
-    git_commit (optional), notebooks [{name, status, duration_s, html, error, findings}],
+    git_commit (optional), notebooks [{name, title (optional), status, duration_s, html, error,
+    findings}],
     metrics {name: {estimate, lower, upper, notebook}}, comparison, failed_reason.
     """
     run_dir = Path(run_dir)
@@ -153,7 +191,8 @@ def write_index(run_dir: Path, manifest: dict) -> Path:
     study = m.get("study") or {}
     run_id = m.get("run_id") or run_dir.name
     status = m.get("status") or "unknown"
-    title = f"Run {run_id}"
+    title = f"Run {run_id}" + (f" — {study['name']}" if study.get("name") else "")
+    heading = study.get("name") or f"Run {run_id}"
     parts = []
     if str(status).lower() == "failed":
         failed_nbs = [_notebook_link(nb) for nb in m.get("notebooks") or []
@@ -163,17 +202,20 @@ def write_index(run_dir: Path, manifest: dict) -> Path:
         parts.append('<section class="cx-box cx-errorbox" id="cx-error" role="alert">'
                      f"<h2>This run failed</h2><p>{esc(reason)}</p>{which}</section>")
     subtitle = " · ".join(esc(x) for x in (
-        study.get("name"),
+        f"run {run_id}" if study.get("name") else None,
         f"snapshot {study['snapshot_date']}" if study.get("snapshot_date") else None,
         f"started {m['started_at']}" if m.get("started_at") else None,
         f"took {format_duration(m.get('duration_s'))}" if m.get("duration_s") is not None
         else None) if x)
-    parts.append(f'<header class="cx-page-header"><h1>{esc(title)} {status_badge(status)}'
-                 f'</h1><p class="cx-subtitle">{subtitle}</p></header>')
-    parts.append('<section class="cx-box" id="cx-notebooks"><h2>Notebooks</h2>'
+    parts.append(f'<header class="cx-page-header"><h1>{esc(heading)} {status_badge(status)}'
+                 f'</h1><p class="cx-subtitle">{subtitle}</p>'
+                 f"{_run_summary(m.get('notebooks') or [])}</header>")
+    parts.append('<section class="cx-box" id="cx-notebooks"><h2>Notebooks and their key findings</h2>'
+                 "<p>Open a notebook for its full report: findings first, then the evidence, checks "
+                 "and provenance.</p>"
                  f"{_notebooks_table(m.get('notebooks') or [])}</section>")
     parts.append('<section class="cx-box" id="cx-metrics"><h2>Headline metrics</h2>'
-                 f"{_metrics_table(m.get('metrics') or {})}</section>")
+                 f"{_metrics_table(m.get('metrics') or {}, m.get('notebooks') or [])}</section>")
     parts.append('<section class="cx-box" id="cx-comparison"><h2>Compared with the previous '
                  f"run</h2>{_comparison_table(m.get('comparison') or [])}</section>")
     header = {

@@ -16,6 +16,13 @@ Run config (YAML; paths relative to the config file)::
     timeout: 1800                      # seconds per notebook
     jobs: 2                            # notebooks at once (default: number of cores)
 
+Progress goes to stderr: one line per notebook start and finish (with the run's count,
+"2/4 notebooks finished"); on a terminal, or with ``--verbose``, also each code cell as it
+starts, streamed live from the worker (``cxlab.report.execute``). Notebooks start longest first
+by the previous run's durations. Each notebook's phases (worker start-up, kernel start,
+execution, shutdown, HTML export) are timed into ``manifest.json`` (``timings``), whose keys are
+documented in ``manifest.schema.json`` next to this file.
+
 Exit codes: 0 all notebooks succeeded; 1 the run finished but a notebook failed (its HTML shows
 the error); 2 user error (bad config, study or parameter: nothing was run); 3 another run holds
 the lock on OUT for longer than ``--lock-timeout``.
@@ -46,9 +53,12 @@ from cxlab.errors import CxlabError, ParameterError
 from cxlab.report.params import check_parameters, parse_override, read_parameters
 from cxlab.report.record import read_findings, read_metrics
 
-__all__ = ["RunConfig", "load_run_config", "run", "run_from_cli", "MANIFEST_SCHEMA_VERSION"]
+__all__ = ["RunConfig", "load_run_config", "run", "run_from_cli", "schedule", "MANIFEST_SCHEMA_VERSION",
+           "MANIFEST_SCHEMA_PATH"]
 
 MANIFEST_SCHEMA_VERSION = 1
+#: JSON Schema of manifest.json (every key, its type and meaning)
+MANIFEST_SCHEMA_PATH = Path(__file__).with_name("manifest.schema.json")
 EXIT_OK, EXIT_FAILED, EXIT_USER_ERROR, EXIT_LOCKED = 0, 1, 2, 3
 REDACTED = "•••"
 _SECRET_WORDS = ("secret", "password", "token")
@@ -312,6 +322,10 @@ class RunLocked(CxlabError):
 # ---- execution ------------------------------------------------------------------------------
 
 
+# phases timed by the worker (cxlab.report.execute), in order; see the manifest schema
+_WORKER_PHASES = ("prepare_s", "kernel_start_s", "execute_s", "shutdown_s")
+
+
 def _error_notebook(src: Path, message: str, ename: str) -> nbformat.NotebookNode:
     """The input notebook with an error cell appended (when execution left no output)."""
     nb = nbformat.read(src, as_version=4)
@@ -321,7 +335,37 @@ def _error_notebook(src: Path, message: str, ename: str) -> nbformat.NotebookNod
     return nb
 
 
-def _execute(name: str, config: RunConfig, params: dict, work: Path, log) -> dict:
+def _read_worker_output(stream, name: str, events: dict, tail: list, progress_log) -> None:
+    """Read the worker's stdout line by line (a thread): progress events are timed and, when
+    ``progress_log`` is given, shown as they arrive; every other line is kept for the error log."""
+    from cxlab.report.execute import PROGRESS_PREFIX
+
+    size = 0
+    for raw in iter(stream.readline, b""):
+        line = raw.decode("utf-8", "replace")
+        if line.startswith(PROGRESS_PREFIX):
+            try:
+                event = json.loads(line[len(PROGRESS_PREFIX):])
+            except ValueError:
+                continue
+            events.setdefault(event.get("event"), time.monotonic())
+            if event.get("event") == "cell" and progress_log is not None:
+                heading = f" · {event['heading']}" if event.get("heading") else ""
+                progress_log(f"{name}: cell {event.get('k')}/{event.get('n')}{heading}")
+            continue
+        tail.append(line)
+        size += len(line)
+        while size > 6000 and len(tail) > 1:
+            size -= len(tail.pop(0))
+    stream.close()
+
+
+def _execute(name: str, config: RunConfig, params: dict, work: Path, log, progress: bool = False,
+             finished=None) -> dict:
+    """Run one notebook in a worker process; ``finished()`` returns the run's progress text
+    ("2/4 notebooks finished") for the notebook's last log line."""
+    import threading
+
     src = config.notebooks_dir / f"{name}.ipynb"
     out_nb = work / f"{name}.ipynb"
     params_file = work / ".exec" / f"{name}.params.json"
@@ -332,13 +376,18 @@ def _execute(name: str, config: RunConfig, params: dict, work: Path, log) -> dic
            str(status_file), str(config.notebooks_dir)]
     log(f"{name}: running")
     t0 = time.monotonic()
-    env = dict(os.environ, PYDEVD_DISABLE_FILE_VALIDATION="1")
+    env = dict(os.environ, PYDEVD_DISABLE_FILE_VALIDATION="1", PYTHONUNBUFFERED="1")
     env.pop("MPLBACKEND", None)  # the kernel's inline backend embeds the figures
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
                             env=env)
+    events: dict[str, float] = {}
+    tail: list[str] = []
+    reader = threading.Thread(target=_read_worker_output, daemon=True,
+                              args=(proc.stdout, name, events, tail, log if progress else None))
+    reader.start()
     timed_out = False
     try:
-        output, _ = proc.communicate(timeout=config.timeout or None)
+        proc.wait(timeout=config.timeout or None)
     except subprocess.TimeoutExpired:
         timed_out = True
         import signal
@@ -347,13 +396,16 @@ def _execute(name: str, config: RunConfig, params: dict, work: Path, log) -> dic
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-        output, _ = proc.communicate()
+        proc.wait()
     duration = time.monotonic() - t0
+    reader.join(timeout=15)  # the kernel (own session) exits within ~1 s of its parent; never hang
+    output = "".join(tail)
     try:
         status = json.loads(status_file.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         status = {"status": "failed", "ename": "WorkerError", "evalue": "the notebook worker left no status",
                   "reason": "execution failed"}
+    worker_timings = status.pop("timings", None) or {}
     if timed_out:
         status = {"status": "failed", "ename": "Timeout",
                   "evalue": f"the notebook ran longer than {config.timeout} s and was stopped",
@@ -363,8 +415,7 @@ def _execute(name: str, config: RunConfig, params: dict, work: Path, log) -> dic
                   "evalue": "the notebook process ended abruptly (killed or out of memory)",
                   "reason": "killed", "cell": None}
     if status["status"] != "succeeded":
-        tail = (output or b"").decode("utf-8", "replace")[-3000:]
-        status.setdefault("log_tail", tail)
+        status.setdefault("log_tail", output[-3000:])
     try:
         nb = nbformat.read(out_nb, as_version=4)
     except (OSError, ValueError):
@@ -376,9 +427,26 @@ def _execute(name: str, config: RunConfig, params: dict, work: Path, log) -> dic
         err = _error_notebook(src, status.get("evalue", ""), status.get("ename", "Error")).cells[-1]
         nb.cells.append(err)
     status["duration_s"] = round(duration, 2)
+    ready = events.get("ready")
+    status["timings"] = {"startup_s": round(ready - t0, 3) if ready is not None else None,
+                         **{k: worker_timings.get(k) for k in _WORKER_PHASES},
+                         "worker_s": round(duration, 3)}
     log(f"{name}: {status['status']} in {duration:.1f} s"
-        + ("" if status["status"] == "succeeded" else f" ({status.get('ename')}: {status.get('evalue')})"))
+        + ("" if status["status"] == "succeeded" else f" ({status.get('ename')}: {status.get('evalue')})")
+        + (f" · {finished()}" if finished is not None else ""))
     return {"name": name, "nb": nb, "status": status}
+
+
+def notebook_title(nb) -> str | None:
+    """The notebook's title: the first level-1 markdown heading (None without one)."""
+    import re
+
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            m = re.search(r"^\s{0,3}#\s+(.+?)\s*#*\s*$", cell.source, re.M)
+            if m:
+                return re.sub(r"[*_`]", "", m.group(1)).strip()[:120] or None
+    return None
 
 
 def _scrub_secrets(nb: nbformat.NotebookNode, secret_values: list[str]) -> None:
@@ -458,6 +526,18 @@ def _previous_manifest(out: Path, config_name: str) -> dict | None:
 # ---- the run ---------------------------------------------------------------------------------
 
 
+def schedule(notebooks: list[str], previous: dict | None) -> list[str]:
+    """The order to start notebooks in: longest first by the previous successful run's durations
+    (so the slowest notebook does not start last and stretch the run), the rest in config order.
+    Results and reports keep the config order."""
+    if not previous:
+        return list(notebooks)
+    took = {n.get("name"): n.get("duration_s") or 0.0 for n in previous.get("notebooks") or []}
+    unknown = [n for n in notebooks if n not in took]   # new notebooks: no estimate, start first
+    known = sorted((n for n in notebooks if n in took), key=lambda n: -took[n])
+    return unknown + known
+
+
 def _new_run_id() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
 
@@ -475,8 +555,15 @@ def _point_latest(out: Path, run_id: str) -> None:
 
 
 def run(config: RunConfig, overrides: list[str] = (), jobs: int | None = None, lock_timeout: float = 3600,
-        log=None) -> dict:
-    """Execute a run; return its manifest (also written to ``OUT/<run id>/manifest.json``)."""
+        log=None, progress: bool | None = None) -> dict:
+    """Execute a run; return its manifest (also written to ``OUT/<run id>/manifest.json``).
+
+    ``log(message)`` receives one line per event (default: ``cxlab run: ...`` on stderr): the
+    run's start and end and each notebook's start and finish; with ``progress`` also each code
+    cell as it starts (``02-survival-drivers: cell 5/20 · Proportional hazards``), streamed live
+    from the worker. ``progress=None`` shows cells only when stderr is a terminal, so cron logs
+    stay short.
+    """
     from cxlab.report.html import export_html
     from cxlab.report.index import write_index
     from cxlab.study import load_study
@@ -491,6 +578,8 @@ def run(config: RunConfig, overrides: list[str] = (), jobs: int | None = None, l
                 secret_names.add(p.name)
     secret_values = sorted({str(v) for ps in params.values() for k, v in ps.items()
                             if _is_secret(k, list(secret_names)) and v not in (None, "")})
+    if progress is None:
+        progress = sys.stderr.isatty()
     jobs = jobs or config.jobs or os.cpu_count() or 1
     data = {role: fingerprint(p) for role, p in study.files.items() if p.is_file()}
 
@@ -501,8 +590,17 @@ def run(config: RunConfig, overrides: list[str] = (), jobs: int | None = None, l
         started = dt.datetime.now(dt.timezone.utc)
         t0 = time.monotonic()
         log(f"run {run_id}: {len(config.notebooks)} notebook(s), {min(jobs, len(config.notebooks))} at once")
+        previous = _previous_manifest(config.out, config.name)
+        order = schedule(config.notebooks, previous)
+        done = iter(range(1, len(config.notebooks) + 1))   # next() is atomic under the GIL
+
+        def finished() -> str:
+            return f"{next(done)}/{len(config.notebooks)} notebooks finished"
+
         with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(config.notebooks)))) as pool:
-            results = list(pool.map(lambda n: _execute(n, config, params[n], work, log), config.notebooks))
+            by_name = dict(zip(order, pool.map(
+                lambda n: _execute(n, config, params[n], work, log, progress, finished), order)))
+        results = [by_name[n] for n in config.notebooks]
         shutil.rmtree(work / ".exec", ignore_errors=True)
 
         header_base = {"study_name": study.name, "snapshot_date": str(study.snapshot_date), "run_id": run_id,
@@ -519,18 +617,22 @@ def run(config: RunConfig, overrides: list[str] = (), jobs: int | None = None, l
                           started_at=started.isoformat(timespec="seconds"), duration_s=status["duration_s"],
                           error=None if status["status"] == "succeeded" else
                           {k: status.get(k) for k in ("ename", "evalue", "cell", "reason")})
+            t_export = time.monotonic()
             html = export_html(nb, work / f"{r['name']}.html", header)
+            timings = dict(status["timings"], export_s=round(time.monotonic() - t_export, 3))
+            timings["total_s"] = round(timings["worker_s"] + timings["export_s"], 3)
             for mname, m in read_metrics(nb).items():
                 metrics[mname] = dict(m, notebook=r["name"])
             notebooks.append({
-                "name": r["name"], "status": status["status"], "duration_s": status["duration_s"],
+                "name": r["name"], "title": notebook_title(nb), "status": status["status"],
+                "duration_s": status["duration_s"],
                 "html": Path(html).name, "ipynb": f"{r['name']}.ipynb",
                 "error": None if status["status"] == "succeeded" else
                 {k: status.get(k) for k in ("ename", "evalue", "cell", "reason")},
                 "findings": read_findings(nb),
+                "timings": timings,
             })
         ok = all(n["status"] == "succeeded" for n in notebooks)
-        previous = _previous_manifest(config.out, config.name)
         manifest = {
             "schema_version": MANIFEST_SCHEMA_VERSION,
             "run_id": run_id,
@@ -571,5 +673,6 @@ def run_from_cli(args) -> int:
     if args.jobs is not None and args.jobs < 1:
         raise CxlabError(f"--jobs must be at least 1, got {args.jobs}.")
     manifest = run(config, overrides=args.overrides, jobs=args.jobs,
-                   lock_timeout=getattr(args, "lock_timeout", 3600))
+                   lock_timeout=getattr(args, "lock_timeout", 3600),
+                   progress=True if getattr(args, "verbose", False) else None)
     return EXIT_OK if manifest["status"] == "succeeded" else EXIT_FAILED

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 
 __all__ = ["show_table"]
@@ -27,8 +29,9 @@ def _fmt_p(v):
 
 
 def _is_p(name) -> bool:
-    name = str(name).lower()
-    return name == "p" or name.startswith("p_") or name.endswith("_p") or name in ("p-value", "p value")
+    """p, p_holm, global_p, log-rank p, p-value, p value ..."""
+    words = [w for w in re.split(r"[^a-z0-9]+", str(name).lower()) if w]
+    return bool(words) and (words[0] == "p" or words[-1] == "p" or words[-2:] == ["p", "value"])
 
 
 def _fmt_percent(v):
