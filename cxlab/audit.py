@@ -75,12 +75,12 @@ def censoring_summary(panel: Panel) -> pd.DataFrame:
         ("respondents", len(r), ""),
         ("defections by the snapshot", int(r["event"].sum()), ""),
         ("censored at the snapshot (still customers)", int((r["event"] == 0).sum()), ""),
-        ("share censored", float(1 - r["event"].mean()), "share"),
+        ("share censored", float(100 * (1 - r["event"].mean())), "%"),
         ("median follow-up after the survey (reverse Kaplan-Meier)", float(reverse.median_survival_time_), "months"),
         ("longest follow-up after the survey", float(fu.max()), "months"),
         ("median tenure at the survey", float(r["tenure_at_survey"].median()), "months"),
     ]
-    return pd.DataFrame(rows, columns=["quantity", "value", "unit"])
+    return pd.DataFrame(rows, columns=["quantity", "value", "unit"])  # counts have no unit
 
 
 def construct_distribution(panel: Panel) -> pd.DataFrame:

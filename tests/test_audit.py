@@ -37,7 +37,7 @@ def test_response_summary_suppresses_groups_under_min_cell(panel):
 def test_censoring_and_distribution(panel):
     c = audit.censoring_summary(panel).set_index("quantity")["value"]
     assert c["respondents"] == 3 and c["defections by the snapshot"] == 2
-    assert c["share censored"] == pytest.approx(1 / 3)
+    assert c["share censored"] == pytest.approx(100 / 3)
     d = audit.construct_distribution(panel).set_index("construct")
     assert d.loc["reconnaissance", "n"] == 3
     assert d.loc["reconnaissance", "mean"] == pytest.approx((4 + 1 + 5) / 3)

@@ -13,7 +13,8 @@ def _fmt_number(digits: int, whole: bool):
     def fmt(v):
         if v is None or v is pd.NA or pd.isna(v):
             return "–"
-        return f"{int(round(v)):,}" if whole else f"{v:,.{digits}f}"
+        # counts stay whole even in a column of mixed quantities (e.g. "value" with a unit column)
+        return f"{int(round(v)):,}" if whole or (float(v).is_integer() and abs(v) >= 10) else f"{v:,.{digits}f}"
     return fmt
 
 
