@@ -17,8 +17,9 @@ The shares always add up to one and the importances to the full model's fit minu
 weights, so the sort orders computed once are reused) and reports percentile intervals of the
 shares and how often each construct keeps its rank.
 
-The fitters here are small Newton-Raphson solvers written for speed (thousands of fits for a
-bootstrap); the tests check them against statsmodels (logit, ordinal) and lifelines (Cox) to 1e-6.
+The logit and ordinal fitters here are small Newton-Raphson solvers written for speed (thousands
+of fits for a bootstrap); Cox fits use cxlab's engine (:mod:`cxlab.survival.engine`). The tests
+check them against statsmodels (logit, ordinal) and lifelines (Cox) to 1e-6.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from scipy import special
 from threadpoolctl import threadpool_limits
 
 from cxlab.errors import ModelError, ParameterError
+from cxlab.survival.engine import CoxProblem, RiskSets
 
 __all__ = ["shapley_importance", "shapley_values", "DriverImportance", "CoxFit", "cox_loglik_fit"]
 
@@ -50,10 +52,9 @@ _MODELS = ("linear", "logit", "ordinal", "cox")
 class CoxFit:
     """Precomputed risk-set structure for repeated Cox fits on the same respondents.
 
-    Each respondent is at risk at the distinct event times ``t_g`` with ``entry < t_g <= stop``,
-    an index range ``[lo, hi)`` computed once; every fit (any subset of columns, any frequency
-    weights) then costs a few matrix-vector products and ``bincount``/``cumsum`` passes per
-    Newton step, with no sorting.
+    A thin adapter over :class:`cxlab.survival.engine.CoxProblem` (the one Cox engine of cxlab):
+    the event times are sorted once, and every fit (any subset of columns, any weights) then
+    costs a few matrix-vector products and ``bincount``/``cumsum`` passes per Newton step.
 
     Ties are handled with Efron's method; with non-unit weights the tied-event correction uses
     R ``survival``'s convention (the mean weight of the tied events multiplies the ``d`` terms).
@@ -63,76 +64,20 @@ class CoxFit:
         self.X = np.ascontiguousarray(np.asarray(X, dtype=float))
         self.stop = np.asarray(stop, dtype=float)
         self.event = np.asarray(event, dtype=float).astype(bool)
-        self.n = n = len(self.stop)
-        self.entry = np.zeros(n) if entry is None else np.asarray(entry, dtype=float)
-        ev_idx = np.flatnonzero(self.event)
-        ev_idx = ev_idx[np.argsort(self.stop[ev_idx], kind="stable")]
-        self.times, grp = np.unique(self.stop[ev_idx], return_inverse=True)
-        self.ev_idx, self.ev_grp = ev_idx, grp
-        self.G = G = len(self.times)
-        self.d = np.bincount(grp, minlength=G).astype(float)
-        first = np.searchsorted(grp, np.arange(G))
-        self.ev_l = np.arange(len(grp)) - first[grp]     # position within the tie group
-        self.frac = self.ev_l / self.d[grp]
-        self.ties = bool(np.any(self.d > 1))
-        # at risk at groups g in [lo, hi): entry < t_g <= stop
-        self.lo = np.searchsorted(self.times, self.entry, side="right")
-        self.hi = np.searchsorted(self.times, self.stop, side="right")
+        self.n = len(self.stop)
+        self.entry = np.zeros(self.n) if entry is None else np.asarray(entry, dtype=float)
+        self._problem = CoxProblem(self.X, RiskSets(self.stop, self.event, self.entry))
+        self._w = None
 
-    def _risk_sums(self, v):
-        """Sum of v over the risk set at each distinct event time (v: n, or p x n rows)."""
-        G = self.G
-        if v.ndim == 1:
-            return np.cumsum(np.bincount(self.lo, v, G + 1) - np.bincount(self.hi, v, G + 1))[:G]
-        return np.stack([self._risk_sums(row) for row in v])
+    def _weighted(self, w):
+        if w is not self._w:
+            self._problem.set_weights(w)
+            self._w = w
+        return self._problem
 
     def loglik(self, beta, cols=None, w=None, derivatives=True, XT=None):
-        """Partial log-likelihood (and gradient, Hessian) at ``beta`` for columns ``cols``.
-
-        ``XT`` (p x n, contiguous) can be passed instead of ``cols`` to skip the column copy.
-        """
-        if XT is None:
-            XT = np.ascontiguousarray((self.X[:, cols] if cols is not None else self.X).T)
-        p = XT.shape[0]
-        G, ei, grp, frac = self.G, self.ev_idx, self.ev_grp, self.frac
-        w = np.ones(self.n) if w is None else w
-        eta = beta @ XT if p else np.zeros(self.n)
-        r = w * np.exp(eta)
-        S0 = self._risk_sums(r)
-        we = w[ei]
-        if self.ties:
-            D0 = np.bincount(grp, weights=r[ei], minlength=G)
-            meanw = np.bincount(grp, weights=we, minlength=G) / self.d
-            denom = S0[grp] - frac * D0[grp]
-            mw = meanw[grp]
-        else:  # one event per distinct time: groups are the events themselves
-            denom, mw = S0, we
-        if np.any(denom <= 0):
-            raise ModelError("Cox fit: an event time has an empty risk set; check entry < stop.")
-        ll = float(np.dot(we, eta[ei]) - np.dot(mw, np.log(denom)))
-        if not derivatives:
-            return ll
-        if p == 0:
-            return ll, np.zeros(0), np.zeros((0, 0))
-        rX = XT * r
-        S1 = self._risk_sums(rX)                       # p x G
-        if self.ties:
-            rXe = rX[:, ei]
-            D1 = np.stack([np.bincount(grp, weights=row, minlength=G) for row in rXe])
-            A = (S1[:, grp] - frac * D1[:, grp]) / denom
-        else:
-            A = S1 / denom
-        grad = XT[:, ei] @ we - A @ mw
-        # Hessian: sum_j mw_j [ (S2_g - f_j D2_g)/denom_j - A_j A_j' ], with the S2 and D2 sums
-        # pushed onto respondents: B_i = sum of c_g over the groups where i is at risk
-        c = np.bincount(grp, weights=mw / denom, minlength=G) if self.ties else mw / denom
-        cum = np.concatenate([[0.0], np.cumsum(c)])
-        B = cum[self.hi] - cum[self.lo]
-        if self.ties:
-            B[ei] -= np.bincount(grp, weights=mw * frac / denom, minlength=G)[grp]
-        H2 = (rX * B) @ XT.T
-        H1 = (A * mw) @ A.T
-        return ll, grad, H1 - H2
+        """Partial log-likelihood (and gradient, Hessian) at ``beta`` for columns ``cols``."""
+        return self._weighted(w).loglik(np.asarray(beta, dtype=float), cols, derivatives=derivatives)
 
     def fit(self, cols=None, w=None, beta0=None, tol=1e-10, max_iter=50, one_step=False):
         """Newton-Raphson with step halving; returns (beta, loglik, n_iter).
@@ -141,45 +86,9 @@ class CoxFit:
         log-likelihood there (a lower bound of the maximum, within O(step^3); used for bootstrap
         draws started at the full-sample estimate).
         """
-        XT = np.ascontiguousarray((self.X[:, cols] if cols is not None else self.X).T)
-        p = XT.shape[0]
-        beta = np.zeros(p) if beta0 is None else np.asarray(beta0, dtype=float).copy()
-        ll, g, H = self.loglik(beta, w=w, XT=XT)
-        if p == 0:
-            return beta, ll, 0
-        if one_step:
-            try:
-                step = np.linalg.solve(-H, g)
-            except np.linalg.LinAlgError:
-                raise ModelError("Cox fit: singular information matrix (a column is constant or "
-                                 "collinear with others); drop or merge it.") from None
-            nll = self.loglik(beta + step, w=w, XT=XT, derivatives=False)
-            if np.isfinite(nll) and nll >= ll:
-                return beta + step, nll, 1
-            return self.fit(cols, w, beta0, tol, max_iter)  # far from the optimum: iterate
-        for it in range(1, max_iter + 1):
-            try:
-                step = np.linalg.solve(-H, g)
-            except np.linalg.LinAlgError:
-                raise ModelError("Cox fit: singular information matrix (a column is constant or "
-                                 "collinear with others); drop or merge it.") from None
-            decrement = g @ step  # = g' (-H)^-1 g >= 0
-            if decrement < tol * (1 + abs(ll)):
-                # converged: one more Newton step, log-likelihood from the quadratic model
-                return beta + step, ll + decrement / 2, it
-            t = 1.0
-            while True:
-                nb = beta + t * step
-                nll, ng, nH = self.loglik(nb, w=w, XT=XT)
-                if np.isfinite(nll) and nll >= ll - 1e-12:
-                    break
-                t /= 2
-                if t < 1e-8:
-                    raise ModelError("Cox fit did not converge (step halving failed); look for "
-                                     "separation: a construct or control that predicts every defection.")
-            beta, ll, g, H = nb, nll, ng, nH
-        raise ModelError(f"Cox fit did not converge in {max_iter} Newton steps; look for separation "
-                         "(a construct or control that predicts every defection) or rescale the columns.")
+        res = self._weighted(w).fit(beta0=beta0, cols=cols, tol=tol, max_iter=max_iter, exact_final=False,
+                                    one_step=one_step)
+        return res.coef, res.loglik, res.n_iter
 
 
 def cox_loglik_fit(df, covariates, duration_col="duration", event_col="event", entry_col=None):

@@ -23,6 +23,7 @@ import pandas as pd
 from scipy import optimize, special, stats
 
 from cxlab.errors import DataContractError, ModelError, ParameterError
+from cxlab.survival.engine import CoxProblem, RiskSets, breslow_baseline
 
 __all__ = [
     "lorenz",
@@ -386,7 +387,7 @@ def value_at_risk(df: pd.DataFrame, margin_col: str = "value", horizon_months: i
     return pd.DataFrame(rows)
 
 
-# ---- fast Cox (Efron ties, delayed entry) used by what_if -------------------------------------
+# ---- Cox (Efron ties, delayed entry) used by what_if: cxlab's engine ---------------------------
 
 
 @dataclass
@@ -400,89 +401,46 @@ class _CoxFit:
     converged: bool
 
 
-def _cox_fit(X, entry, duration, event, beta0=None, freq=None, risk=None, center=None,
-             step_tol=1e-8, max_iter=50) -> _CoxFit:
-    """Cox partial likelihood (Efron ties, delayed entry) by Newton-Raphson, fully vectorised.
-
-    The information matrix is assembled as ``X' diag(w c) X`` with ``c_i`` the sum of the Efron
-    weights over the event times in (entry_i, duration_i], so each iteration is O(n p^2) BLAS work.
-    ``freq`` are integer frequency weights (a bootstrap draw: row i counted ``freq[i]`` times, tied
-    copies of a death treated as separate tied deaths, exactly as if the rows were duplicated);
-    ``risk`` / ``center`` let bootstrap draws reuse the full table's risk-set indices and scaling.
-    Converged when the Newton step (standardised covariates) is below ``step_tol``; the remaining
-    error is then of order ``step_tol**2``. ``loglik`` is the log partial likelihood at the last
-    evaluated point (exact at convergence to that order).
-    Checked against lifelines ``CoxPHFitter(entry_col=...)`` in tests/test_value.py.
-    """
-    n, p = X.shape
-    rs = _RiskSets(entry, duration, event) if risk is None else risk
-    c_freq = np.ones(n) if freq is None else np.asarray(freq, dtype=float)
+def _cox_problem(X, entry, duration, event, risk=None, center=None):
+    """The engine's problem on standardised covariates (``center`` = (mean, sd))."""
     if center is None:
         mean = X.mean(0)
         sd = X.std(0)
         sd[sd == 0] = 1.0
     else:
         mean, sd = center
-    Z = np.asfortranarray((X - mean) / sd)  # column access for the per-covariate risk-set sums
-    # expand deaths by their frequency: one entry per (tied) death
-    ev = np.repeat(rs.ev, c_freq[rs.ev].astype(np.int64))
-    k_ev = rs.hi[ev] - 1
-    order = np.argsort(k_ev, kind="stable")
-    ev, k_ev = ev[order], k_ev[order]
-    d_k = np.bincount(k_ev, minlength=rs.K)
-    first = np.concatenate([[0], np.cumsum(d_k)[:-1]])
-    f = (np.arange(ev.size) - first[k_ev]) / np.maximum(d_k[k_ev], 1)
-    Zev = Z[ev]
-    sum_zev = Zev.sum(0)
+    rs = RiskSets(duration, event, entry) if risk is None else risk
+    return CoxProblem((X - mean) / sd, rs), (mean, sd)
 
-    def parts(b):
-        eta = Z @ b
-        w = np.exp(eta)
-        cw = c_freq * w
-        S0 = rs.at_risk(cw)
-        cwz = cw[:, None] * Z
-        S1 = np.stack([rs.at_risk(cwz[:, c]) for c in range(p)], axis=1)
-        w_ev = w[ev]
-        D0 = np.bincount(k_ev, w_ev, minlength=rs.K)
-        D1 = np.stack([np.bincount(k_ev, w_ev * Zev[:, c], minlength=rs.K) for c in range(p)], axis=1)
-        den = S0[k_ev] - f * D0[k_ev]
-        ll = float(eta[ev].sum() - np.log(den).sum())
-        M = (S1[k_ev] - f[:, None] * D1[k_ev]) / den[:, None]
-        grad = sum_zev - M.sum(0)
-        a = np.bincount(k_ev, 1.0 / den, minlength=rs.K)
-        bb = np.bincount(k_ev, f / den, minlength=rs.K)
-        A = np.concatenate([[0.0], np.cumsum(a)])
-        cc = A[rs.hi] - A[rs.lo]
-        info = (Z * (cw * cc)[:, None]).T @ Z - (Zev * (w_ev * bb[k_ev])[:, None]).T @ Zev - M.T @ M
-        return ll, grad, info, S0
 
-    b = np.zeros(p) if beta0 is None else np.asarray(beta0, float) * sd
-    ll, grad, info, S0 = parts(b)
-    converged = False
-    it = 0
-    for it in range(1, max_iter + 1):
-        try:
-            step = np.linalg.solve(info, grad)
-        except np.linalg.LinAlgError:
-            break
-        if np.max(np.abs(step)) < step_tol:
-            # Newton converges quadratically: what is left after this step is O(step^2)
-            b = b + step
-            S0 = rs.at_risk(c_freq * np.exp(Z @ b))
-            converged = True
-            break
-        for _ in range(20):  # step halving
-            nb = b + step
-            nll, ngrad, ninfo, nS0 = parts(nb)
-            if np.isfinite(nll) and nll >= ll - 1e-12:
-                break
-            step = step / 2
-        b, ll, grad, info, S0 = nb, nll, ngrad, ninfo, nS0
+def _cox_fit(X, entry, duration, event, beta0=None, freq=None, risk=None, center=None,
+             step_tol=1e-8, max_iter=50, problem=None) -> _CoxFit:
+    """Cox partial likelihood (Efron ties, delayed entry) by Newton-Raphson, with
+    :mod:`cxlab.survival.engine` (one vectorised engine for all of cxlab).
+
+    ``freq`` are integer frequency weights (a bootstrap draw: row i counted ``freq[i]`` times, tied
+    copies of a death treated as separate tied deaths, exactly as if the rows were duplicated);
+    ``risk`` (an engine :class:`RiskSets`) / ``center`` / ``problem`` let bootstrap draws reuse the
+    full table's sorted risk sets and scaling. ``step_tol`` sets the convergence test (standardised
+    covariates): the Newton decrement ``g'(-H)^-1 g`` below ``step_tol**2`` (times 1 + |loglik|;
+    1e-10 for the default), after which the last Newton step is taken. ``loglik`` is exact for the
+    default ``step_tol`` (from the quadratic model for looser ones, as the bootstrap uses).
+    Checked against lifelines ``CoxPHFitter(entry_col=...)`` in tests/test_value.py.
+    """
+    if problem is None:
+        problem, (mean, sd) = _cox_problem(X, entry, duration, event, risk, center)
+    else:
+        mean, sd = center
+    problem.set_weights(freq=freq)
+    tol = 1e-10 if step_tol <= 1e-6 else step_tol**2
+    b0 = None if beta0 is None else np.asarray(beta0, float) * sd
+    res = problem.fit(beta0=b0, tol=tol, max_iter=max_iter, exact_final=step_tol <= 1e-6, raise_on_failure=False)
+    b = res.coef
     # Breslow baseline hazard (as lifelines) at the covariate ``mean``; risk sets honour delayed entry
-    with np.errstate(divide="ignore", invalid="ignore"):
-        dH = np.where(d_k > 0, d_k / S0, 0.0)
-    return _CoxFit(beta=b / sd, mean=mean, times=rs.times, cumhaz=np.cumsum(dH), loglik=ll,
-                   iterations=it, converged=converged)
+    times, cumhaz, _ = breslow_baseline(None, None, risk=np.exp(problem.XT.T @ b + problem.center @ b),
+                                        weights=freq, risk_sets=problem.rs)
+    return _CoxFit(beta=b / sd, mean=mean, times=times, cumhaz=cumhaz, loglik=res.loglik,
+                   iterations=res.n_iter, converged=res.converged)
 
 
 def _design(model, df: pd.DataFrame) -> np.ndarray:
@@ -535,9 +493,10 @@ class _WhatIf:
         self.rows_changed, self.monthly, self.months = rows_changed, monthly, months
         self.horizons, self.disc, self.share = horizons, disc, share
         self.beta_hat = None
-        self.risk = _RiskSets(entry, duration, event)
         sd = X0.std(0)
         self.center = (X0.mean(0), np.where(sd > 0, sd, 1.0))
+        self.problem, _ = _cox_problem(X0, entry, duration, event, center=self.center)
+        self.risk = self.problem.rs
         # positions of entry and entry + m on the event-time grid (shared by every draw's baseline)
         self.grid = (np.searchsorted(self.risk.times, entry, side="right").astype(np.int32),
                      np.searchsorted(self.risk.times, entry[:, None] + months[None, :], side="right").astype(np.int32))
@@ -546,7 +505,7 @@ class _WhatIf:
 
     def fit(self, beta0=None, freq=None, step_tol=1e-8):
         return _cox_fit(self.X0, self.entry, self.duration, self.event, beta0=beta0, freq=freq,
-                        risk=self.risk, center=self.center, step_tol=step_tol)
+                        center=self.center, step_tol=step_tol, problem=self.problem)
 
     def evaluate(self, fit):
         """(baseline, scenario) sums; the scenario differs from the baseline only on changed rows."""

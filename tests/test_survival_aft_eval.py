@@ -89,8 +89,11 @@ def test_aft_matches_lifelines_directly(weibull_data):
     ref = WeibullAFTFitter().fit(d, "duration", "event", entry_col="entry")
     res = fit_aft(weibull_data, ["recognition", "empathy"], entry_col="entry", distributions=("weibull",))
     got = res.summary.set_index("term")["time_ratio"]
-    np.testing.assert_allclose(got["recognition"], np.exp(ref.params_.loc[("lambda_", "recognition")]), rtol=1e-6)
-    np.testing.assert_allclose(got["empathy"], np.exp(ref.params_.loc[("lambda_", "empathy")]), rtol=1e-6)
+    # cxlab maximises the same likelihood to a tighter tolerance than lifelines' BFGS (which stops
+    # with a gradient of ~1e-2), so it is never below lifelines' maximum and agrees to ~1e-5
+    assert res.models_["weibull"].log_likelihood_ >= ref.log_likelihood_ - 1e-9
+    np.testing.assert_allclose(got["recognition"], np.exp(ref.params_.loc[("lambda_", "recognition")]), rtol=2e-5)
+    np.testing.assert_allclose(got["empathy"], np.exp(ref.params_.loc[("lambda_", "empathy")]), rtol=2e-5)
 
 
 def test_time_ratio_sentences_on_fixed_numbers():

@@ -1,15 +1,14 @@
 """Cox proportional-hazards models for perceptions -> defection, matching R's ``coxph``.
 
-:class:`CoxModel` wraps lifelines' ``CoxPHFitter`` (Efron ties, delayed entry through
-``entry_col``, strata, case weights, ridge penalty) and adds what a driver analysis needs:
+:class:`CoxModel` fits with cxlab's Cox engine (:mod:`cxlab.survival.engine`: Efron ties, delayed
+entry through ``entry_col``, strata, case weights, lifelines' ridge penalty; a million rows in
+seconds) and adds what a driver analysis needs:
 construct effects per standard deviation and per scale point, named reference levels for
 categorical controls, diagnostics (events per parameter, VIF, convergence) and plain-language
 :class:`~cxlab.errors.ModelError` messages for data a Cox model cannot be fitted on.
 
-Robust (sandwich) standard errors are computed here, not by lifelines: lifelines' score
-residuals ignore tied event times and delayed entry, so they do not reproduce R. cxlab uses the
-Efron score residuals of R's ``residuals.coxph(type="dfbeta")`` for counting-process data, summed
-within ``cluster_col`` (R: ``coxph(..., robust=TRUE)`` / ``cluster=``).
+Robust (sandwich) standard errors use the Efron score residuals of R's
+``residuals.coxph(type="dfbeta")`` for counting-process data, summed within ``cluster_col`` (R: ``coxph(..., robust=TRUE)`` / ``cluster=``).
 
 :class:`TimeVaryingCoxModel` fits the same model on counting-process rows (start, stop, event,
 customer id) with customer-clustered robust SEs (R: ``coxph(Surv(start, stop, event) ~ ...,
@@ -23,206 +22,17 @@ import warnings
 import numpy as np
 import pandas as pd
 from scipy import stats
+from threadpoolctl import threadpool_limits
 
 from cxlab.errors import ModelError, ParameterError
+from cxlab.survival.engine import CoxProblem, RiskSets, _efron_statistics_loop, efron_statistics  # noqa: F401
+
+# efron_statistics is re-exported for the PH test (cxlab.survival.phtest); _efron_statistics_loop
+# (the slow oracle) for tests/test_survival.py
 
 __all__ = ["CoxModel", "TimeVaryingCoxModel"]
 
 _Z = stats.norm.ppf(0.975)
-
-
-# ---- Efron partial-likelihood statistics (counting process, strata, weights) -----------------
-
-
-def _efron_statistics_loop(start, stop, event, X, weights, strata, beta, gtime=None):
-    """Reference implementation (a loop over event times) of :func:`efron_statistics`.
-
-    Score, information and per-row score residuals of the Efron partial likelihood at ``beta``.
-
-    Risk set at event time t: ``start < t <= stop`` within the row's stratum. Returns a dict with
-    ``score`` (p), ``info`` (p x p), ``resid`` (n x p, unweighted, as R's ``coxscore``/``agscore``
-    with Efron ties), ``loglik`` and, if ``gtime`` (a per-row transformed time) is given, the
-    statistics of the expanded model ``[X, X * g(t)]`` at ``(beta, 0)`` used by ``cox.zph``:
-    ``u_g`` (p) and ``imat_full`` (2p x 2p).
-    """
-    X = np.asarray(X, float)
-    n, p = X.shape
-    eta = X @ beta
-    eta = eta - eta.mean()  # ratios are unchanged; avoids overflow
-    risk = np.exp(eta)
-    wr = weights * risk
-    score = np.zeros(p)
-    info = np.zeros((p, p))
-    resid = np.zeros((n, p))
-    loglik = 0.0
-    if gtime is not None:
-        ig = np.zeros((p, p))
-        igg = np.zeros((p, p))
-        u_g = np.zeros(p)
-    for s in np.unique(strata):
-        in_s = strata == s
-        ev_times = np.unique(stop[in_s & (event == 1)])
-        for t in ev_times:
-            atrisk = np.flatnonzero(in_s & (start < t) & (stop >= t))
-            is_dead = (stop[atrisk] == t) & (event[atrisk] == 1)
-            dead = atrisk[is_dead]
-            xr = X[atrisk]
-            wr_r = wr[atrisk]
-            s0 = wr_r.sum()
-            s1 = wr_r @ xr
-            s2 = (xr * wr_r[:, None]).T @ xr
-            xd = X[dead]
-            wr_d = wr[dead]
-            e0 = wr_d.sum()
-            e1 = wr_d @ xd
-            e2 = (xd * wr_d[:, None]).T @ xd
-            d = len(dead)
-            meanwt = weights[dead].sum() / d
-            score_t = weights[dead] @ xd
-            info_t = np.zeros((p, p))
-            haz_sum = 0.0
-            haz_xbar = np.zeros(p)
-            haz_sum_d = 0.0
-            haz_xbar_d = np.zeros(p)
-            xbar_mean = np.zeros(p)
-            for k in range(d):
-                frac = k / d
-                den = s0 - frac * e0
-                xbar = (s1 - frac * e1) / den
-                info_t += meanwt * ((s2 - frac * e2) / den - np.outer(xbar, xbar))
-                score_t -= meanwt * xbar
-                loglik -= meanwt * np.log(den)
-                hazard = meanwt / den
-                haz_sum += hazard
-                haz_xbar += hazard * xbar
-                haz_sum_d += (1 - frac) * hazard
-                haz_xbar_d += (1 - frac) * hazard * xbar
-                xbar_mean += xbar / d
-            loglik += weights[dead] @ eta[dead]
-            score += score_t
-            info += info_t
-            # score residuals: every row at risk loses r_i * dLambda * (x_i - xbar) ...
-            alive = atrisk[~is_dead]
-            resid[alive] -= risk[alive][:, None] * (X[alive] * haz_sum - haz_xbar)
-            # ... and each death gains (x_i - xbar), Efron-weighted
-            resid[dead] += xd - xbar_mean - risk[dead][:, None] * (xd * haz_sum_d - haz_xbar_d)
-            if gtime is not None:
-                g = gtime[dead[0]]
-                u_g += g * score_t
-                ig += g * info_t
-                igg += g * g * info_t
-    out = {"score": score, "info": info, "resid": resid, "loglik": loglik}
-    if gtime is not None:
-        out["u_g"] = u_g
-        out["imat_full"] = np.block([[info, ig], [ig, igg]])
-    return out
-
-
-def efron_statistics(start, stop, event, X, weights, strata, beta, gtime=None):
-    """Score, information and per-row score residuals of the Efron partial likelihood at ``beta``.
-
-    Risk set at event time t: ``start < t <= stop`` within the row's stratum. Returns a dict with
-    ``score`` (p), ``info`` (p x p), ``resid`` (n x p, unweighted, as R's ``coxscore``/``agscore``
-    with Efron ties), ``loglik`` and, if ``gtime`` (a per-row transformed time) is given, the
-    statistics of the expanded model ``[X, X * g(t)]`` at ``(beta, 0)`` used by ``cox.zph``:
-    ``u_g`` (p) and ``imat_full`` (2p x 2p).
-
-    Risk-set sums are windowed cumulative sums over the sorted event times (O(n p^2), no loop over
-    rows or event times), so counting-process tables with many rows stay fast.
-    """
-    X = np.asarray(X, float)
-    n, p = X.shape
-    eta = X @ beta
-    eta = eta - eta.mean()  # ratios are unchanged; avoids overflow
-    risk = np.exp(eta)
-    wr = weights * risk
-    score = np.zeros(p)
-    info = np.zeros((p, p))
-    resid = np.zeros((n, p))
-    loglik = 0.0
-    u_g = np.zeros(p)
-    ig = np.zeros((p, p))
-    igg = np.zeros((p, p))
-    pairs = [(a, b) for a in range(p) for b in range(a, p)]
-    for s in np.unique(strata):
-        rows = np.flatnonzero(strata == s)
-        st, sp, ev = start[rows], stop[rows], event[rows]
-        x, w, r, wr_s = X[rows], weights[rows], risk[rows], wr[rows]
-        times = np.unique(sp[ev == 1])
-        T = len(times)
-        if T == 0:
-            continue
-        kstart = np.searchsorted(times, st, side="right")  # first event time with t > start
-        kstop = np.searchsorted(times, sp, side="right")  # at risk for event times with index < kstop
-
-        def window(vals):
-            a = np.bincount(kstart, weights=vals, minlength=T + 1) - np.bincount(kstop, weights=vals, minlength=T + 1)
-            return np.cumsum(a)[:T]
-
-        dead = np.flatnonzero(ev == 1)
-        jd = np.searchsorted(times, sp[dead], side="left")
-
-        def at_death(vals):
-            return np.bincount(jd, weights=vals, minlength=T)
-
-        s0 = window(wr_s)
-        e0 = at_death(wr_s[dead])
-        s1 = np.column_stack([window(wr_s * x[:, a]) for a in range(p)])
-        e1 = np.column_stack([at_death(wr_s[dead] * x[dead, a]) for a in range(p)])
-        s2 = np.zeros((T, p, p))
-        e2 = np.zeros((T, p, p))
-        for a, b in pairs:
-            s2[:, a, b] = s2[:, b, a] = window(wr_s * x[:, a] * x[:, b])
-            e2[:, a, b] = e2[:, b, a] = at_death(wr_s[dead] * x[dead, a] * x[dead, b])
-        nd = np.bincount(jd, minlength=T).astype(float)
-        meanwt = at_death(w[dead]) / nd
-        wx_dead = np.column_stack([at_death(w[dead] * x[dead, a]) for a in range(p)])
-        # one (event time, k) pair per death: Efron's k/d share of the tied deaths leaves the risk set
-        order = np.argsort(jd, kind="stable")
-        j = jd[order]
-        k = np.arange(len(j)) - np.searchsorted(j, j, side="left")
-        frac = k / nd[j]
-        den = s0[j] - frac * e0[j]
-        xbar = (s1[j] - frac[:, None] * e1[j]) / den[:, None]
-        var = (s2[j] - frac[:, None, None] * e2[j]) / den[:, None, None] - xbar[:, :, None] * xbar[:, None, :]
-        mw = meanwt[j]
-        haz = mw / den
-
-        def per_time(vals):
-            out = np.zeros((T,) + vals.shape[1:])
-            np.add.at(out, j, vals)
-            return out
-
-        score_t = wx_dead - per_time(mw[:, None] * xbar)
-        info_t = per_time(mw[:, None, None] * var)
-        loglik += float(w[dead] @ eta[rows][dead] - np.sum(mw * np.log(den)))
-        H = per_time(haz)
-        HX = per_time(haz[:, None] * xbar)
-        Hd = per_time((1 - frac) * haz)
-        HXd = per_time(((1 - frac) * haz)[:, None] * xbar)
-        xbar_mean = per_time(xbar / nd[j][:, None])
-        score += score_t.sum(0)
-        info += info_t.sum(0)
-        # score residuals: each row at risk loses r_i * dLambda(t) * (x_i - xbar(t)) over its window ...
-        cH = np.r_[0.0, np.cumsum(H)]
-        cHX = np.vstack([np.zeros(p), np.cumsum(HX, axis=0)])
-        res = -r[:, None] * (x * (cH[kstop] - cH[kstart])[:, None] - (cHX[kstop] - cHX[kstart]))
-        # ... and a death, at its own time, gets Efron's version instead
-        rd, xd = r[dead][:, None], x[dead]
-        res[dead] += rd * (xd * H[jd][:, None] - HX[jd])
-        res[dead] += xd - xbar_mean[jd] - rd * (xd * Hd[jd][:, None] - HXd[jd])
-        resid[rows] = res
-        if gtime is not None:
-            g = np.zeros(T)
-            g[jd] = gtime[rows][dead]
-            u_g += g @ score_t
-            ig += np.tensordot(g, info_t, axes=1)
-            igg += np.tensordot(g * g, info_t, axes=1)
-    out = {"score": score, "info": info, "resid": resid, "loglik": loglik}
-    if gtime is not None:
-        out["u_g"] = u_g
-        out["imat_full"] = np.block([[info, ig], [ig, igg]])
-    return out
 
 
 # ---- the model ----------------------------------------------------------------------------
@@ -246,13 +56,14 @@ class CoxModel:
     robust : sandwich SEs (R ``robust=TRUE``); implied by ``cluster_col`` in :meth:`fit`.
     weights_col : case weights (R ``weights=``).
     ties : only ``"efron"`` (R's default) is supported.
-    penalizer : lifelines' ridge penalty (0 = plain partial likelihood, as R).
+    penalizer : ridge penalty with lifelines' convention, ``n * penalizer / 2 * sum((beta * sd)**2)``
+        (0 = plain partial likelihood, as R).
     construct_scales : optional ``{construct: (mean, sd)}`` to reuse another model's
         standardisation (used by fallback models fitted on split rows).
 
     Fitted attributes: ``params_`` (log-HR per model column), ``variance_matrix_``,
     ``summary`` (tidy), ``diagnostics_`` (tidy), ``n_``, ``events_``, ``reference_levels_``,
-    ``construct_scales_``, ``lifelines_model_``.
+    ``construct_scales_``, ``log_likelihood_``, ``log_likelihood_null_``, ``n_iterations_``.
     """
 
     alpha = 0.05
@@ -282,7 +93,7 @@ class CoxModel:
     def _validate_parameters(self):
         if self.ties != "efron":
             raise ParameterError(
-                f"The 'ties' parameter of CoxModel must be 'efron' (lifelines implements Efron only). Got {self.ties!r} instead."
+                f"The 'ties' parameter of CoxModel must be 'efron' (R's default; cxlab's CoxModel implements Efron only). Got {self.ties!r} instead."
             )
         if not (isinstance(self.penalizer, (int, float)) and self.penalizer >= 0):
             raise ParameterError(f"The 'penalizer' parameter of CoxModel must be a number >= 0. Got {self.penalizer!r} instead.")
@@ -427,8 +238,6 @@ class CoxModel:
         ``cluster_col``: group rows of one customer for cluster-robust SEs (R ``cluster=``).
         Returns self.
         """
-        from lifelines import CoxPHFitter
-        from lifelines.exceptions import ConvergenceError, ConvergenceWarning
 
         constructs, controls, strata = self._validate_parameters()
         needed = [duration_col, event_col] + [c for c in (entry_col, cluster_col, self.weights_col) if c]
@@ -445,54 +254,41 @@ class CoxModel:
                 "events than parameters (and ideally 10 per parameter). Use fewer controls, merge levels, or "
                 "a longer follow-up."
             )
-        data = pd.DataFrame(X, columns=names)
-        data["_duration"] = df[duration_col].to_numpy(float)
-        data["_event"] = df[event_col].to_numpy(int)
-        if entry_col:
-            data["_entry"] = df[entry_col].to_numpy(float)
+        start = df[entry_col].to_numpy(float) if entry_col else np.full(n, -np.inf)
+        stop = df[duration_col].to_numpy(float)
+        event = df[event_col].to_numpy(int)
         weights = np.ones(n)
         if self.weights_col:
             weights = df[self.weights_col].to_numpy(float)
             if (weights <= 0).any():
                 raise ModelError(f"Cox model: weights in '{self.weights_col}' must be positive.")
-            data["_weight"] = weights
-        strata_names = [f"_strata_{i}" for i in range(len(strata))]
-        for sname, c in zip(strata_names, strata):
-            data[sname] = df[c].astype(str).to_numpy()
-        cph = CoxPHFitter(penalizer=self.penalizer, strata=strata_names or None)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            try:
-                cph.fit(
-                    data,
-                    duration_col="_duration",
-                    event_col="_event",
-                    entry_col="_entry" if entry_col else None,
-                    weights_col="_weight" if self.weights_col else None,
-                )
-            except ConvergenceError as exc:
-                raise ModelError(self._convergence_message(X, names, str(exc).splitlines()[0])) from None
-        conv_warnings = [w for w in caught if issubclass(w.category, ConvergenceWarning)]
-        beta = cph.params_.to_numpy(float)
-        V = cph.variance_matrix_.to_numpy(float)
-        if not (np.all(np.isfinite(beta)) and np.all(np.isfinite(V))):
-            raise ModelError(self._convergence_message(X, names, "non-finite estimates"))
-        start = data["_entry"].to_numpy(float) if entry_col else np.full(n, -np.inf)
-        stop = data["_duration"].to_numpy(float)
-        event = data["_event"].to_numpy(int)
         if strata:
-            strata_codes = pd.MultiIndex.from_frame(data[strata_names]).factorize()[0] if len(strata) > 1 else pd.factorize(data[strata_names[0]])[0]
+            keys = df[strata].astype(str)
+            strata_codes = (pd.MultiIndex.from_frame(keys).factorize()[0] if len(strata) > 1
+                            else pd.factorize(keys[strata[0]])[0])
         else:
             strata_codes = np.zeros(n, dtype=int)
-        stats_ = efron_statistics(start, stop, event, X, weights, strata_codes, beta)
+        problem = CoxProblem(X, RiskSets(stop, event, start if entry_col else None, strata_codes if strata else None),
+                             weights=weights)
+        # lifelines' ridge convention: n * penalizer / 2 * ||beta * sd||^2 (sd of the model columns)
+        ridge = self.penalizer * n * X.std(axis=0, ddof=1) ** 2 if self.penalizer else None
+        try:
+            with threadpool_limits(1, "blas"):  # thin products (n x p): BLAS threads only add overhead
+                res = problem.fit(residuals=False, raise_on_failure=False, ridge=ridge)
+        except ModelError as exc:  # an empty risk set or similar data problem
+            raise ModelError(self._convergence_message(X, names, str(exc))) from None
+        beta, V = res.coef, res.variance
+        if not res.converged:
+            raise ModelError(self._convergence_message(X, names, res.message, res.last_step))
+        if not (np.all(np.isfinite(beta)) and np.all(np.isfinite(V))):
+            raise ModelError(self._convergence_message(X, names, "non-finite estimates"))
+        with threadpool_limits(1, "blas"):
+            stats_ = problem.statistics(beta)
         # converged? the Newton step left at the estimate (0 at the maximum; penalised fits skip this)
         step = V @ stats_["score"] if self.penalizer == 0 else np.zeros(p)
-        failed = [w for w in conv_warnings if "failed to converge" in str(w.message)]
-        if failed or float(stats_["score"] @ step) > 1e-4 or np.any(np.abs(beta * X.std(axis=0)) > 15):
-            detail = str(failed[0].message).split(".")[0] if failed else "the partial likelihood is not at its maximum"
-            raise ModelError(self._convergence_message(X, names, detail, step))
-        for w in conv_warnings:
-            warnings.warn(f"Cox model: lifelines reported: {w.message}", stacklevel=2)
+        if float(stats_["score"] @ step) > 1e-4 or np.any(np.abs(beta * X.std(axis=0)) > 15):
+            raise ModelError(self._convergence_message(X, names, "the partial likelihood is not at its maximum "
+                                                       "(a coefficient keeps growing)", step))
         robust = self.robust or cluster_col is not None
         if robust:
             dfbeta = (stats_["resid"] * weights[:, None]) @ V
@@ -509,8 +305,9 @@ class CoxModel:
         self.events_ = events
         self.reference_levels_ = reference_levels
         self.construct_scales_ = scales
-        self.lifelines_model_ = cph
-        self.log_likelihood_ = float(cph.log_likelihood_)
+        self.log_likelihood_ = float(res.loglik)
+        self.log_likelihood_null_ = float(res.loglik_null)
+        self.n_iterations_ = int(res.n_iter)
         self.robust_ = robust
         self.terms_ = pd.DataFrame({"term": names, "kind": kinds, "variable": sources, "reference": refs})
         self._fit_data = {

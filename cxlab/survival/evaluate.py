@@ -23,7 +23,8 @@ The table reports the mean over folds with an interval that is the wider of a be
 researcher predicts over: the risk score is the linear predictor, and the predicted probability of
 staying ``t`` more months is the conditional survival ``S(entry + t | x) / S(entry | x)`` of the
 fitted model. The censoring distribution and Kaplan–Meier in the calibration table are on the same
-time-since-entry clock. Without ``entry_col`` both clocks coincide. The baseline hazard is a
+time-since-entry clock. Without ``entry_col`` both clocks coincide. The Cox model of each fold is
+fitted with cxlab's engine (:mod:`cxlab.survival.engine`). The baseline hazard is a
 Breslow estimate with left-truncated risk sets (:func:`_breslow`): lifelines 0.30's
 ``CoxPHFitter.baseline_cumulative_hazard_`` ignores ``entry_col`` in its risk sets (its
 coefficients do use it), which would understate predicted defection.
@@ -48,6 +49,7 @@ from scipy import stats
 
 from cxlab.errors import ModelError, ParameterError
 from cxlab.survival.aft import _prepare_design
+from cxlab.survival.engine import breslow_baseline, fit_cox
 
 __all__ = [
     "EvaluationResult",
@@ -227,42 +229,42 @@ def _brier_contributions(cens, time, event, surv, grid) -> np.ndarray:
 # ---- the cross-validated evaluation ----------------------------------------------------------
 
 
-def _fit_cox(train: pd.DataFrame, covariates, duration_col, event_col, entry_col):
-    from lifelines import CoxPHFitter
-    from lifelines.exceptions import ConvergenceError
+class _FoldCox:
+    """A Cox model fitted on the training folds by cxlab's engine, predicting as lifelines does:
+    ``predict_log_partial_hazard`` is the linear predictor centred at the training means."""
 
-    cph = CoxPHFitter()
+    def __init__(self, params: pd.Series, means: np.ndarray, loglik: float):
+        self.params_ = params
+        self._norm_mean = means
+        self.log_likelihood_ = loglik
+
+    def predict_log_partial_hazard(self, df: pd.DataFrame) -> pd.Series:
+        X = df[list(self.params_.index)].to_numpy(float)
+        return pd.Series((X - self._norm_mean) @ self.params_.to_numpy(), index=df.index)
+
+
+def _fit_cox(train: pd.DataFrame, covariates, duration_col, event_col, entry_col):
+    """Efron Cox fit (delayed entry at ``entry_col``) on the training folds, with cxlab's engine."""
+    X = train[covariates].to_numpy(float)
     try:
-        cph.fit(
-            train[covariates + [duration_col, event_col] + ([entry_col] if entry_col else [])],
-            duration_col=duration_col,
-            event_col=event_col,
-            entry_col=entry_col,
-        )
-    except (ConvergenceError, np.linalg.LinAlgError) as exc:
+        res = fit_cox(X, train[duration_col].to_numpy(float), train[event_col].to_numpy(int),
+                      entry=train[entry_col].to_numpy(float) if entry_col else None, residuals=False)
+    except ModelError as exc:
         raise ModelError(f"The Cox model did not converge on a training fold: {str(exc).splitlines()[0]}") from exc
-    return cph
+    return _FoldCox(pd.Series(res.coef, index=list(covariates)), X.mean(0), res.loglik)
 
 
 def _breslow(cph, train: pd.DataFrame, covariates, duration_col, event_col, entry_col):
     """Breslow baseline cumulative hazard with delayed entry: at event time t the risk set is
-    {j: entry_j < t <= T_j}. (lifelines' ``baseline_cumulative_hazard_`` ignores ``entry_col``
-    in its risk sets, which overstates them and understates the hazard under left truncation.)
-    Returned at the centred covariates used by ``predict_log_partial_hazard``."""
+    {j: entry_j < t <= T_j} (:func:`cxlab.survival.engine.breslow_baseline`; lifelines'
+    ``baseline_cumulative_hazard_`` ignores ``entry_col`` in its risk sets, which overstates them
+    and understates the hazard under left truncation). Returned at the centred covariates used by
+    ``predict_log_partial_hazard`` (``cph``: a fold model or a lifelines ``CoxPHFitter``)."""
     risk = np.exp(cph.predict_log_partial_hazard(train[covariates]).to_numpy(float))
-    t = train[duration_col].to_numpy(float)
-    e = train[event_col].to_numpy(bool)
-    entry = train[entry_col].to_numpy(float) if entry_col else np.full(len(t), -np.inf)
-    grid, deaths = np.unique(t[e], return_counts=True)
-    o_t, o_entry = np.argsort(t), np.argsort(entry)
-    t_sorted, entry_sorted = t[o_t], entry[o_entry]
-    # sum of risk with T_j >= t  minus  sum of risk with entry_j >= t
-    tail_t = np.r_[np.cumsum(risk[o_t][::-1])[::-1], 0.0]
-    tail_entry = np.r_[np.cumsum(risk[o_entry][::-1])[::-1], 0.0]
-    at_risk = tail_t[np.searchsorted(t_sorted, grid, side="left")] - tail_entry[
-        np.searchsorted(entry_sorted, grid, side="left")
-    ]
-    return grid, np.cumsum(deaths / at_risk)
+    grid, cumhaz, _ = breslow_baseline(
+        train[duration_col].to_numpy(float), train[event_col].to_numpy(bool),
+        entry=train[entry_col].to_numpy(float) if entry_col else None, risk=risk)
+    return grid, cumhaz
 
 
 def _predict(cph, baseline, test: pd.DataFrame, covariates, entry, horizons) -> tuple[np.ndarray, np.ndarray]:

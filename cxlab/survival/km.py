@@ -62,12 +62,21 @@ def _arrays(df, duration_col, event_col, entry_col, what):
     return entry, time, event.astype(int)
 
 
+def _n_at_risk(entry, time, t):
+    """#{entry < t <= time} for every t (entry < time on every row): #{time >= t} - #{entry >= t}."""
+    n = len(time)
+    out = n - np.searchsorted(np.sort(time), t, side="left")
+    if not np.all(np.isneginf(entry)):
+        out = out - (n - np.searchsorted(np.sort(entry), t, side="left"))
+    return out
+
+
 def _km_curve(entry, time, event, z, conf_type):
     """KM at every distinct observed time (events and censorings), as R's survfit."""
-    times = np.unique(time)
-    at_risk = np.array([np.sum((entry < t) & (time >= t)) for t in times])
-    events = np.array([np.sum((time == t) & (event == 1)) for t in times])
-    censored = np.array([np.sum((time == t) & (event == 0)) for t in times])
+    times, inv = np.unique(time, return_inverse=True)
+    at_risk = _n_at_risk(entry, time, times)
+    events = np.bincount(inv, weights=(event == 1), minlength=len(times)).astype(np.int64)
+    censored = np.bincount(inv, weights=(event == 0), minlength=len(times)).astype(np.int64)
     with np.errstate(divide="ignore", invalid="ignore"):
         step = np.where(at_risk > 0, 1.0 - events / np.where(at_risk > 0, at_risk, 1), 1.0)
         surv = np.cumprod(step)
@@ -153,13 +162,16 @@ class KaplanMeierResult:
     _data: pd.DataFrame  # group, entry, time, event (kept for at-risk counts; never shown)
 
     def _risk_counts(self, times) -> pd.DataFrame:
-        rows = []
+        parts = []
         for g, d in self._data.groupby("group", sort=False):
-            for t in times:
-                at_risk = int(np.sum((d["entry"].to_numpy() < t) & (d["time"].to_numpy() >= t)))
-                cum_events = int(np.sum((d["time"].to_numpy() <= t) & (d["event"].to_numpy() == 1)))
-                rows.append({"group": g, "time": float(t), "at_risk": at_risk, "cum_events": cum_events})
-        return pd.DataFrame(rows)
+            tm, ev = d["time"].to_numpy(), d["event"].to_numpy()
+            ev_times = np.sort(tm[ev == 1])
+            parts.append(pd.DataFrame({
+                "group": g, "time": times.astype(float),
+                "at_risk": _n_at_risk(d["entry"].to_numpy(), tm, times).astype(int),
+                "cum_events": np.searchsorted(ev_times, times, side="right").astype(int)}))
+        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
+            columns=["group", "time", "at_risk", "cum_events"])
 
     def at_risk_table(self, times) -> pd.DataFrame:
         """Number at risk (``entry < t <= duration``) and cumulative events at ``times``, per group.
@@ -266,20 +278,17 @@ def kaplan_meier(
 def _logrank_stat(entry, time, event, groups):
     levels = sorted(pd.unique(groups), key=str)
     k = len(levels)
-    gidx = np.array([levels.index(g) for g in groups])
-    onehot = np.eye(k)[gidx]
-    o_e = np.zeros(k)
-    v = np.zeros((k, k))
-    for t in np.unique(time[event == 1]):
-        atrisk = (entry < t) & (time >= t)
-        dead = atrisk & (time == t) & (event == 1)
-        n = atrisk.sum()
-        d = dead.sum()
-        nj = onehot[atrisk].sum(0)
-        dj = onehot[dead].sum(0)
-        o_e += dj - d * nj / n
-        if n > 1:
-            v += d * (n - d) / (n - 1) / n * (np.diag(nj) - np.outer(nj, nj) / n)
+    gidx = pd.Index(levels).get_indexer(groups)
+    ev_times, inv = np.unique(time[event == 1], return_inverse=True)
+    # per event time and group: number at risk (entry < t <= time) and deaths
+    N = np.column_stack([_n_at_risk(entry[gidx == j], time[gidx == j], ev_times) for j in range(k)]).astype(float)
+    D = np.zeros((len(ev_times), k))
+    np.add.at(D, (inv, gidx[event == 1]), 1.0)
+    n, d = N.sum(1), D.sum(1)
+    o_e = (D - (d / n)[:, None] * N).sum(0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f = np.where(n > 1, d * (n - d) / (n - 1) / n, 0.0)
+        v = np.diag(f @ N) - (N * (f / n)[:, None]).T @ N
     sub = slice(0, k - 1)
     vv = v[sub, sub]
     chi2 = float(o_e[sub] @ np.linalg.pinv(vv) @ o_e[sub])

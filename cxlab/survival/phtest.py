@@ -24,6 +24,7 @@ from scipy import stats
 
 from cxlab.errors import ModelError, ParameterError
 from cxlab.survival.cox import CoxModel, efron_statistics
+from cxlab.survival.engine import RiskSets
 
 __all__ = ["ph_test", "check_and_fallback", "FallbackResult", "split_at_event_times"]
 
@@ -32,11 +33,11 @@ _TRANSFORMS = ("km", "identity", "log", "rank")
 
 def _left_km_transform(start, stop, event):
     """1 - S(t-) at every row's stop time, S = KM with risk set {start < t <= stop} (R cox.zph 'km')."""
-    times = np.unique(stop[event == 1])
-    at_risk = np.array([np.sum((start < t) & (stop >= t)) for t in times])
-    deaths = np.array([np.sum((stop == t) & (event == 1)) for t in times])
+    rs = RiskSets(stop, event, None if np.all(np.isneginf(start)) else start)
+    at_risk = rs.risk_sums(np.ones(len(stop)))
+    deaths = rs.n_dead_rows
     surv = np.cumprod(1.0 - deaths / at_risk)
-    idx = np.searchsorted(times, stop, side="left")  # number of event times strictly before t
+    idx = np.searchsorted(rs.times, stop, side="left")  # number of event times strictly before t
     return 1.0 - np.r_[1.0, surv][idx]
 
 
@@ -92,22 +93,23 @@ def split_at_event_times(df, duration_col, event_col, entry_col=None, cut_times=
     event = df[event_col].to_numpy(int)
     start = df[entry_col].to_numpy(float) if entry_col else np.zeros(len(df))
     cuts = np.unique(stop[event == 1]) if cut_times is None else np.unique(np.asarray(cut_times, float))
-    pieces_start, pieces_stop, pieces_event, pieces_row = [], [], [], []
-    for i in range(len(df)):
-        inner = cuts[(cuts > start[i]) & (cuts < stop[i])]
-        bounds = np.r_[start[i], inner, stop[i]]
-        k = len(bounds) - 1
-        pieces_start.append(bounds[:-1])
-        pieces_stop.append(bounds[1:])
-        ev = np.zeros(k, dtype=int)
-        ev[-1] = event[i]
-        pieces_event.append(ev)
-        pieces_row.append(np.full(k, i))
-    rows = np.concatenate(pieces_row)
+    # row i is cut at the cuts strictly inside (start_i, stop_i): a contiguous run of ``cuts``
+    first = np.searchsorted(cuts, start, side="right")
+    n_inner = np.maximum(np.searchsorted(cuts, stop, side="left") - first, 0)
+    k = n_inner + 1  # pieces per row
+    row = np.repeat(np.arange(len(df)), k)
+    piece = np.arange(row.size) - np.repeat(np.cumsum(k) - k, k)  # 0..k_i-1 within the row
+    last = piece == k[row] - 1
+    cut_lo = cuts[np.minimum(first[row] + piece - 1, max(len(cuts) - 1, 0))] if len(cuts) else np.zeros(row.size)
+    cut_hi = cuts[np.minimum(first[row] + piece, max(len(cuts) - 1, 0))] if len(cuts) else np.zeros(row.size)
+    p_start = np.where(piece == 0, start[row], cut_lo)
+    p_stop = np.where(last, stop[row], cut_hi)
+    p_event = np.where(last, event[row], 0)
+    rows = row
     out = df.iloc[rows].reset_index(drop=True)
-    out["_start"] = np.concatenate(pieces_start)
-    out["_stop"] = np.concatenate(pieces_stop)
-    out["_event"] = np.concatenate(pieces_event)
+    out["_start"] = p_start
+    out["_stop"] = p_stop
+    out["_event"] = p_event.astype(int)
     out["_row"] = rows
     return out
 
