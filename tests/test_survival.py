@@ -299,3 +299,18 @@ def test_vectorised_efron_statistics_equal_the_event_time_loop():
     slow = _efron_statistics_loop(start, stop, event, X, w, strata, beta, gtime=np.log(stop))
     for key in ("score", "info", "resid", "loglik", "u_g", "imat_full"):
         np.testing.assert_allclose(fast[key], slow[key], rtol=1e-10, atol=1e-10)
+
+
+def test_km_groups_follow_a_categorical_order():
+    import pandas as pd
+
+    from cxlab.survival.km import kaplan_meier
+
+    d = pd.DataFrame({"duration": [1.0, 2, 3, 4, 5, 6], "event": [1, 0, 1, 0, 1, 0],
+                      "band": pd.Categorical(["low", "high", "middle", "low", "high", "middle"],
+                                             categories=["low", "middle", "high"], ordered=True)})
+    km = kaplan_meier(d, group_col="band", min_cell=1)
+    assert list(dict.fromkeys(km.survival_["group"])) == ["low", "middle", "high"]
+    assert km.summary["group"].tolist() == ["low", "middle", "high"]
+    assert list(dict.fromkeys(kaplan_meier(d.assign(band=d["band"].astype(str)), group_col="band",
+                                           min_cell=1).survival_["group"])) == ["high", "low", "middle"]

@@ -254,7 +254,8 @@ def kaplan_meier(
     data = pd.DataFrame({"group": groups, "entry": entry, "time": time, "event": event})
     z = stats.norm.ppf(1 - alpha / 2)
     curves, medians = [], []
-    for g in sorted(pd.unique(groups), key=str):
+    levels = _levels(df[group_col]) if group_col is not None else ["all"]
+    for g in levels:
         d = data[data["group"] == g]
         c = _km_curve(d["entry"].to_numpy(), d["time"].to_numpy(), d["event"].to_numpy(), z, conf_type)
         c.insert(0, "group", g)
@@ -271,8 +272,18 @@ def kaplan_meier(
         )
     survival = pd.concat(curves, ignore_index=True)
     survival["suppressed"] = survival["at_risk"] < min_cell
-    data = data.sort_values("group", key=lambda s: s.astype(str), kind="stable").reset_index(drop=True)
+    rank = {g: i for i, g in enumerate(levels)}
+    data = data.sort_values("group", key=lambda s: s.map(rank), kind="stable").reset_index(drop=True)
     return KaplanMeierResult(survival, pd.DataFrame(medians), conf_type, alpha, min_cell, data)
+
+
+def _levels(groups: pd.Series) -> list:
+    """Group levels in display order: a categorical's own order (e.g. low < middle < high), else
+    sorted as text. Only levels present in the data."""
+    present = pd.unique(groups.dropna())
+    if isinstance(groups.dtype, pd.CategoricalDtype):
+        return [c for c in groups.cat.categories if c in set(present)]
+    return sorted(present, key=str)
 
 
 def _logrank_stat(entry, time, event, groups):
