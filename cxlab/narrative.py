@@ -13,6 +13,10 @@ import pandas as pd
 __all__ = ["hazard_sentence", "cox_findings", "retention_findings", "diagnostic_warnings", "pct"]
 
 
+def _cap(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
 def pct(x: float, digits: int = 0) -> str:
     return f"{100 * x:.{digits}f} %"
 
@@ -45,10 +49,12 @@ def cox_findings(summary: pd.DataFrame, model_label: str | None = None) -> list[
     protective = c[c["upper_per_sd"] < 1]
     if len(protective):
         top = protective.iloc[0]
-        others = ", ".join(protective["term"].iloc[1:])
-        out.append(f"{top['term']} matters most: " + hazard_sentence(top["term"], top["hr_per_sd"],
-                                                                      top["lower_per_sd"], top["upper_per_sd"])
-                   + (f" {others} also protect, less strongly." if others else ""))
+        rest_terms = list(protective["term"].iloc[1:])
+        others = (", ".join(rest_terms[:-1]) + " and " + rest_terms[-1]) if len(rest_terms) > 1 else "".join(rest_terms)
+        verb = "protect" if len(rest_terms) > 1 else "protects"
+        first = hazard_sentence(top["term"], top["hr_per_sd"], top["lower_per_sd"], top["upper_per_sd"])
+        out.append(f"{_cap(top['term'])} matters most: {first[:1].lower()}{first[1:]}"
+                   + (f" {_cap(others)} also {verb}, less strongly." if others else ""))
         rest = c[c["term"] != top["term"]]
     else:
         out.append("No perception is clearly linked to defection once the others are held equal.")

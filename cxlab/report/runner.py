@@ -587,6 +587,9 @@ def run(config: RunConfig, overrides: list[str] = (), jobs: int | None = None, l
     with RunLock(config.out, lock_timeout, log):
         run_id = _new_run_id()
         work = Path(tempfile.mkdtemp(prefix=f".tmp-{run_id}-", dir=config.out))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(work, 0o777 & ~umask)  # mkdtemp makes it private; a run folder is for reviewers to read
         started = dt.datetime.now(dt.timezone.utc)
         t0 = time.monotonic()
         log(f"run {run_id}: {len(config.notebooks)} notebook(s), {min(jobs, len(config.notebooks))} at once")
