@@ -270,6 +270,12 @@ def build_panel(study, data, *, follow_up: str = "snapshot", min_item_share: flo
     # would leave round-off "near-ties" that a Kaplan-Meier curve treats as distinct times)
     days = (respondents["duration"] * DAYS_PER_MONTH).round() - (respondents["entry"] * DAYS_PER_MONTH).round()
     respondents["time_since_survey"] = days / DAYS_PER_MONTH
+    if respondents["value"].notna().any():   # a control: low / middle / high margin (tertiles)
+        from cxlab.segments import perception_bands
+
+        respondents["value_band"] = perception_bands(respondents["value"], (1 / 3, 2 / 3)).astype("string")
+    else:
+        respondents["value_band"] = pd.Series(pd.NA, index=respondents.index, dtype="string")
     if respondents["dgc"].notna().all():
         respondents["dgc"] = respondents["dgc"].astype("int64")
 

@@ -49,7 +49,7 @@ RESERVED_NAMES = frozenset({
     "customer_id", "customer_key", "start", "end", "date", "entry", "duration", "event", "tenure",
     "tenure_at_survey", "time_since_survey", "self_status", "dgc", "n_answers", "value", "stop",
     "time", "exit_date", "answer_no", "next_tenure", "complaint_open",
-    "complaint_resolved_no_goodwill", "complaint_resolved_goodwill", "source_row",
+    "complaint_resolved_no_goodwill", "complaint_resolved_goodwill", "source_row", "value_band",
 })
 
 

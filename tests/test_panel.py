@@ -90,6 +90,8 @@ def test_respondents_delayed_entry_and_censoring(panel):
     # whole days: equal day counts give exactly equal times (no round-off near-ties)
     assert r.loc[r["entry"].idxmin(), "time_since_survey"] == (T("2025-06-01") - T("2023-06-01")).days / DAYS_PER_MONTH
     assert "customer_id" not in r.columns       # no identifiers in analysis tables
+    # margin tertiles as a control: C2 (50) is the middle of 30, 50, 100
+    assert r.set_index("value")["value_band"].to_dict() == {30.0: "low", 50.0: "middle", 100.0: "high"}
 
 
 def test_nothing_after_snapshot(panel):
