@@ -107,6 +107,23 @@ def cox_loglik_fit(df, covariates, duration_col="duration", event_col="event", e
 # ---------------------------------------------------------------------------------------------
 
 
+def _damped_step(ll_of, params, step, ll, tol):
+    """One Newton step, halved until the log-likelihood does not decrease.
+
+    Returns (new params, new log-likelihood, converged)."""
+    t = 1.0
+    while True:
+        new = params + t * step
+        new_ll = ll_of(new)
+        if new_ll >= ll - 1e-12:
+            break
+        t /= 2
+        if t < 1e-8:
+            break
+    done = abs(new_ll - ll) < tol * (1 + abs(ll)) and np.max(np.abs(new - params)) < 1e-8
+    return new, new_ll, done
+
+
 def _logit_fit(Z, y, w, beta0=None, tol=1e-10, max_iter=100):
     """Weighted logistic regression by Newton-Raphson. ``Z`` includes the intercept."""
     beta = np.zeros(Z.shape[1]) if beta0 is None else beta0.copy()
@@ -125,17 +142,7 @@ def _logit_fit(Z, y, w, beta0=None, tol=1e-10, max_iter=100):
         except np.linalg.LinAlgError:
             raise ModelError("Logistic fit: singular information matrix (a constant or collinear "
                              "column); drop or merge it.") from None
-        t = 1.0
-        while True:
-            nb = beta + t * step
-            nll = ll_of(nb)
-            if nll >= ll - 1e-12:
-                break
-            t /= 2
-            if t < 1e-8:
-                break
-        done = abs(nll - ll) < tol * (1 + abs(ll)) and np.max(np.abs(nb - beta)) < 1e-8
-        beta, ll = nb, nll
+        beta, ll, done = _damped_step(ll_of, beta, step, ll, tol)
         if done:
             break
     else:
@@ -206,17 +213,7 @@ def _ordinal_fit(X, y, K, w, params0=None, tol=1e-10, max_iter=100):
         except np.linalg.LinAlgError:
             raise ModelError("Ordinal fit: singular information matrix (a constant or collinear "
                              "column, or an empty outcome category).") from None
-        t = 1.0
-        while True:
-            nb = params + t * step
-            nll = ll_of(nb)
-            if nll >= ll - 1e-12:
-                break
-            t /= 2
-            if t < 1e-8:
-                break
-        done = abs(nll - ll) < tol * (1 + abs(ll)) and np.max(np.abs(nb - params)) < 1e-8
-        params, ll = nb, nll
+        params, ll, done = _damped_step(ll_of, params, step, ll, tol)
         if done:
             break
     else:
