@@ -106,10 +106,10 @@ def audit_findings(panel: Panel, validation_summary: pd.DataFrame | None = None)
     ]
     dropped = ex[(ex["table"] == "respondents") & (ex["excluded"] > 0)]
     if len(dropped):
-        parts = [f"{int(n):,} {reason}" for reason, n in zip(dropped["reason"], dropped["excluded"])
+        parts = [f"{reason} ({int(n):,})" for reason, n in zip(dropped["reason"], dropped["excluded"])
                  if "later answers" not in reason]
         if parts:
-            out.append("Respondents excluded: " + "; ".join(parts) + ".")
+            out.append("Respondents set aside, by reason: " + "; ".join(parts) + ".")
     later = ex[ex["reason"].str.contains("after the snapshot")]["excluded"].sum()
     if later:
         out.append(f"{int(later):,} records dated after the snapshot were set aside (no look-ahead).")

@@ -48,7 +48,8 @@ def test_findings_are_generated_from_the_numbers(panel):
     text = " ".join(audit.audit_findings(panel))
     assert "3 respondents are analysed, of whom 2 (67%) defected" in text
     assert "records dated after the snapshot were set aside" in text
-    assert "1 fewer than 50% of the reconnaissance items answered" in text
+    assert "Respondents set aside, by reason: " in text
+    assert "fewer than 50% of the reconnaissance items answered (1)" in text
 
 
 def test_validation_overview_hides_small_counts():
