@@ -208,6 +208,8 @@ def _ordinal_fit(X, y, K, w, params0=None, tol=1e-10, max_iter=100):
         g = Ua.T @ (w * ga) + Ub.T @ (w * gb)
         H = ((Ua * (w * haa)[:, None]).T @ Ua + (Ub * (w * hbb)[:, None]).T @ Ub
              + (Ua * (w * hab)[:, None]).T @ Ub + (Ub * (w * hab)[:, None]).T @ Ua)
+        if it and np.max(np.abs(g)) < 1e-9 * w.sum():
+            break   # converged by the score: no line search can improve on round-off
         try:
             step = np.linalg.solve(-H, g)
         except np.linalg.LinAlgError:
