@@ -314,3 +314,20 @@ def test_km_groups_follow_a_categorical_order():
     assert km.summary["group"].tolist() == ["low", "middle", "high"]
     assert list(dict.fromkeys(kaplan_meier(d.assign(band=d["band"].astype(str)), group_col="band",
                                            min_cell=1).survival_["group"])) == ["high", "low", "middle"]
+
+
+def test_timefix_ties_round_off_near_ties_as_r_aeqsurv():
+    # R: survfit(Surv(t, e) ~ 1) with timefix=TRUE (aeqSurv): 0.1 + 0.2 and 0.3 are one time
+    import numpy as np
+    import pandas as pd
+
+    from cxlab.survival.km import kaplan_meier
+
+    d = pd.DataFrame({"t": [0.1 + 0.2, 0.3, 1.0, 2.0], "e": [1, 1, 0, 1]})
+    fixed = kaplan_meier(d, "t", "e", min_cell=1).survival_
+    raw = kaplan_meier(d, "t", "e", min_cell=1, timefix=False).survival_
+    assert len(fixed) == 3 and len(raw) == 4
+    assert fixed["events"].iloc[0] == 2 and fixed["survival"].iloc[0] == pytest.approx(0.5)
+    assert np.isclose(fixed["survival"].iloc[-1], raw["survival"].iloc[-1])
+    with pytest.raises(ModelError, match="differ only by round-off"):
+        kaplan_meier(pd.DataFrame({"a": [0.3], "t": [0.1 + 0.2], "e": [1]}), "t", "e", entry_col="a")

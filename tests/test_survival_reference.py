@@ -309,19 +309,18 @@ def test_km_demo_time_since_survey(ref, demo):
     # R: summary(survfit(Surv(time_since_survey, event) ~ 1, demo, timefix=FALSE), times=c(3, 6, 12, 24, 36),
     #            extend=TRUE) and the same ~ segment (log CIs, Greenwood); time_since_survey = duration - entry.
     # timefix=FALSE: cxlab compares times exactly, as R does without aeqSurv (see the next test).
-    _assert_km(kaplan_meier(demo, "time_since_survey", "event"), ref["demo_km_since_survey_notimefix"])
-    _assert_km(kaplan_meier(demo, "time_since_survey", "event", group_col="segment"),
+    _assert_km(kaplan_meier(demo, "time_since_survey", "event", timefix=False), ref["demo_km_since_survey_notimefix"])
+    _assert_km(kaplan_meier(demo, "time_since_survey", "event", group_col="segment", timefix=False),
                ref["demo_km_since_survey_segment_notimefix"])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "R's survfit default timefix=TRUE merges times that differ by round-off (aeqSurv); "
-    "duration - entry has such near-ties (627 distinct values for 339 day counts) and "
-    "cxlab.survival.kaplan_meier keeps them apart, so S(t) differs by up to 9e-5 (2.4e-4 within segments). Remove this "
-    "marker when kaplan_meier handles near-ties as R does."))
 def test_km_demo_time_since_survey_r_default_timefix(ref, demo):
     # R: summary(survfit(Surv(time_since_survey, event) ~ 1, demo), times=c(3, 6, 12, 24, 36), extend=TRUE)
+    # duration - entry has round-off near-ties (627 distinct values for 339 day counts); R's default
+    # timefix=TRUE (aeqSurv) ties them, and so does kaplan_meier by default.
     _assert_km(kaplan_meier(demo, "time_since_survey", "event"), ref["demo_km_since_survey"])
+    _assert_km(kaplan_meier(demo, "time_since_survey", "event", group_col="segment"),
+               ref["demo_km_since_survey_segment"])
 
 
 @pytest.mark.parametrize(("key", "duration", "entry", "group"), [

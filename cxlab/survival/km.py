@@ -42,7 +42,34 @@ def _check_columns(df: pd.DataFrame, cols: list[str], what: str, numeric: int = 
             raise ModelError(f"{what}: column '{c}' must be numeric (months or 0/1). Got dtype {df[c].dtype}.")
 
 
-def _arrays(df, duration_col, event_col, entry_col, what):
+_TIMEFIX_TOL = float(np.sqrt(np.finfo(float).eps))
+
+
+def _timefix(entry, time, what):
+    """Treat times that differ only by round-off as tied, as R's ``aeqSurv`` (survfit/survdiff
+    ``timefix=TRUE``): sorted distinct finite times closer than sqrt(eps), absolutely or relative to
+    their mean magnitude, are binned onto the first of their run."""
+    both = np.concatenate([time, entry[np.isfinite(entry)]])
+    y = np.unique(both[np.isfinite(both)])
+    if len(y) < 2:
+        return entry, time
+    dy = np.diff(y)
+    tied = (dy <= _TIMEFIX_TOL) | (dy / np.mean(np.abs(y)) <= _TIMEFIX_TOL)
+    if not tied.any():
+        return entry, time
+    cuts = y[np.concatenate([[True], ~tied])]
+    snap = lambda x: cuts[np.searchsorted(cuts, x, side="right") - 1]  # noqa: E731  (R findInterval)
+    new_time = snap(time)
+    new_entry = entry.copy()
+    finite = np.isfinite(entry)
+    new_entry[finite] = snap(entry[finite])
+    if np.any(new_entry >= new_time):
+        raise ModelError(f"{what}: an entry and an exit time differ only by round-off (interval of length 0 "
+                         "after treating near-equal times as tied); fix the times upstream or pass timefix=False.")
+    return new_entry, new_time
+
+
+def _arrays(df, duration_col, event_col, entry_col, what, timefix=True):
     cols = [duration_col, event_col] + ([entry_col] if entry_col else [])
     _check_columns(df, cols, what, numeric=len(cols))
     time = df[duration_col].to_numpy(float)
@@ -59,6 +86,8 @@ def _arrays(df, duration_col, event_col, entry_col, what):
             )
     else:
         entry = np.full(len(time), -np.inf)
+    if timefix:
+        entry, time = _timefix(entry, time, what)
     return entry, time, event.astype(int)
 
 
@@ -229,6 +258,7 @@ def kaplan_meier(
     alpha: float = 0.05,
     conf_type: str = "log",
     min_cell: int = 10,
+    timefix: bool = True,
 ) -> KaplanMeierResult:
     """Kaplan–Meier survival with Greenwood CIs, by group, honouring delayed entry.
 
@@ -238,12 +268,13 @@ def kaplan_meier(
     follow R's ``quantile.survfit``: the first time the curve (lower band, upper band) reaches
     0.5 (the midpoint of a flat stretch at exactly 0.5); NaN when it never does.
     Rows with fewer than ``min_cell`` customers at risk are flagged ``suppressed``.
+    ``timefix``: times differing only by round-off are tied, as R's default ``timefix=TRUE``.
     """
     if conf_type not in _CONF_TYPES:
         raise ParameterError(f"The 'conf_type' parameter of kaplan_meier must be one of {_CONF_TYPES}. Got {conf_type!r} instead.")
     if not (isinstance(alpha, float) and 0 < alpha < 1):
         raise ParameterError(f"The 'alpha' parameter of kaplan_meier must be a float in (0, 1). Got {alpha!r} instead.")
-    entry, time, event = _arrays(df, duration_col, event_col, entry_col, "kaplan_meier")
+    entry, time, event = _arrays(df, duration_col, event_col, entry_col, "kaplan_meier", timefix)
     if group_col is not None:
         _check_columns(df, [group_col], "kaplan_meier")
         groups = df[group_col].to_numpy()
@@ -314,6 +345,7 @@ def logrank(
     duration_col: str = "duration",
     event_col: str = "event",
     entry_col: str | None = None,
+    timefix: bool = True,
 ) -> pd.DataFrame:
     """Global log-rank test of equal survival across the groups of ``group_col``.
 
@@ -321,7 +353,7 @@ def logrank(
     version (O - E and hypergeometric variance over ``{entry < t <= duration}``), which R's
     survdiff does not offer. One row: test, chi2, df, p, n, events, groups.
     """
-    entry, time, event = _arrays(df, duration_col, event_col, entry_col, "logrank")
+    entry, time, event = _arrays(df, duration_col, event_col, entry_col, "logrank", timefix)
     _check_columns(df, [group_col], "logrank")
     groups = df[group_col].to_numpy()
     if len(pd.unique(groups)) < 2:
@@ -341,12 +373,13 @@ def pairwise_logrank(
     duration_col: str = "duration",
     event_col: str = "event",
     entry_col: str | None = None,
+    timefix: bool = True,
 ) -> pd.DataFrame:
     """Log-rank test for every pair of groups, with Holm-adjusted p (R: ``p.adjust(p, "holm")``).
 
     Columns: group_a, group_b, chi2, df, p, p_holm, n, events.
     """
-    entry, time, event = _arrays(df, duration_col, event_col, entry_col, "pairwise_logrank")
+    entry, time, event = _arrays(df, duration_col, event_col, entry_col, "pairwise_logrank", timefix)
     _check_columns(df, [group_col], "pairwise_logrank")
     groups = df[group_col].to_numpy()
     rows = []
