@@ -32,7 +32,7 @@ def suppress_small_cells(table: pd.DataFrame, n_col: str = "n", min_cell: int = 
     return out
 
 
-def response_summary(panel: Panel, customers: pd.DataFrame) -> pd.DataFrame:
+def response_summary(panel: Panel, customers: pd.DataFrame, min_cell: int = 10) -> pd.DataFrame:
     """Customers known at the snapshot, respondents, response rate, by covariate level and overall."""
     snap = pd.Timestamp(panel.snapshot_date)
     known = customers[customers["start"] <= snap]
@@ -46,12 +46,8 @@ def response_summary(panel: Panel, customers: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame(rows)
     out["response_rate"] = out["respondents"] / out["customers"]
     out["n"] = out["respondents"]
-    out = suppress_small_cells(out, "n", panel_min_cell(panel), columns=["respondents", "response_rate"])
+    out = suppress_small_cells(out, "n", min_cell, columns=["respondents", "response_rate"])
     return out.drop(columns="n")
-
-
-def panel_min_cell(panel: Panel, default: int = 10) -> int:
-    return int(getattr(panel, "min_cell", default) or default)
 
 
 def answers_per_respondent(panel: Panel, min_cell: int = 10) -> pd.DataFrame:
