@@ -10,6 +10,7 @@ under the CSV header).
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ from cxlab.study import load_study
 from cxlab.validate import PROBLEM_COLUMNS, StudyData, ValidationReport, load_study_data, validate_study
 
 CANARY = "SECRET-ID-123"
-PYTHON = "/work/main/.venv/bin/python"
+PYTHON = sys.executable  # the interpreter running the tests (a fresh clone has its own venv)
 ROOT = Path(__file__).resolve().parents[1]
 
 # the user's own names: French, with spaces, accents and punctuation
