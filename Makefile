@@ -30,15 +30,33 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	@touch $(STAMP)
 
-# System packages for the checks that need them: R + survival (reference values are re-computed;
-# the stored ones are used without R) and Debian's Chromium (browser tests). Best effort: needs
-# root and Debian's package index; skipped quietly elsewhere.
+# Debian packages the tests use, one word each (adding one is one word): R and every R package a
+# script under tests/reference loads (survival, jsonlite, psych, and GPArotation for psych::omega),
+# Debian's Chromium (browser checks), python3-venv (`python -m venv` on a bare Debian python).
+SYSTEM_PACKAGES := r-base-core r-cran-survival r-cran-jsonlite r-cran-psych r-cran-gparotation chromium python3-venv
+APT_LOG := /tmp/cxlab-system-deps.log
+
+# Checks each package with dpkg; runs apt-get (update + install) only when one is missing and we
+# are root on Debian. Prints one line: what it installed, what is missing and why, or that all
+# were present. An apt failure prints the tail of apt's output (the tests then fall back to the
+# stored R outputs and skip the browser checks, and say so in their summary).
 system-deps:
-	@if { ! command -v Rscript >/dev/null || ! command -v chromium >/dev/null; } && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
-	  echo "installing r-base-core r-cran-survival chromium (apt)"; \
-	  apt-get update -qq >/dev/null 2>&1; \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq r-base-core r-cran-survival chromium >/dev/null 2>&1 \
-	    || echo "warning: apt-get could not install R/Chromium; tests fall back to stored reference values"; \
+	@missing=""; \
+	for p in $(SYSTEM_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	missing="$${missing# }"; \
+	if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "system-deps: not a Debian system (no dpkg/apt-get): not installing $(SYSTEM_PACKAGES); install R, its packages and Chromium yourself"; \
+	elif [ -z "$$missing" ]; then \
+	  echo "system-deps: all present ($(SYSTEM_PACKAGES))"; \
+	elif [ "$$(id -u)" != 0 ]; then \
+	  echo "system-deps: MISSING $$missing (not root: run 'sudo make system-deps' to install them)"; \
+	elif { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; } >$(APT_LOG) 2>&1; then \
+	  echo "system-deps: installed $$missing (apt-get; log in $(APT_LOG))"; \
+	else \
+	  echo "system-deps: FAILED to install $$missing; last lines of $(APT_LOG):"; \
+	  tail -n 15 $(APT_LOG) | sed 's/^/  apt: /'; \
 	fi
 
 $(DEMO_SPEC): cxlab/synth.py | $(STAMP)
@@ -50,7 +68,9 @@ demo: $(STAMP)
 report: $(STAMP) $(DEMO_SPEC)
 	$(BIN)/cxlab run runs/demo.yaml --jobs $(JOBS)
 
-test: $(STAMP) system-deps $(DEMO_SPEC)
+# pytest's -ra summary lists every skip with its reason; tests/conftest.py adds a "cxlab checks"
+# section (R references re-computed or compared with stored outputs, skips by reason).
+test: system-deps $(STAMP) $(DEMO_SPEC)
 	$(BIN)/python -m pytest tests --nbval-lax notebooks -p no:cacheprovider
 
 lab: $(STAMP) $(DEMO_SPEC)
