@@ -1,16 +1,41 @@
 """Findings in words, generated from result tables (never typed by hand).
 
-Each function takes a tidy result and returns a list of plain sentences a reviewer who never saw
-Python can read: what the estimate means, how large it is, and how sure we are.
+Each function takes a tidy result and returns plain sentences a reviewer who never saw Python can
+read: what the estimate means, how large it is, and how sure we are.
+
+Every effect sentence (Cox, time-varying Cox, AFT, logistic, ordinal, disappointed good customers,
+what-if) goes through one grammar, :func:`effect_sentence`:
+
+* the **direction** comes from the estimate, never from the author: "higher"/"lower" risk or odds,
+  "longer"/"shorter" stay, "more"/"fewer" defections;
+* when the 95 % interval includes the null (1 for a ratio, 0 for a difference) the sentence says
+  **"no clear link"** (or "no clear change" for a what-if) and states no direction;
+* a ratio above 2 is said as "2.5-fold", never "1.5 times higher"; a ratio below 1 as "% lower";
+* when the ratio depends on time (the proportional-hazards fallback with a time interaction) the
+  sentence says at which tenure it holds; otherwise a hazard ratio holds "at any given time".
 """
 
 from __future__ import annotations
 
 import math
+import re
+from typing import Mapping
 
 import pandas as pd
 
-__all__ = ["hazard_sentence", "cox_findings", "retention_findings", "diagnostic_warnings", "pct"]
+__all__ = [
+    "EFFECT_KINDS",
+    "cox_findings",
+    "diagnostic_warnings",
+    "effect_sentence",
+    "format_money",
+    "hazard_sentence",
+    "human_label",
+    "pct",
+    "per_unit_subject",
+    "retention_findings",
+    "direction",
+]
 
 
 def _cap(text: str) -> str:
@@ -25,45 +50,282 @@ def _ci(lo: float, hi: float, fmt="{:.2f}") -> str:
     return f"95 % CI {fmt.format(lo)}–{fmt.format(hi)}"
 
 
-def hazard_sentence(construct: str, hr: float, lower: float, upper: float, unit: str = "SD") -> str:
-    """One construct's hazard ratio per ``unit`` in words."""
-    if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in (hr, lower, upper)):
-        return f"{construct}: the effect could not be estimated."
-    if lower <= 1 <= upper:
-        return (f"{construct}: no clear link with defection (hazard ratio {hr:.2f} per {unit}, "
-                f"{_ci(lower, upper)}, which includes no effect).")
-    if hr < 1:
-        return (f"Customers one {unit} higher on {construct} are {pct(1 - hr)} less likely to defect at "
-                f"any given time (hazard ratio {hr:.2f}, {_ci(lower, upper)}).")
-    return (f"Customers one {unit} higher on {construct} are {pct(hr - 1)} more likely to defect at any "
-            f"given time (hazard ratio {hr:.2f}, {_ci(lower, upper)}).")
+# ---- labels ------------------------------------------------------------------------------------
+
+#: code names -> words a reviewer reads (one place for every header and term; see human_label)
+LABELS: dict[str, str] = {
+    "dgc": "disappointed good customer",
+    "complaint_open": "a complaint open",
+    "complaint_resolved_no_goodwill": "a complaint resolved without a goodwill gesture",
+    "complaint_resolved_goodwill": "a complaint resolved with a goodwill gesture",
+    "tenure_at_survey": "tenure at the survey",
+    "value_band": "margin band",
+    "hr": "hazard ratio", "HR": "hazard ratio",
+    "hr_per_sd": "hazard ratio per SD", "hr_per_point": "hazard ratio per scale point",
+    "lower_per_sd": "lower bound (per SD)", "upper_per_sd": "upper bound (per SD)",
+    "lower_per_point": "lower bound (per point)", "upper_per_point": "upper bound (per point)",
+    "log_hr": "log hazard ratio", "se": "standard error", "z": "z statistic",
+    "lower": "lower bound", "upper": "upper bound", "estimate": "estimate",
+    "p": "p-value", "p_holm": "p-value (Holm-adjusted)", "p_adj": "p-value (adjusted)",
+    "ame": "average marginal effect", "or": "odds ratio", "odds_ratio": "odds ratio",
+    "time_ratio": "time ratio", "n": "customers", "n_events": "defections", "events": "defections",
+    "at_risk": "at risk", "share": "share", "margin_share": "share of margin",
+    "margin_total": "margin (total)", "rank_stability": "probability of this rank",
+    "harrell_c": "Harrell's C", "uno_c": "Uno's C", "integrated_brier_score": "integrated Brier score",
+    "chi2": "chi-square", "df": "degrees of freedom", "kind": "kind", "term": "term",
+    "variable": "variable", "transform": "time scale of the test",
+    "customer_share": "share of customers", "defector_share": "share of expected defectors",
+    "defector_share_lower": "lower bound", "defector_share_upper": "upper bound",
+    "p_highest_share": "probability of the largest share", "p_highest_ratio": "probability of the highest ratio",
+    "ratio": "ratio", "suppressed": "too few to show", "baseline": "as today", "scenario": "with the change",
+    "delta": "change", "n_changed": "customers changed", "n_boot": "bootstrap draws",
+    "response_rate": "response rate", "rows_in": "rows in", "rows_out": "rows out",
+    "alpha": "Cronbach's alpha", "omega": "McDonald's omega", "alpha_lower": "alpha lower bound",
+    "alpha_upper": "alpha upper bound", "share_missing": "share missing",
+    "share_at_floor": "share at the lowest answer", "share_at_ceiling": "share at the highest answer",
+    "aic": "AIC", "distribution": "distribution", "construct": "perception", "segment_2x2": "cell",
+    "defection_rate": "defection rate", "rmst": "expected months", "clv": "lifetime value",
+    "discount_rate": "discount rate", "horizon": "horizon (months)", "metric": "figure",
+}
+
+_DEFECTION_COL = re.compile(r"^defection_(\d+)m(?:_(lower|upper))?$")
 
 
-def cox_findings(summary: pd.DataFrame, model_label: str | None = None) -> list[str]:
-    """Findings from a :class:`cxlab.survival.cox.CoxModel` summary (per-SD hazard ratios)."""
+def human_label(name: str) -> str:
+    """A code name in words: ``channel[online]`` -> ``channel: online``, ``p_holm`` ->
+    ``p-value (Holm-adjusted)``, ``defection_12m_lower`` -> ``defection within 12 months, lower
+    bound``, ``affect x log(t/24)`` -> ``affect: change with tenure``. Unknown names are returned
+    with underscores as spaces."""
+    text = str(name)
+    if text in LABELS:
+        return LABELS[text]
+    m = re.match(r"^(.+?)\[(?:T\.)?(.+)\]$", text)
+    if m:
+        return f"{human_label(m.group(1))}: {m.group(2)}"
+    m = re.match(r"^(.+?) x log\(t/[^)]*\)$", text)
+    if m:
+        return f"{human_label(m.group(1))}: change with tenure"
+    m = _DEFECTION_COL.match(text)
+    if m:
+        base = f"defection within {m.group(1)} months"
+        return f"{base}, {m.group(2)} bound" if m.group(2) else base
+    if "_" in text and not text.startswith("_"):
+        return text.replace("_", " ")
+    return text
+
+
+# ---- numbers ------------------------------------------------------------------------------------
+
+def _num(x: float, digits: int = 2) -> str:
+    return f"{x:.{digits}f}"
+
+
+def format_money(x: float, currency: str | None = None, signed: bool = False) -> str:
+    """Whole currency units with thousand separators: ``EUR 12,345`` (no unit if ``currency`` is
+    None: ``12,345``); ``signed`` adds + / −."""
+    v = int(round(float(x)))
+    sign = ("+" if v > 0 else "−" if v < 0 else "") if signed else ("−" if v < 0 else "")
+    body = f"{abs(v):,}"
+    return f"{sign}{currency} {body}" if currency else f"{sign}{body}"
+
+
+def _finite(*xs) -> bool:
+    try:
+        return all(x is not None and math.isfinite(float(x)) for x in xs)
+    except (TypeError, ValueError):
+        return False
+
+
+# ---- the grammar --------------------------------------------------------------------------------
+
+#: what each model kind's estimate is, its null value and its words
+EFFECT_KINDS: dict[str, dict] = {
+    "cox": {"stat": "hazard ratio", "null": 1.0, "ratio": True, "up": "higher", "down": "lower",
+            "outcome": "risk of defecting"},
+    "tv_cox": {"stat": "hazard ratio", "null": 1.0, "ratio": True, "up": "higher", "down": "lower",
+               "outcome": "risk of defecting"},
+    "dgc": {"stat": "hazard ratio", "null": 1.0, "ratio": True, "up": "higher", "down": "lower",
+            "outcome": "risk of defecting"},
+    "aft": {"stat": "time ratio", "null": 1.0, "ratio": True, "up": "longer", "down": "shorter",
+            "outcome": "how long they stay"},
+    "logistic": {"stat": "odds ratio", "null": 1.0, "ratio": True, "up": "higher", "down": "lower",
+                 "outcome": "odds of still being a customer"},
+    "ordinal": {"stat": "odds ratio", "null": 1.0, "ratio": True, "up": "higher", "down": "lower",
+                "outcome": "odds of a better recommendation answer"},
+    "whatif": {"stat": "change", "null": 0.0, "ratio": False, "up": "more", "down": "fewer",
+               "outcome": "defections"},
+}
+
+
+def direction(kind: str, estimate: float, lower: float, upper: float) -> str | None:
+    """The direction word of an estimate ("higher", "shorter", "fewer", ...), or None when the
+    95 % interval includes the null (or the figures are missing)."""
+    spec = EFFECT_KINDS[kind]
+    if not _finite(estimate, lower, upper):
+        return None
+    null = spec["null"]
+    if lower <= null <= upper:
+        return None
+    return spec["up"] if estimate > null else spec["down"]
+
+
+def _ratio_size(est: float) -> str:
+    """"30 %" for 0.70 or 1.30; "2.5-fold" for 2.5 (never "0.44 times higher")."""
+    if est >= 2:
+        return f"{est:.1f}-fold"
+    return pct(abs(est - 1))
+
+
+def effect_sentence(kind: str, subject: str, estimate: float, lower: float, upper: float, *,
+                    outcome: str | None = None, comparison: str = "", at_tenure: float | None = None,
+                    scope: str | None = None, digits: int = 2, money: str | None = None,
+                    amount: bool = False) -> str:
+    """One effect in words, with its direction, size, 95 % interval and scope.
+
+    ``kind``: one of :data:`EFFECT_KINDS` (cox, tv_cox, aft, logistic, ordinal, dgc, whatif).
+    ``subject``: who the effect is about, starting the sentence ("Customers one SD higher on
+    recognition", "Disappointed good customers", "Raising recognition by 0.5 points").
+    ``comparison``: who they are compared with (" than recognised good customers").
+    ``at_tenure``: for a hazard ratio that changes with tenure (time-interaction fallback), the
+    tenure in months at which it holds. ``scope`` overrides the default scope phrase.
+    What-if only: ``outcome`` names what changes ("defections within 24 months"); ``amount=True``
+    for a quantity of money (words "more"/"less") formatted with ``money`` as currency.
+
+    The direction is read from the estimate; when the interval includes the null the sentence
+    says "no clear link" ("no clear change" for a what-if) and gives no direction.
+    """
+    if kind not in EFFECT_KINDS:
+        raise ValueError(f"The 'kind' parameter of effect_sentence must be one of {sorted(EFFECT_KINDS)}. "
+                         f"Got {kind!r} instead.")
+    spec = EFFECT_KINDS[kind]
+    outcome = outcome or spec["outcome"]
+    subject = _cap(subject.strip())
+    if not _finite(estimate, lower, upper):
+        return f"{subject}: the effect could not be estimated."
+    estimate, lower, upper = float(estimate), float(lower), float(upper)
+    if lower > upper:
+        lower, upper = upper, lower
+    if not (lower - 1e-9 * max(1.0, abs(lower)) <= estimate <= upper + 1e-9 * max(1.0, abs(upper))):
+        raise ValueError(f"effect_sentence: the estimate {estimate:g} lies outside its interval "
+                         f"[{lower:g}, {upper:g}] ({subject}); check the columns passed.")
+    if spec["ratio"] and lower <= 0:
+        raise ValueError(f"effect_sentence: a {spec['stat']} must be positive; got a lower bound of {lower:g}.")
+    word = direction(kind, estimate, lower, upper)
+
+    if spec["ratio"]:
+        stat = f"{spec['stat']} {_num(estimate, digits)}, {_ci(lower, upper, '{:.%df}' % digits)}"
+        if kind in ("cox", "tv_cox", "dgc"):
+            if scope is None:
+                scope = ("at any given time" if at_tenure is None else
+                         f"at a tenure of {at_tenure:g} months only, as the ratio changes with tenure")
+        scope_txt = f" {scope}" if scope else ""
+        if word is None:
+            return (f"{subject}: no clear link with the {outcome}{scope_txt}{comparison} "
+                    f"({stat}, which includes 1, no difference).")
+        size = _ratio_size(estimate)
+        if kind == "aft":
+            return f"{subject} stay {size} {word}{comparison}{scope_txt} ({stat})."
+        article = "" if outcome.startswith("odds") else "a "
+        return f"{subject} have {article}{size} {word} {outcome}{comparison}{scope_txt} ({stat})."
+
+    # differences (what-if)
+    up, down = ("more", "less") if amount else (spec["up"], spec["down"])
+    whole = max(abs(estimate), abs(lower), abs(upper)) >= 10  # one precision for the three figures
+
+    def fmt(x: float, signed: bool = False) -> str:
+        if amount:
+            return format_money(x, money, signed=signed)
+        s = f"{abs(x):,.0f}" if whole else f"{abs(x):.1f}"
+        if signed:
+            return ("+" if x > 0 else "−" if x < 0 else "") + s
+        return s
+
+    if word is None:
+        return (f"{subject} would bring no clear change in {outcome} (change {fmt(estimate, True)}, "
+                f"95 % CI {fmt(lower, True)} to {fmt(upper, True)}, which includes no change).")
+    word = up if estimate > 0 else down
+    a, b = sorted((abs(lower), abs(upper)))
+    return (f"{subject} would mean {fmt(estimate)} {word} {outcome} "
+            f"(95 % CI {fmt(a)} to {fmt(b)} {word}).")
+
+
+def per_unit_subject(term: str, unit: str = "SD") -> str:
+    """"Customers one SD higher on recognition" for a scale score; "Customers with a complaint
+    open" for a 0/1 flag named in :data:`LABELS`; "Customers in channel: online" for a level."""
+    if term in ("complaint_open", "complaint_resolved_no_goodwill", "complaint_resolved_goodwill"):
+        return f"Customers with {LABELS[term]}"
+    if term == "dgc":
+        return "Disappointed good customers"
+    if "[" in term:
+        return f"Customers with {human_label(term)}"
+    return f"Customers one {unit} higher on {human_label(term)}"
+
+
+def hazard_sentence(construct: str, hr: float, lower: float, upper: float, unit: str = "SD",
+                    at_tenure: float | None = None) -> str:
+    """One construct's hazard ratio per ``unit`` in words (see :func:`effect_sentence`)."""
+    return effect_sentence("cox", per_unit_subject(construct, unit), hr, lower, upper, at_tenure=at_tenure)
+
+
+def cox_findings(summary: pd.DataFrame, model_label: str | None = None, t_ref: float | None = None,
+                 kind: str = "cox") -> list[str]:
+    """Findings from a :class:`cxlab.survival.cox.CoxModel` summary (per-SD hazard ratios).
+
+    The perception with the lowest clearly-below-1 hazard ratio is named first ("matters most");
+    when none is clearly linked the first sentence says so. Constructs with a time interaction
+    (rows of ``kind == "time_interaction"``, the PH fallback) are stated at tenure ``t_ref``.
+    """
     c = summary[summary["kind"] == "construct"].copy()
     if c.empty:
         return []
+    varying = set(summary.loc[summary["kind"] == "time_interaction", "variable"]) \
+        if "variable" in summary.columns else set()
     c = c.sort_values("hr_per_sd")
+
+    def sentence(r):
+        return effect_sentence(kind, per_unit_subject(r["term"]), r["hr_per_sd"], r["lower_per_sd"],
+                               r["upper_per_sd"], at_tenure=t_ref if r["term"] in varying else None)
+
     out = []
     protective = c[c["upper_per_sd"] < 1]
     if len(protective):
         top = protective.iloc[0]
-        rest_terms = list(protective["term"].iloc[1:])
+        rest_terms = [human_label(t) for t in protective["term"].iloc[1:]]
         others = (", ".join(rest_terms[:-1]) + " and " + rest_terms[-1]) if len(rest_terms) > 1 else "".join(rest_terms)
         verb = "protect" if len(rest_terms) > 1 else "protects"
-        first = hazard_sentence(top["term"], top["hr_per_sd"], top["lower_per_sd"], top["upper_per_sd"])
-        out.append(f"{_cap(top['term'])} matters most: {first[:1].lower()}{first[1:]}"
+        first = sentence(top)
+        out.append(f"{_cap(human_label(top['term']))} matters most: {first[:1].lower()}{first[1:]}"
                    + (f" {_cap(others)} also {verb}, less strongly." if others else ""))
         rest = c[c["term"] != top["term"]]
     else:
-        out.append("No perception is clearly linked to defection once the others are held equal.")
+        out.append("No perception is clearly linked to a lower risk of defecting once the others are held equal.")
         rest = c
-    out += [hazard_sentence(r["term"], r["hr_per_sd"], r["lower_per_sd"], r["upper_per_sd"])
-            for _, r in rest.iterrows()]
+    out += [sentence(r) for _, r in rest.iterrows()]
     if model_label:
         out.append(model_label)
     return out
+
+
+def flag_findings(summary: pd.DataFrame, terms, kind: str = "tv_cox", t_ref: float | None = None,
+                  comparison: Mapping[str, str] | None = None) -> list[str]:
+    """Sentences for 0/1 flags and levels of a Cox-type summary (columns term, hr, lower, upper),
+    e.g. the complaint states of the time-varying model: "Customers with a complaint open have
+    a 56 % lower risk ..." or "no clear link"."""
+    s = summary.set_index("term")
+    varying = set(summary.loc[summary.get("kind", pd.Series(dtype=object)) == "time_interaction", "variable"]) \
+        if "kind" in summary.columns and "variable" in summary.columns else set()
+    out = []
+    for t in terms:
+        if t not in s.index:
+            continue
+        r = s.loc[t]
+        out.append(effect_sentence(kind, per_unit_subject(t), r["hr"], r["lower"], r["upper"],
+                                   comparison=(comparison or {}).get(t, ""),
+                                   at_tenure=t_ref if t in varying else None))
+    return out
+
+
+__all__.append("flag_findings")
 
 
 def retention_findings(retention: pd.DataFrame, label: str = "of respondents") -> list[str]:
@@ -82,7 +344,7 @@ def diagnostic_warnings(diagnostics: pd.DataFrame) -> list[str]:
     out = []
     for _, d in diagnostics[diagnostics["status"] != "ok"].iterrows():
         what = {"events_per_parameter": "Few events per model parameter",
-                "vif": f"Collinearity on {d['term']}",
+                "vif": f"Collinearity on {human_label(d['term'])}",
                 "convergence": "The model did not converge cleanly"}.get(d["check"], d["check"])
         msg = f": {d['message']}" if isinstance(d.get("message"), str) and d["message"] else ""
         out.append(f"{what} (value {d['value']:.3g}, threshold {d['threshold']:.3g}){msg}.")

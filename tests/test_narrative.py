@@ -1,31 +1,170 @@
-"""Findings in words are generated from numbers: direction, size and uncertainty."""
+"""Findings in words are generated from numbers: direction, size, uncertainty and scope.
 
+The grammar (cxlab.narrative.effect_sentence) is checked over every model kind x sign of the
+effect x position of the 95 % interval (below, above or straddling the null): the direction word
+must follow the estimate, and an interval that includes the null must read "no clear link"."""
+
+import itertools
+import re
+
+import numpy as np
 import pandas as pd
+import pytest
 
-from cxlab.narrative import cox_findings, diagnostic_warnings, hazard_sentence, retention_findings
+from cxlab.narrative import (EFFECT_KINDS, cox_findings, diagnostic_warnings, direction, effect_sentence,
+                             flag_findings, format_money, hazard_sentence, human_label, retention_findings)
+
+RATIO_KINDS = [k for k, v in EFFECT_KINDS.items() if v["ratio"]]
+
+# (estimate, lower, upper) relative to the null: "below", "above", "straddle-" (estimate below
+# the null, interval across it), "straddle+" (estimate above, interval across it)
+RATIO_CASES = {"below": (0.70, 0.60, 0.80), "above": (1.30, 1.20, 1.45), "straddle-": (0.90, 0.80, 1.10),
+               "straddle+": (1.10, 0.95, 1.30), "far-above": (2.50, 2.10, 3.00)}
+DIFF_CASES = {"below": (-12.0, -20.0, -5.0), "above": (12.0, 5.0, 20.0), "straddle-": (-3.0, -10.0, 4.0),
+              "straddle+": (3.0, -4.0, 10.0), "far-above": (250.0, 100.0, 400.0)}
+
+SUBJECT = "Group A"   # no direction word in the subject, so every direction word comes from the grammar
+
+
+def words(kind):
+    spec = EFFECT_KINDS[kind]
+    return spec["up"], spec["down"]
+
+
+@pytest.mark.parametrize("kind,case", list(itertools.product(EFFECT_KINDS, RATIO_CASES)))
+def test_every_kind_sign_and_interval(kind, case):
+    est, lo, hi = (RATIO_CASES if EFFECT_KINDS[kind]["ratio"] else DIFF_CASES)[case]
+    s = effect_sentence(kind, SUBJECT, est, lo, hi)
+    up, down = words(kind)
+    tokens = set(re.findall(r"[a-z]+", s.lower()))
+    if case.startswith("straddle"):
+        assert "no clear" in s, s
+        assert up not in tokens and down not in tokens, s   # no direction when the CI includes the null
+    else:
+        assert "no clear" not in s, s
+        expected, other = (up, down) if case in ("above", "far-above") else (down, up)
+        assert expected in tokens and other not in tokens, s
+    assert "times higher" not in s and "times lower" not in s, s   # "0.44 times higher" is impossible
+    assert s.endswith(".") and s[0].isupper()
+    if EFFECT_KINDS[kind]["ratio"]:
+        assert f"{est:.2f}" in s and f"{lo:.2f}–{hi:.2f}" in s, s   # estimate and its CI are stated
+
+
+def test_direction_follows_the_estimate_property():
+    rng = np.random.default_rng(1)
+    for kind in EFFECT_KINDS:
+        spec = EFFECT_KINDS[kind]
+        for _ in range(300):
+            if spec["ratio"]:
+                log_est = rng.normal(0, 0.5)
+                half = abs(rng.normal(0, 0.3))
+                est, lo, hi = np.exp([log_est, log_est - half, log_est + half])
+            else:
+                est = rng.normal(0, 50)
+                half = abs(rng.normal(0, 30))
+                lo, hi = est - half, est + half
+            s = effect_sentence(kind, SUBJECT, est, lo, hi)
+            tokens = set(re.findall(r"[a-z]+", s.lower()))
+            d = direction(kind, est, lo, hi)
+            if lo <= spec["null"] <= hi:
+                assert d is None and "no clear" in s
+            else:
+                want = spec["up"] if est > spec["null"] else spec["down"]
+                assert d == want and want in tokens, s
+                assert "no clear" not in s
+
+
+def test_ratio_sizes_in_words():
+    assert "30 % lower risk of defecting at any given time" in effect_sentence("cox", SUBJECT, 0.7, 0.6, 0.8)
+    assert "2.5-fold higher risk" in effect_sentence("dgc", SUBJECT, 2.5, 2.1, 3.0)
+    assert "stay 20 % longer" in effect_sentence("aft", SUBJECT, 1.2, 1.1, 1.3)
+    assert "stay 15 % shorter" in effect_sentence("aft", SUBJECT, 0.85, 0.8, 0.9)
+    assert "have 20 % higher odds of still being a customer" in effect_sentence("logistic", SUBJECT, 1.2, 1.1, 1.3)
+    assert "a better recommendation answer" in effect_sentence("ordinal", SUBJECT, 1.2, 1.1, 1.3)
+
+
+def test_time_dependent_ratio_states_its_tenure():
+    s = effect_sentence("cox", SUBJECT, 0.75, 0.6, 0.9, at_tenure=24)
+    assert "at a tenure of 24 months only" in s and "at any given time" not in s
+    assert "at any given time" in effect_sentence("cox", SUBJECT, 0.75, 0.6, 0.9)
+    summary = pd.DataFrame({
+        "term": ["recognition", "empathy", "recognition x log(t/24)"],
+        "variable": ["recognition", "empathy", "recognition"],
+        "kind": ["construct", "construct", "time_interaction"],
+        "hr_per_sd": [0.75, 0.9, np.nan], "lower_per_sd": [0.6, 0.85, np.nan], "upper_per_sd": [0.9, 0.95, np.nan]})
+    out = cox_findings(summary, t_ref=24)
+    rec = [s for s in out if "on recognition" in s][0]
+    emp = [s for s in out if "on empathy" in s][0]
+    assert "at a tenure of 24 months only" in rec and "at any given time" in emp
+
+
+def test_whatif_counts_and_money():
+    s = effect_sentence("whatif", "Raising recognition", -12.4, -20.2, -5.3, outcome="defections within 24 months")
+    assert s == ("Raising recognition would mean 12 fewer defections within 24 months (95 % CI 5 to 20 fewer).")
+    m = effect_sentence("whatif", "Raising recognition", 12345.67, 5000.2, 20000.9,
+                        outcome="discounted margin", amount=True, money="EUR")
+    assert "EUR 12,346 more discounted margin" in m and "EUR 5,000 to EUR 20,001 more" in m
+    assert "." not in m.split("(")[0].replace("margin", "")[:-1] or True
+    assert not re.search(r"\d\.\d", m)   # whole currency units: no cents
+    nc = effect_sentence("whatif", "Raising recognition", -3, -10, 4, outcome="defections")
+    assert "no clear change in defections" in nc and "fewer" not in nc and "more" not in nc
+    assert format_money(-1234.4, "EUR", signed=True) == "−EUR 1,234"
+    assert format_money(1234567) == "1,234,567"
+
+
+def test_missing_and_inconsistent_inputs():
+    assert "could not be estimated" in effect_sentence("cox", SUBJECT, float("nan"), 0.1, 0.2)
+    assert "could not be estimated" in hazard_sentence("x", None, 0.1, 0.2)
+    with pytest.raises(ValueError, match="outside its interval"):
+        effect_sentence("cox", SUBJECT, 0.5, 0.6, 0.8)     # columns mixed up
+    with pytest.raises(ValueError, match="kind"):
+        effect_sentence("poisson", SUBJECT, 0.5, 0.4, 0.6)
+
+
+def test_hazard_sentence_direction_and_uncertainty():
+    assert hazard_sentence("recognition", 0.7, 0.6, 0.8).startswith(
+        "Customers one SD higher on recognition have a 30 % lower risk of defecting")
+    assert "20 % higher risk" in hazard_sentence("price", 1.2, 1.1, 1.3)
+    assert "no clear link" in hazard_sentence("affect", 0.95, 0.85, 1.05)
 
 
 def summary(rows):
     return pd.DataFrame(rows, columns=["term", "hr_per_sd", "lower_per_sd", "upper_per_sd"]).assign(kind="construct")
 
 
-def test_hazard_sentence_direction_and_uncertainty():
-    assert hazard_sentence("recognition", 0.7, 0.6, 0.8).startswith("Customers one SD higher on recognition are 30 % less")
-    assert "20 % more likely" in hazard_sentence("price", 1.2, 1.1, 1.3)
-    assert "no clear link" in hazard_sentence("affect", 0.95, 0.85, 1.05)
-    assert "could not be estimated" in hazard_sentence("x", float("nan"), 0.1, 0.2)
-
-
 def test_cox_findings_name_the_strongest_and_grammar():
     out = cox_findings(summary([["empathie", 0.9, 0.85, 0.95], ["reconnaissance", 0.7, 0.6, 0.8],
                                 ["proximité", 0.85, 0.8, 0.9]]))
-    assert out[0].startswith("Reconnaissance matters most: customers one SD higher on reconnaissance are 30 %")
+    assert out[0].startswith("Reconnaissance matters most: customers one SD higher on reconnaissance have a 30 %")
     assert "Proximité and empathie also protect, less strongly." in out[0]
     assert len(out) == 3
     two = cox_findings(summary([["a", 0.7, 0.6, 0.8], ["b", 0.9, 0.85, 0.95]]))
     assert "B also protects" in two[0]
     none = cox_findings(summary([["a", 1.0, 0.9, 1.1]]))
     assert none[0].startswith("No perception is clearly linked")
+    assert "no clear link" in none[1]
+    # a harmful perception is never named as the one that "matters most"
+    harm = cox_findings(summary([["a", 1.3, 1.2, 1.4]]))
+    assert harm[0].startswith("No perception is clearly linked") and "30 % higher risk" in harm[1]
+
+
+def test_flag_findings_for_complaints():
+    tv = pd.DataFrame({"term": ["complaint_open", "complaint_resolved_no_goodwill"], "hr": [0.44, 1.8],
+                       "lower": [0.17, 1.2], "upper": [1.18, 2.7]})
+    out = flag_findings(tv, ["complaint_open", "complaint_resolved_no_goodwill", "absent"])
+    assert len(out) == 2
+    assert out[0].startswith("Customers with a complaint open: no clear link")
+    assert "80 % higher risk" in out[1] and "without a goodwill gesture" in out[1]
+
+
+def test_human_labels():
+    assert human_label("channel[online]") == "channel: online"
+    assert human_label("p_holm") == "p-value (Holm-adjusted)"
+    assert human_label("defection_12m_lower") == "defection within 12 months, lower bound"
+    assert human_label("dgc") == "disappointed good customer"
+    assert human_label("ame") == "average marginal effect"
+    assert human_label("affect x log(t/24.5)") == "affect: change with tenure"
+    assert human_label("some_new_name") == "some new name"
 
 
 def test_retention_and_diagnostics_in_words():
