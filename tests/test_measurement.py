@@ -2,12 +2,12 @@
 
 Reference data: psych::bfi (IPIP items, 2800 respondents) keyed and stored in
 tests/reference/bfi_keyed.csv with R psych 2.2.9 results in measurement_reference.json
-(produced by tests/reference/measurement_reference.R; the test runs without R).
+(produced by tests/reference/measurement_reference.R, re-run into a temporary folder when R and
+psych are installed, through conftest.r_reference; without R the committed outputs are used).
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from conftest import r_reference
 from cxlab.errors import DataContractError, ParameterError
 from cxlab.measurement import (construct_correlations, item_statistics, one_factor_ml, reliability,
                                score_constructs)
@@ -27,13 +28,16 @@ BFI_CONSTRUCTS = {"agreeableness": ["A1r", "A2", "A3", "A4", "A5"],
 
 
 @pytest.fixture(scope="module")
-def bfi():
-    return pd.read_csv(REF / "bfi_keyed.csv")
+def r_ref(r_reference_dir):
+    # R psych: the fresh (or stored) JSON; a fresh run also re-derives bfi_keyed.csv from
+    # psych::bfi and must reproduce the committed file byte for byte
+    return r_reference("measurement_reference.R", "measurement_reference.json", r_reference_dir,
+                       extra_outputs=("bfi_keyed.csv",))["constructs"]
 
 
 @pytest.fixture(scope="module")
-def r_ref():
-    return json.loads((REF / "measurement_reference.json").read_text())["constructs"]
+def bfi(r_ref):
+    return pd.read_csv(REF / "bfi_keyed.csv")
 
 
 def test_scores_need_half_of_the_items():

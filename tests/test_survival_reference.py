@@ -1,8 +1,9 @@
 """cxlab.survival (KM, log-rank, Cox, cox.zph) against R's survival package.
 
-Reference values come from ``tests/reference/survival_reference.R`` (R 4.x, survival 3.x). If
-``Rscript`` is on PATH the script is re-run into a temporary file and the tests compare with
-that fresh output; otherwise they compare with the committed ``survival_reference.json``.
+Reference values come from ``tests/reference/survival_reference.R`` (R 4.x, survival 3.x), through
+``conftest.r_reference``: with R and its packages installed the script is re-run into a temporary
+file (a failing script fails, a stale committed JSON fails) and the tests compare with that fresh
+output; otherwise they compare with the committed ``survival_reference.json``.
 Tolerances: Cox coefficients and SEs relative 1e-4, cox.zph statistics relative 1e-3, KM 1e-6.
 Data: lifelines' Rossi data, small simulated tables, and a demo-study analysis table
 (``demo_respondents.csv``, ``demo_intervals.csv`` from ``make_demo_reference_data.py``).
@@ -10,14 +11,12 @@ Data: lifelines' Rossi data, small simulated tables, and a demo-study analysis t
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import r_reference
 
 from cxlab.survival.cox import CoxModel, TimeVaryingCoxModel
 from cxlab.survival.km import kaplan_meier, logrank
@@ -34,14 +33,8 @@ def _na(values):
 
 
 @pytest.fixture(scope="module")
-def ref(tmp_path_factory):
-    rscript = shutil.which("Rscript")
-    if rscript is None:
-        return json.loads((REF / "survival_reference.json").read_text())
-    out = tmp_path_factory.mktemp("rref") / "survival_reference.json"
-    subprocess.run([rscript, str(REF / "survival_reference.R"), str(out)], cwd=ROOT, check=True,
-                   capture_output=True, timeout=300)
-    return json.loads(out.read_text())
+def ref(r_reference_dir):
+    return r_reference("survival_reference.R", "survival_reference.json", r_reference_dir)
 
 
 @pytest.fixture(scope="module")

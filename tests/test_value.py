@@ -1,8 +1,6 @@
 """Tests for cxlab.value: concentration, RMST (vs R), CLV, what-if (vs the true model), sBG (vs Fader & Hardie)."""
 
 import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +9,7 @@ import pytest
 from lifelines import CoxPHFitter
 from lifelines.datasets import load_rossi
 
+from conftest import r_reference
 from cxlab.errors import CxlabError, DataContractError, ParameterError
 from cxlab.value import (
     _cox_fit,
@@ -121,20 +120,10 @@ def _check_rmst_against(ref):
         assert out["se"] == pytest.approx(r["se"], rel=1e-9)
 
 
-def test_rmst_matches_r_survival_rmean_stored():
+def test_rmst_matches_r_survival_rmean(r_reference_dir):
     # R 4.2.2, survival 3.5-3: summary(survfit(Surv(entry, duration, event) ~ group), rmean = H)$table
-    # (tests/reference/value_reference.R -> value_reference.json)
-    _check_rmst_against(json.loads((REF / "value_reference.json").read_text()))
-
-
-@pytest.mark.skipif(shutil.which("Rscript") is None, reason="R not installed; the stored JSON is checked above")
-def test_rmst_matches_live_r(tmp_path):
-    out = tmp_path / "rmst.json"
-    proc = subprocess.run(["Rscript", str(REF / "value_reference.R"), str(out)], capture_output=True, text=True,
-                          cwd=REF.parent.parent, timeout=120)
-    if proc.returncode != 0:
-        pytest.skip(f"R survival/jsonlite not available: {proc.stderr[-200:]}")
-    _check_rmst_against(json.loads(out.read_text()))
+    # (tests/reference/value_reference.R; re-run when R is installed, else value_reference.json)
+    _check_rmst_against(r_reference("value_reference.R", "value_reference.json", r_reference_dir))
 
 
 def test_rmst_bootstrap_close_to_analytic():
