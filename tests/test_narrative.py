@@ -175,3 +175,9 @@ def test_retention_and_diagnostics_in_words():
     diag = pd.DataFrame({"check": ["events_per_parameter", "vif"], "term": [None, "empathy"], "value": [6.0, 2.0],
                          "threshold": [10.0, 5.0], "status": ["warning", "ok"], "message": ["60 events for 10", ""]})
     assert diagnostic_warnings(diag) == ["Few events per model parameter (value 6, threshold 10): 60 events for 10."]
+
+
+def test_interval_touching_the_null_includes_it():
+    assert "no clear link" in effect_sentence("cox", SUBJECT, 0.8, 0.64, 1.0)
+    assert "no clear change" in effect_sentence("whatif", SUBJECT, -5.0, -10.0, 0.0)
+    assert direction("aft", 1.2, 1.0, 1.4) is None
