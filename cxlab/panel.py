@@ -165,17 +165,20 @@ def build_panel(study, data, *, follow_up: str = "snapshot", min_item_share: flo
     min_item_share : float
         A construct score is the mean of its answered items when at least this share is answered.
     good_customer_min : float, optional
-        Lowest self-status answer counted as "I am a good customer" (default: top-two-box).
+        Lowest self-status answer counted as "I am a good customer" (default: the study's
+        ``study.dgc_definition``, i.e. ``segments.disappointed.good_customer_min`` or the
+        top-two-box of the self-status scale).
     recognised_min : float, optional
-        Recognition score at or above which a customer counts as recognised (default: the scale
-        midpoint); below it, a good customer is a *disappointed good customer*.
+        Recognition score at or above which a customer counts as recognised (default: the study's
+        ``study.dgc_definition``); below it, a good customer is a *disappointed good customer*.
     """
     if follow_up not in ("snapshot", "next_survey"):
         raise CxlabError(f"follow_up must be 'snapshot' or 'next_survey', got {follow_up!r}.")
     spec = study.surveys
     lo, hi = spec.scale
-    good_min = hi - 1 if good_customer_min is None else good_customer_min
-    rec_min = (lo + hi) / 2 if recognised_min is None else recognised_min
+    definition = study.dgc_definition
+    good_min = definition.good_customer_min if good_customer_min is None else good_customer_min
+    rec_min = definition.recognised_min if recognised_min is None else recognised_min
     snapshot = pd.Timestamp(study.snapshot_date)
     constructs = list(spec.constructs)
     covariates = list(study.customers.covariates)
@@ -187,7 +190,7 @@ def build_panel(study, data, *, follow_up: str = "snapshot", min_item_share: flo
     cust_df = data.customers[["customer_id", "start", "end", "value", *covariates]].copy()
     cust_df["customer_key"] = np.arange(len(cust_df), dtype="int64")
     answer_cols = list(dict.fromkeys([*spec.items, *([spec.self_status] if spec.self_status else []),
-                                      *spec.outcomes.values()]))
+                                      *spec.outcome_columns.values()]))
     surv_df = data.surveys[["customer_id", "date", *answer_cols]].copy()
     customers = _table(con, "customers", cust_df)
     answers = _table(con, "answers", surv_df)
@@ -261,7 +264,7 @@ def build_panel(study, data, *, follow_up: str = "snapshot", min_item_share: flo
     resp_cols = ["customer_key", "entry", "duration", "event", *constructs, "self_status", "dgc",
                  "n_answers"]
     resp = complete.join(customers.select("customer_key", "value", *covariates), "customer_key")
-    resp = resp.select(*resp_cols, *[resp[spec.outcomes[o]].cast("float64").name(o) for o in outcomes],
+    resp = resp.select(*resp_cols, *[resp[spec.outcome_columns[o]].cast("float64").name(o) for o in outcomes],
                        "value", *covariates)
     respondents = resp.order_by("customer_key").execute()
     respondents["event"] = respondents["event"].astype("int64")

@@ -18,17 +18,78 @@ items measure which construct, and the ``snapshot_date`` at which everything is 
 Construct names are the user's (``reconnaissance``, ``empathie`` ...). Relative paths resolve
 against the spec's folder. An unknown key is an error that names the key and the closest
 valid one.
+
+Keys beyond the example above (all optional)
+--------------------------------------------
+
+Every file spec (``customers``, ``surveys``, ``complaints``) takes the dialect of its extract:
+
+``delimiter``      field separator of a CSV (default ``","``; ``";"``, ``"\t"``, ``"|"`` ...)
+``decimal``        decimal mark of numbers: ``"."`` (default) or ``","``. With ``","`` a number
+                   holding a ``"."`` is refused (it may be a thousands separator).
+``encoding``       text encoding of a CSV (default ``utf-8``; e.g. ``latin-1``, ``cp1252``)
+``date_format``    strftime format of the dates (e.g. ``"%d/%m/%Y"``); a time of day after it
+                   (``HH:MM`` or ``HH:MM:SS``) is allowed. Default: ISO dates or date-times.
+``missing_codes``  cell values that mean "no answer / unknown", numbers or strings
+                   (``[98, 99, "NSP"]``). In the survey file they apply to items, the
+                   self-status item and outcomes; in the other files to every column except the
+                   id. A cell equal to a code is treated as empty (and counted).
+
+``surveys.outcomes`` maps an outcome name to its column, short (``recommend: q1``) or long::
+
+    outcomes: {recommandation: {column: nps, role: recommend, scale: [0, 10]},
+               fidélité: {column: q4, role: intention_to_stay}}
+
+Roles are ``recommend``, ``satisfaction``, ``intention_to_stay`` and ``other``; a short-form
+key equal to a role name takes that role, any other short-form key is ``other``. Each role
+other than ``other`` is held by at most one outcome. An outcome's scale is its long-form
+``scale``, else ``outcome_scales[name]``, else ``surveys.scale``.
+
+``surveys.self_status_scale`` ``[lo, hi]`` of the "I am a good customer" item (default: ``scale``).
+
+``segments.disappointed`` defines the disappointed good customers (DGC), once per study::
+
+    segments: {disappointed: {recognition: reconnaissance, good_customer_min: 4, recognised_min: 3}}
+
+A DGC answered at least ``good_customer_min`` on the self-status item and scored strictly below
+``recognised_min`` on the recognition construct. Defaults: ``good_customer_min`` is the
+top-two-box of the self-status scale (``hi - 1``: 4 on 1-5, 9 on 0-10; the top box ``hi`` on a
+scale of two or three points; the top fifth, ``hi - (hi - lo) / 5``, on a scale whose ends are
+not whole numbers); ``recognised_min`` is the midpoint of ``surveys.scale``.
+:attr:`Study.dgc_definition` holds the definition and a sentence stating it.
+
+``customers.value_currency`` (ISO code such as ``EUR`` or a symbol such as ``€``) and
+``customers.value_period`` (free text, e.g. ``"12 months"``) say what ``value`` is.
+
+Paths
+-----
+
+:func:`load_study` refuses a data path that resolves (symlinks followed) outside the spec's
+folder, unless it is inside one of the ``data_roots`` given by the caller (a run config).
+
+Names
+-----
+
+Construct, covariate, outcome and category names may hold any character. :func:`slug` turns a
+name into the ASCII form used in metric names (``proximité`` -> ``proximite``); two names of a
+study whose slugs coincide are refused (rename one).
 """
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 import difflib
+import hashlib
+import math
+import re
+import unicodedata
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator)
 
 from cxlab.errors import StudyError
 
@@ -39,9 +100,18 @@ __all__ = [
     "ComplaintsSpec",
     "SegmentsSpec",
     "DisappointedSpec",
+    "OutcomeSpec",
+    "DGCDefinition",
+    "OUTCOME_ROLES",
     "load_study",
+    "parse_study",
     "read_table",
+    "slug",
+    "within_snapshot",
 ]
+
+#: roles an outcome can play (``other``: analysed under its own name only)
+OUTCOME_ROLES = ("recommend", "satisfaction", "intention_to_stay", "other")
 
 
 #: column names of cxlab's analysis tables: constructs, covariates and outcomes may not use them
@@ -60,6 +130,74 @@ class _Spec(BaseModel):
 class _FileSpec(_Spec):
     path: str = Field(description="CSV or Parquet file, relative to the spec's folder")
     id: str = Field(description="customer identifier column")
+    delimiter: str = Field(",", description="CSV field separator")
+    decimal: Literal[".", ","] = Field(".", description="decimal mark of numbers")
+    encoding: str = Field("utf-8", description="text encoding of a CSV file")
+    date_format: str | None = Field(None, description='strftime format, e.g. "%d/%m/%Y"; default ISO')
+    missing_codes: list[float | str] = Field(
+        default_factory=list, description='cell values meaning "unknown", e.g. [99, "NSP"]')
+
+    @field_validator("delimiter")
+    @classmethod
+    def _one_char_delimiter(cls, v):
+        if len(v) != 1 or v in ('"', "\n", "\r"):
+            raise ValueError(f"delimiter must be one character such as ',' ';' '|' or '\\t', got {v!r}")
+        return v
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, v):
+        try:
+            codecs.lookup(v)
+        except LookupError:
+            raise ValueError(f"unknown encoding {v!r}; use e.g. utf-8, latin-1 or cp1252") from None
+        return v
+
+    @field_validator("date_format")
+    @classmethod
+    def _usable_date_format(cls, v):
+        if v is None:
+            return v
+        probe = dt.datetime(2026, 6, 30)
+        try:
+            back = dt.datetime.strptime(probe.strftime(v), v)
+        except (ValueError, TypeError):
+            back = None
+        if "%" not in v or back is None or back.date() != probe.date():
+            raise ValueError(f"date_format {v!r} does not describe a whole date; write it with strftime "
+                             f"codes, e.g. '%d/%m/%Y' for 30/06/2026 or '%Y-%m-%d' for 2026-06-30")
+        return v
+
+    @field_validator("missing_codes")
+    @classmethod
+    def _codes_clean(cls, v):
+        out = []
+        for code in v:
+            if isinstance(code, str):
+                code = code.strip()
+                if not code:
+                    raise ValueError("missing_codes holds an empty string; empty cells are missing anyway")
+            elif not math.isfinite(code):
+                raise ValueError(f"missing_codes must be finite numbers or strings, got {code!r}")
+            out.append(code)
+        return out
+
+    @model_validator(mode="after")
+    def _decimal_not_delimiter(self):
+        if self.decimal == self.delimiter:
+            raise ValueError(f"decimal and delimiter are both {self.delimiter!r}; a CSV with decimal "
+                             f"commas is usually separated by ';' (delimiter: ';')")
+        return self
+
+    @property
+    def numeric_codes(self) -> list[float]:
+        """The numeric missing codes (as floats)."""
+        return [float(c) for c in self.missing_codes if not isinstance(c, str)]
+
+    @property
+    def text_codes(self) -> list[str]:
+        """The string missing codes (stripped)."""
+        return [c for c in self.missing_codes if isinstance(c, str)]
 
 
 class CustomersSpec(_FileSpec):
@@ -68,7 +206,47 @@ class CustomersSpec(_FileSpec):
     start: str = Field(description="column with the date the relationship started")
     end: str = Field(description="column with the date the customer defected (empty if active)")
     value: str | None = Field(None, description="column with the customer's margin (money)")
+    value_currency: str | None = Field(None, description="currency of value: ISO code (EUR) or symbol (€)")
+    value_period: str | None = Field(None, description='period value covers, e.g. "12 months"')
     covariates: list[str] = Field(default_factory=list, description="categorical controls")
+
+    @field_validator("value_currency")
+    @classmethod
+    def _currency(cls, v):
+        if v is None:
+            return v
+        v = v.strip()
+        if re.fullmatch(r"[A-Z]{3}", v) or (0 < len(v) <= 3 and not any(ch.isalnum() for ch in v)):
+            return v
+        raise ValueError(f"value_currency must be an ISO 4217 code such as EUR, USD, GBP or a currency "
+                         f"symbol such as €, $, £; got {v!r}")
+
+    @field_validator("value_period")
+    @classmethod
+    def _period(cls, v):
+        if v is not None and not v.strip():
+            raise ValueError("value_period is empty; write e.g. '12 months' or leave the key out")
+        return None if v is None else v.strip()
+
+
+def _check_scale(v, key="scale"):
+    if v is not None and not (math.isfinite(v[0]) and math.isfinite(v[1]) and v[0] < v[1]):
+        raise ValueError(f"{key} must be [lowest, highest] with lowest < highest, got {list(v)}")
+    return v
+
+
+class OutcomeSpec(_Spec):
+    """One outcome in long form: ``{column: nps, role: recommend, scale: [0, 10]}``."""
+
+    column: str = Field(description="column holding the outcome")
+    role: Literal["recommend", "satisfaction", "intention_to_stay", "other"] | None = Field(
+        None, description="what the outcome measures; default: the outcome's name if it is a role, else other")
+    scale: tuple[float, float] | None = Field(None, description="[lowest, highest]; default: outcome_scales or scale")
+
+    @field_validator("scale")
+    @classmethod
+    def _scale_increasing(cls, v):
+        return _check_scale(v)
 
 
 class SurveysSpec(_FileSpec):
@@ -76,19 +254,54 @@ class SurveysSpec(_FileSpec):
 
     date: str = Field(description="column with the answer date")
     scale: tuple[float, float] = Field((1, 5), description="[lowest, highest] item answer")
-    missing_codes: list[float] = Field(default_factory=list, description="e.g. 99 = don't know")
     constructs: dict[str, list[str]] = Field(description="construct name -> item columns")
     self_status: str | None = Field(None, description='item "I consider myself a good customer"')
-    outcomes: dict[str, str] = Field(default_factory=dict, description="outcome name -> column")
+    self_status_scale: tuple[float, float] | None = Field(
+        None, description="[lowest, highest] of the self_status item; default: scale")
+    outcomes: dict[str, OutcomeSpec] = Field(
+        default_factory=dict, description="outcome name -> column, or {column, role, scale}")
     outcome_scales: dict[str, tuple[float, float]] = Field(
         default_factory=dict, description="outcome name -> [lowest, highest]; default: scale"
     )
 
+    @field_validator("outcomes", mode="before")
+    @classmethod
+    def _short_outcomes(cls, v):
+        if isinstance(v, dict):
+            return {k: ({"column": c} if isinstance(c, str) else c) for k, c in v.items()}
+        return v
+
+    @field_validator("outcomes")
+    @classmethod
+    def _outcome_roles(cls, v):
+        out, holders = {}, {}
+        for name, o in v.items():
+            role = o.role or (name if name in OUTCOME_ROLES else "other")
+            out[name] = o.model_copy(update={"role": role})
+            if role != "other":
+                holders.setdefault(role, []).append(name)
+        twice = {r: ns for r, ns in holders.items() if len(ns) > 1}
+        if twice:
+            role, names = next(iter(twice.items()))
+            raise ValueError(f"outcomes {names} all have role {role!r}; one outcome per role (give the "
+                             f"others role: other)")
+        return out
+
     @field_validator("scale")
     @classmethod
     def _scale_increasing(cls, v):
-        if not v[0] < v[1]:
-            raise ValueError(f"scale must be [lowest, highest] with lowest < highest, got {list(v)}")
+        return _check_scale(v)
+
+    @field_validator("self_status_scale")
+    @classmethod
+    def _self_scale_increasing(cls, v):
+        return _check_scale(v, "self_status_scale")
+
+    @field_validator("outcome_scales")
+    @classmethod
+    def _outcome_scales_increasing(cls, v):
+        for name, sc in v.items():
+            _check_scale(sc, f"outcome_scales.{name}")
         return v
 
     @field_validator("constructs")
@@ -109,10 +322,33 @@ class SurveysSpec(_FileSpec):
                 f"outcome_scales names {sorted(unknown)}, which are not in outcomes "
                 f"{sorted(self.outcomes)}"
             )
+        both = sorted(n for n in self.outcome_scales if self.outcomes[n].scale is not None)
+        if both:
+            raise ValueError(f"the scale of outcome {both[0]!r} is given twice (outcomes.{both[0]}.scale "
+                             f"and outcome_scales.{both[0]}); keep one")
         return self
 
     def outcome_scale(self, outcome: str) -> tuple[float, float]:
+        """[lowest, highest] of an outcome: its own scale, else outcome_scales, else scale."""
+        o = self.outcomes.get(outcome)
+        if o is not None and o.scale is not None:
+            return o.scale
         return self.outcome_scales.get(outcome, self.scale)
+
+    @property
+    def outcome_columns(self) -> dict[str, str]:
+        """Outcome name -> its column, in spec order."""
+        return {name: o.column for name, o in self.outcomes.items()}
+
+    @property
+    def outcome_roles(self) -> dict[str, str]:
+        """Outcome name -> its role (``recommend``, ``satisfaction``, ``intention_to_stay``, ``other``)."""
+        return {name: o.role for name, o in self.outcomes.items()}
+
+    @property
+    def status_scale(self) -> tuple[float, float]:
+        """[lowest, highest] of the self-status item (``self_status_scale``, default ``scale``)."""
+        return self.self_status_scale if self.self_status_scale is not None else self.scale
 
     @property
     def items(self) -> list[str]:
@@ -130,6 +366,11 @@ class ComplaintsSpec(_FileSpec):
 
 class DisappointedSpec(_Spec):
     recognition: str = Field("recognition", description="construct that plays 'recognition'")
+    good_customer_min: float | None = Field(
+        None, description="lowest self-status answer of a 'good customer'; default: top-two-box")
+    recognised_min: float | None = Field(
+        None, description="recognition score at or above which a customer feels recognised; "
+                          "default: midpoint of surveys.scale")
 
 
 class SegmentsSpec(_Spec):
@@ -171,7 +412,52 @@ class Study(_Spec):
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ValueError(f"the names {dup} are used twice among constructs, covariates and outcomes")
+        by_slug: dict[str, list[str]] = {}
+        for n in names:
+            by_slug.setdefault(slug(n), []).append(n)
+        same = [ns for ns in by_slug.values() if len(ns) > 1]
+        if same:
+            raise ValueError(f"the names {same[0]} differ only by accents, case of symbols or punctuation "
+                             f"(both become {slug(same[0][0])!r} in metric names); rename one of them")
         return self
+
+    @model_validator(mode="after")
+    def _dgc_thresholds_in_scale(self):
+        d = self.segments.disappointed
+        lo, hi = self.surveys.status_scale
+        if d.good_customer_min is not None and not lo < d.good_customer_min <= hi:
+            raise ValueError(
+                f"segments.disappointed.good_customer_min is {_num(d.good_customer_min)}, outside the "
+                f"self-status scale {_scale_text((lo, hi))} (lowest excluded); set it within the scale or "
+                f"set surveys.self_status_scale")
+        lo, hi = self.surveys.scale
+        if d.recognised_min is not None and not lo < d.recognised_min <= hi:
+            raise ValueError(
+                f"segments.disappointed.recognised_min is {_num(d.recognised_min)}, outside the item "
+                f"scale {_scale_text((lo, hi))} (lowest excluded: nobody would score below it)")
+        return self
+
+    @property
+    def dgc_definition(self) -> "DGCDefinition":
+        """The study's one definition of the disappointed good customers (see module docstring)."""
+        ss, d = self.surveys, self.segments.disappointed
+        status_scale = ss.status_scale
+        good_min = d.good_customer_min if d.good_customer_min is not None else top_two_box(status_scale)
+        rec_min = d.recognised_min if d.recognised_min is not None else (ss.scale[0] + ss.scale[1]) / 2
+        return DGCDefinition(recognition=self.recognition_construct, self_status=ss.self_status,
+                             good_customer_min=float(good_min), recognised_min=float(rec_min),
+                             self_status_scale=tuple(status_scale), scale=tuple(ss.scale))
+
+    def outcome_for_role(self, role: str) -> str | None:
+        """Name of the outcome playing ``role`` (None when no outcome does; ``other``: the first)."""
+        if role not in OUTCOME_ROLES:
+            raise ValueError(f"role must be one of {', '.join(OUTCOME_ROLES)}; got {role!r}.")
+        return next((n for n, r in self.surveys.outcome_roles.items() if r == role), None)
+
+    @property
+    def outcome_roles(self) -> dict[str, str]:
+        """Outcome name -> role."""
+        return self.surveys.outcome_roles
 
     @property
     def constructs(self) -> list[str]:
@@ -185,7 +471,21 @@ class Study(_Spec):
 
     def resolve(self, path: str) -> Path:
         p = Path(path)
-        return p if p.is_absolute() else (self.base_dir / p).resolve()
+        return p.resolve() if p.is_absolute() else (self.base_dir / p).resolve()
+
+    def check_paths(self, data_roots=()) -> None:
+        """Refuse data paths outside the spec's folder and ``data_roots`` (StudyError, exit 2)."""
+        roots = [self.base_dir.resolve(), *(Path(r).resolve() for r in data_roots)]
+        bad = []
+        for role, path in self.files.items():
+            if not any(path == r or r in path.parents for r in roots):
+                bad.append(f"{role}.path {getattr(self, role).path!r}")
+        if bad:
+            where = "the spec's folder" + (" or the run's data roots" if data_roots else "")
+            raise StudyError(
+                f"{self.spec_path or 'study spec'}: {', '.join(bad)} point{'s' * (len(bad) == 1)} outside "
+                f"{where}; data files must be inside {where}. Move or link the extracts there (a link "
+                f"must not lead outside either), or name their folder as a data root in the run config.")
 
     @property
     def files(self) -> dict[str, Path]:
@@ -194,6 +494,150 @@ class Study(_Spec):
         if self.complaints is not None:
             out["complaints"] = self.resolve(self.complaints.path)
         return out
+
+
+def _num(x: float) -> str:
+    x = float(x)
+    return str(int(x)) if x.is_integer() else f"{x:g}"
+
+
+def _scale_text(sc) -> str:
+    return f"{_num(sc[0])}\u2013{_num(sc[1])}"
+
+
+def top_two_box(scale) -> float:
+    """Lowest answer of the top-two-box of an answer scale ``[lo, hi]``.
+
+    Whole-number scales of four points or more: ``hi - 1`` (4 on 1-5, 9 on 0-10); of two or
+    three points: the top box ``hi``; scales whose ends are not whole numbers: the top fifth
+    of the range, ``hi - (hi - lo) / 5``.
+    """
+    lo, hi = float(scale[0]), float(scale[1])
+    if lo.is_integer() and hi.is_integer():
+        return hi - 1 if hi - lo >= 3 else hi
+    return hi - (hi - lo) / 5
+
+
+@dataclass(frozen=True)
+class DGCDefinition:
+    """Who counts as a *disappointed good customer* in this study.
+
+    A respondent is a DGC when their self-status answer is at least ``good_customer_min`` and
+    their ``recognition`` score is strictly below ``recognised_min``. ``available`` is False
+    when the spec has no self-status item or no recognition construct; ``missing`` then lists
+    the spec keys that would enable the segment.
+    """
+
+    recognition: str | None
+    self_status: str | None
+    good_customer_min: float
+    recognised_min: float
+    self_status_scale: tuple[float, float]
+    scale: tuple[float, float]
+
+    @property
+    def available(self) -> bool:
+        return self.recognition is not None and self.self_status is not None
+
+    @property
+    def missing(self) -> tuple[str, ...]:
+        out = []
+        if self.self_status is None:
+            out.append("surveys.self_status")
+        if self.recognition is None:
+            out.append("segments.disappointed.recognition")
+        return tuple(out)
+
+    def _good_text(self) -> str:
+        lo, hi = self.self_status_scale
+        g = self.good_customer_min
+        if float(g).is_integer() and float(hi).is_integer() and float(lo).is_integer() and hi - g <= 2:
+            vals = [_num(v) for v in range(int(g), int(hi) + 1)]
+            said = vals[0] if len(vals) == 1 else ", ".join(vals[:-1]) + " or " + vals[-1]
+        else:
+            said = f"{_num(g)} or more"
+        return f"answered {said} on the {_scale_text(self.self_status_scale)} 'good customer' item"
+
+    @property
+    def sentence(self) -> str:
+        """One plain sentence stating the definition (or why the segment is not available)."""
+        if not self.available:
+            why = []
+            if self.self_status is None:
+                why.append("names no 'I am a good customer' item (surveys.self_status)")
+            if self.recognition is None:
+                why.append("has no recognition construct (name one under segments.disappointed."
+                           "recognition, or call a construct 'recognition')")
+            return "Disappointed good customers are not identified: the study spec " + " and ".join(why) + "."
+        return (f"Disappointed good customers: {self._good_text()} and scored below "
+                f"{self.recognised_min:.1f} on {self.recognition}.")
+
+    def flag(self, self_status, recognition):
+        """1 for a DGC, 0 otherwise, NaN where either answer is missing (numpy arrays)."""
+        import numpy as np
+
+        s = np.asarray(self_status, dtype="float64")
+        r = np.asarray(recognition, dtype="float64")
+        out = ((s >= self.good_customer_min) & (r < self.recognised_min)).astype("float64")
+        out[np.isnan(s) | np.isnan(r)] = np.nan
+        return out
+
+
+_SLUG_OK = re.compile(r"[A-Za-z0-9_\-]+")
+
+
+def slug(name: str) -> str:
+    """A stable ASCII form of a name for metric names (``[A-Za-z0-9_-]+``).
+
+    Accents are dropped (``proximité`` -> ``proximite``, ``Île`` -> ``Ile``), every run of other
+    characters (spaces, punctuation, brackets) becomes one ``_`` (``channel[online]`` ->
+    ``channel_online``, ``prix / qualité`` -> ``prix_qualite``), leading and trailing ``_`` go.
+    When a letter has no ASCII form (other scripts: ``доверие``), or nothing is left, the slug
+    ends with ``u`` and 8 hex digits of the name's SHA-1, so distinct names stay distinct and
+    the slug is the same on every run. A name that is already a slug is unchanged.
+    """
+    name = str(name)
+    if _SLUG_OK.fullmatch(name):
+        return name
+    decomposed = unicodedata.normalize("NFKD", name)
+    kept, lost = [], False
+    for ch in decomposed:
+        if unicodedata.combining(ch):
+            continue
+        if ch.isascii():
+            kept.append(ch if (ch.isalnum() or ch in "_-") else "_")
+        else:
+            lost = lost or ch.isalnum()
+            kept.append("_")
+    out = re.sub(r"_+", "_", "".join(kept)).strip("_")
+    if lost or not out:
+        digest = "u" + hashlib.sha1(name.encode("utf-8")).hexdigest()[:8]
+        out = f"{out}_{digest}" if out else digest
+    return out
+
+
+def within_snapshot(dates, snapshot_date):
+    """True where a date lies on or before the snapshot **day** (any time of that day counts).
+
+    ``dates``: a pandas Series / numpy datetime64 array / scalar; NaT gives False. This is the one
+    comparison cxlab makes between a date and ``snapshot_date``; for ibis expressions use
+    :func:`snapshot_cutoff` (the first instant after the snapshot day) with ``<``.
+    """
+    import numpy as np
+    import pandas as pd
+
+    cut = snapshot_cutoff(snapshot_date)
+    if isinstance(dates, pd.Series):
+        return (dates < cut) & dates.notna()
+    a = np.asarray(dates, dtype="datetime64[ns]")
+    return (a < np.datetime64(cut)) & ~np.isnat(a)
+
+
+def snapshot_cutoff(snapshot_date):
+    """The first instant after the snapshot day: ``date < snapshot_cutoff(d)`` means "within"."""
+    import pandas as pd
+
+    return pd.Timestamp(snapshot_date).normalize() + pd.Timedelta(days=1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -207,14 +651,18 @@ def _valid_keys(model: type[BaseModel]) -> list[str]:
 def _model_at(loc: tuple) -> type[BaseModel] | None:
     """The pydantic model that owns the field at ``loc`` (a pydantic error location)."""
     model: Any = Study
-    for part in loc[:-1]:
+    parts = list(loc[:-1])
+    while parts:
+        part = parts.pop(0)
         if not (isinstance(model, type) and issubclass(model, BaseModel)):
             return None
         field = model.model_fields.get(part)
         if field is None:
             return None
         ann = field.annotation
-        # unwrap Optional[X]
+        if getattr(ann, "__origin__", None) is dict and parts:
+            parts.pop(0)                      # dict[str, Model]: the next part is the user's key
+        # unwrap Optional[X] / dict[str, X]
         args = getattr(ann, "__args__", None)
         if args:
             ann = next((a for a in args if isinstance(a, type) and issubclass(a, BaseModel)), ann)
@@ -240,11 +688,12 @@ def _format_error(err: dict, source: str) -> str:
     return f"{source}: {where}: {msg}{shown}."
 
 
-def load_study(path: str | Path) -> Study:
+def load_study(path: str | Path, data_roots=()) -> Study:
     """Read a study spec from YAML and check it.
 
     Raises :class:`cxlab.errors.StudyError` with every problem listed (unknown keys come with
-    the closest valid key).
+    the closest valid key), and when a data path resolves outside the spec's folder and every
+    one of ``data_roots`` (folders a run config allows).
     """
     path = Path(path)
     if not path.is_file():
@@ -257,7 +706,9 @@ def load_study(path: str | Path) -> Study:
     if not isinstance(raw, dict):
         raise StudyError(f"{path}: a study spec is a YAML mapping (name:, snapshot_date:, "
                          f"customers:, surveys:, ...), got {type(raw).__name__}.")
-    return parse_study(raw, base_dir=path.parent.resolve(), source=str(path), spec_path=path.resolve())
+    study = parse_study(raw, base_dir=path.parent.resolve(), source=str(path), spec_path=path.resolve())
+    study.check_paths(data_roots)
+    return study
 
 
 def parse_study(raw: dict, base_dir: Path = Path("."), source: str = "study spec",

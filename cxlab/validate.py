@@ -549,7 +549,7 @@ def validate_study(study: Study) -> ValidationReport:
         items = [(f"surveys.constructs.{name}", col) for name, cols in ss.constructs.items() for col in cols]
         if ss.self_status is not None:
             items.append(("surveys.self_status", ss.self_status))
-        outcomes = [(f"surveys.outcomes.{name}", col, name) for name, col in ss.outcomes.items()]
+        outcomes = [(f"surveys.outcomes.{name}", col, name) for name, col in ss.outcome_columns.items()]
         _require(t, [("surveys.id", ss.id), ("surveys.date", ss.date), *items,
                      *[(k, c) for k, c, _ in outcomes]], problems)
         for key, col in [*items, *[(k, c) for k, c, _ in outcomes]]:
@@ -561,11 +561,13 @@ def validate_study(study: Study) -> ValidationReport:
         schema = _Schema(t.label)
         _check_ids(t, "surveys.id", ss.id, schema, unique=False)
         _check_date(t, "surveys.date", ss.date, schema, required=True)
-        codes = np.asarray(ss.missing_codes, dtype="float64")
+        codes = np.asarray(ss.numeric_codes, dtype="float64")
         code_txt = f"surveys.missing_codes: {_fmt_list(ss.missing_codes)}" if len(codes) else \
             "no surveys.missing_codes declared"
         checked_scale: set = set()
-        scaled = [(k, c, ss.scale, "surveys.scale") for k, c in items] + \
+        scaled = [(k, c, ss.status_scale, "surveys.self_status_scale" if ss.self_status_scale else
+                   "surveys.scale") if k == "surveys.self_status" else (k, c, ss.scale, "surveys.scale")
+                  for k, c in items] + \
                  [(k, c, ss.outcome_scale(name), f"surveys.outcome_scales.{name}" if name in
                    ss.outcome_scales else "surveys.scale (the default outcome scale)")
                   for k, c, name in outcomes]
@@ -663,7 +665,7 @@ def _cross_checks(study: Study, tables: dict[str, _Table], problems: _Problems) 
 
 def _summary(study: Study, tables: dict[str, _Table], survey_columns: list[str]) -> pd.DataFrame:
     rows = []
-    codes = np.asarray(study.surveys.missing_codes, dtype="float64")
+    codes = np.asarray(study.surveys.numeric_codes, dtype="float64")
     for role in _ROLE_ORDER:
         t = tables.get(role)
         if t is None:
@@ -698,7 +700,7 @@ def _canonical(study: Study, tables: dict[str, _Table], survey_columns: list[str
     customers["source_row"] = np.arange(1, c.n + 1)
 
     s = tables["surveys"]
-    codes = np.asarray(ss.missing_codes, dtype="float64")
+    codes = np.asarray(ss.numeric_codes, dtype="float64")
     cols = {"customer_id": s.ids.to_numpy(dtype=object), "date": s.dates[ss.date]}
     for col in survey_columns:
         v = s.numbers[col].copy()

@@ -89,3 +89,188 @@ def test_unreadable_specs(tmp_path):
         load_study(write(tmp_path, "name: [unclosed"))
     with pytest.raises(StudyError, match="YAML mapping"):
         load_study(write(tmp_path, "- a\n- b\n"))
+
+
+# ---- outcome roles -------------------------------------------------------------------------
+
+def spec_with(tmp_path, old, new):
+    assert old in SPEC
+    return load_study(write(tmp_path, SPEC.replace(old, new)))
+
+
+def test_outcome_roles_short_and_long_form(tmp_path):
+    # short form: a key equal to a role takes it; any other key is "other"
+    study = load_study(write(tmp_path, SPEC))
+    assert study.surveys.outcome_columns == {"recommandation": "q1"}
+    assert study.outcome_roles == {"recommandation": "other"}
+    assert study.outcome_for_role("recommend") is None
+    study = spec_with(tmp_path, "outcomes: {recommandation: q1}", "outcomes: {recommend: q1, satisfaction: q2}")
+    assert study.outcome_for_role("recommend") == "recommend"
+    assert study.outcome_for_role("satisfaction") == "satisfaction"
+    assert study.outcome_for_role("intention_to_stay") is None
+    # long form: the role is declared, the scale travels with it
+    study = spec_with(tmp_path, "outcomes: {recommandation: q1}",
+                      "outcomes: {recommandation: {column: nps, role: recommend, scale: [0, 10]}, "
+                      "fidélité: {column: q4, role: intention_to_stay}, autre: q5}")
+    assert study.surveys.outcome_columns == {"recommandation": "nps", "fidélité": "q4", "autre": "q5"}
+    assert study.outcome_roles == {"recommandation": "recommend", "fidélité": "intention_to_stay",
+                                   "autre": "other"}
+    assert study.outcome_for_role("recommend") == "recommandation"
+    assert study.surveys.outcome_scale("recommandation") == (0, 10)
+    assert study.surveys.outcome_scale("fidélité") == (0, 10)   # the item scale of this spec
+    with pytest.raises(ValueError, match="role must be one of"):
+        study.outcome_for_role("nps")
+
+
+def test_outcome_role_errors(tmp_path):
+    with pytest.raises(StudyError, match="one outcome per role"):
+        spec_with(tmp_path, "outcomes: {recommandation: q1}",
+                  "outcomes: {recommend: q1, nps: {column: q2, role: recommend}}")
+    with pytest.raises(StudyError, match=r"surveys\.outcomes\.nps\.role"):
+        spec_with(tmp_path, "outcomes: {recommandation: q1}", "outcomes: {nps: {column: q2, role: promoter}}")
+    with pytest.raises(StudyError, match="unknown key 'surveys.outcomes.nps.colum'.*Did you mean 'column'"):
+        spec_with(tmp_path, "outcomes: {recommandation: q1}", "outcomes: {nps: {colum: q2}}")
+    with pytest.raises(StudyError, match="given twice"):
+        spec_with(tmp_path, "outcomes: {recommandation: q1}",
+                  "outcomes: {nps: {column: q2, scale: [0, 10]}}, outcome_scales: {nps: [0, 10]}")
+
+
+# ---- the DGC definition --------------------------------------------------------------------
+
+def test_dgc_definition_defaults_follow_the_scales(tmp_path):
+    # SPEC: items 0-10, self-status on the item scale -> top-two-box 9, midpoint 5
+    d = load_study(write(tmp_path, SPEC)).dgc_definition
+    assert d.available and d.missing == ()
+    assert (d.recognition, d.self_status) == ("reconnaissance", "q3")
+    assert d.good_customer_min == 9 and d.recognised_min == 5 and d.self_status_scale == (0, 10)
+    assert d.sentence == ("Disappointed good customers: answered 9 or 10 on the 0\u201310 'good customer' "
+                          "item and scored below 5.0 on reconnaissance.")
+    # 1-5 items
+    d = spec_with(tmp_path, "scale: [0, 10]", "scale: [1, 5]").dgc_definition
+    assert (d.good_customer_min, d.recognised_min) == (4, 3)
+    assert d.sentence == ("Disappointed good customers: answered 4 or 5 on the 1\u20135 'good customer' "
+                          "item and scored below 3.0 on reconnaissance.")
+    # 0-10 items with a 1-5 self-status item
+    d = spec_with(tmp_path, "self_status: q3", "self_status: q3, self_status_scale: [1, 5]").dgc_definition
+    assert (d.good_customer_min, d.recognised_min, d.self_status_scale) == (4, 5, (1, 5))
+    # a yes/no self-status: the top box
+    d = spec_with(tmp_path, "self_status: q3", "self_status: q3, self_status_scale: [0, 1]").dgc_definition
+    assert d.good_customer_min == 1 and "answered 1 on the 0\u20131" in d.sentence
+
+
+def test_dgc_definition_from_the_spec_and_its_flag(tmp_path):
+    import numpy as np
+
+    study = spec_with(tmp_path, "{disappointed: {recognition: reconnaissance}}",
+                      "{disappointed: {recognition: reconnaissance, good_customer_min: 8, recognised_min: 4.5}}")
+    d = study.dgc_definition
+    assert (d.good_customer_min, d.recognised_min) == (8, 4.5)
+    assert "answered 8, 9 or 10" in d.sentence and "below 4.5 on reconnaissance" in d.sentence
+    # boundaries: good_customer_min is in, recognised_min is out
+    got = d.flag([8, 7.9, 10, 8, np.nan, 8], [4.49, 1, 4.5, 0, 1, np.nan])
+    np.testing.assert_array_equal(got, [1, 0, 0, 1, np.nan, np.nan])
+    with pytest.raises(StudyError, match="good_customer_min is 11, outside the self-status scale 0\u201310"):
+        spec_with(tmp_path, "recognition: reconnaissance}", "recognition: reconnaissance, good_customer_min: 11}")
+    with pytest.raises(StudyError, match="recognised_min is 0, outside the item scale"):
+        spec_with(tmp_path, "recognition: reconnaissance}", "recognition: reconnaissance, recognised_min: 0}")
+
+
+def test_dgc_definition_unavailable_says_which_key(tmp_path):
+    d = spec_with(tmp_path, "self_status: q3, ", "").dgc_definition
+    assert not d.available and d.missing == ("surveys.self_status",)
+    assert "surveys.self_status" in d.sentence and d.sentence.startswith("Disappointed good customers are not")
+    spec = SPEC.replace("segments:   {disappointed: {recognition: reconnaissance}}", "")
+    d = load_study(write(tmp_path, spec)).dgc_definition
+    assert not d.available and d.missing == ("segments.disappointed.recognition",)
+
+
+# ---- money, dialect -----------------------------------------------------------------------
+
+def test_value_currency_and_period(tmp_path):
+    study = spec_with(tmp_path, "value: marge,", "value: marge, value_currency: EUR, value_period: 12 months,")
+    assert study.customers.value_currency == "EUR" and study.customers.value_period == "12 months"
+    assert spec_with(tmp_path, "value: marge,", "value: marge, value_currency: €,").customers.value_currency == "€"
+    assert load_study(write(tmp_path, SPEC)).customers.value_currency is None
+    with pytest.raises(StudyError, match="ISO 4217"):
+        spec_with(tmp_path, "value: marge,", "value: marge, value_currency: euros,")
+
+
+def test_dialect_keys(tmp_path):
+    study = spec_with(tmp_path, "path: enquete/barometre.csv,",
+                      "path: enquete/barometre.csv, delimiter: ';', decimal: ',', encoding: latin-1, "
+                      "date_format: '%d/%m/%Y',")
+    ss = study.surveys
+    assert (ss.delimiter, ss.decimal, ss.encoding, ss.date_format) == (";", ",", "latin-1", "%d/%m/%Y")
+    assert study.customers.delimiter == "," and study.customers.date_format is None
+    study = spec_with(tmp_path, "missing_codes: [98, 99]", "missing_codes: [98, 99, NSP, ' ne sait pas ']")
+    assert study.surveys.numeric_codes == [98, 99] and study.surveys.text_codes == ["NSP", "ne sait pas"]
+    for old, new, msg in [
+        ("path: enquete/barometre.csv,", "path: enquete/barometre.csv, encoding: latin-9x,", "unknown encoding"),
+        ("path: enquete/barometre.csv,", "path: enquete/barometre.csv, decimal: ',',", "decimal and delimiter"),
+        ("path: enquete/barometre.csv,", "path: enquete/barometre.csv, delimiter: ';;',", "one character"),
+        ("path: enquete/barometre.csv,", "path: enquete/barometre.csv, date_format: 'dd/mm/yyyy',", "strftime"),
+        ("path: enquete/barometre.csv,", "path: enquete/barometre.csv, date_format: '%m/%Y',", "whole date"),
+    ]:
+        with pytest.raises(StudyError, match=msg):
+            spec_with(tmp_path, old, new)
+
+
+# ---- slugs and names -----------------------------------------------------------------------
+
+def test_slug_is_stable_ascii_and_matches_the_manifest_pattern():
+    import json
+    import re
+    from pathlib import Path
+
+    from cxlab.study import slug
+
+    schema = json.loads((Path(__file__).parents[1] / "cxlab/report/manifest.schema.json").read_text())
+    pattern = schema["properties"]["metrics"]["propertyNames"]["pattern"]
+    cases = {"recognition": "recognition", "hr_per_sd": "hr_per_sd", "proximité": "proximite",
+             "Île-de-France": "Ile-de-France", "channel[online]": "channel_online",
+             "prix / qualité": "prix_qualite", "  a  b  ": "a_b", "ﬁdélité": "fidelite"}
+    for name, want in cases.items():
+        assert slug(name) == want
+        assert re.match(pattern, f"cox.{slug(name)}")
+    other = slug("доверие")
+    assert re.fullmatch(r"u[0-9a-f]{8}", other) and other == slug("доверие") != slug("эмпатия")
+    assert re.fullmatch(r"trust_u[0-9a-f]{8}", slug("trust доверие"))
+    assert re.fullmatch(r"u[0-9a-f]{8}", slug("?!")) and slug("?!") != slug("!?")
+
+
+def test_names_whose_slugs_collide_are_refused(tmp_path):
+    with pytest.raises(StudyError, match="differ only by accents"):
+        spec_with(tmp_path, "empathie: [q10]", "empathie: [q10], proximite: [q11]")
+
+
+# ---- the snapshot day ----------------------------------------------------------------------
+
+def test_within_snapshot_is_a_calendar_day_cut():
+    import numpy as np
+    import pandas as pd
+
+    from cxlab.study import within_snapshot
+
+    s = pd.to_datetime(pd.Series(["2026-06-29 23:59:00", "2026-06-30 00:00:00", "2026-06-30 23:59:59.999",
+                                  "2026-07-01 00:00:00", None]), format="ISO8601")
+    assert within_snapshot(s, dt.date(2026, 6, 30)).tolist() == [True, True, True, False, False]
+    got = within_snapshot(s.to_numpy(), pd.Timestamp("2026-06-30 12:00"))
+    np.testing.assert_array_equal(got, [True, True, True, False, False])
+
+
+# ---- paths ---------------------------------------------------------------------------------
+
+def test_paths_outside_the_spec_folder_are_refused(tmp_path):
+    outside = tmp_path / "secret.csv"
+    outside.write_text("a\n1\n")
+    for bad in ("../secret.csv", str(outside), "enquete/../../secret.csv"):
+        with pytest.raises(StudyError, match="outside the spec's folder") as err:
+            spec_with(tmp_path, "path: enquete/barometre.csv", f"path: '{bad}'")
+        assert "a\n1" not in str(err.value)
+    # an explicitly allowed data root
+    p = write(tmp_path, SPEC.replace("path: enquete/barometre.csv", f"path: '{outside}'"))
+    assert load_study(p, data_roots=[tmp_path]).files["surveys"] == outside.resolve()
+    # a link inside the folder that leads outside is refused too
+    (tmp_path / "etude" / "lien.csv").symlink_to(outside)
+    with pytest.raises(StudyError, match="outside"):
+        spec_with(tmp_path, "path: enquete/barometre.csv", "path: lien.csv")
