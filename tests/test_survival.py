@@ -91,9 +91,12 @@ def test_km_flags_small_cells_and_at_risk_table(respondents):
     km = kaplan_meier(d, entry_col="entry", group_col="segment", min_cell=10)
     tab = km.at_risk_table([0, 12, 60])
     assert list(tab.columns) == ["group", "time", "at_risk", "cum_events", "suppressed"]
-    # nobody is at risk at tenure 0 under delayed entry; at 60 months the tail is small
-    assert tab.loc[tab["time"] == 0, "at_risk"].eq(0).all()
-    np.testing.assert_array_equal(tab["suppressed"], tab["at_risk"] < 10)
+    # nobody is at risk at tenure 0 under delayed entry; at 60 months the tail is small: those
+    # cells are flagged and blanked (privacy), the others show the true count
+    raw = km._risk_counts(np.array([0.0, 12.0, 60.0]))
+    assert raw.loc[raw["time"] == 0, "at_risk"].eq(0).all()
+    np.testing.assert_array_equal(tab["suppressed"], raw["at_risk"] < 10)
+    assert tab.loc[tab["suppressed"], "at_risk"].isna().all()
     assert (km.survival_["suppressed"] == (km.survival_["at_risk"] < 10)).all()
     ret = km.retention([12])
     assert {"group", "time", "estimate", "lower", "upper", "at_risk", "suppressed"} <= set(ret.columns)
@@ -331,3 +334,33 @@ def test_timefix_ties_round_off_near_ties_as_r_aeqsurv():
     assert np.isclose(fixed["survival"].iloc[-1], raw["survival"].iloc[-1])
     with pytest.raises(ModelError, match="differ only by round-off"):
         kaplan_meier(pd.DataFrame({"a": [0.3], "t": [0.1 + 0.2], "e": [1]}), "t", "e", entry_col="a")
+
+
+def test_ph_fallback_accounts_for_testing_several_terms(monkeypatch):
+    """One term of three at p = 0.023 is not a failure once the three tests are Holm-corrected
+    (0.069); at p = 0.001 it is (0.003). The rule is stated in plain words, without jargon."""
+    import cxlab.survival.phtest as phtest
+
+    d = simulate_non_proportional(n=400, seed=3)
+    m = CoxModel(["affect", "recognition"], controls=["channel"]).fit(d)
+    real = phtest.ph_test(m)
+
+    def fake(p_affect):
+        def ph(model, transform="km"):
+            out = real.copy()
+            out["p"] = [p_affect, 0.40, 0.60, 0.05][: len(out)] if len(out) == 4 else out["p"]
+            return out
+        return ph
+
+    assert len(real) == 4
+    monkeypatch.setattr(phtest, "ph_test", fake(0.023))
+    fb = phtest.check_and_fallback(m, d)
+    assert fb.uses == "cox" and fb.fallback is None
+    assert fb.ph_.set_index("term").loc["affect", "p_holm"] == pytest.approx(0.069)
+    assert "3 terms at once (Holm)" in fb.label
+    monkeypatch.setattr(phtest, "ph_test", fake(0.001))
+    fb = phtest.check_and_fallback(m, d)
+    assert fb.uses == "fallback" and list(fb.actions_["variable"]) == ["affect"]
+    for jargon in ("cox.zph", "transform=", "log(t/"):
+        assert jargon not in fb.label
+    assert "median tenure at defection" in fb.label

@@ -165,12 +165,20 @@ def check_and_fallback(
     if not (isinstance(alpha, float) and 0 < alpha < 1):
         raise ParameterError(f"The 'alpha' parameter of check_and_fallback must be a float in (0, 1). Got {alpha!r} instead.")
     ph = ph_test(model, transform=transform)
-    glob = ph[ph["term"] == "GLOBAL"].iloc[0]
-    failing = ph[(ph["term"] != "GLOBAL") & (ph["p"] < alpha)]
+    # several terms are tested at once: Holm's step-down correction keeps the chance of switching
+    # the fallback on by luck at ``alpha`` for the whole model (issue 9)
+    is_term = ph["term"] != "GLOBAL"
+    p_sorted = np.sort(ph.loc[is_term, "p"].to_numpy(float))
+    k = len(p_sorted)
+    holm_sorted = np.minimum(1.0, np.maximum.accumulate(p_sorted * (k - np.arange(k))))
+    ph["p_holm"] = ph["p"]
+    ph.loc[is_term, "p_holm"] = holm_sorted[np.searchsorted(p_sorted, ph.loc[is_term, "p"].to_numpy(float))]
+    failing = ph[is_term & (ph["p_holm"] < alpha)]
     empty = pd.DataFrame(columns=["term", "variable", "p", "action"])
+    rule = (f"An effect is treated as changing with tenure when its proportional-hazards test is below "
+            f"{100 * alpha:g} % after correcting for testing {k} terms at once (Holm).")
     if failing.empty:
-        label = (f"Findings use the Cox model: no term failed the proportional-hazards test "
-                 f"(R cox.zph, transform='{transform}', alpha={alpha:g}; global p={glob['p']:.3g}).")
+        label = f"Findings use the Cox model: no effect was found to change with tenure. {rule}"
         return FallbackResult(model, None, ph, empty, "cox", label)
 
     cols = model.fit_columns_
@@ -189,7 +197,8 @@ def check_and_fallback(
             actions.append({"term": r.term, "variable": var, "p": r.p, "action": f"stratify on {var}"})
         else:
             to_interact.append(var)
-            actions.append({"term": r.term, "variable": var, "p": r.p, "action": f"time interaction {var} x log(t/t_ref)"})
+            actions.append({"term": r.term, "variable": var, "p": r.p,
+                            "action": f"time interaction: the hazard ratio of {var} may change with tenure"})
     actions = pd.DataFrame(actions)
 
     new_controls = [c for c in controls if c not in to_stratify]
@@ -258,17 +267,15 @@ def check_and_fallback(
         is_int = fallback.terms_["term"].str.contains(" x log(t/", regex=False)
         fallback.terms_.loc[is_int, "kind"] = "time_interaction"
         fallback.terms_.loc[is_int, "variable"] = [n.split(" x log(t/")[0] for n in fallback.terms_.loc[is_int, "term"]]
-    what = "; ".join(f"{a.action} (PH test p={a.p:.3g})" for a in actions.itertuples())
-    label = (
-        f"Findings use the fallback model: the Cox model's proportional-hazards assumption failed "
-        f"(R cox.zph, transform='{transform}', alpha={alpha:g}) and was handled by: {what}."
-    )
+    changing = ", ".join(dict.fromkeys(actions["variable"]))
+    label = f"Findings use the fallback model: the effect of {changing} changes with tenure. {rule}"
     if to_interact:
-        label += (f" Hazard ratios of {', '.join(to_interact)} are at tenure {t_ref:g} months (the median event "
-                  "time); the interaction row gives how the log-HR changes per unit of log tenure.")
+        label += (f" The hazard ratio of {', '.join(to_interact)} is allowed to change with tenure and is "
+                  f"stated at {t_ref:g} months of tenure (the median tenure at defection).")
     if to_interact and not exact:
-        label += (f" The interaction is piecewise constant over {len(cuts) + 1} tenure intervals (approximation "
-                  "used because the exact split would be too large).")
+        label += (f" The change is approximated as a step over {len(cuts) + 1} tenure intervals (an approximation "
+                  "used because the exact fit would be too large).")
     if to_stratify:
-        label += f" No hazard ratio is reported for the stratified control(s) {', '.join(to_stratify)}."
+        label += (f" {', '.join(to_stratify)} gets its own baseline risk instead (stratified), so no hazard ratio is "
+                  "reported for it.")
     return FallbackResult(model, fallback, ph, actions, "fallback", label, t_ref)
