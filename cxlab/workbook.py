@@ -1,14 +1,189 @@
-"""One call that every notebook starts with: study -> validation -> panel."""
+"""One call that every notebook starts with: study -> validation -> panel.
+
+The :class:`Workbook` also knows which optional parts of the study spec are present, so that a
+notebook never fails on a study without complaints, self-status, a recognition construct,
+outcomes, a value column or covariates. Where an analysis needs a part the spec does not give,
+the notebook calls :meth:`Workbook.omit`, which states, in one plain sentence where the analysis
+would be, what was left out and which spec key would enable it, and records the omission for
+the run's manifest and index (:func:`cxlab.report.record_omission`)::
+
+    if wb.has("complaints"):
+        ...  # the complaint analysis
+    else:
+        wb.omit("complaints", "the complaint terms of the time-varying Cox model")
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
+
+from cxlab.errors import ParameterError
 from cxlab.panel import Panel, build_panel
 from cxlab.study import Study, load_study
 
-__all__ = ["Workbook", "open_study"]
+__all__ = ["Workbook", "open_study", "PARTS", "has_part", "omission_sentence", "outcome_for_role",
+           "DGCDefinition", "dgc_definition", "resolve_horizon", "resolve_n_jobs", "varying_terms"]
+
+#: optional part -> (what is missing, in words; the spec key that enables it)
+PARTS: dict[str, tuple[str, str]] = {
+    "complaints": ("no complaints file", "`complaints:`"),
+    "self_status": ("no self-status item", "`surveys.self_status:` (the item \"I consider myself a good customer\")"),
+    "recognition": ("no construct playing recognition",
+                    "a construct named `recognition` (or name one under `segments: {disappointed: {recognition: ...}}`)"),
+    "value": ("no value column", "`customers.value:` (the customer's margin)"),
+    "covariates": ("no covariates", "`customers.covariates:`"),
+    "outcomes": ("no outcome", "`surveys.outcomes:`"),
+}
+
+#: parts made of other parts: the disappointed good customers need a self-status item and recognition
+_COMPOUND = {"dgc": ("self_status", "recognition")}
+
+#: environment variable through which the runner gives notebooks their share of the cores
+N_JOBS_ENV = "CXLAB_N_JOBS"
+
+
+def outcome_for_role(study: Study, role: str) -> str | None:
+    """The outcome (its name in the spec) that plays ``role`` ("recommend", "satisfaction", ...).
+
+    Uses the study's declared roles (``study.outcome_for_role``) when the spec format has them;
+    otherwise an outcome named exactly like the role (the older spec format).
+    """
+    find = getattr(study, "outcome_for_role", None)
+    if callable(find):
+        return find(role)
+    return role if role in study.surveys.outcomes else None
+
+
+def has_part(study: Study, part: str) -> bool:
+    """Whether the study spec gives ``part`` (a key of :data:`PARTS`, ``"dgc"``, or
+    ``"outcome:<role>"``)."""
+    if part in _COMPOUND:
+        return all(has_part(study, p) for p in _COMPOUND[part])
+    if part.startswith("outcome:"):
+        return outcome_for_role(study, part.split(":", 1)[1]) is not None
+    if part == "complaints":
+        return study.complaints is not None
+    if part == "self_status":
+        return study.surveys.self_status is not None
+    if part == "recognition":
+        return study.recognition_construct is not None
+    if part == "value":
+        return study.customers.value is not None
+    if part == "covariates":
+        return bool(study.customers.covariates)
+    if part == "outcomes":
+        return bool(study.surveys.outcomes)
+    raise ParameterError(f"Unknown study part {part!r}; known parts: "
+                         f"{', '.join([*PARTS, *_COMPOUND, 'outcome:<role>'])}.")
+
+
+def _missing(study: Study, part: str) -> list[tuple[str, str]]:
+    """(what is missing, spec key) for every missing piece of ``part``."""
+    if part in _COMPOUND:
+        return [m for p in _COMPOUND[part] for m in _missing(study, p)]
+    if part.startswith("outcome:"):
+        role = part.split(":", 1)[1]
+        if has_part(study, part):
+            return []
+        return [(f"no outcome with the role `{role}`", f"an outcome with `role: {role}` under `surveys.outcomes:`")]
+    return [] if has_part(study, part) else [PARTS[part]]
+
+
+def omission_sentence(study: Study, part: str, analysis: str) -> str | None:
+    """One plain sentence: what is missing, what is left out, which spec key enables it.
+
+    None when nothing of ``part`` is missing. ``analysis`` names what is left out ("the complaint
+    analysis"); the sentence reads "No complaints file in the study spec: the complaint analysis is
+    left out. Add `complaints:` to the spec to enable it."
+    """
+    missing = _missing(study, part)
+    if not missing:
+        return None
+    what = " and ".join(w for w, _ in missing)
+    what = what[0].upper() + what[1:] + " in the study spec"
+    keys = " and ".join(key for _, key in missing)
+    analysis = analysis.strip().rstrip(".")
+    return f"{what}: {analysis} is left out. Add {keys} to the spec to enable it."
+
+
+# --------------------------------------------------------------------------------------------
+# one definition per concept per run
+
+
+@dataclass(frozen=True)
+class DGCDefinition:
+    """Who counts as a disappointed good customer (DGC), as used by every notebook of a run."""
+
+    good_customer_min: float
+    recognised_min: float
+    sentence: str
+
+
+def _fmt(x: float) -> str:
+    return f"{x:g}"
+
+
+def dgc_definition(study: Study) -> DGCDefinition | None:
+    """The run's DGC definition: the study spec's (``study.dgc_definition``) when it has one,
+    else the scale-aware defaults (top-two-box of the self-status scale; a recognition score
+    below the midpoint of the survey scale). None when the study cannot have DGC."""
+    if not has_part(study, "dgc"):
+        return None
+    spec = getattr(study, "dgc_definition", None)
+    if spec is not None:
+        good = getattr(spec, "good_customer_min", None)
+        rec = getattr(spec, "recognised_min", None)
+        sentence = getattr(spec, "sentence", None)
+        if good is not None and rec is not None and sentence:
+            return DGCDefinition(float(good), float(rec), str(sentence))
+    lo, hi = study.surveys.scale
+    s_lo, s_hi = getattr(study.surveys, "self_status_scale", None) or (lo, hi)
+    good, rec = s_hi - 1, (lo + hi) / 2
+    name = study.recognition_construct
+    sentence = (f"A disappointed good customer answers {_fmt(good)} or more on the self-status item "
+                f"(scale {_fmt(s_lo)}–{_fmt(s_hi)}) and has a {name} score below {_fmt(rec)} "
+                f"(scale {_fmt(lo)}–{_fmt(hi)}).")
+    return DGCDefinition(float(good), float(rec), sentence)
+
+
+def resolve_horizon(value, horizons, name: str) -> int | float:
+    """A per-notebook horizon parameter: ``None`` means the run's main horizon ``horizons[0]``."""
+    if not horizons:
+        raise ParameterError("The 'horizons' parameter must list at least one horizon in months, e.g. [12, 24].")
+    h = horizons[0] if value is None else value
+    if not (isinstance(h, (int, float)) and h > 0):
+        raise ParameterError(f"The {name!r} parameter must be a positive number of months or None "
+                             f"(= horizons[0]). Got {h!r} instead.")
+    return h
+
+
+def resolve_n_jobs(n_jobs: int = 0) -> int:
+    """Worker processes for a notebook's bootstraps: ``n_jobs`` when positive; 0 = the runner's
+    share of the cores (environment variable ``CXLAB_N_JOBS``), else every core."""
+    if not isinstance(n_jobs, int) or n_jobs < 0:
+        raise ParameterError(f"The 'n_jobs' parameter must be a non-negative integer (0 = all cores). "
+                             f"Got {n_jobs!r} instead.")
+    if n_jobs > 0:
+        return n_jobs
+    env = os.environ.get(N_JOBS_ENV, "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    return max(1, os.cpu_count() or 1)
+
+
+def varying_terms(df: pd.DataFrame, terms) -> tuple[list[str], list[str]]:
+    """(terms that vary in ``df``, terms constant there): a constant column cannot be estimated."""
+    keep, constant = [], []
+    for t in terms:
+        (keep if t in df.columns and df[t].nunique(dropna=True) > 1 else constant).append(t)
+    return keep, constant
+
+
+# --------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -18,10 +193,45 @@ class Workbook:
     study: Study
     validation: "object"   # cxlab.validate.ValidationReport
     panel: Panel
+    omissions: list[str] = field(default_factory=list)
 
     @property
     def data(self):
         return self.validation.data
+
+    def has(self, part: str) -> bool:
+        """Whether the study spec gives ``part``: "complaints", "self_status", "recognition",
+        "value", "covariates", "outcomes", "dgc" (self-status and recognition) or
+        "outcome:<role>" (e.g. "outcome:recommend")."""
+        return has_part(self.study, part)
+
+    def outcome(self, role: str) -> str | None:
+        """The outcome playing ``role`` (e.g. "recommend"), or None."""
+        return outcome_for_role(self.study, role)
+
+    @property
+    def dgc_definition(self) -> DGCDefinition | None:
+        return dgc_definition(self.study)
+
+    def omission(self, part: str, analysis: str) -> str | None:
+        """The omission sentence for ``part`` (None when the part is present); nothing recorded."""
+        return omission_sentence(self.study, part, analysis)
+
+    def omit(self, part: str, analysis: str) -> str | None:
+        """State and record that ``analysis`` is left out because ``part`` is missing.
+
+        Shows the sentence where the analysis would be (as Markdown), records it for the run's
+        manifest and index, and returns it. None (and nothing shown) when the part is present.
+        """
+        text = self.omission(part, analysis)
+        if text is None:
+            return None
+        from cxlab.report.record import record_omission
+
+        if text not in self.omissions:
+            self.omissions.append(text)
+        record_omission(text, part=part)
+        return text
 
 
 def open_study(study_path: str | Path, **panel_options) -> Workbook:

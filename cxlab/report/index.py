@@ -69,6 +69,9 @@ def _notebooks_table(notebooks: list[dict]) -> str:
             prefix = "<strong>Warning:</strong> " if f.get("level") == "warning" else ""
             notes.append(f"<li{cls}>{prefix}{esc(f.get('text'))}</li>")
         notes_html = f"<ul>{''.join(notes)}</ul>" if notes else "–"
+        left_out = [f"<li>{esc(o.get('text'))}</li>" for o in nb.get("omissions") or []]
+        if left_out:
+            notes_html += f'<div class="cx-left-out"><strong>Left out</strong><ul>{"".join(left_out)}</ul></div>'
         out.append(f"<tr><td>{name_cell}</td><td>{status_badge(nb.get('status'))}</td>"
                    f'<td class="num">{esc(format_duration(nb.get("duration_s")))}</td>'
                    f'<td class="cx-findings-cell">{notes_html}</td></tr>')

@@ -8,6 +8,7 @@ from typing import Any
 
 METRIC_MIME = "application/vnd.cxlab.metric+json"
 FINDING_MIME = "application/vnd.cxlab.finding+json"
+OMISSION_MIME = "application/vnd.cxlab.omission+json"
 
 # dotted segments; the last ones are often the study's own construct names (any language,
 # spaces allowed): only empty segments, surrounding blanks and control characters are refused
@@ -68,6 +69,24 @@ def record_finding(text: str, *, level: str = "finding") -> None:
     _display(FINDING_MIME, payload)
 
 
+def record_omission(text: str, *, part: str | None = None) -> None:
+    """Record that an analysis was left out (plain text: what is missing and the spec key that
+    would enable it; see :meth:`cxlab.workbook.Workbook.omit`). The sentence is shown where the
+    analysis would be, and the runner lists it per notebook in the manifest and the index."""
+    text = str(text).strip()
+    if not text:
+        raise ValueError("record_omission needs the sentence saying what was left out and why.")
+    payload = {"text": text, "part": None if part is None else str(part)}
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+    except ImportError:  # pragma: no cover - IPython ships with every kernel
+        return
+    if get_ipython() is not None:
+        # the Markdown copy is what a reader sees in the notebook and its HTML
+        display({OMISSION_MIME: payload, "text/markdown": f"*{text}*"}, raw=True)
+
+
 def _outputs(nb) -> list:
     cells = nb["cells"] if isinstance(nb, dict) else nb.cells
     for cell in cells:
@@ -90,3 +109,16 @@ def read_metrics(nb) -> dict[str, dict]:
 def read_findings(nb) -> list[dict]:
     """Findings recorded in an executed notebook, in order."""
     return [dict(o["data"][FINDING_MIME]) for o in _outputs(nb) if FINDING_MIME in o.get("data", {})]
+
+
+def read_omissions(nb) -> list[dict]:
+    """Omissions recorded in an executed notebook ({text, part}), in order, each sentence once."""
+    out, seen = [], set()
+    for o in _outputs(nb):
+        data = o.get("data", {})
+        if OMISSION_MIME in data:
+            item = dict(data[OMISSION_MIME])
+            if item.get("text") not in seen:
+                seen.add(item.get("text"))
+                out.append({"text": str(item.get("text", "")), "part": item.get("part")})
+    return out

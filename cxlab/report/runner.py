@@ -51,7 +51,7 @@ import yaml
 
 from cxlab.errors import CxlabError, ParameterError
 from cxlab.report.params import check_parameters, parse_override, read_parameters
-from cxlab.report.record import read_findings, read_metrics
+from cxlab.report.record import read_findings, read_metrics, read_omissions
 
 __all__ = ["RunConfig", "load_run_config", "run", "run_from_cli", "schedule", "MANIFEST_SCHEMA_VERSION",
            "MANIFEST_SCHEMA_PATH"]
@@ -159,9 +159,9 @@ def load_run_config(path: Path | None = None, *, study: Path | None = None, out:
     for key, kind in (("parameters", dict), ("notebook_parameters", dict), ("secret", list)):
         if key in raw and not isinstance(raw[key], kind):
             raise CxlabError(f"{source}: `{key}` must be a {kind.__name__}.")
-    for key in ("timeout", "jobs"):
-        if key in raw and (not isinstance(raw[key], int) or isinstance(raw[key], bool) or raw[key] < 0):
-            raise CxlabError(f"{source}: `{key}` must be a whole number >= 0, got {raw[key]!r}.")
+    for key, what in (("timeout", "seconds per notebook, > 0"), ("jobs", "notebooks at once, >= 1")):
+        if key in raw and (not isinstance(raw[key], int) or isinstance(raw[key], bool) or raw[key] < 1):
+            raise CxlabError(f"{source}: `{key}` must be a whole number ({what}), got {raw[key]!r}.")
     unknown_nb = set(raw.get("notebook_parameters", {})) - set(names)
     if unknown_nb:
         raise ParameterError(f"{source}: notebook_parameters names {sorted(unknown_nb)}, which are not "
@@ -174,13 +174,37 @@ def load_run_config(path: Path | None = None, *, study: Path | None = None, out:
                      jobs=int(raw.get("jobs", 0)), source=source)
 
 
+#: the smallest group any output may describe, set once per run for every notebook
+DEFAULT_MIN_CELL = 10
+#: values of ``min_cell`` below this are refused: a group of 4 or fewer is never shown
+MIN_CELL_FLOOR = 5
+#: parameters that left the notebooks, and where they live now
+MOVED_PARAMETERS = {
+    "good_customer_min": "the study spec, as segments.disappointed.good_customer_min",
+    "recognised_min": "the study spec, as segments.disappointed.recognised_min",
+}
+
+
+def _check_min_cell(value) -> list[str]:
+    if isinstance(value, bool) or not isinstance(value, int):
+        return [f"min_cell must be a whole number >= {MIN_CELL_FLOOR}, got {value!r}."]
+    if value < MIN_CELL_FLOOR:
+        return [f"min_cell must be >= {MIN_CELL_FLOOR} (the smallest group of customers any output may "
+                f"describe), got {value}. Set it once per run: `parameters: {{min_cell: 10}}` in the run "
+                f"config or --set min_cell=10."]
+    return []
+
+
 def resolve_parameters(config: RunConfig, overrides: list[str] = ()) -> dict[str, dict[str, Any]]:
     """Parameters per notebook, checked against each notebook's parameters cell.
 
-    Every problem is reported at once, before any kernel starts.
+    ``min_cell`` is set once per run (config ``parameters:`` or ``--set min_cell=``, default
+    :data:`DEFAULT_MIN_CELL`, at least :data:`MIN_CELL_FLOOR`) and given to every notebook, each
+    of which must declare it. Every problem is reported at once, before any kernel starts.
     """
     shared = dict(config.parameters)
     per_nb = {n: dict(config.notebook_parameters.get(n, {})) for n in config.notebooks}
+    problems = []
     for text in overrides:
         nb, name, value = parse_override(text)
         if nb is None:
@@ -189,14 +213,27 @@ def resolve_parameters(config: RunConfig, overrides: list[str] = ()) -> dict[str
             raise ParameterError(f"--set {text!r}: no notebook {nb!r} in this run; notebooks: {config.notebooks}.")
         else:
             per_nb[nb][name] = value
+    for where, values in [("parameters", shared), *((f"notebook_parameters of {n}", v) for n, v in per_nb.items())]:
+        for key in values:
+            if key in MOVED_PARAMETERS:
+                problems.append(f"parameter {key!r} ({where}) is no longer a notebook parameter: it moved to "
+                                f"{MOVED_PARAMETERS[key]}. Remove it from the run config / --set and set it there.")
+    for n, values in per_nb.items():
+        if "min_cell" in values:
+            problems.append(f"min_cell is set once per run for every notebook, not for {n} alone: use "
+                            f"`parameters: {{min_cell: ...}}` in the run config or --set min_cell=...")
+    min_cell = shared.setdefault("min_cell", DEFAULT_MIN_CELL)
+    problems += _check_min_cell(min_cell)
     declared = {n: read_parameters(config.notebooks_dir / f"{n}.ipynb") for n in config.notebooks}
-    problems = []
     for n, decl in declared.items():
         if "study_path" not in decl:
             problems.append(f"{n}: the parameters cell must declare `study_path: str = ...`.")
+        if "min_cell" not in decl:
+            problems.append(f"{n}: the parameters cell must declare `min_cell: int = {DEFAULT_MIN_CELL}` "
+                            f"(the run gives every notebook the same smallest group size).")
     all_names = set().union(*(d.keys() for d in declared.values()))
     for key in shared:
-        if key not in all_names:
+        if key not in all_names and key not in MOVED_PARAMETERS and key != "min_cell":
             import difflib
 
             close = difflib.get_close_matches(key, sorted(all_names), n=1)
@@ -204,8 +241,8 @@ def resolve_parameters(config: RunConfig, overrides: list[str] = ()) -> dict[str
                             + f"; the notebooks declare: {', '.join(sorted(all_names))}.")
     resolved: dict[str, dict[str, Any]] = {}
     for n, decl in declared.items():
-        values = {k: v for k, v in shared.items() if k in decl}
-        values.update(per_nb[n])
+        values = {k: v for k, v in shared.items() if k in decl and k not in MOVED_PARAMETERS}
+        values.update({k: v for k, v in per_nb[n].items() if k not in MOVED_PARAMETERS and k != "min_cell"})
         values["study_path"] = str(config.study)
         try:
             resolved[n] = check_parameters(config.notebooks_dir / f"{n}.ipynb", values, decl)
@@ -574,7 +611,7 @@ def run(config: RunConfig, overrides: list[str] = (), jobs: int | None = None, l
     secret_names = set(config.secret)
     for n in config.notebooks:
         for p in read_parameters(config.notebooks_dir / f"{n}.ipynb").values():
-            if "secret" in p.help.lower():
+            if p.secret:
                 secret_names.add(p.name)
     secret_values = sorted({str(v) for ps in params.values() for k, v in ps.items()
                             if _is_secret(k, list(secret_names)) and v not in (None, "")})
@@ -633,6 +670,7 @@ def run(config: RunConfig, overrides: list[str] = (), jobs: int | None = None, l
                 "error": None if status["status"] == "succeeded" else
                 {k: status.get(k) for k in ("ename", "evalue", "cell", "reason")},
                 "findings": read_findings(nb),
+                "omissions": read_omissions(nb),
                 "timings": timings,
             })
         ok = all(n["status"] == "succeeded" for n in notebooks)
@@ -670,12 +708,17 @@ def run(config: RunConfig, overrides: list[str] = (), jobs: int | None = None, l
 def run_from_cli(args) -> int:
     if args.config is None and args.study is None:
         raise CxlabError("Give a run config (cxlab run runs/monthly.yaml) or --study STUDY.yaml.")
+    if args.timeout is not None and args.timeout <= 0:
+        raise CxlabError(f"--timeout must be > 0 (seconds per notebook), got {args.timeout}.")
+    if args.jobs is not None and args.jobs < 1:
+        raise CxlabError(f"--jobs must be at least 1, got {args.jobs}.")
+    lock_timeout = getattr(args, "lock_timeout", 3600)
+    if lock_timeout is None or not lock_timeout >= 0:   # also refuses nan
+        raise CxlabError(f"--lock-timeout must be >= 0 (seconds to wait for another run), got {lock_timeout}.")
     config = load_run_config(args.config, study=args.study, out=args.out, notebooks_dir=args.notebooks)
     if args.timeout is not None:
         config.timeout = args.timeout
-    if args.jobs is not None and args.jobs < 1:
-        raise CxlabError(f"--jobs must be at least 1, got {args.jobs}.")
     manifest = run(config, overrides=args.overrides, jobs=args.jobs,
-                   lock_timeout=getattr(args, "lock_timeout", 3600),
+                   lock_timeout=lock_timeout,
                    progress=True if getattr(args, "verbose", False) else None)
     return EXIT_OK if manifest["status"] == "succeeded" else EXIT_FAILED

@@ -1,0 +1,140 @@
+"""cxlab.workbook: which optional parts a study has, the omission sentences, run-level settings."""
+
+import copy
+
+import pandas as pd
+import pytest
+
+from cxlab import workbook
+from cxlab.errors import ParameterError
+from cxlab.report import record
+from cxlab.study import parse_study
+from shapes import BASE_SPEC
+
+
+def study(change=None):
+    raw = copy.deepcopy(BASE_SPEC)
+    if change:
+        change(raw)
+    return parse_study(raw)
+
+
+def test_demo_shape_has_every_part():
+    s = study()
+    for part in ("complaints", "self_status", "recognition", "value", "covariates", "outcomes", "dgc",
+                 "outcome:recommend", "outcome:satisfaction"):
+        assert workbook.has_part(s, part), part
+        assert workbook.omission_sentence(s, part, "the analysis") is None
+    assert not workbook.has_part(s, "outcome:intention_to_stay")
+
+
+def test_complaint_sentence_names_the_key():
+    s = study(lambda r: r.pop("complaints"))
+    assert not workbook.has_part(s, "complaints")
+    assert workbook.omission_sentence(s, "complaints", "the complaint analysis") == (
+        "No complaints file in the study spec: the complaint analysis is left out. "
+        "Add `complaints:` to the spec to enable it.")
+
+
+@pytest.mark.parametrize("part, change, key", [
+    ("self_status", lambda r: r["surveys"].pop("self_status"), "surveys.self_status:"),
+    ("value", lambda r: r["customers"].pop("value"), "customers.value:"),
+    ("covariates", lambda r: r["customers"].update(covariates=[]), "customers.covariates:"),
+    ("outcomes", lambda r: r["surveys"].update(outcomes={}, outcome_scales={}), "surveys.outcomes:"),
+])
+def test_each_missing_part_is_detected_and_named(part, change, key):
+    s = study(change)
+    assert not workbook.has_part(s, part)
+    text = workbook.omission_sentence(s, part, "the thing")
+    assert f"`{key}" in text and "the thing is left out" in text
+
+
+def test_dgc_needs_self_status_and_recognition():
+    s = study(lambda r: r["surveys"].pop("self_status"))
+    assert workbook.has_part(s, "recognition") and not workbook.has_part(s, "dgc")
+    assert workbook.dgc_definition(s) is None
+
+    def no_recognition(r):
+        r.pop("segments")
+        r["surveys"]["constructs"] = {"esteem": ["q7"], "empathy": ["q10"]}
+        r["surveys"].pop("self_status")
+    s = study(no_recognition)
+    text = workbook.omission_sentence(s, "dgc", "the grid")
+    assert text.startswith("No self-status item and no construct playing recognition in the study spec: ")
+    assert "`surveys.self_status:`" in text and "`recognition`" in text
+
+
+def test_outcome_found_by_role_not_by_key():
+    def renamed(r):
+        r["surveys"]["outcomes"] = {"recommandation": {"column": "q1", "role": "recommend"}}
+        r["surveys"]["outcome_scales"] = {}
+    s = study(renamed)
+    assert workbook.outcome_for_role(s, "recommend") == "recommandation"
+    assert workbook.has_part(s, "outcome:recommend")
+
+    def other(r):
+        r["surveys"]["outcomes"] = {"recommandation": "q1"}   # short form, not a role name: "other"
+        r["surveys"]["outcome_scales"] = {}
+    s = study(other)
+    assert workbook.outcome_for_role(s, "recommend") is None
+    assert "`role: recommend`" in workbook.omission_sentence(s, "outcome:recommend", "the model")
+
+
+def test_unknown_part_is_an_error():
+    with pytest.raises(ParameterError, match="complaints"):
+        workbook.has_part(study(), "complaint")
+
+
+def test_dgc_definition_follows_the_spec():
+    s = study(lambda r: r["segments"]["disappointed"].update(good_customer_min=5, recognised_min=2.5))
+    d = workbook.dgc_definition(s)
+    assert (d.good_customer_min, d.recognised_min) == (5, 2.5)
+    assert "2.5" in d.sentence
+
+
+def test_horizon_defaults_to_the_first_of_the_run():
+    assert workbook.resolve_horizon(None, [24, 12], "calibration_months") == 24
+    assert workbook.resolve_horizon(6, [24, 12], "calibration_months") == 6
+    with pytest.raises(ParameterError, match="calibration_months"):
+        workbook.resolve_horizon(0, [12], "calibration_months")
+    with pytest.raises(ParameterError, match="horizons"):
+        workbook.resolve_horizon(None, [], "calibration_months")
+
+
+def test_n_jobs(monkeypatch):
+    monkeypatch.delenv(workbook.N_JOBS_ENV, raising=False)
+    assert workbook.resolve_n_jobs(3) == 3
+    assert workbook.resolve_n_jobs(0) >= 1
+    monkeypatch.setenv(workbook.N_JOBS_ENV, "5")
+    assert workbook.resolve_n_jobs(0) == 5
+    assert workbook.resolve_n_jobs(2) == 2
+    with pytest.raises(ParameterError):
+        workbook.resolve_n_jobs(-1)
+
+
+def test_varying_terms_drops_constant_columns():
+    df = pd.DataFrame({"a": [0, 1, 0], "b": [0, 0, 0], "c": [1.0, None, 1.0]})
+    assert workbook.varying_terms(df, ["a", "b", "c", "missing"]) == (["a"], ["b", "c", "missing"])
+
+
+def test_omission_is_recorded_once_and_read_back(monkeypatch):
+    shown = []
+    monkeypatch.setattr(record, "_display", lambda mime, payload: shown.append((mime, payload)), raising=False)
+    nb = {"cells": [{"cell_type": "code", "outputs": [
+        {"output_type": "display_data", "data": {record.OMISSION_MIME: {"text": "A.", "part": "value"},
+                                                   "text/markdown": "*A.*"}},
+        {"output_type": "display_data", "data": {record.OMISSION_MIME: {"text": "A.", "part": "value"}}},
+        {"output_type": "display_data", "data": {record.OMISSION_MIME: {"text": "B.", "part": None}}},
+    ]}]}
+    assert record.read_omissions(nb) == [{"text": "A.", "part": "value"}, {"text": "B.", "part": None}]
+    with pytest.raises(ValueError):
+        record.record_omission("  ")
+
+
+def test_workbook_omit_keeps_each_sentence_once():
+    s = study(lambda r: r.pop("complaints"))
+    wb = workbook.Workbook(study=s, validation=None, panel=None)
+    assert wb.omit("value", "x") is None
+    t = wb.omit("complaints", "the complaint analysis")
+    wb.omit("complaints", "the complaint analysis")
+    assert wb.omissions == [t]
