@@ -11,8 +11,24 @@ from cxlab.report.record import FINDING_MIME, METRIC_MIME, read_findings, read_m
 @pytest.mark.parametrize("name", ["panel.respondents", "cox.hr_per_sd.recognition", "drivers.importance.proximité",
                                   "cox.hr_per_sd.self image", "loyalty.importance.empathie-client"])
 def test_metric_names_accept_the_studys_own_construct_names(name):
+    import json
+    import re
+    from pathlib import Path
+
+    from cxlab.study import slug
+
     record_metric(name, 0.8, 0.7, 0.9)
-    assert recorded[name]["estimate"] == 0.8
+    stored = ".".join(slug(p) for p in name.split("."))
+    assert recorded[stored]["estimate"] == 0.8
+    # stored under a name the manifest schema accepts, the name as written kept as its label
+    schema = json.loads((Path(__file__).parents[1] / "cxlab/report/manifest.schema.json").read_text())
+    assert re.match(schema["properties"]["metrics"]["propertyNames"]["pattern"], stored)
+    assert recorded[stored].get("label") == (None if stored == name else name)
+
+
+def test_metric_label_given_is_kept():
+    record_metric("cox.hr_per_sd.proximité", 1.1, label="Proximity")
+    assert recorded["cox.hr_per_sd.proximite"]["label"] == "Proximity"
 
 
 @pytest.mark.parametrize("name", ["respondents", "a..b", " a.b", "a.b ", "a.", 3])

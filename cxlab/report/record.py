@@ -43,10 +43,21 @@ def record_metric(name: str, estimate, lower=None, upper=None, *, unit: str | No
     """Record a headline figure under a dotted name (``cox.hr_per_sd.recognition``).
 
     ``lower``/``upper`` are the bounds of its 95 % interval (None when there is none). The
-    runner collects every recorded metric into the run's ``manifest.json``.
+    runner collects every recorded metric into the run's ``manifest.json``. Each dotted part is
+    stored as :func:`cxlab.study.slug` of it (``cox.hr_per_sd.proximité`` is recorded as
+    ``cox.hr_per_sd.proximite``, matching the manifest schema); when that changes the name and no
+    ``label`` is given, the name as written is kept as the label.
     """
     if not isinstance(name, str) or not _NAME.match(name) or name != name.strip():
         raise ValueError(f"Metric name {name!r} must be dotted words, e.g. 'cox.hr_per_sd.recognition'.")
+    # the study's own names (accents, spaces, brackets) become stable slugs (cxlab.study.slug);
+    # the name as written travels as the label
+    from cxlab.study import slug
+
+    original = name
+    name = ".".join(slug(part) for part in name.split("."))
+    if label is None and name != original:
+        label = original
     payload = {
         "name": name,
         "estimate": _number(estimate, "estimate", name),
