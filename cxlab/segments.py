@@ -29,6 +29,8 @@ __all__ = [
     "segment_hazard_ratios",
     "would_be_defectors",
     "WouldBeDefectors",
+    "perception_bands",
+    "band_retention_table",
 ]
 
 DGC = "disappointed good customers"
@@ -337,3 +339,40 @@ def perception_bands(scores: pd.Series, quantiles=(1 / 3, 2 / 3), labels=("low",
     present = [lab for lab in labels if (out == lab).any()]
     return pd.Series(pd.Categorical(out, categories=present, ordered=True), index=scores.index,
                      name=f"{scores.name} band" if scores.name else "band")
+
+
+def band_retention_table(df: pd.DataFrame, constructs, horizon: float, *, band_quantiles=(1 / 3, 2 / 3),
+                         duration_col: str = "time_since_survey", event_col: str = "event",
+                         entry_col: str | None = None, min_cell: int | None = None) -> pd.DataFrame:
+    """Retention at ``horizon`` in the low / middle / high band of every construct, with the log-rank p.
+
+    One row per (perception, band): perception, band, time, estimate, lower, upper, at_risk,
+    p (log-rank test of the bands, groups below ``min_cell`` left out), suppressed. Bands come from
+    :func:`perception_bands`; the curves from :func:`cxlab.survival.km.kaplan_meier`, whose
+    suppression (fewer than ``min_cell`` at risk at the horizon, or a band of fewer than
+    ``min_cell`` respondents: every figure blank, complementary suppression of ``at_risk``) is kept.
+    """
+    from cxlab.survival.km import kaplan_meier, logrank
+
+    _require_columns(df, list(constructs) + [duration_col, event_col], "band_retention_table")
+    parts = []
+    for construct in constructs:
+        banded = df.assign(band=perception_bands(df[construct], band_quantiles)).dropna(subset=["band"])
+        if banded.empty:
+            continue
+        km = kaplan_meier(banded, duration_col=duration_col, event_col=event_col, entry_col=entry_col,
+                          group_col="band", min_cell=min_cell)
+        ret = km.retention([horizon]).rename(columns={"group": "band"})
+        p = np.nan
+        if banded["band"].nunique() > 1 and banded[event_col].sum() > 0:
+            p = logrank(banded, "band", duration_col=duration_col, event_col=event_col, entry_col=entry_col,
+                        min_cell=km.min_cell)["p"].iloc[0]
+        ret.insert(0, "perception", construct)
+        ret["p"] = p
+        parts.append(ret[["perception", "band", "time", "estimate", "lower", "upper", "at_risk", "p", "suppressed"]])
+    if not parts:
+        return pd.DataFrame(columns=["perception", "band", "time", "estimate", "lower", "upper", "at_risk", "p",
+                                     "suppressed"])
+    out = pd.concat(parts, ignore_index=True)
+    out["band"] = out["band"].astype(str)
+    return out

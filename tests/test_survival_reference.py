@@ -186,9 +186,10 @@ def test_km_groups_rossi(ref, rossi):
 def test_km_delayed_entry(ref, delayed):
     # R: summary(survfit(Surv(entry, duration, event) ~ 1, delayed), times=c(6, 12, 24, 36, 48), extend=TRUE)
     # (n.risk not compared: R reports the risk set at the next observed time, cxlab at exactly t)
-    _assert_km(kaplan_meier(delayed, entry_col="entry"), ref["delayed_km"], check_n_risk=False)
-    _assert_km(kaplan_meier(delayed, entry_col="entry", group_col="segment"), ref["delayed_km_segment"],
-               check_n_risk=False)
+    # min_cell=1: numerical agreement only (small risk sets would otherwise be blanked, privacy)
+    _assert_km(kaplan_meier(delayed, entry_col="entry", min_cell=1), ref["delayed_km"], check_n_risk=False)
+    _assert_km(kaplan_meier(delayed, entry_col="entry", group_col="segment", min_cell=1),
+               ref["delayed_km_segment"], check_n_risk=False)
 
 
 @pytest.mark.parametrize(("key", "duration", "entry"), [("delayed_median", "duration", "entry"),

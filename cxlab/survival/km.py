@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from cxlab import privacy
 from cxlab.errors import ModelError, ParameterError
 
 __all__ = ["KaplanMeierResult", "kaplan_meier", "logrank", "pairwise_logrank"]
@@ -211,14 +212,35 @@ class KaplanMeierResult:
         gives the table drawn under a KM plot. ``suppressed`` flags cells under ``min_cell``.
         """
         out = self._risk_counts(np.atleast_1d(np.asarray(times, float)))
-        out["suppressed"] = out["at_risk"] < self.min_cell
-        return out
+        out["suppressed"] = self._small_group(out["group"])
+        return self._protect(out, "at_risk", ["at_risk", "cum_events"])
+
+    def _group_sizes(self) -> pd.Series:
+        return self._data.groupby("group", sort=False)["event"].size()
+
+    def _small_group(self, groups: pd.Series) -> np.ndarray:
+        """True for rows of a group of fewer than ``min_cell`` customers."""
+        sizes = self._group_sizes()
+        return groups.map(sizes).fillna(0).to_numpy() < self.min_cell
+
+    def _protect(self, out: pd.DataFrame, count_col: str, counts: list[str]) -> pd.DataFrame:
+        """Privacy: rows of a small group or with fewer than ``min_cell`` at risk have every figure
+        blanked (``suppressed``); with several groups, the groups' counts at one time add up to the
+        overall count (shown elsewhere), so the next-smallest group's counts are blanked too."""
+        by = "time" if "time" in out.columns else None
+        if out["group"].nunique() > 1:
+            return privacy.complementary_suppression(out, count_col, self.min_cell, by=by, columns=counts,
+                                                     keep=["time"])
+        return privacy.suppress(out, count_col, self.min_cell, keep=["time"])
 
     def retention(self, times) -> pd.DataFrame:
         """Survival (share still a customer) at ``times``: group, time, estimate, lower, upper, at_risk.
 
         Matches R ``summary(survfit(...), times=times, extend=TRUE)`` (curve value at the last
-        step at or before each time). ``suppressed`` flags rows with fewer than ``min_cell`` at risk.
+        step at or before each time). Privacy: a row with fewer than ``min_cell`` at risk, or of a
+        group of fewer than ``min_cell`` customers, has every figure blanked (NaN) and
+        ``suppressed = True``; with several groups the next-smallest group's ``at_risk`` is blanked
+        too when needed (complementary suppression: the groups add up to the overall count).
         """
         times = np.atleast_1d(np.asarray(times, float))
         counts = self._risk_counts(times)
@@ -233,17 +255,21 @@ class KaplanMeierResult:
                     est, lo, up = curve["survival"].iloc[k], curve["lower"].iloc[k], curve["upper"].iloc[k]
                 rows.append({"group": g, "time": float(t), "estimate": est, "lower": lo, "upper": up})
         out = pd.DataFrame(rows).merge(counts[["group", "time", "at_risk"]], on=["group", "time"], how="left")
-        out["suppressed"] = out["at_risk"] < self.min_cell
-        return out
+        out["suppressed"] = self._small_group(out["group"])
+        return self._protect(out, "at_risk", ["at_risk"])
 
     @property
     def summary(self) -> pd.DataFrame:
-        """One row per group: n, events, median (with CI), suppressed (n < min_cell)."""
+        """One row per group: n, events, median (with CI), suppressed (n < min_cell: figures blanked;
+        with several groups the next-smallest group's n and events are blanked too, as they add up
+        to the respondents' total)."""
         d = self._data.groupby("group", sort=False).agg(n=("event", "size"), events=("event", "sum")).reset_index()
         out = d.merge(self.median_.drop(columns="suppressed"), on="group", how="left")
         out = out.rename(columns={"lower": "median_lower", "upper": "median_upper"})
         out["suppressed"] = out["n"] < self.min_cell
-        return out
+        if len(out) > 1:
+            return privacy.complementary_suppression(out, "n", self.min_cell, columns=["n", "events"])
+        return privacy.suppress(out, "n", self.min_cell)
 
     def _repr_html_(self) -> str:
         return self.summary.to_html(index=False, float_format=lambda v: f"{v:.3g}")
@@ -257,7 +283,7 @@ def kaplan_meier(
     group_col: str | None = None,
     alpha: float = 0.05,
     conf_type: str = "log",
-    min_cell: int = 10,
+    min_cell: int | None = None,
     timefix: bool = True,
 ) -> KaplanMeierResult:
     """Kaplan–Meier survival with Greenwood CIs, by group, honouring delayed entry.
@@ -267,13 +293,17 @@ def kaplan_meier(
     ``S * exp(+-z se(log S))``, upper capped at 1), "log-log", "plain". The median and its CI
     follow R's ``quantile.survfit``: the first time the curve (lower band, upper band) reaches
     0.5 (the midpoint of a flat stretch at exactly 0.5); NaN when it never does.
-    Rows with fewer than ``min_cell`` customers at risk are flagged ``suppressed``.
+    Privacy: curve rows with fewer than ``min_cell`` customers at risk, and every row of a group
+    of fewer than ``min_cell`` customers, are flagged ``suppressed`` (never drawn by ``plot_km``);
+    the group's median is blanked. ``min_cell=None``: the process-wide value
+    (:func:`cxlab.privacy.set_min_cell`, default 10).
     ``timefix``: times differing only by round-off are tied, as R's default ``timefix=TRUE``.
     """
     if conf_type not in _CONF_TYPES:
         raise ParameterError(f"The 'conf_type' parameter of kaplan_meier must be one of {_CONF_TYPES}. Got {conf_type!r} instead.")
     if not (isinstance(alpha, float) and 0 < alpha < 1):
         raise ParameterError(f"The 'alpha' parameter of kaplan_meier must be a float in (0, 1). Got {alpha!r} instead.")
+    min_cell = privacy.resolve_min_cell(min_cell)
     entry, time, event = _arrays(df, duration_col, event_col, entry_col, "kaplan_meier", timefix)
     if group_col is not None:
         _check_columns(df, [group_col], "kaplan_meier")
@@ -290,6 +320,7 @@ def kaplan_meier(
         d = data[data["group"] == g]
         c = _km_curve(d["entry"].to_numpy(), d["time"].to_numpy(), d["event"].to_numpy(), z, conf_type)
         c.insert(0, "group", g)
+        c["suppressed"] = (c["at_risk"] < min_cell) | (len(d) < min_cell)
         curves.append(c)
         x = np.r_[0.0, c["time"].to_numpy()]
         medians.append(
@@ -302,10 +333,11 @@ def kaplan_meier(
             }
         )
     survival = pd.concat(curves, ignore_index=True)
-    survival["suppressed"] = survival["at_risk"] < min_cell
+    medians = pd.DataFrame(medians)
+    medians.loc[medians["suppressed"], ["median", "lower", "upper"]] = np.nan
     rank = {g: i for i, g in enumerate(levels)}
     data = data.sort_values("group", key=lambda s: s.map(rank), kind="stable").reset_index(drop=True)
-    return KaplanMeierResult(survival, pd.DataFrame(medians), conf_type, alpha, min_cell, data)
+    return KaplanMeierResult(survival, medians, conf_type, alpha, min_cell, data)
 
 
 def _levels(groups: pd.Series) -> list:
@@ -339,6 +371,11 @@ def _logrank_stat(entry, time, event, groups):
     return chi2, df, p
 
 
+def _small_levels(groups: np.ndarray, min_cell: int) -> list:
+    counts = pd.Series(groups).value_counts()
+    return [g for g, n in counts.items() if n < min_cell]
+
+
 def logrank(
     df: pd.DataFrame,
     group_col: str,
@@ -346,13 +383,21 @@ def logrank(
     event_col: str = "event",
     entry_col: str | None = None,
     timefix: bool = True,
+    min_cell: int | None = None,
 ) -> pd.DataFrame:
     """Global log-rank test of equal survival across the groups of ``group_col``.
 
     R: ``survdiff(Surv(duration, event) ~ group)``; with ``entry_col`` the counting-process
     version (O - E and hypergeometric variance over ``{entry < t <= duration}``), which R's
-    survdiff does not offer. One row: test, chi2, df, p, n, events, groups.
+    survdiff does not offer. One row: test, chi2, df, p, n, events, groups, groups_left_out,
+    suppressed.
+
+    Privacy: groups of fewer than ``min_cell`` customers (default: the process-wide value) are
+    left out of the test (``groups_left_out``); ``n`` and ``events`` are then blanked, since the
+    total minus them would give the left-out groups' counts. With fewer than two groups left, no
+    test is reported (``suppressed``).
     """
+    min_cell = privacy.resolve_min_cell(min_cell)
     entry, time, event = _arrays(df, duration_col, event_col, entry_col, "logrank", timefix)
     _check_columns(df, [group_col], "logrank")
     groups = df[group_col].to_numpy()
@@ -360,11 +405,18 @@ def logrank(
         raise ModelError(f"logrank: column '{group_col}' has fewer than two groups; nothing to compare.")
     if event.sum() == 0:
         raise ModelError("logrank: no events (every customer is censored); the test is undefined.")
-    chi2, dof, p = _logrank_stat(entry, time, event, groups)
-    return pd.DataFrame(
-        [{"test": "log-rank", "chi2": chi2, "df": dof, "p": p, "n": len(df), "events": int(event.sum()),
-          "groups": len(pd.unique(groups))}]
-    )
+    small = _small_levels(groups, min_cell)
+    keep = ~pd.Series(groups).isin(small).to_numpy()
+    row = {"test": "log-rank", "chi2": np.nan, "df": np.nan, "p": np.nan, "n": np.nan, "events": np.nan,
+           "groups": len(pd.unique(groups[keep])), "groups_left_out": len(small), "suppressed": False}
+    if len(pd.unique(groups[keep])) < 2 or event[keep].sum() == 0:
+        row["suppressed"] = True
+        return pd.DataFrame([row])
+    chi2, dof, p = _logrank_stat(entry[keep], time[keep], event[keep], groups[keep])
+    row.update(chi2=chi2, df=dof, p=p)
+    if not small:
+        row.update(n=len(df), events=int(event.sum()))
+    return pd.DataFrame([row])
 
 
 def pairwise_logrank(
@@ -374,26 +426,35 @@ def pairwise_logrank(
     event_col: str = "event",
     entry_col: str | None = None,
     timefix: bool = True,
+    min_cell: int | None = None,
 ) -> pd.DataFrame:
     """Log-rank test for every pair of groups, with Holm-adjusted p (R: ``p.adjust(p, "holm")``).
 
-    Columns: group_a, group_b, chi2, df, p, p_holm, n, events.
+    Columns: group_a, group_b, chi2, df, p, p_holm, n, events, suppressed. Privacy: a pair with a
+    group of fewer than ``min_cell`` customers is not tested (every figure blank, ``suppressed``)
+    and is not counted in the Holm adjustment.
     """
+    min_cell = privacy.resolve_min_cell(min_cell)
     entry, time, event = _arrays(df, duration_col, event_col, entry_col, "pairwise_logrank", timefix)
     _check_columns(df, [group_col], "pairwise_logrank")
     groups = df[group_col].to_numpy()
+    small = set(_small_levels(groups, min_cell))
     rows = []
     for a, b in itertools.combinations(sorted(pd.unique(groups), key=str), 2):
         m = (groups == a) | (groups == b)
+        if a in small or b in small:
+            rows.append({"group_a": a, "group_b": b, "chi2": np.nan, "df": np.nan, "p": np.nan, "n": np.nan,
+                         "events": np.nan, "suppressed": True})
+            continue
         if event[m].sum() == 0:
             chi2, dof, p = np.nan, 1, np.nan
         else:
             chi2, dof, p = _logrank_stat(entry[m], time[m], event[m], groups[m])
         rows.append({"group_a": a, "group_b": b, "chi2": chi2, "df": dof, "p": p, "n": int(m.sum()),
-                     "events": int(event[m].sum())})
-    out = pd.DataFrame(rows)
+                     "events": int(event[m].sum()), "suppressed": False})
+    out = pd.DataFrame(rows, columns=["group_a", "group_b", "chi2", "df", "p", "n", "events", "suppressed"])
     out["p_holm"] = _holm(out["p"].to_numpy())
-    return out[["group_a", "group_b", "chi2", "df", "p", "p_holm", "n", "events"]]
+    return out[["group_a", "group_b", "chi2", "df", "p", "p_holm", "n", "events", "suppressed"]]
 
 
 def _holm(p: np.ndarray) -> np.ndarray:
