@@ -541,3 +541,57 @@ def test_show_table_formats_every_p_value_column_as_p():
     table = pd.DataFrame({"perception": ["recognition", "empathy"], "log-rank p": [1e-9, 0.0421]})
     html = show_table(table).to_html()
     assert ">< 0.001<" in html and ">0.042<" in html and ">0.00<" not in html
+
+
+# ------------------------------------------------------------------------------ run comparison
+
+
+def test_comparison_reads_drops_as_drops_and_formats_for_people():
+    from cxlab.report.compare import compare_metrics, human_number
+
+    rows = {r["metric"]: r for r in compare_metrics(
+        {"panel.respondents": {"estimate": 1052.0}, "value.x": {"estimate": 914.0, "lower": 800, "upper": 1000},
+         "cox.hr": {"estimate": 0.80, "lower": 0.7, "upper": 0.9}},
+        {"panel.respondents": {"estimate": 1855.0}, "value.x": {"estimate": 1370.0, "lower": 1200, "upper": 1500},
+         "cox.hr": {"estimate": 0.82, "lower": 0.75, "upper": 0.9}})}
+    assert rows["panel.respondents"]["text"] == "panel.respondents: from 1,855 to 1,052 (−43 %)"
+    assert rows["panel.respondents"]["flag"] is True
+    assert "from 1,370 to 914 (−33 %)" in rows["value.x"]["text"] and "e+" not in rows["value.x"]["text"]
+    assert rows["value.x"]["flag"] is True and rows["cox.hr"]["flag"] is False
+    assert "(+" in compare_metrics({"a": {"estimate": 120.0}}, {"a": {"estimate": 100.0}})[0]["text"]
+    assert human_number(1370.4) == "1,370" and human_number(0.01234) == "0.0123" and human_number(-2.5) == "−2.50"
+
+
+def test_comparison_only_like_for_like(tmp_path):
+    from cxlab.report.compare import basis_differences, compare_metrics, comparison_basis
+
+    spec = tmp_path / "study.yaml"
+    spec.write_text("name: s\nsnapshot_date: 2026-06-30\ncustomers: {path: c.csv}\n")
+    nb = tmp_path / "02-x.ipynb"
+    nb.write_text("{}")
+    a = comparison_basis(spec, {"02-x": nb}, {"02-x": {"horizons": [12, 24], "min_cell": 10}})
+    spec.write_text("name: s\nsnapshot_date: 2026-07-31\ncustomers: {path: c.csv}\n")
+    same = comparison_basis(spec, {"02-x": nb}, {"02-x": {"horizons": [12, 24], "min_cell": 10}})
+    assert basis_differences(same, a) == []          # a new snapshot date is the point of a monthly run
+    other = comparison_basis(spec, {"02-x": nb}, {"02-x": {"horizons": [12, 36], "min_cell": 10}})
+    diff = basis_differences(other, a)
+    assert diff == ["parameter horizons changed from [12, 24] to [12, 36]"]
+    nb.write_text('{"cells": []}')
+    spec.write_text("name: s\nsnapshot_date: 2026-07-31\ncustomers: {path: d.csv}\n")
+    changed = basis_differences(comparison_basis(spec, {"02-x": nb}, {"02-x": {"horizons": [12, 24], "min_cell": 10}}), a)
+    assert "the study spec changed (other than its snapshot date)" in changed
+    assert "notebook version changed: 02-x" in changed
+    rows = compare_metrics({"m": {"estimate": 2.0, "lower": 1.9, "upper": 2.1}},
+                           {"m": {"estimate": 1.0, "lower": 0.9, "upper": 1.1}}, diff)
+    assert rows[0]["flag"] is False and "not compared" in rows[0]["text"]
+    assert basis_differences(a, None)   # a run without a basis is never compared silently
+
+
+def test_index_comparison_says_what_changed_and_shows_no_flags(tmp_path):
+    m = example_manifest() | {"status": "succeeded", "failed_reason": None,
+                              "comparison_basis": {"differences": ["parameter horizons changed from [12, 24] to [12, 36]"]}}
+    m["comparison"] = [dict(c, flag=False) for c in m["comparison"]]
+    soup = BeautifulSoup(write_index(tmp_path, m).read_text(encoding="utf-8"), "html.parser")
+    comp = soup.find(id="cx-comparison").get_text(" ", strip=True)
+    assert "not compared" in comp.lower() and "parameter horizons changed from [12, 24] to [12, 36]" in comp
+    assert not soup.select("#cx-comparison tr.cx-flag")

@@ -124,11 +124,17 @@ def _run_summary(notebooks: list[dict]) -> str:
     return f'<p class="cx-run-summary">{text}.</p>'
 
 
-def _comparison_table(comparison: list[dict]) -> str:
+def _comparison_table(comparison: list[dict], differences: list[str] = ()) -> str:
     if not comparison:
         return "<p>No previous successful run to compare with.</p>"
     flagged = sum(1 for c in comparison if c.get("flag"))
-    summary = (f"<p><strong>{flagged} of {len(comparison)}</strong> headline figures changed "
+    if differences:
+        items = "".join(f"<li>{esc(d)}</li>" for d in differences)
+        summary = ("<p><strong>Figures not compared:</strong> the previous run is not like for like, so no "
+                   f"change is flagged. What changed:</p><ul>{items}</ul>")
+        flagged = 0
+    else:
+        summary = (f"<p><strong>{flagged} of {len(comparison)}</strong> headline figures changed "
                "beyond their uncertainty (highlighted).</p>" if flagged else
                f"<p>None of the {len(comparison)} headline figures changed beyond their "
                "uncertainty.</p>")
@@ -143,7 +149,7 @@ def _comparison_table(comparison: list[dict]) -> str:
             cur = format_number(c.get("current"), d)
         except Exception:  # noqa: BLE001 - formatting only
             cur = format_number(c.get("current"))
-        flag = bool(c.get("flag"))
+        flag = bool(c.get("flag")) and not differences
         mark = '<span class="cx-flag-mark">⚑ changed</span> ' if flag else ""
         row_class = ' class="cx-flag"' if flag else ""
         out.append(f"<tr{row_class}>"
@@ -220,7 +226,7 @@ def write_index(run_dir: Path, manifest: dict) -> Path:
     parts.append('<section class="cx-box" id="cx-metrics"><h2>Headline metrics</h2>'
                  f"{_metrics_table(m.get('metrics') or {}, m.get('notebooks') or [])}</section>")
     parts.append('<section class="cx-box" id="cx-comparison"><h2>Compared with the previous '
-                 f"run</h2>{_comparison_table(m.get('comparison') or [])}</section>")
+                 f"run</h2>{_comparison_table(m.get('comparison') or [], (m.get('comparison_basis') or {}).get('differences') or [])}</section>")
     header = {
         "study_name": study.get("name"), "snapshot_date": study.get("snapshot_date"),
         "run_id": run_id, "notebook": None, "status": status,

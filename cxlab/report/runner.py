@@ -521,28 +521,7 @@ def _redact_tree(folder: Path, secret_values: list[str]) -> list[str]:
 # ---- comparison -----------------------------------------------------------------------------
 
 
-def compare_metrics(current: dict, previous: dict) -> list[dict]:
-    """Headline metrics compared with the previous successful run; a change is flagged when the
-    new estimate lies outside the previous 95 % interval (or, without one, changes by > 10 %)."""
-    rows = []
-    for name in sorted(set(current) & set(previous)):
-        cur, prev = current[name], previous[name]
-        c, p = cur.get("estimate"), prev.get("estimate")
-        if c is None or p is None:
-            continue
-        lo, hi = prev.get("lower"), prev.get("upper")
-        if lo is not None and hi is not None:
-            flag = not (lo <= c <= hi)
-            text = (f"{name} moved from {p:.3g} to {c:.3g}, outside last run's 95 % CI ({lo:.3g}–{hi:.3g})"
-                    if flag else f"{name}: {p:.3g} -> {c:.3g}, within last run's 95 % CI")
-        else:
-            rel = abs(c - p) / abs(p) if p else (0.0 if c == p else float("inf"))
-            flag = rel > 0.10
-            text = f"{name} moved from {p:.4g} to {c:.4g} ({rel:+.0%})" if flag else f"{name}: {p:.4g} -> {c:.4g}"
-        rows.append({"metric": name, "previous": p, "previous_lower": lo, "previous_upper": hi, "current": c,
-                     "current_lower": cur.get("lower"), "current_upper": cur.get("upper"), "flag": bool(flag),
-                     "text": text})
-    return rows
+from cxlab.report.compare import compare_metrics, run_basis  # noqa: E402 (engineer G: run comparison)
 
 
 def _previous_manifest(out: Path, config_name: str) -> dict | None:
@@ -692,7 +671,8 @@ def run(config: RunConfig, overrides: list[str] = (), jobs: int | None = None, l
             "notebooks": notebooks,
             "metrics": metrics,
             "previous_run": previous["run_id"] if previous else None,
-            "comparison": compare_metrics(metrics, previous["metrics"]) if previous else [],
+            "comparison_basis": (basis := run_basis(config, {n: _redact(p, sorted(secret_names)) for n, p in params.items()}, previous)),
+            "comparison": compare_metrics(metrics, previous["metrics"], basis["differences"]) if previous else [],
         }
         (work / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
         write_index(work, manifest)
