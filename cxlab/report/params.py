@@ -3,17 +3,48 @@
 A parameters cell holds annotated literals, one per line::
 
     study_path: str = "../data/demo/study.yaml"  # the study spec
-    horizon_months: int = 24                      # horizon for retention figures
+    horizon_months: int = 24                      # horizon for retention figures [> 0]
+    warehouse_url: str = ""                       # secret: database URL
 
 The type is the annotation (``int``, ``float``, ``str``, ``bool``, ``list``, ``dict``, or an
-``X | None``); without one, the default's type. Values given to a run are checked before any
-kernel starts: an unknown name is an error listing the valid ones, a wrong type is an error.
+``X | None``); without one, the default's type. The comment is the parameter's help text.
+
+**Allowed values** go in square brackets at the very end of the comment (the *rule*)::
+
+    n_boot: int = 200                    # bootstrap resamples [>= 50]
+    discount_rate: float = 0.10          # annual rate [in [0, 1)]
+    band_quantiles: list = [1/3, 2/3]    # cut points [each in (0, 1)]
+    horizons: list = [12, 24]            # months after the survey [each > 0]
+    recommend_bins: str = "nps"          # "nps" or the raw scale [choices: "nps", ""]
+    min_cell: int = 10                   # smallest group shown [>= 5]
+
+A rule is one or more conditions joined by ``;`` or ``and``:
+
+* ``> x``, ``>= x``, ``< x``, ``<= x`` (``x`` a number, ``inf`` allowed);
+* ``in (a, b)``, ``in [a, b]``, ``in [a, b)``, ``in (a, b]``: an interval, round bracket = bound
+  excluded, square bracket = bound included;
+* ``choices: v1, v2, ...``: one of these Python literals;
+* ``each <condition>``: the condition holds for every item of a list;
+* ``len >= n`` (any comparison): the list's length.
+
+``None`` passes every rule (when the type allows it). A bracket at the end of a comment that
+does not start with one of these words (e.g. ``(e.g. ["channel"])``) is plain help text.
+
+**Secret** parameters: a comment that starts with the word ``secret`` (``# secret: database
+URL``) marks the parameter secret; its value never reaches an output (see
+:mod:`cxlab.report.scrub`).
+
+Values given to a run are checked before any kernel starts: an unknown name is an error listing
+the valid ones, a wrong type or a value outside the rule is an error naming the parameter and
+what it allows.
 """
 
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass
+import math
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +52,7 @@ import nbformat
 
 from cxlab.errors import ParameterError
 
-__all__ = ["NotebookParameter", "read_parameters", "check_parameters", "parse_override"]
+__all__ = ["NotebookParameter", "Rule", "parse_rule", "read_parameters", "check_parameters", "parse_override"]
 
 _TYPES: dict[str, tuple[type, ...]] = {
     "int": (int,),
@@ -33,12 +64,142 @@ _TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
+_OPS = {">": lambda v, x: v > x, ">=": lambda v, x: v >= x, "<": lambda v, x: v < x,
+        "<=": lambda v, x: v <= x}
+_RULE_START = re.compile(r"^\s*(each\b|len\b|in\s*[\[(]|choices\s*:|[<>]=?\s*[-+.\d]|[<>]=?\s*inf)")
+_COMPARISON = re.compile(r"^(>=|<=|>|<)\s*(\S+)$")
+_INTERVAL = re.compile(r"^in\s*([\[(])\s*([^,]+?)\s*,\s*([^,]+?)\s*([\])])$")
+
+
+def _number(text: str, rule: str) -> float:
+    t = text.strip().lower()
+    if t in ("inf", "+inf"):
+        return math.inf
+    if t == "-inf":
+        return -math.inf
+    try:
+        return float(ast.literal_eval(t)) if "/" not in t else _fraction(t)
+    except (ValueError, SyntaxError, TypeError):
+        raise ValueError(f"{text!r} is not a number in rule [{rule}]") from None
+
+
+def _fraction(t: str) -> float:
+    a, b = t.split("/", 1)
+    return float(a) / float(b)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class _Condition:
+    kind: str                 # "cmp", "choices"
+    text: str                 # as written, for messages
+    each: bool = False        # applies to every item of a list
+    length: bool = False      # applies to len(value)
+    op: str = ""
+    bound: float = 0.0
+    choices: tuple = ()
+
+    def holds(self, value) -> bool:
+        if self.each:
+            if not isinstance(value, (list, tuple)):
+                return False
+            inner = _Condition(self.kind, self.text, False, self.length, self.op, self.bound, self.choices)
+            return all(inner.holds(v) for v in value)
+        if self.length:
+            if not hasattr(value, "__len__"):
+                return False
+            value = len(value)
+        if self.kind == "choices":
+            return any(value == c and type(value) is type(c) or (_is_number(value) and _is_number(c)
+                                                                   and value == c)
+                       for c in self.choices)
+        if not _is_number(value) or (isinstance(value, float) and math.isnan(value)):
+            return False
+        return _OPS[self.op](value, self.bound)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Allowed values of a parameter, parsed from ``[...]`` at the end of its comment."""
+
+    text: str
+    conditions: tuple = field(default_factory=tuple)
+
+    def holds(self, value) -> bool:
+        return value is None or all(c.holds(value) for c in self.conditions)
+
+    def describe(self) -> str:
+        return self.text
+
+
+def parse_rule(text: str) -> Rule:
+    """Parse a rule (the text inside the brackets), e.g. ``each in (0, 1)`` or ``>= 50``.
+
+    Raises ``ValueError`` with what is wrong."""
+    conditions = []
+    parts = [p.strip() for p in re.split(r";|\band\b", text) if p.strip()]
+    if not parts:
+        raise ValueError("the rule is empty")
+    for part in parts:
+        each = length = False
+        body = part
+        if re.match(r"^each\b", body):
+            each, body = True, body[4:].strip()
+        if re.match(r"^len\b", body):
+            length, body = True, body[3:].strip()
+        if body.startswith("choices"):
+            raw = body.split(":", 1)[1] if ":" in body else ""
+            try:
+                values = ast.literal_eval(f"({raw},)") if raw.strip() else ()
+            except (ValueError, SyntaxError):
+                raise ValueError(f"choices must be Python literals separated by commas: [{text}]") from None
+            if not values:
+                raise ValueError(f"no choices given: [{text}]")
+            conditions.append(_Condition("choices", part, each, length, choices=tuple(values)))
+            continue
+        m = _INTERVAL.match(body)
+        if m:
+            lo_b, lo, hi, hi_b = m.groups()
+            conditions.append(_Condition("cmp", part, each, length, ">=" if lo_b == "[" else ">",
+                                         _number(lo, text)))
+            conditions.append(_Condition("cmp", part, each, length, "<=" if hi_b == "]" else "<",
+                                         _number(hi, text)))
+            continue
+        m = _COMPARISON.match(body)
+        if m:
+            conditions.append(_Condition("cmp", part, each, length, m.group(1), _number(m.group(2), text)))
+            continue
+        raise ValueError(f"cannot read the rule [{text}]: write e.g. [> 0], [>= 50], [in (0, 1)], "
+                         f"[each > 0] or [choices: \"a\", \"b\"]")
+    return Rule(text.strip(), tuple(conditions))
+
+
+def _split_rule(comment: str) -> tuple[str, str | None]:
+    """(help text, rule text or None): the rule is a bracket closing the comment whose content
+    starts with a rule word (the leftmost such ``[``, so ``[in [0, 1)]`` is one rule)."""
+    c = comment.rstrip()
+    if c.endswith("]"):
+        for i, ch in enumerate(c):
+            if ch == "[" and _RULE_START.match(c[i + 1:-1]):
+                return c[:i].strip(), c[i + 1:-1].strip()
+    return comment.strip(), None
+
+
 @dataclass(frozen=True)
 class NotebookParameter:
     name: str
     type: str            # e.g. "int", "float | None"
     default: Any
     help: str = ""
+    rule: Rule | None = None
+
+    @property
+    def secret(self) -> bool:
+        """Declared secret: the comment starts with the word ``secret``."""
+        return bool(re.match(r"^secret\b", self.help.strip(), re.I))
 
     def accepts(self, value) -> bool:
         for t in (p.strip() for p in self.type.split("|")):
@@ -60,6 +221,20 @@ def _parameters_cell(nb, path) -> str:
             return cell.source
     raise ParameterError(f"{path}: no cell is tagged 'parameters'. Tag the cell that holds the "
                          f"notebook's parameters (View > Cell toolbar > Tags in Jupyter).")
+
+
+def _comment(line: str) -> str:
+    """The comment of a source line (a ``#`` outside string literals), without the ``#``."""
+    import io
+    import tokenize
+
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(line + "\n").readline):
+            if tok.type == tokenize.COMMENT:
+                return tok.string[1:].strip()
+    except (tokenize.TokenError, SyntaxError):
+        pass
+    return line.split("#", 1)[1].strip() if "#" in line else ""
 
 
 def read_parameters(notebook: str | Path) -> dict[str, NotebookParameter]:
@@ -88,11 +263,17 @@ def read_parameters(notebook: str | Path) -> dict[str, NotebookParameter]:
                                  f"(number, string, list, dict, True/False/None).") from None
         if annotation is None:
             annotation = "None" if default is None else type(default).__name__
-        line = lines[node.lineno - 1]
-        help_text = line.split("#", 1)[1].strip() if "#" in line else ""
+        comment = _comment(lines[node.end_lineno - 1])
+        help_text, rule_text = _split_rule(comment)
+        rule = None
+        if rule_text is not None:
+            try:
+                rule = parse_rule(rule_text)
+            except ValueError as exc:
+                raise ParameterError(f"{path}: parameter {name!r}: {exc}.") from None
         out[name] = NotebookParameter(name, annotation.replace("Optional[", "").rstrip("]")
                                       if annotation.startswith("Optional[") else annotation,
-                                      default, help_text)
+                                      default, help_text, rule)
     return out
 
 
@@ -116,6 +297,10 @@ def check_parameters(notebook: str | Path, values: dict[str, Any],
         if not p.accepts(value):
             problems.append(f"{name}: parameter {key!r} must be {p.type}, got {value!r} "
                             f"({type(value).__name__}).")
+            continue
+        if p.rule is not None and not p.rule.holds(value):
+            problems.append(f"{name}: parameter {key!r} must be {p.type} [{p.rule.describe()}], "
+                            f"got {value!r}.")
             continue
         checked[key] = float(value) if p.type.split("|")[0].strip() == "float" and isinstance(value, int) else value
     if problems:
