@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special, stats
 
+from cxlab import privacy
 from cxlab.errors import DataContractError, ModelError, ParameterError
 from cxlab.survival.engine import CoxProblem, RiskSets, breslow_baseline
 
@@ -249,7 +250,7 @@ def _rmst_from_km(times, surv, gw, horizon):
 
 def rmst(df: pd.DataFrame, horizon: float, group_col: str | None = None, *, entry_col: str | None = "entry",
          duration_col: str = "duration", event_col: str = "event", n_boot: int = 0, seed: int = 0,
-         ci: float = 0.95) -> pd.DataFrame:
+         ci: float = 0.95, min_cell: int | None = None) -> pd.DataFrame:
     """Restricted mean survival time: expected months retained within ``horizon`` (tenure clock).
 
     The area under the Kaplan-Meier curve from 0 to ``horizon``; delayed entry (``entry_col``) is
@@ -257,10 +258,14 @@ def rmst(df: pd.DataFrame, horizon: float, group_col: str | None = None, *, entr
     R ``print(survfit(Surv(entry, duration, event) ~ g), rmean = horizon)``; ``n_boot > 0`` replaces
     the normal interval with a percentile bootstrap interval (resampling respondents within group).
 
-    Columns: group, horizon, estimate, se, lower, upper, n, events, method.
+    Columns: group, horizon, estimate, se, lower, upper, n, events, method, suppressed.
+    Privacy: a group of fewer than ``min_cell`` customers (default: the process-wide value) is not
+    estimated (every figure blank, ``suppressed``); the next-smallest group's n and events are
+    blanked too (complementary suppression: the groups add up to the respondents' total).
     """
     if not horizon > 0:
         raise ParameterError(f"The 'horizon' parameter of rmst must be a positive number of months. Got {horizon!r}.")
+    min_cell = privacy.resolve_min_cell(min_cell)
     S, T, E = _survival_arrays(df, entry_col, duration_col, event_col, "rmst")
     if group_col is not None:
         _require_columns(df, [group_col], "rmst")
@@ -273,6 +278,10 @@ def rmst(df: pd.DataFrame, horizon: float, group_col: str | None = None, *, entr
     rows = []
     for level in levels:
         m = groups == level
+        if m.sum() < min_cell:   # privacy: no figure (not even a warning) about a small group
+            rows.append({"group": level, "horizon": horizon, "estimate": np.nan, "se": np.nan, "lower": np.nan,
+                         "upper": np.nan, "n": int(m.sum()), "events": int(E[m].sum()), "method": ""})
+            continue
         rs = _RiskSets(S[m], T[m], E[m])
         _, _, surv, gw = rs.km()
         est, se = _rmst_from_km(rs.times, surv, gw, horizon)
@@ -292,13 +301,22 @@ def rmst(df: pd.DataFrame, horizon: float, group_col: str | None = None, *, entr
             lower, upper, method = est - z * se, est + z * se, "analytic (R survival rmean)"
         rows.append({"group": level, "horizon": horizon, "estimate": est, "se": se, "lower": lower,
                      "upper": upper, "n": int(m.sum()), "events": int(E[m].sum()), "method": method})
-    return pd.DataFrame(rows)
+    return _protect(pd.DataFrame(rows), min_cell, additive=["n", "events"], keep=["horizon"])
+
+
+def _protect(table: pd.DataFrame, min_cell: int, additive, keep) -> pd.DataFrame:
+    """Privacy step of the group tables: rows of fewer than ``min_cell`` customers blanked; with
+    several groups, complementary suppression of the ``additive`` columns (they add up to totals a
+    reader knows)."""
+    if len(table) > 1:
+        return privacy.complementary_suppression(table, "n", min_cell, columns=additive, keep=keep)
+    return privacy.suppress(table, "n", min_cell, keep=keep)
 
 
 # ---- CLV and value at risk (survey clock) ----------------------------------------------------
 
 
-def _survey_clock_curves(df, entry_col, duration_col, event_col, group_col, horizon, what):
+def _survey_clock_curves(df, entry_col, duration_col, event_col, group_col, horizon, what, min_cell):
     S, T, E = _survival_arrays(df, entry_col, duration_col, event_col, what)
     since = T - S
     if group_col is not None:
@@ -311,6 +329,9 @@ def _survey_clock_curves(df, entry_col, duration_col, event_col, group_col, hori
     out = {}
     for level in levels:
         m = groups == level
+        if m.sum() < min_cell:   # privacy: not estimated, and no warning quoting its follow-up
+            out[level] = (m, np.full(months.size, np.nan))
+            continue
         rs = _RiskSets(np.zeros(int(m.sum())), since[m], E[m])
         _, _, surv, _ = rs.km()
         if horizon > since[m].max():
@@ -330,61 +351,63 @@ def _monthly_margin(df, margin_col, margin_months, what):
     return v / float(margin_months)
 
 
-def _privacy_check(n, level, what):
-    if n < 10:
-        warnings.warn(f"{what}: group {level!r} has only {n} customers (< 10); do not show it in a report.",
-                      stacklevel=3)
-
-
 def clv(df: pd.DataFrame, margin_col: str = "value", horizon_months: int = 36, annual_discount_rate: float = 0.1,
         group_col: str | None = None, *, margin_months: float = 12, entry_col: str | None = "entry",
-        duration_col: str = "duration", event_col: str = "event") -> pd.DataFrame:
+        duration_col: str = "duration", event_col: str = "event", min_cell: int | None = None) -> pd.DataFrame:
     """Expected discounted margin over the next ``horizon_months`` after the survey, per group.
 
     ``CLV = monthly margin x sum_{m=1..H} S(m) / (1 + r)^(m/12)``, where S is the Kaplan-Meier
     curve of months since the survey within the group and the margin column covers
     ``margin_months`` months (12 for an annual margin). Columns: group, n, horizon_months,
-    discount_rate, expected_months (undiscounted sum of S), clv_per_customer, clv_total.
+    discount_rate, expected_months (undiscounted sum of S), clv_per_customer, clv_total, suppressed.
+    Privacy: a group of fewer than ``min_cell`` customers has every figure blank (``suppressed``);
+    the next-smallest group's n and clv_total are blanked too (complementary suppression).
     """
     if annual_discount_rate < 0:
         raise ParameterError(f"annual_discount_rate must be >= 0, got {annual_discount_rate!r}.")
+    min_cell = privacy.resolve_min_cell(min_cell)
     monthly = _monthly_margin(df, margin_col, margin_months, "clv")
-    months, curves = _survey_clock_curves(df, entry_col, duration_col, event_col, group_col, horizon_months, "clv")
+    months, curves = _survey_clock_curves(df, entry_col, duration_col, event_col, group_col, horizon_months, "clv",
+                                          min_cell)
     disc = (1 + annual_discount_rate) ** (-months / 12.0)
     rows = []
     for level, (m, s) in curves.items():
-        _privacy_check(int(m.sum()), level, "clv")
         factor = float(np.sum(s * disc))
         rows.append({"group": level, "n": int(m.sum()), "horizon_months": int(horizon_months),
                      "discount_rate": annual_discount_rate, "expected_months": float(s.sum()),
                      "clv_per_customer": float(monthly[m].mean() * factor),
                      "clv_total": float(monthly[m].sum() * factor)})
-    return pd.DataFrame(rows)
+    return _protect(pd.DataFrame(rows), min_cell, additive=["n", "clv_total"],
+                    keep=["horizon_months", "discount_rate"])
 
 
 def value_at_risk(df: pd.DataFrame, margin_col: str = "value", horizon_months: int = 12, group_col: str | None = None,
                   *, annual_discount_rate: float = 0.0, margin_months: float = 12, entry_col: str | None = "entry",
-                  duration_col: str = "duration", event_col: str = "event") -> pd.DataFrame:
+                  duration_col: str = "duration", event_col: str = "event",
+                  min_cell: int | None = None) -> pd.DataFrame:
     """Margin expected to be lost to defection within ``horizon_months`` of the survey, per group.
 
     ``expected_defectors = n F(H)`` with F = 1 - KM (months since the survey);
     ``margin_lost`` = monthly margin x sum_{m=1..H} (1 - S(m)) (discounted): the margin the group
     would have earned in the window had nobody left; ``annual_margin_at_risk`` = annual margin of
     the expected defectors (``F(H) x`` total margin scaled to 12 months).
+    Privacy: a group of fewer than ``min_cell`` customers has every figure blank (``suppressed``);
+    the next-smallest group's n and totals are blanked too (complementary suppression).
     """
+    min_cell = privacy.resolve_min_cell(min_cell)
     monthly = _monthly_margin(df, margin_col, margin_months, "value_at_risk")
     months, curves = _survey_clock_curves(df, entry_col, duration_col, event_col, group_col, horizon_months,
-                                          "value_at_risk")
+                                          "value_at_risk", min_cell)
     disc = (1 + annual_discount_rate) ** (-months / 12.0)
     rows = []
     for level, (m, s) in curves.items():
-        _privacy_check(int(m.sum()), level, "value_at_risk")
         f_h = float(1 - s[-1])
         rows.append({"group": level, "n": int(m.sum()), "horizon_months": int(horizon_months),
                      "defection_rate": f_h, "expected_defectors": f_h * m.sum(),
                      "margin_lost": float(monthly[m].sum() * np.sum((1 - s) * disc)),
                      "annual_margin_at_risk": float(f_h * monthly[m].sum() * 12)})
-    return pd.DataFrame(rows)
+    return _protect(pd.DataFrame(rows), min_cell, additive=["n", "expected_defectors", "margin_lost",
+                                                           "annual_margin_at_risk"], keep=["horizon_months"])
 
 
 # ---- Cox (Efron ties, delayed entry) used by what_if: cxlab's engine ---------------------------
@@ -808,7 +831,7 @@ def fit_sbg(survivors, fit_on: int | None = None) -> SBGResult:
 
 
 def cohort_survivors(df: pd.DataFrame, start_col: str = "start", end_col: str = "end", snapshot=None, *,
-                     period: str = "year", min_cell: int = 10) -> pd.DataFrame:
+                     period: str = "year", min_cell: int | None = None) -> pd.DataFrame:
     """Survivor counts by acquisition cohort, ready for :func:`fit_sbg`.
 
     Customers are grouped by the calendar year (``period="year"``) or month (``"month"``) of
@@ -819,6 +842,7 @@ def cohort_survivors(df: pd.DataFrame, start_col: str = "start", end_col: str = 
     """
     if period not in ("year", "month"):
         raise ParameterError(f"The 'period' parameter must be 'year' or 'month'. Got {period!r} instead.")
+    min_cell = privacy.resolve_min_cell(min_cell)
     _require_columns(df, [start_col, end_col], "cohort_survivors")
     if snapshot is None:
         raise ParameterError("cohort_survivors needs snapshot= (the data cut date).")
@@ -837,7 +861,8 @@ def cohort_survivors(df: pd.DataFrame, start_col: str = "start", end_col: str = 
         m = (cohort == c).to_numpy()
         size = int(m.sum())
         if size < min_cell:
-            warnings.warn(f"cohort_survivors: cohort {c} has {size} customers (< {min_cell}); dropped.", stacklevel=2)
+            # privacy: the warning never quotes the small cohort's size
+            warnings.warn(f"cohort_survivors: cohort {c} has fewer than {min_cell} customers; dropped.", stacklevel=2)
             continue
         s_c, e_c = start[m], end[m]
         k = 0
