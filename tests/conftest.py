@@ -210,7 +210,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             for script, state in sorted(_R_STATUS.items()):
                 tr.write_line(f"R references: {script}: {state}")
     else:
-        tr.write_line("R references: none of the R-reference tests ran")
+        tr.write_line("R references: no R-reference test ran in this session")
     counts = {k: len(tr.stats.get(k, [])) for k in ("passed", "failed", "error", "skipped", "xfailed", "xpassed")}
     tr.write_line("tests: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v))
     reasons = Counter()
