@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from cxlab import privacy
 from cxlab.panel import Panel
 
 __all__ = ["suppress_small_cells", "response_summary", "answers_per_respondent", "censoring_summary",
@@ -16,24 +17,26 @@ __all__ = ["suppress_small_cells", "response_summary", "answers_per_respondent",
            "construct_distribution", "audit_findings"]
 
 
-def suppress_small_cells(table: pd.DataFrame, n_col: str = "n", min_cell: int = 10,
+def suppress_small_cells(table: pd.DataFrame, n_col: str = "n", min_cell: int | None = None,
                          columns: list[str] | None = None) -> pd.DataFrame:
-    """Blank the numbers of rows describing fewer than ``min_cell`` customers.
+    """Blank the numbers of rows describing fewer than ``min_cell`` customers
+    (:func:`cxlab.privacy.suppress`; kept for existing callers).
 
     ``columns``: which columns to blank (default: every numeric column, ``n_col`` included).
     Adds a boolean ``suppressed`` column.
     """
-    out = table.copy()
-    small = out[n_col].notna() & (out[n_col] < min_cell)
-    cols = columns if columns is not None else [c for c in out.columns if pd.api.types.is_numeric_dtype(out[c])]
-    for c in cols:
-        out[c] = out[c].astype("float64").where(~small)
-    out["suppressed"] = small.to_numpy()
-    return out
+    return privacy.suppress(table, n_col, min_cell, columns=columns)
 
 
-def response_summary(panel: Panel, customers: pd.DataFrame, min_cell: int = 10) -> pd.DataFrame:
-    """Customers known at the snapshot, respondents, response rate, by covariate level and overall."""
+def response_summary(panel: Panel, customers: pd.DataFrame, min_cell: int | None = None) -> pd.DataFrame:
+    """Customers known at the snapshot, respondents, response rate, by covariate level and overall.
+
+    Privacy: a level with fewer than ``min_cell`` customers or respondents has its figures blanked
+    (``suppressed``); as the levels of a covariate add up to the "all customers" row, the
+    next-smallest level's counts are blanked too (complementary suppression), for customers and
+    for respondents.
+    """
+    min_cell = privacy.resolve_min_cell(min_cell)
     snap = pd.Timestamp(panel.snapshot_date)
     known = customers[customers["start"] <= snap]
     r = panel.respondents
@@ -45,18 +48,31 @@ def response_summary(panel: Panel, customers: pd.DataFrame, min_cell: int = 10) 
             rows.append({"group": cov, "level": str(level), "customers": int(n), "respondents": int(resp.get(level, 0))})
     out = pd.DataFrame(rows)
     out["response_rate"] = out["respondents"] / out["customers"]
-    out["n"] = out["respondents"]
-    out = suppress_small_cells(out, "n", min_cell, columns=["respondents", "response_rate"])
-    return out.drop(columns="n")
+    total = (out["group"] == "all customers").to_numpy()
+    raw = out.copy()
+    # respondents: blank the small levels' respondents and rate, then enough others
+    resp = privacy.complementary_suppression(raw, "respondents", min_cell, total_row=total, by="group",
+                                             columns=["respondents", "response_rate"])
+    cust = privacy.complementary_suppression(raw, "customers", min_cell, total_row=total, by="group",
+                                             columns=["customers", "response_rate"])
+    out["suppressed"] = resp["suppressed"].to_numpy() | cust["suppressed"].to_numpy()
+    for c in ("customers", "respondents", "response_rate"):
+        out[c] = out[c].astype("float64").where(resp[c].notna() & cust[c].notna())
+    out.attrs["complementary"] = sorted(set(resp.attrs["complementary"]) | set(cust.attrs["complementary"]))
+    return out
 
 
-def answers_per_respondent(panel: Panel, min_cell: int = 10) -> pd.DataFrame:
-    """How many survey answers (waves) respondents gave by the snapshot."""
+def answers_per_respondent(panel: Panel, min_cell: int | None = None) -> pd.DataFrame:
+    """How many survey answers (waves) respondents gave by the snapshot.
+
+    Privacy: rows of fewer than ``min_cell`` respondents are blanked; as the rows add up to the
+    respondents (shown in the report), the next-smallest row is blanked too (complementary).
+    """
     counts = panel.respondents["n_answers"].clip(upper=3).value_counts().sort_index()
     out = pd.DataFrame({"answers": [f"{int(k)}" if k < 3 else "3 or more" for k in counts.index],
                         "n": counts.to_numpy()})
     out["share"] = out["n"] / out["n"].sum()
-    return suppress_small_cells(out, "n", min_cell)
+    return privacy.complementary_suppression(out, "n", min_cell, columns=["n", "share"])
 
 
 def censoring_summary(panel: Panel) -> pd.DataFrame:
@@ -117,9 +133,10 @@ def audit_findings(panel: Panel, validation_summary: pd.DataFrame | None = None)
     return out
 
 
-def validation_overview(summary: pd.DataFrame, min_cell: int = 10) -> pd.DataFrame:
+def validation_overview(summary: pd.DataFrame, min_cell: int | None = None) -> pd.DataFrame:
     """The validation summary for a report: counts between 1 and ``min_cell - 1`` shown as
     "< min_cell" (a small count describes a small group of customers)."""
+    min_cell = privacy.resolve_min_cell(min_cell)
     out = summary.copy()
     for col in ("missing_codes", "empty"):
         if col in out.columns:

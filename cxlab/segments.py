@@ -31,6 +31,7 @@ __all__ = [
     "WouldBeDefectors",
     "perception_bands",
     "band_retention_table",
+    "concentration_by_cell",
 ]
 
 DGC = "disappointed good customers"
@@ -107,13 +108,18 @@ def _cells(df, segment_col):
     return cells
 
 
-def segment_table(df: pd.DataFrame, min_cell: int = 10, *, segment_col: str = "segment_2x2",
+def segment_table(df: pd.DataFrame, min_cell: int | None = None, *, segment_col: str = "segment_2x2",
                   entry_col: str = "entry", duration_col: str = "duration", event_col: str = "event",
                   margin_col: str | None = "value", horizons=(12, 24)) -> pd.DataFrame:
     """One row per cell: n, share, events, defection within 12/24 months (KM on months since the
     survey, log-log 95 % CI), margin total and share. Cells with fewer than ``min_cell``
-    respondents have their numbers replaced by NaN and ``suppressed = True``.
+    respondents have their numbers replaced by NaN and ``suppressed = True``; the next-smallest
+    cell's n, share, events and margin are blanked too (complementary suppression: the cells add up
+    to the respondents' total). ``min_cell=None``: the process-wide value (default 10).
     """
+    from cxlab import privacy
+
+    min_cell = privacy.resolve_min_cell(min_cell)
     S, T, E = _survival_arrays(df, entry_col, duration_col, event_col, "segment_table")
     since = T - S
     cells = _cells(df, segment_col)
@@ -140,7 +146,9 @@ def segment_table(df: pd.DataFrame, min_cell: int = 10, *, segment_col: str = "s
                 if k not in ("cell", "suppressed"):
                     row[k] = np.nan
         rows.append(row)
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    additive = [c for c in ("n", "share", "events", "margin_total", "margin_share") if c in out.columns]
+    return privacy.complementary_suppression(out, "n", min_cell, columns=additive)
 
 
 def segment_hazard_ratios(df: pd.DataFrame, reference: str = "recognised good customers", *,
@@ -211,7 +219,7 @@ def _pct(x):
 
 def would_be_defectors(df: pd.DataFrame, horizon: float = 12, *, segment_col: str = "segment_2x2",
                        entry_col: str = "entry", duration_col: str = "duration", event_col: str = "event",
-                       n_boot: int = 500, seed: int = 0, min_cell: int = 10, ci: float = 0.95,
+                       n_boot: int = 500, seed: int = 0, min_cell: int | None = None, ci: float = 0.95,
                        focus: str = DGC) -> WouldBeDefectors:
     """Which cell holds the would-be defectors? Share of defectors within ``horizon`` vs share of customers.
 
@@ -225,6 +233,9 @@ def would_be_defectors(df: pd.DataFrame, horizon: float = 12, *, segment_col: st
     defector_share, defector_share_lower/upper, ratio, lower, upper, p_highest_share,
     p_highest_ratio, suppressed) and ``finding`` (a sentence about ``focus`` built from the numbers).
     """
+    from cxlab import privacy
+
+    min_cell = privacy.resolve_min_cell(min_cell)
     S, T, E = _survival_arrays(df, entry_col, duration_col, event_col, "would_be_defectors")
     seg = df[segment_col].astype(object).to_numpy() if segment_col in df.columns else None
     if seg is None:
@@ -282,7 +293,10 @@ def would_be_defectors(df: pd.DataFrame, horizon: float = 12, *, segment_col: st
                 if k not in ("cell", "horizon", "suppressed"):
                     row[k] = np.nan
         rows.append(row)
-    table = pd.DataFrame(rows)
+    table = privacy.complementary_suppression(
+        pd.DataFrame(rows), "n", min_cell, keep=["horizon"],
+        columns=["n", "customer_share", "expected_defectors", "defector_share", "defector_share_lower",
+                 "defector_share_upper"])
     finding = _finding(table, focus, horizon, ci)
     return WouldBeDefectors(table=table, finding=finding)
 
@@ -292,6 +306,11 @@ def _finding(table, focus, horizon, ci):
     if focus not in set(shown["cell"]):
         return f"The cell {focus!r} has too few respondents to be reported."
     r = shown.set_index("cell").loc[focus]
+    if not (np.isfinite(r["customer_share"]) and np.isfinite(r["defector_share"])):
+        # its shares are blanked to protect a smaller cell (complementary suppression)
+        return (f"The shares of the {focus} cell are not shown, to protect a cell of fewer respondents; "
+                f"its ratio of defector share to customer share is {r['ratio']:.2f} "
+                f"({100 * ci:.0f}% CI {r['lower']:.2f}-{r['upper']:.2f}).")
     top_share = shown.loc[shown["defector_share"].idxmax(), "cell"]
     top_ratio = shown.loc[shown["ratio"].idxmax(), "cell"]
     level = f"{100 * ci:.0f}%"
@@ -376,3 +395,33 @@ def band_retention_table(df: pd.DataFrame, constructs, horizon: float, *, band_q
     out = pd.concat(parts, ignore_index=True)
     out["band"] = out["band"].astype(str)
     return out
+
+
+def concentration_by_cell(df: pd.DataFrame, value_col: str = "value", *, segment_col: str = "segment_2x2",
+                          top: float = 0.2, n_boot: int = 0, seed: int = 0,
+                          min_cell: int | None = None) -> pd.DataFrame:
+    """Margin concentration within each cell: Gini (with bootstrap interval) and the top share.
+
+    One row per cell present: cell, estimate (Gini), lower, upper, top20 (share of the cell's margin
+    held by its top ``top`` fraction), n, suppressed. Privacy: a cell of fewer than ``min_cell``
+    respondents is not measured (every figure blank); the next-smallest cell's n is blanked too
+    (complementary suppression: the cells add up to the classified respondents).
+    """
+    from cxlab import privacy
+    from cxlab.value import gini, top_share
+
+    m = privacy.resolve_min_cell(min_cell)
+    _require_columns(df, [segment_col, value_col], "concentration_by_cell")
+    rows = []
+    for cell in _cells(df, segment_col):
+        v = df.loc[df[segment_col].astype(object) == cell, value_col].dropna()
+        row = {"cell": cell, "estimate": np.nan, "lower": np.nan, "upper": np.nan, "top20": np.nan, "n": len(v)}
+        if len(v) >= m:
+            g = gini(v, n_boot=n_boot, seed=seed).iloc[0]
+            row.update(estimate=g["estimate"], lower=g["lower"], upper=g["upper"],
+                       top20=top_share(v, top)["estimate"].iloc[0])
+        rows.append(row)
+    out = pd.DataFrame(rows, columns=["cell", "estimate", "lower", "upper", "top20", "n"])
+    if len(out) > 1:
+        return privacy.complementary_suppression(out, "n", m, columns=["n"])
+    return privacy.suppress(out, "n", m)

@@ -28,9 +28,9 @@ def test_response_summary_suppresses_groups_under_min_cell(panel):
     customers = make_data().customers
     t = audit.response_summary(panel, customers)
     overall = t.iloc[0]
-    assert overall["customers"] == 6          # known at the snapshot
-    # 3 respondents overall: fewer than 10, so suppressed
-    assert overall["suppressed"] and np.isnan(overall["respondents"])
+    # 6 customers known at the snapshot, 3 respondents: both fewer than 10, so both blanked
+    assert overall["suppressed"] and np.isnan(overall["respondents"]) and np.isnan(overall["customers"])
+    assert t["suppressed"].all() and t[["customers", "respondents", "response_rate"]].isna().all().all()
     assert set(t["group"]) == {"all customers", "région"}
 
 

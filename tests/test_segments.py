@@ -81,9 +81,15 @@ def test_segment_table_matches_km_and_suppresses_small_cells(cells):
     ci = km.confidence_interval_survival_function_
     s_lo = ci[ci.index <= 12].iloc[-1, 0]
     assert tab.loc[DGC, "defection_12m_upper"] == pytest.approx(1 - s_lo, rel=1e-6)
-    assert tab.loc[DGC, "n"] == m.sum()
-    assert tab["margin_share"].sum() == pytest.approx(1 - d.loc[d["segment_2x2"] == MBR, "value"].sum()
-                                                      / d["value"].sum())
+    # complementary suppression: the next-smallest cell's counts and margin are blanked too (else
+    # total - shown cells = the tiny cell), its defection figures stay
+    sizes = d["segment_2x2"].astype(object).value_counts()
+    second = sizes.drop(MBR).idxmin()
+    assert tab.loc[second, ["n", "share", "events", "margin_total", "margin_share"]].isna().all()
+    assert not tab.loc[second, "suppressed"] and np.isfinite(tab.loc[second, "defection_12m"])
+    shown = tab.drop(index=[MBR, second])
+    assert (shown["n"] == sizes[shown.index]).all()
+    assert len(d) - shown["n"].sum() >= 10 + 6   # what subtraction reveals: two cells together
 
 
 def test_segment_hazard_ratios_recover_truth(cells):
