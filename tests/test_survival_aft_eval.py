@@ -235,29 +235,76 @@ def test_strong_predictor_discriminates_noise_does_not(evaluation_data):
     assert s.loc["integrated_brier_score", "estimate"] < noise.loc["integrated_brier_score", "estimate"]
 
 
-def test_fold_metrics_equal_scikit_survival_on_the_same_folds(evaluation_data):
-    # sksurv 0.28: concordance_index_ipcw, cumulative_dynamic_auc, integrated_brier_score computed
-    # on the folds evaluate_survival uses (same seed, same Cox fit on the training folds)
-    from cxlab.survival.aft import _prepare_design
+def _independent_fold_predictions(data, train, test, horizons):
+    """lifelines' CoxTimeVaryingFitter (start = entry, stop = duration: left-truncated risk sets,
+    Breslow baseline) fitted on the raw training rows: linear predictor of the test rows and their
+    survival P(T > entry + h | T > entry, x) = exp(-(H(entry + h) - H(entry)) exp(lp)). Nothing of
+    cxlab is used (the design's scaling does not change a Cox model's predictions)."""
+    from lifelines import CoxTimeVaryingFitter
 
-    res = evaluate_survival(evaluation_data, ["recognition", "empathy"], ["segment"], entry_col="entry", times=(12,))
-    design = _prepare_design(evaluation_data, ["recognition", "empathy"], ["segment"], "duration", "event", "entry")
-    f, covs = design.frame, design.covariates
-    since = (f["duration"] - f["entry"]).to_numpy()
-    ev = f["event"].to_numpy(bool)
-    tr, te = _folds(f, "event", 5, 0)[2]
-    cph = _fit_cox(f.iloc[tr], covs, "duration", "event", "entry")
-    base = _breslow(cph, f.iloc[tr], covs, "duration", "event", "entry")
-    lp, surv = _predict(cph, base, f.iloc[te], covs, f["entry"].to_numpy()[te], res.ibs_times_)
-    y_tr, y_te = _structured(ev[tr], since[tr]), _structured(ev[te], since[te])
-    tau = since[tr].max()
-    assert since[te].max() < tau  # no clipping needed on this fold, so sksurv can take it as is
-    got = res.folds_[res.folds_["fold"] == 2].set_index("metric")["value"]
-    assert got["harrell_c"] == pytest.approx(sksurv_metrics.concordance_index_censored(ev[te], since[te], lp)[0], abs=1e-12)
-    assert got["uno_c"] == pytest.approx(sksurv_metrics.concordance_index_ipcw(y_tr, y_te, lp, tau=tau)[0], abs=1e-12)
-    assert got["auc_12m"] == pytest.approx(sksurv_metrics.cumulative_dynamic_auc(y_tr, y_te, lp, [12.0])[0][0], abs=1e-12)
-    ibs = sksurv_metrics.integrated_brier_score(y_tr, y_te, surv, res.ibs_times_)
-    assert got["integrated_brier_score"] == pytest.approx(ibs, abs=1e-12)
+    x = data[["recognition", "empathy"]].assign(seg_b=(data["segment"] == "b").astype(float),
+                                               seg_c=(data["segment"] == "c").astype(float))
+    fit_rows = x.iloc[train].assign(id=np.arange(len(train)), entry=data["entry"].to_numpy()[train],
+                                    duration=data["duration"].to_numpy()[train],
+                                    event=data["event"].to_numpy()[train])
+    ctv = CoxTimeVaryingFitter().fit(fit_rows, id_col="id", event_col="event", start_col="entry",
+                                     stop_col="duration")
+    lp = ctv.predict_log_partial_hazard(x.iloc[test]).to_numpy(float)
+    base = ctv.baseline_cumulative_hazard_.iloc[:, 0]
+    grid, h0 = base.index.to_numpy(float), base.to_numpy(float)
+
+    def cumhaz(t):
+        i = np.searchsorted(grid, t, side="right") - 1
+        return np.where(i >= 0, h0[np.clip(i, 0, None)], 0.0)
+
+    entry = data["entry"].to_numpy(float)[test]
+    dh = cumhaz(entry[:, None] + np.asarray(horizons)[None, :]) - cumhaz(entry)[:, None]
+    return lp, np.exp(-dh * np.exp(lp)[:, None])
+
+
+def test_fold_metrics_equal_an_independent_computation(evaluation_data):
+    # Reference, from the raw rows only: scikit-learn's StratifiedKFold(5, shuffle, seed 0) on the
+    # event flag; lifelines CoxTimeVaryingFitter on each training fold; scikit-survival 0.28
+    # (concordance_index_censored, concordance_index_ipcw, cumulative_dynamic_auc,
+    # integrated_brier_score) on time since entry. cxlab's folds, fit, baseline and prediction
+    # are all under test here, not only the metric formulas.
+    from sklearn.model_selection import StratifiedKFold
+
+    d = evaluation_data
+    res = evaluate_survival(d, ["recognition", "empathy"], ["segment"], entry_col="entry", times=(12,))
+    since = (d["duration"] - d["entry"]).to_numpy()
+    ev = d["event"].to_numpy(bool)
+    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=0).split(np.zeros(len(d)), ev)
+    checked = 0
+    for k, (tr, te) in enumerate(folds):
+        tau = since[tr].max()
+        if since[te].max() >= tau:       # the reference metrics need no clipping at tau
+            continue
+        lp, surv = _independent_fold_predictions(d, tr, te, res.ibs_times_)
+        y_tr, y_te = _structured(ev[tr], since[tr]), _structured(ev[te], since[te])
+        got = res.folds_[res.folds_["fold"] == k].set_index("metric")["value"]
+        assert got["harrell_c"] == pytest.approx(
+            sksurv_metrics.concordance_index_censored(ev[te], since[te], lp)[0], abs=1e-6), k
+        assert got["uno_c"] == pytest.approx(sksurv_metrics.concordance_index_ipcw(y_tr, y_te, lp, tau=tau)[0],
+                                             abs=1e-6), k
+        assert got["auc_12m"] == pytest.approx(sksurv_metrics.cumulative_dynamic_auc(y_tr, y_te, lp, [12.0])[0][0],
+                                               abs=1e-6), k
+        ibs = sksurv_metrics.integrated_brier_score(y_tr, y_te, surv, res.ibs_times_)
+        assert got["integrated_brier_score"] == pytest.approx(ibs, rel=1e-5), k
+        checked += 1
+    assert checked >= 2
+
+
+def test_concordance_extremes_on_known_orderings():
+    # no ties in time: a risk that orders defection exactly gives C = 1, the reverse C = 0,
+    # a constant risk 1/2 (every comparable pair tied)
+    rng = np.random.default_rng(4)
+    t = rng.permutation(np.arange(1.0, 41.0))
+    e = rng.random(40) < 0.7
+    assert harrell_c(t, e, -t) == 1.0
+    assert harrell_c(t, e, t) == 0.0
+    assert harrell_c(t, e, np.zeros(40)) == 0.5
+    assert uno_c(t, e, t, e, -t, tau=41.0) == pytest.approx(1.0, abs=1e-15)
 
 
 def test_auc_and_brier_helpers_equal_sksurv_on_random_data():
