@@ -113,9 +113,12 @@ def plot_calibration(calibration_df, ax=None):
 def plot_km(km_result, ax=None, at_risk=True):
     """Kaplan–Meier curves with confidence bands and the number-at-risk table under the plot.
 
-    ``km_result`` is a :class:`cxlab.survival.km.KaplanMeierResult`. Only times with at least
-    ``min_cell`` customers at risk are drawn (privacy rule); at-risk cells under ``min_cell``
-    are shown as ``<min_cell``. The time axis is in the result's unit (months of tenure).
+    ``km_result`` is a :class:`cxlab.survival.km.KaplanMeierResult`. Privacy: a group of fewer
+    than ``min_cell`` customers gets no curve; a curve starts at the first time with at least
+    ``min_cell`` customers at risk and stops before the first later time with fewer (it is never
+    drawn again, even if late entries refill the risk set); at-risk cells under ``min_cell`` are
+    shown as ``<min_cell`` and cells blanked to protect them as "–". The time axis is in the
+    result's unit (months of tenure).
     """
     import numpy as np
 
@@ -123,11 +126,14 @@ def plot_km(km_result, ax=None, at_risk=True):
     curve = km_result.survival_
     groups = list(dict.fromkeys(curve["group"]))
     for i, g in enumerate(groups):
-        c = curve[(curve["group"] == g) & ~curve["suppressed"]]
-        if c.empty:
-            continue
-        colour = PALETTE[i % len(PALETTE)]
         full = curve[curve["group"] == g]
+        hidden = full["suppressed"].to_numpy(bool)
+        if hidden.all():
+            continue
+        first = int(np.argmax(~hidden))
+        stop = np.flatnonzero(hidden[first:])
+        c = full.iloc[first: first + (stop[0] if stop.size else len(full) - first)]
+        colour = PALETTE[i % len(PALETTE)]
         before = full[full["time"] < c["time"].iloc[0]]
         s0 = before["survival"].iloc[-1] if len(before) else 1.0
         t0 = 0.0 if before.empty else c["time"].iloc[0]
@@ -156,7 +162,8 @@ def plot_km(km_result, ax=None, at_risk=True):
             ax.text(lo_x - 0.06 * (hi_x - lo_x), y, str(g), transform=trans, ha="right", va="top", fontsize=8,
                     color=PALETTE[i % len(PALETTE)])
             for r in table[table["group"] == g].itertuples():
-                txt = f"<{km_result.min_cell}" if r.suppressed and r.at_risk > 0 else f"{r.at_risk}"
+                txt = (f"<{km_result.min_cell}" if r.suppressed else "–" if np.isnan(r.at_risk)
+                       else f"{int(r.at_risk)}")
                 ax.text(r.time, y, txt, transform=trans, ha="center", va="top", fontsize=8)
         ax.figure.subplots_adjust(bottom=min(0.5, 0.2 + 0.05 * len(groups)))
     return ax
