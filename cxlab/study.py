@@ -182,13 +182,6 @@ class _FileSpec(_Spec):
             out.append(code)
         return out
 
-    @model_validator(mode="after")
-    def _decimal_not_delimiter(self):
-        if self.decimal == self.delimiter:
-            raise ValueError(f"decimal and delimiter are both {self.delimiter!r}; a CSV with decimal "
-                             f"commas is usually separated by ';' (delimiter: ';')")
-        return self
-
     @property
     def numeric_codes(self) -> list[float]:
         """The numeric missing codes (as floats)."""
@@ -724,19 +717,133 @@ def parse_study(raw: dict, base_dir: Path = Path("."), source: str = "study spec
         raise StudyError("\n".join(lines)) from None
 
 
-def read_table(path: Path, role: str = "data") -> "pd.DataFrame":  # noqa: F821
+class TableReadError(StudyError):
+    """A data file could not be read as a table. ``rule`` names the problem for the validation
+    report (``file_readable``, ``row_fields``, ``header_unique``);
+    ``rows`` are 0-based data rows concerned, when known. Messages never quote file contents."""
+
+    def __init__(self, message: str, rule: str = "file_readable", rows=None, n_rows: int | None = None):
+        super().__init__(message)
+        self.rule, self.rows, self.n_rows = rule, list(rows or []), n_rows
+
+
+def _encoding_hint(data: bytes) -> str:
+    for enc in ("cp1252", "latin-1"):
+        try:
+            data.decode(enc)
+            return enc
+        except UnicodeDecodeError:
+            continue
+    return "latin-1"  # pragma: no cover - latin-1 decodes any bytes
+
+
+def read_table(path: Path, role: str = "data", spec: "_FileSpec | None" = None):
     """Read a CSV or Parquet file as given (no type coercion beyond the reader's).
 
-    CSV columns are read as strings so that validation sees what the file really holds.
+    CSV columns are read as strings (empty cells -> missing) so that validation sees what the file
+    really holds, in the dialect of ``spec`` (``delimiter``, ``encoding``; default: comma, UTF-8).
+    Raises :class:`TableReadError` for a file that is empty, binary, not in its encoding, has a
+    header naming a column twice, or rows with more or fewer fields than the header (a truncated
+    last line); no rows are returned then. Messages never quote the file's contents.
     """
+    import csv
+    import gzip
+    import io
+
     import pandas as pd
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
 
     path = Path(path)
+    label = path.name
     if not path.is_file():
         raise StudyError(f"The {role} file {str(path)!r} named in the study spec does not exist.")
     suffix = path.suffix.lower()
     if suffix in (".parquet", ".pq"):
-        return pd.read_parquet(path)
-    if suffix in (".csv", ".txt", ".gz"):
-        return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
-    raise StudyError(f"The {role} file {str(path)!r} is neither CSV (.csv) nor Parquet (.parquet).")
+        try:
+            return pd.read_parquet(path)
+        except Exception as exc:  # noqa: BLE001 - reported as a problem, never its text
+            raise TableReadError(f"{label} could not be read as a Parquet file ({type(exc).__name__}); "
+                                 f"export it again, or as CSV (.csv).") from None
+    if suffix not in (".csv", ".txt", ".gz"):
+        raise StudyError(f"The {role} file {str(path)!r} is neither CSV (.csv) nor Parquet (.parquet).")
+    data = path.read_bytes()
+    if suffix == ".gz":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError):
+            raise TableReadError(f"{label} is not a readable gzip file; compress it again or give "
+                                 f"the plain CSV.") from None
+    encoding = spec.encoding if spec is not None else "utf-8"
+    delimiter = spec.delimiter if spec is not None else ","
+    key = f"{role}.encoding" if role in ("customers", "surveys", "complaints") else "encoding"
+    if data[:4] == b"PAR1":
+        raise TableReadError(f"{label} is a Parquet file with a CSV name; rename it to .parquet.")
+    codec = codecs.lookup(encoding).name
+    if b"\x00" in data[:65536] and not codec.startswith(("utf-16", "utf-32")):
+        raise TableReadError(f"{label} is not a text (CSV) file: it holds binary data. Give a CSV "
+                             f"export or a Parquet file (.parquet).")
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        hint = _encoding_hint(data) if codec == "utf-8" else "utf-8"
+        raise TableReadError(
+            f"{label} is not {encoding} text (the first byte that is not {encoding} is on line {line}); "
+            f"if it was saved in another encoding, say which with {key}: {hint} in the spec (e.g. "
+            f"cp1252 or latin-1 for an Excel export), or save it as CSV UTF-8.", rule="file_readable") from None
+    text = text.removeprefix("\ufeff")
+    if not text.strip():
+        raise TableReadError(f"{label} is empty: it has no header line and no data. Export the data "
+                             f"again.", rule="file_readable")
+    if codec != "utf-8" or data.startswith(codecs.BOM_UTF8):
+        data = text.encode("utf-8")
+    # the header's width (Python's csv module), then every field read as a string under
+    # autogenerated names: the header is the first row, so its names are exactly as arrow reads them
+    try:
+        width = len(next(csv.reader(io.StringIO(text[:1 << 20]), delimiter=delimiter)))
+    except (csv.Error, StopIteration):
+        width = 0
+    if width == 0:
+        raise TableReadError(f"{label} has no header line; export the data again.", rule="file_readable")
+    bad: list[tuple[int | None, int, int]] = []
+
+    def note(row):
+        bad.append((row.number, row.expected_columns, row.actual_columns))
+        return "skip"
+
+    auto = [f"f{i}" for i in range(width)]
+    try:
+        table = pacsv.read_csv(
+            pa.BufferReader(data),
+            read_options=pacsv.ReadOptions(use_threads=False, block_size=1 << 24, column_names=auto),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True,
+                                              invalid_row_handler=note),
+            convert_options=pacsv.ConvertOptions(
+                column_types={n: pa.string() for n in auto}, strings_can_be_null=True,
+                null_values=[""], quoted_strings_can_be_null=True))
+    except (pa.ArrowInvalid, pa.ArrowException):
+        raise TableReadError(f"{label} could not be read as a CSV table with {delimiter!r} as "
+                             f"separator; check {role}.delimiter and that the file is a CSV "
+                             f"export.") from None
+    if table.num_rows == 0:
+        raise TableReadError(f"{label} has no header line; export the data again.", rule="file_readable")
+    names = ["" if v is None else v for v in table.slice(0, 1).to_pylist()[0].values()]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise TableReadError(f"{label}: the header names the column{'s' * (len(dup) > 1)} "
+                             f"{', '.join(repr(d) for d in dup)} more than once; give each column its "
+                             f"own name.", rule="header_unique")
+    if bad:
+        rows = [n - 2 for n, _, _ in bad if n is not None]
+        expected = bad[0][1]
+        if any(actual < exp for _, exp, actual in bad):
+            what = (f"fewer fields than the header ({expected}): the file looks truncated (the export "
+                    f"stopped mid-line) or a value holds an unquoted line break")
+        else:
+            what = (f"more fields than the header ({expected}): a value holds the separator "
+                    f"{delimiter!r} without quotes, or the separator is not {delimiter!r} "
+                    f"({role}.delimiter)")
+        raise TableReadError(f"{label}: these rows have {what}. Export the file again, complete.",
+                             rule="row_fields", rows=rows, n_rows=len(bad))
+    return table.slice(1).rename_columns(names).to_pandas()

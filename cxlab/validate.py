@@ -46,6 +46,7 @@ left is inside the relationship). Time-zone offsets are dropped, keeping the wal
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import html
 from dataclasses import dataclass, field
@@ -57,7 +58,7 @@ import pyarrow as pa_arrow
 import pyarrow.compute as pa_compute
 
 from cxlab.errors import DataContractError, StudyError
-from cxlab.study import Study, read_table
+from cxlab.study import Study, TableReadError, read_table
 
 __all__ = ["validate_study", "load_study_data", "ValidationReport", "StudyData", "PROBLEM_COLUMNS"]
 
@@ -218,28 +219,101 @@ def _clean_ids(s: pd.Series) -> pd.Series:
     return out
 
 
-def _parse_numbers(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """(float64 values, empty mask). Non-numbers are NaN with ``empty`` False."""
+@dataclass(frozen=True)
+class _Dialect:
+    """How a file writes numbers and dates, and which cell values mean "unknown"."""
+
+    decimal: str = "."
+    date_format: str | None = None
+    numeric_codes: tuple = ()
+    text_codes: tuple = ()
+
+    @classmethod
+    def of(cls, spec, codes: bool = True) -> "_Dialect":
+        if spec is None:
+            return cls()
+        return cls(decimal=spec.decimal, date_format=spec.date_format,
+                   numeric_codes=tuple(spec.numeric_codes) if codes else (),
+                   text_codes=tuple(spec.text_codes) if codes else ())
+
+    def without_codes(self) -> "_Dialect":
+        return _Dialect(self.decimal, self.date_format)
+
+    @property
+    def has_codes(self) -> bool:
+        return bool(self.numeric_codes or self.text_codes)
+
+
+_PLAIN = _Dialect()
+
+
+def _to_numbers(text: pd.Series, decimal: str) -> np.ndarray:
+    """Stripped strings -> float64 (NaN when not a number), with the file's decimal mark."""
+    if decimal == ",":
+        has_point = text.str.contains(".", regex=False).fillna(False).to_numpy(dtype=bool)
+        text = text.str.replace(",", ".", regex=False)
+        text = text.mask(has_point)
+    return pd.to_numeric(text.mask(text == ""), errors="coerce").astype("float64").to_numpy()
+
+
+def _coded_uniques(text: pd.Series, dialect: _Dialect) -> np.ndarray:
+    """Which distinct (stripped) values are declared missing codes."""
+    out = np.zeros(len(text), dtype=bool)
+    if not dialect.has_codes:
+        return out
+    if dialect.text_codes:
+        out |= text.isin(dialect.text_codes).to_numpy()
+    if dialect.numeric_codes:
+        out |= np.isin(_to_numbers(text, dialect.decimal), np.asarray(dialect.numeric_codes, "float64"))
+    return out
+
+
+def _parse_numbers(s: pd.Series, dialect: _Dialect = _PLAIN) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(float64 values, empty mask, coded mask). Non-numbers are NaN with ``empty`` False; cells
+    holding a missing code are NaN with ``empty`` and ``coded`` True."""
     if pd.api.types.is_bool_dtype(s) or (pd.api.types.is_numeric_dtype(s) and not _is_text(s)):
         v = s.astype("float64").to_numpy(na_value=np.nan)
-        return v, np.isnan(v) & s.isna().to_numpy()
+        coded = np.isin(v, np.asarray(dialect.numeric_codes, "float64")) if dialect.numeric_codes else \
+            np.zeros(len(v), dtype=bool)
+        v = np.where(coded, np.nan, v)
+        return v, (np.isnan(v) & s.isna().to_numpy()) | coded, coded
     codes, text = _distinct(s)
-    u_empty = (text == "").to_numpy()
-    u_val = pd.to_numeric(text.mask(text == ""), errors="coerce").astype("float64").to_numpy()
-    return _take(u_val, codes, np.nan), _take(u_empty, codes, True)
+    u_coded = _coded_uniques(text, dialect)
+    u_empty = (text == "").to_numpy() | u_coded
+    u_val = np.where(u_coded, np.nan, _to_numbers(text, dialect.decimal))
+    return _take(u_val, codes, np.nan), _take(u_empty, codes, True), _take(u_coded, codes, False)
 
 
 _NS_MIN, _NS_MAX = np.datetime64(pd.Timestamp.min.ceil("us")), np.datetime64(pd.Timestamp.max.floor("us"))
 
 
 _TZ_SUFFIX = r"^(.+[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$"
+_TIME_SUFFIXES = ("", " %H:%M", " %H:%M:%S", "T%H:%M", "T%H:%M:%S")
+#: formats tried, in this order, to suggest a ``date_format`` when dates are not ISO
+_CANDIDATE_FORMATS = ("%d/%m/%Y", "%m/%d/%Y", "%d.%m.%Y", "%d-%m-%Y", "%Y/%m/%d", "%d/%m/%y",
+                      "%m/%d/%y", "%Y%m%d")
 
 
-def _parse_dates(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """(datetime64[ns] values, empty mask). Unparseable dates are NaT with ``empty`` False.
+def _parse_with_format(text: pd.Series, fmt: str) -> pd.Series:
+    """Parse stripped strings with ``fmt``, a time of day after it allowed (NaT when not)."""
+    out = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns]")
+    todo = text.notna() & (text != "")
+    for suffix in _TIME_SUFFIXES:
+        if not todo.any():
+            break
+        got = pd.to_datetime(text[todo], format=fmt + suffix, errors="coerce")
+        out[todo] = got
+        todo &= out.isna()
+    return out
 
-    Time zones are dropped, keeping the wall-clock time as written ("2024-01-05T00:30+01:00"
-    is 2024-01-05 00:30): relationship dates are calendar dates of the company's own zone.
+
+def _parse_dates(s: pd.Series, dialect: _Dialect = _PLAIN) -> tuple[np.ndarray, np.ndarray]:
+    """(datetime64[ns] values, empty mask). Unparseable dates are NaT with ``empty`` False;
+    missing codes count as empty.
+
+    Without a ``date_format``: ISO dates or date-times. Time zones are dropped, keeping the
+    wall-clock time as written ("2024-01-05T00:30+01:00" is 2024-01-05 00:30): relationship dates
+    are calendar dates of the company's own zone.
     """
     if isinstance(s.dtype, pd.DatetimeTZDtype):
         s = s.dt.tz_localize(None)
@@ -251,32 +325,50 @@ def _parse_dates(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
             a = np.where(inside, a, np.datetime64("NaT")).astype("datetime64[ns]")
         return a, empty
     codes, text = _distinct(s)
-    u_empty = (text == "").to_numpy()
-    text = text.str.replace(_TZ_SUFFIX, r"\1", regex=True)
-    parsed = pd.to_datetime(text.mask(text == ""), format="ISO8601", errors="coerce", utc=True)
-    u_val = parsed.dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
+    u_coded = _coded_uniques(text, dialect)
+    u_empty = (text == "").to_numpy() | u_coded
+    text = text.mask(u_coded, "")
+    if dialect.date_format:
+        parsed = _parse_with_format(text, dialect.date_format)
+        u_val = parsed.to_numpy(dtype="datetime64[ns]")
+    else:
+        text = text.str.replace(_TZ_SUFFIX, r"\1", regex=True)
+        parsed = pd.to_datetime(text.mask(text == ""), format="ISO8601", errors="coerce", utc=True)
+        u_val = parsed.dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
     return _take(u_val, codes, np.datetime64("NaT")), _take(u_empty, codes, True)
+
+
+def _suggest_date_format(values: pd.Series) -> list[str]:
+    """The candidate formats that parse every one of these (distinct, non-ISO) date strings."""
+    text = pd.Series(values.dropna().astype(str).str.strip().unique()[:500], dtype=object)
+    text = text[text != ""]
+    if text.empty:
+        return []
+    return [fmt for fmt in _CANDIDATE_FORMATS if _parse_with_format(text, fmt).notna().all()]
 
 
 _TRUE, _FALSE = {"1", "true", "yes"}, {"0", "false", "no"}
 
 
-def _parse_flags(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+def _parse_flags(s: pd.Series, dialect: _Dialect = _PLAIN) -> tuple[np.ndarray, np.ndarray]:
     """(float 0/1 values, empty mask) for 0/1, true/false, yes/no."""
     if pd.api.types.is_bool_dtype(s) or (pd.api.types.is_numeric_dtype(s) and not _is_text(s)):
-        v, empty = _parse_numbers(s)
+        v, empty, _ = _parse_numbers(s, dialect)
         return np.where(np.isin(v, (0.0, 1.0)), v, np.nan), empty
     codes, text = _distinct(s)
-    low = text.str.lower()
+    u_coded = _coded_uniques(text, dialect)
+    low = text.str.lower().mask(u_coded, "")
     num = pd.to_numeric(low.mask(low == ""), errors="coerce")
     u_val = np.where(low.isin(_TRUE) | (num == 1), 1.0, np.where(low.isin(_FALSE) | (num == 0), 0.0, np.nan))
     return _take(u_val, codes, np.nan), _take((low == "").to_numpy(), codes, True)
 
 
-def _clean_text(s: pd.Series) -> pd.Series:
-    """Covariates as pandas "string" (stripped; empty -> NA), parsed once per distinct value."""
+def _clean_text(s: pd.Series, dialect: _Dialect = _PLAIN) -> pd.Series:
+    """Covariates as pandas "string" (stripped; empty or a missing code -> NA), parsed once per
+    distinct value."""
     codes, text = _distinct(s)
-    values = pd.array(text.mask(text == "").to_numpy(dtype=object), dtype="string")
+    text = text.mask((text == "").to_numpy() | _coded_uniques(text, dialect))
+    values = pd.array(text.to_numpy(dtype=object), dtype="string")
     return pd.Series(values.take(codes, allow_fill=True), index=s.index)
 
 
@@ -286,6 +378,10 @@ def _fmt(x: float) -> str:
 
 def _fmt_list(xs) -> str:
     return "[" + ", ".join(_fmt(x) for x in xs) + "]"
+
+
+def _fmt_codes(xs) -> str:
+    return "[" + ", ".join(repr(x) if isinstance(x, str) else _fmt(x) for x in xs) + "]"
 
 
 # --------------------------------------------------------------------------------------------
@@ -385,7 +481,11 @@ class _Table:
     dates: dict[str, np.ndarray] = field(default_factory=dict)
     empties: dict[str, np.ndarray] = field(default_factory=dict)
     numbers: dict[str, np.ndarray] = field(default_factory=dict)
+    coded: dict[str, np.ndarray] = field(default_factory=dict)   # cells holding a missing code
+    texts: dict[str, pd.Series] = field(default_factory=dict)    # cleaned label columns
     ok_cols: set = field(default_factory=set)  # columns present in the file
+    dialect: _Dialect = _PLAIN                 # how the file writes numbers, dates, codes
+    dialect_delimiter: str = ","
     id_index: pd.Index | None = None           # customers: distinct ids (first occurrence)
     id_rows: np.ndarray | None = None          # customers: row of each id_index entry
 
@@ -404,21 +504,25 @@ def _read(study: Study, role: str, problems: _Problems) -> _Table:
                      f"relative paths start from the spec's folder). Correct {role}.path in the spec.")
         return table
     try:
-        raw = read_table(path, role)
+        raw = read_table(path, role, getattr(study, role))
+    except TableReadError as exc:
+        if exc.rows or exc.n_rows:
+            problems.add(label, "", exc.rule, str(exc), exc.rows, n_rows=exc.n_rows)
+        else:
+            problems.add(label, "", exc.rule, str(exc))
+        return table
     except StudyError as exc:
         problems.add(label, "", "file_readable", str(exc))
         return table
-    except UnicodeDecodeError:
+    except Exception as exc:  # noqa: BLE001 - any reader error: its type, never the contents
         problems.add(label, "", "file_readable",
-                     f"{label} is not UTF-8 text; save it as CSV UTF-8 (or export Parquet).")
-        return table
-    except Exception as exc:  # parser / arrow errors: name the error, never the contents
-        msg = str(exc).splitlines()[0][:200] if str(exc) else ""
-        problems.add(label, "", "file_readable",
-                     f"{label} could not be read ({type(exc).__name__}: {msg}); check that it is a "
-                     f"comma-separated UTF-8 CSV with one header line, or a Parquet file.")
+                     f"{label} could not be read ({type(exc).__name__}); check that it is a CSV "
+                     f"with one header line, in the dialect the spec gives (delimiter, encoding), or "
+                     f"a Parquet file.")
         return table
     table.raw = raw.reset_index(drop=True)
+    table.dialect = _Dialect.of(getattr(study, role))
+    table.dialect_delimiter = getattr(study, role).delimiter
     if len(table.raw) == 0:
         problems.add(label, "", "has_rows", f"{label} has a header but no data rows; export the data again.")
     return table
@@ -428,7 +532,17 @@ def _require(table: _Table, wanted: list[tuple[str, str]], problems: _Problems) 
     """column_present: one problem per missing column, naming the spec key to change."""
     cols = [str(c) for c in table.raw.columns]
     have = set(table.raw.columns)
+    # the header is quoted only when the file is recognisably the study's extract (it holds at
+    # least one of the columns the spec names): never echo a line of some other file
+    accepted = any(col in have for _, col in wanted)
     shown = ", ".join(repr(c) for c in cols[:30]) + (f" ... ({len(cols) - 30} more)" if len(cols) > 30 else "")
+    sep = ""
+    if len(cols) == 1:
+        for mark, name in ((";", "';'"), ("\t", "'\\t'"), ("|", "'|'"), (",", "','")):
+            if mark in cols[0] and mark != table.dialect_delimiter:
+                sep = (f" The file seems to use {name} as separator: add delimiter: {name} to "
+                       f"{table.role}: in the spec.")
+                break
     seen = set()
     for key, col in wanted:
         if col in have:
@@ -437,13 +551,15 @@ def _require(table: _Table, wanted: list[tuple[str, str]], problems: _Problems) 
         if col in seen:
             continue
         seen.add(col)
-        close = difflib.get_close_matches(col, cols, n=1, cutoff=0.6)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        if len(cols) == 1 and (";" in cols[0] or "\t" in cols[0]):
-            hint += " The file seems to use ';' or tabs as separator: save it comma-separated."
-        problems.add(table.label, col, "column_present",
-                     f"{key} names column {col!r}, which {table.label} does not have; columns are: "
-                     f"{shown}.{hint}")
+        if accepted:
+            close = difflib.get_close_matches(col, cols, n=1, cutoff=0.6)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            fix = f"{key} names column {col!r}, which {table.label} does not have; columns are: {shown}.{hint}"
+        else:
+            fix = (f"{key} names column {col!r}, which {table.label} does not have: its header has "
+                   f"{len(cols)} column{'s' * (len(cols) != 1)}, none of them a column the spec names "
+                   f"for {table.role}. Check that {table.role}.path names the right file.")
+        problems.add(table.label, col, "column_present", fix + sep)
 
 
 def _check_ids(table: _Table, key: str, col: str, schema: _Schema, unique: bool) -> None:
@@ -476,26 +592,92 @@ def _check_ids(table: _Table, key: str, col: str, schema: _Schema, unique: bool)
 def _check_date(table: _Table, key: str, col: str, schema: _Schema, required: bool) -> None:
     if col not in table.ok_cols or col in table.dates:
         return
-    values, empty = _parse_dates(table.raw[col])
+    dialect = table.dialect.without_codes() if table.role == "surveys" else table.dialect
+    values, empty = _parse_dates(table.raw[col], dialect)
     table.dates[col], table.empties[col] = values, empty
     if required:
         schema.not_empty(col, empty, f"{col!r} ({key}) is empty in these rows; every row needs this date.")
     extra = "" if required else (" Leave it empty when there is no date (no placeholder such as "
-                                 "9999-12-31 or 0000-00-00).")
-    schema.check(col, "date_parseable", ~np.isnat(values) | empty,
-                 f"{col!r} ({key}) must hold {_DATE_FORMAT_HINT}; these rows do not.{extra}")
+                                 "9999-12-31 or 0000-00-00, unless it is declared in "
+                                 f"{table.role}.missing_codes).")
+    ok = ~np.isnat(values) | empty
+    fmt = dialect.date_format
+    if fmt:
+        example = dt.datetime(2026, 6, 30).strftime(fmt)
+        what = f"dates written as {table.role}.date_format {fmt!r} (e.g. {example}), a time of day allowed"
+    else:
+        what = _DATE_FORMAT_HINT
+    hint = ""
+    if not fmt and not ok.all():
+        found = _suggest_date_format(table.raw[col][~ok])
+        if len(found) == 1 or (found and found[0] not in ("%d/%m/%Y", "%m/%d/%Y", "%d/%m/%y", "%m/%d/%y")):
+            hint = (f" These dates parse with date_format: {found[0]!r} (e.g. "
+                    f"{dt.datetime(2026, 6, 30).strftime(found[0])}): add it to {table.role}: in the spec.")
+        elif found:
+            hint = (f" These dates parse both as {found[0]!r} and as {found[1]!r} (no day above 12 among "
+                    f"them): add date_format: '%d/%m/%Y' (day first) or '%m/%d/%Y' (month first) to "
+                    f"{table.role}: in the spec, whichever the extract uses.")
+    schema.check(col, "date_parseable", ok, f"{col!r} ({key}) must hold {what}; these rows do not.{extra}{hint}")
 
 
 def _check_number(table: _Table, key: str, col: str, schema: _Schema, what: str) -> np.ndarray | None:
     if col not in table.ok_cols:
         return None
     if col not in table.numbers:
-        values, empty = _parse_numbers(table.raw[col])
-        table.numbers[col], table.empties[col] = values, empty
+        values, empty, coded = _parse_numbers(table.raw[col], table.dialect)
+        table.numbers[col], table.empties[col], table.coded[col] = values, empty, coded
+        mark = ("a decimal comma (decimal: ',')" if table.dialect.decimal == "," else
+                f"a decimal point (or set {table.role}.decimal: ',' for decimal commas)")
         schema.check(col, "numeric", np.isfinite(values) | empty,
-                     f"{col!r} ({key}) must hold {what}, written with a decimal point and no unit, "
+                     f"{col!r} ({key}) must hold {what}, written with {mark} and no unit, "
                      f"currency sign or thousands separator, or be empty; these rows do not.")
     return table.numbers[col]
+
+
+#: a label column with at least this many distinct values, more than half its filled rows, is
+#: identifier-like; so is one holding a customer id of the id column (5+ characters mixing
+#: letters and digits, or 7+ digits: short codes such as "1" or "75001" may match ids by chance)
+_ID_LIKE_MIN_DISTINCT, _ID_LIKE_SHARE = 20, 0.5
+
+
+def _looks_like_id(text: pd.Series) -> np.ndarray:
+    t = text.fillna("")
+    digit = t.str.contains(r"\d", regex=True)
+    letter = t.str.contains(r"[^\W\d_]", regex=True)
+    return ((t.str.len() >= 5) & digit & letter | (t.str.len() >= 7) & t.str.fullmatch(r"\d+")).to_numpy()
+
+
+def _check_label(table: _Table, key: str, col: str, id_col: str, schema: _Schema) -> None:
+    """not_identifier: a label (covariate) must be a category, never a customer identifier."""
+    if col not in table.ok_cols:
+        return
+    text = table.texts[col] = _clean_text(table.raw[col], table.dialect)
+    filled = text.notna().to_numpy()
+    n_filled = int(filled.sum())
+    codes, uniques = pd.factorize(text, use_na_sentinel=True)
+    n_distinct = len(uniques)
+    fix_tail = (f"Identifiers must stay out of models and reports: remove {col!r} from {key}, or "
+                f"replace it by a category shared by many customers (e.g. a region instead of a "
+                f"postcode).")
+    if col == id_col:
+        schema.check(col, "not_identifier", np.zeros(table.n, dtype=bool) | ~filled,
+                     f"{col!r} ({key}) is the customer id column. {fix_tail}")
+        return
+    if n_distinct >= _ID_LIKE_MIN_DISTINCT and n_distinct > _ID_LIKE_SHARE * n_filled:
+        counts = np.bincount(codes[codes >= 0], minlength=n_distinct)
+        single = (codes >= 0) & (counts[np.where(codes >= 0, codes, 0)] == 1)
+        schema.check(col, "not_identifier", ~single,
+                     f"{col!r} ({key}) has {n_distinct:,} distinct values for {n_filled:,} filled rows "
+                     f"(these rows hold a value no other customer has): it looks like an identifier, "
+                     f"not a category. {fix_tail}")
+        return
+    if table.id_index is not None and n_distinct:
+        u = pd.Series(np.asarray(uniques, dtype=object))
+        u_bad = u.isin(table.id_index).to_numpy() & _looks_like_id(u)
+        if u_bad.any():
+            bad = (codes >= 0) & u_bad[np.where(codes >= 0, codes, 0)]
+            schema.check(col, "not_identifier", ~bad,
+                         f"{col!r} ({key}) holds customer ids of {id_col!r} in these rows. {fix_tail}")
 
 
 def _check_order(table: _Table, first: tuple[str, str], second: tuple[str, str], schema: _Schema,
@@ -540,6 +722,8 @@ def validate_study(study: Study) -> ValidationReport:
         _check_order(t, ("customers.start", cs.start), ("customers.end", cs.end), schema, "start_before_end")
         if cs.value is not None:
             _check_number(t, "customers.value", cs.value, schema, "amounts of money")
+        for cov in cs.covariates:
+            _check_label(t, "customers.covariates", cov, cs.id, schema)
         schema.run(t.raw, problems)
 
     # surveys -----------------------------------------------------------------------------
@@ -562,13 +746,14 @@ def validate_study(study: Study) -> ValidationReport:
         _check_ids(t, "surveys.id", ss.id, schema, unique=False)
         _check_date(t, "surveys.date", ss.date, schema, required=True)
         codes = np.asarray(ss.numeric_codes, dtype="float64")
-        code_txt = f"surveys.missing_codes: {_fmt_list(ss.missing_codes)}" if len(codes) else \
+        code_txt = f"surveys.missing_codes: {_fmt_codes(ss.missing_codes)}" if ss.missing_codes else \
             "no surveys.missing_codes declared"
         checked_scale: set = set()
         scaled = [(k, c, ss.status_scale, "surveys.self_status_scale" if ss.self_status_scale else
                    "surveys.scale") if k == "surveys.self_status" else (k, c, ss.scale, "surveys.scale")
                   for k, c in items] + \
-                 [(k, c, ss.outcome_scale(name), f"surveys.outcome_scales.{name}" if name in
+                 [(k, c, ss.outcome_scale(name), f"surveys.outcomes.{name}.scale"
+                   if ss.outcomes[name].scale is not None else f"surveys.outcome_scales.{name}" if name in
                    ss.outcome_scales else "surveys.scale (the default outcome scale)")
                   for k, c, name in outcomes]
         for key, col, (lo, hi), scale_key in scaled:
@@ -603,7 +788,7 @@ def validate_study(study: Study) -> ValidationReport:
                 _check_order(t, ("complaints.opened", ks.opened), ("complaints.closed", ks.closed),
                              schema, "opened_before_closed")
             if ks.compensated is not None and ks.compensated in t.ok_cols:
-                flags, empty = _parse_flags(t.raw[ks.compensated])
+                flags, empty = _parse_flags(t.raw[ks.compensated], t.dialect)
                 t.numbers[ks.compensated], t.empties[ks.compensated] = flags, empty
                 schema.check(ks.compensated, "boolean", ~np.isnan(flags) | empty,
                              f"{ks.compensated!r} (complaints.compensated) must be 0/1, true/false "
@@ -677,9 +862,10 @@ def _summary(study: Study, tables: dict[str, _Table], survey_columns: list[str])
             for col in survey_columns:
                 if col not in t.numbers:
                     continue
+                coded = t.coded.get(col, np.zeros(t.n, dtype=bool))
                 rows.append(dict(file=t.label, role=role, column=col, rows=t.n, columns=pd.NA,
-                                 missing_codes=int(np.isin(t.numbers[col], codes).sum()),
-                                 empty=int(t.empties[col].sum())))
+                                 missing_codes=int(coded.sum()),
+                                 empty=int((t.empties[col] & ~coded).sum())))
     out = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
     return out.astype({c: "Int64" for c in ("rows", "columns", "missing_codes", "empty")})
 
@@ -696,7 +882,8 @@ def _canonical(study: Study, tables: dict[str, _Table], survey_columns: list[str
     })
     for cov in cs.covariates:
         if cov not in customers.columns:
-            customers[cov] = _clean_text(c.raw[cov]).array
+            text = c.texts[cov] if cov in c.texts else _clean_text(c.raw[cov], c.dialect)
+            customers[cov] = text.array
     customers["source_row"] = np.arange(1, c.n + 1)
 
     s = tables["surveys"]

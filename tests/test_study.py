@@ -206,7 +206,7 @@ def test_dialect_keys(tmp_path):
     assert study.surveys.numeric_codes == [98, 99] and study.surveys.text_codes == ["NSP", "ne sait pas"]
     for old, new, msg in [
         ("path: enquete/barometre.csv,", "path: enquete/barometre.csv, encoding: latin-9x,", "unknown encoding"),
-        ("path: enquete/barometre.csv,", "path: enquete/barometre.csv, decimal: ',',", "decimal and delimiter"),
+        ("path: enquete/barometre.csv,", "path: enquete/barometre.csv, decimal: ';',", "decimal"),
         ("path: enquete/barometre.csv,", "path: enquete/barometre.csv, delimiter: ';;',", "one character"),
         ("path: enquete/barometre.csv,", "path: enquete/barometre.csv, date_format: 'dd/mm/yyyy',", "strftime"),
         ("path: enquete/barometre.csv,", "path: enquete/barometre.csv, date_format: '%m/%Y',", "whole date"),

@@ -495,3 +495,208 @@ def test_cli_exit_codes(tmp_path):
     out = failed.stdout + failed.stderr
     assert "Traceback" not in out and CANARY not in out
     assert failed.stdout.startswith("2 problems in 2 files")
+
+
+# --------------------------------------------------------------------------------------------
+# real extracts: dialects, broken files, identifiers
+
+
+def write_dialect_study(folder: Path, tables=None) -> Path:
+    """The clean study written as a French Excel export would be: latin-1, ';', decimal commas,
+    dd/mm/yyyy dates, "NSP" for don't know."""
+    tables = clean_tables() if tables is None else tables
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def day_first(v: str) -> str:
+        if not v:
+            return v
+        ts = pd.Timestamp(v)
+        return ts.strftime("%d/%m/%Y") + (ts.strftime(" %H:%M:%S") if ts != ts.normalize() else "")
+
+    dialect = dict(delimiter=";", decimal=",", encoding="latin-1", date_format="%d/%m/%Y")
+    c = tables["customers"].copy()
+    c[START], c[END] = c[START].map(day_first), c[END].map(day_first)
+    c[VALUE] = c[VALUE].str.replace(".", ",", regex=False)
+    s = tables["surveys"].copy()
+    s[ANSWERED] = s[ANSWERED].map(day_first)
+    for col in (REC1, REC2, EMP1, EMP2, SELF, NPS):
+        s[col] = s[col].str.replace(".", ",", regex=False)
+    s[REC1] = s[REC1].replace({"99": "NSP"})           # a string code next to the numeric one
+    k = tables["complaints"].copy()
+    k[OPENED], k[CLOSED] = k[OPENED].map(day_first), k[CLOSED].map(day_first)
+    for df, name in ((c, "clients.csv"), (s, "barometre.csv"), (k, "reclamations.csv")):
+        df.to_csv(folder / name, index=False, sep=";", encoding="latin-1")
+    spec = spec_dict(customers=dialect, surveys={**dialect, "missing_codes": [99, "NSP"]},
+                     complaints=dialect)
+    path = folder / "study.yaml"
+    path.write_text(yaml.safe_dump(spec, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def test_dialect_keys_read_a_french_excel_export_as_the_clean_study(tmp_path):
+    (tmp_path / "plain").mkdir()
+    plain = load_study_data(load_study(write_study(tmp_path / "plain")))
+    report = validate_study(load_study(write_dialect_study(tmp_path / "fr")))
+    assert report.ok, report.to_text()
+    for role in ("customers", "surveys", "complaints"):
+        pd.testing.assert_frame_equal(getattr(report.data, role), getattr(plain, role), check_dtype=False)
+    # the string code is counted as a missing code, not as an empty cell
+    row = report.summary.set_index("column").loc[REC1]
+    assert (row["missing_codes"], row["empty"]) == (1, 1)
+
+
+def test_decimal_comma_refuses_points(tmp_path):
+    t = clean_tables()
+    t["customers"][VALUE] = ["120,5", "1.234,5", "80", "0", "", "45", "310", "12", "77,7", "5", "66", "1e2"]
+    report = validate(tmp_path, t, customers={"decimal": ","})
+    p = only_problem(report)
+    assert (p["column"], p["rule"], p["rows"], p["examples"]) == (VALUE, "numeric", 1, "2")
+    assert "decimal comma" in p["fix"]
+
+
+def test_missing_codes_in_the_customer_file(tmp_path):
+    t = clean_tables()
+    t["customers"][END] = t["customers"][END].replace({"": "9999-12-31"})
+    t["customers"][REGION] = t["customers"][REGION].replace({"": "inconnu"})
+    report = validate(tmp_path, t, customers={"missing_codes": ["9999-12-31", "inconnu"]})
+    assert report.ok, report.to_text()
+    assert report.data.customers["end"].isna().sum() == 7 and report.data.customers[REGION].isna().sum() == 1
+    p = only_problem(validate(tmp_path, t))                          # without the codes: a problem
+    assert (p["column"], p["rule"], p["rows"]) == (END, "date_parseable", 7)
+
+
+@pytest.mark.parametrize("name, content, rule, words", [
+    ("truncated", None, "row_fields", "fewer fields than the header"),
+    ("binary", bytes(range(256)) * 40, "file_readable", "binary"),
+    ("empty", b"", "file_readable", "is empty"),
+    ("blank", b"\n\n  \n", "file_readable", "is empty"),
+    ("parquet named csv", b"PAR1" + bytes(200), "file_readable", "Parquet"),
+])
+def test_broken_files_are_problems_not_exceptions(tmp_path, name, content, rule, words):
+    write_study(tmp_path)
+    path = tmp_path / "reclamations.csv"
+    if content is None:      # the export stopped mid-line: the last row lacks its last fields
+        text = path.read_text(encoding="utf-8").rstrip("\n")
+        content = text[: text.rindex(",")].encode("utf-8")
+    path.write_bytes(content)
+    p = only_problem(validate_study(load_study(tmp_path / "study.yaml")))
+    assert (p["file"], p["rule"]) == ("reclamations.csv", rule)
+    assert words in p["fix"]
+    if name == "truncated":
+        assert (p["rows"], p["examples"]) == (1, "4")
+
+
+def test_a_row_with_extra_fields_is_a_problem(tmp_path):
+    write_study(tmp_path)
+    path = tmp_path / "reclamations.csv"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    lines[2] += ",surplus"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    p = only_problem(validate_study(load_study(tmp_path / "study.yaml")))
+    assert (p["rule"], p["rows"], p["examples"]) == ("row_fields", 1, "2")
+    assert "more fields than the header" in p["fix"] and "surplus" not in p["fix"]
+
+
+def test_undecodable_file_suggests_the_encoding_key(tmp_path):
+    write_study(tmp_path)
+    (tmp_path / "reclamations.csv").write_bytes("n° client,ouverte le\nC01,é\n".encode("latin-1"))
+    p = only_problem(validate_study(load_study(tmp_path / "study.yaml")))
+    assert p["rule"] == "file_readable"
+    assert "complaints.encoding: cp1252" in p["fix"] and "line 1" in p["fix"]
+
+
+def test_duplicate_header_names(tmp_path):
+    write_study(tmp_path)
+    (tmp_path / "reclamations.csv").write_text(f"{ID},{OPENED},{OPENED}\nC02,2024-01-01,x\n", encoding="utf-8")
+    p = only_problem(validate_study(load_study(tmp_path / "study.yaml")))
+    assert p["rule"] == "header_unique" and repr(OPENED) in p["fix"]
+
+
+@pytest.mark.parametrize("fmt, suggested", [("%d/%m/%Y", "'%d/%m/%Y'"), ("%d.%m.%Y", "'%d.%m.%Y'")])
+def test_day_first_dates_without_date_format_suggest_the_key(tmp_path, fmt, suggested):
+    t = clean_tables()
+    t["customers"][START] = [pd.Timestamp(v).strftime(fmt) for v in t["customers"][START]]
+    p = only_problem(validate(tmp_path, t))
+    assert (p["column"], p["rule"], p["rows"]) == (START, "date_parseable", 12)
+    assert f"date_format: {suggested}" in p["fix"] and "customers: in the spec" in p["fix"]
+
+
+def test_ambiguous_day_month_dates_name_both_formats(tmp_path):
+    t = clean_tables()
+    t["complaints"][OPENED] = ["01/02/2024", "02/02/2022", "03/12/2023", "05/05/2025"]
+    t["complaints"][CLOSED] = ["", "", "", ""]
+    p = only_problem(validate(tmp_path, t))
+    assert p["column"] == OPENED and "'%d/%m/%Y' (day first) or '%m/%d/%Y'" in p["fix"]
+
+
+def test_date_format_given_and_broken_dates(tmp_path):
+    t = clean_tables()
+    t["customers"][START] = [pd.Timestamp(v).strftime("%d/%m/%Y") for v in t["customers"][START]]
+    t["customers"].loc[3, START] = "2021-01-01"                       # ISO among day-first dates
+    t["customers"][END] = [pd.Timestamp(v).strftime("%d/%m/%Y %H:%M") if v else "" for v in t["customers"][END]]
+    p = only_problem(validate(tmp_path, t, customers={"date_format": "%d/%m/%Y"}))
+    assert (p["column"], p["rule"], p["rows"], p["examples"]) == (START, "date_parseable", 1, "4")
+    assert "date_format '%d/%m/%Y' (e.g. 30/06/2026)" in p["fix"]
+
+
+def test_a_file_that_is_not_the_extract_is_never_quoted(tmp_path):
+    write_study(tmp_path)
+    (tmp_path / "reclamations.csv").write_text("root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1\n")
+    report = validate_study(load_study(tmp_path / "study.yaml"))
+    assert set(report.problems["rule"]) == {"column_present"}
+    text = report.to_text()
+    assert "root" not in text and "daemon" not in text and "bin/bash" not in text
+    assert "none of them a column the spec names" in text
+    # a recognisable extract with one renamed column: the header is listed, with the closest name
+    t = clean_tables()
+    t["complaints"] = t["complaints"].rename(columns={OPENED: "ouvert le"})
+    p = only_problem(validate(tmp_path, t))
+    assert "columns are:" in p["fix"] and "Did you mean 'ouvert le'" in p["fix"]
+
+
+def test_semicolon_file_without_delimiter_key_is_named(tmp_path):
+    write_study(tmp_path)
+    df = pd.read_csv(tmp_path / "reclamations.csv", dtype=str)
+    df.to_csv(tmp_path / "reclamations.csv", sep=";", index=False)
+    report = validate_study(load_study(tmp_path / "study.yaml"))
+    assert "add delimiter: ';' to complaints: in the spec" in report.to_text()
+
+
+def test_identifier_like_covariates_are_refused(tmp_path):
+    # values of a covariate that are customer ids (a canary id in 'région')
+    t = clean_tables()
+    t["customers"].loc[[1, 4], REGION] = CANARY                   # another customer's id
+    p = only_problem(validate(tmp_path, t))                           # (only_problem: CANARY not shown)
+    assert (p["column"], p["rule"], p["rows"], p["examples"]) == (REGION, "not_identifier", 2, "2, 5")
+    assert "customer ids" in p["fix"] and f"remove {REGION!r} from customers.covariates" in p["fix"]
+    # short codes that happen to equal an id are categories, not identifiers
+    t = clean_tables()
+    t["customers"][ID] = [str(i) for i in range(1, 13)]
+    t["surveys"][ID] = [str(i) for i in [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 1, 3]]
+    t["complaints"][ID] = ["2", "3", "6", "10"]
+    t["customers"][REGION] = ["1", "2", "1", "3", "2", "1", "3", "2", "1", "2", "3", "1"]
+    assert validate(tmp_path, t).ok
+    # the id column itself as a covariate
+    p = only_problem(validate(tmp_path, customers={"covariates": [ID]}))
+    assert (p["column"], p["rule"]) == (ID, "not_identifier") and "is the customer id column" in p["fix"]
+
+
+@pytest.mark.parametrize("n_distinct, refused", [(20, True), (19, False)])
+def test_nearly_one_value_per_customer_is_an_identifier(tmp_path, n_distinct, refused):
+    # 38 customers; a covariate with n_distinct values: refused from 20 distinct values when more
+    # than half of the filled rows (20 > 19 = 38 / 2); 19 distinct values are not more than half
+    n = 38
+    ids = [f"K{i:03d}" for i in range(n)]
+    levels = [f"L{i}" for i in range(n_distinct)]
+    customers = pd.DataFrame({ID: ids, START: "2019-01-01", END: "", VALUE: "1",
+                              REGION: [levels[i % n_distinct] for i in range(n)]})
+    surveys = pd.DataFrame({ID: ids[:3], ANSWERED: "2024-01-01", REC1: "3", REC2: "3", EMP1: "3",
+                            EMP2: "3", SELF: "4", NPS: "8"})
+    report = validate(tmp_path, {"customers": customers, "surveys": surveys, "complaints": None},
+                      complaints=None)
+    assert (not report.ok) == refused, report.to_text()
+    if refused:
+        p = only_problem(report)
+        assert p["rule"] == "not_identifier" and "20 distinct values for 38 filled rows" in p["fix"]
+        # the rows holding a value no other customer has: levels 18 and 19 appear once each
+        assert p["rows"] == 2
