@@ -220,7 +220,8 @@ def effect_sentence(kind: str, subject: str, estimate: float, lower: float, uppe
                          f"at a tenure of {at_tenure:g} months only, as the ratio changes with tenure")
         scope_txt = f" {scope}" if scope else ""
         if word is None:
-            return (f"{subject}: no clear link with the {outcome}{scope_txt}{comparison} "
+            versus = f", compared with {comparison[len(' than '):]}" if comparison.startswith(" than ") else comparison
+            return (f"{subject}: no clear link with the {outcome}{scope_txt}{versus} "
                     f"({stat}, which includes 1, no difference).")
         size = _ratio_size(estimate)
         if kind == "aft":
@@ -349,3 +350,62 @@ def diagnostic_warnings(diagnostics: pd.DataFrame) -> list[str]:
         msg = f": {d['message']}" if isinstance(d.get("message"), str) and d["message"] else ""
         out.append(f"{what} (value {d['value']:.3g}, threshold {d['threshold']:.3g}){msg}.")
     return out
+
+
+def dgc_answer(cells: Mapping[str, tuple], focus: str = "disappointed good customers",
+               reference: str = "recognised good customers") -> tuple[str, str]:
+    """Are the disappointed good customers the likeliest to leave? -> ("yes" | "no" | "can't tell",
+    sentence).
+
+    ``cells``: cell -> (hazard ratio, lower, upper) against ``reference`` (the reference itself
+    may be omitted: its ratio is 1). "yes" when the focus cell's interval lies above 1 and its
+    ratio is the highest of the cells; "no" when its interval lies below 1 or another cell's
+    interval lies entirely above it; otherwise "can't tell"."""
+    if focus not in cells or not _finite(*cells[focus]):
+        return "can't tell", (f"Can't tell: the hazard ratio of {focus} could not be estimated "
+                              "(too few respondents in the cell, or the model failed).")
+    hr, lo, hi = (float(v) for v in cells[focus])
+    others = {c: tuple(float(v) for v in t) for c, t in cells.items() if c != focus and _finite(*t)}
+    others.setdefault(reference, (1.0, 1.0, 1.0))
+    effect = effect_sentence("dgc", _cap(focus), hr, lo, hi, comparison=f" than {reference}")
+    top_other = max(others, key=lambda c: others[c][0])
+    clearly_above = [c for c, t in others.items() if t[1] > hi]
+    if hi < 1:
+        return "no", f"No: {effect}"
+    if clearly_above:
+        return "no", f"No: {clearly_above[0]} leave sooner. {effect}"
+    if lo > 1 and hr >= others[top_other][0]:
+        return "yes", f"Yes: {effect[:1].lower()}{effect[1:]} This is the highest risk of the four cells."
+    if lo > 1:
+        return "can't tell", (f"Can't tell: {effect[:1].lower()}{effect[1:]} But {top_other} have a higher "
+                              f"estimated risk (hazard ratio {others[top_other][0]:.2f}) and the intervals overlap.")
+    return "can't tell", f"Can't tell: {effect[:1].lower()}{effect[1:]}"
+
+
+__all__.append("dgc_answer")
+
+
+def ci_table(df: pd.DataFrame, columns: Mapping[str, tuple[str, str, str]], *, term_col: str = "term",
+             term_header: str = "term", p_col: str | None = "p", digits: int = 2) -> pd.DataFrame:
+    """A narrow table for a report: one human-labelled term per row and, per estimate, one
+    column "0.72 (0.65–0.80)" (estimate and 95 % CI) instead of three numeric columns.
+
+    ``columns``: header -> (estimate, lower, upper) column names of ``df``. Missing values show
+    as "–"; ``p_col`` (if present) is kept as "p-value", formatted "< 0.001" below 0.001."""
+    out = pd.DataFrame({term_header: [human_label(t) for t in df[term_col]]})
+
+    def cell(e, lo, hi):
+        if not _finite(e):
+            return "–"
+        if not _finite(lo, hi):
+            return f"{e:.{digits}f}"
+        return f"{e:.{digits}f} ({lo:.{digits}f}–{hi:.{digits}f})"
+
+    for header, (e, lo, hi) in columns.items():
+        out[header] = [cell(a, b, c) for a, b, c in zip(df[e], df[lo], df[hi])]
+    if p_col and p_col in df.columns:
+        out["p-value"] = ["–" if not _finite(p) else "< 0.001" if p < 0.001 else f"{p:.3f}" for p in df[p_col]]
+    return out
+
+
+__all__.append("ci_table")

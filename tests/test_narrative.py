@@ -181,3 +181,14 @@ def test_interval_touching_the_null_includes_it():
     assert "no clear link" in effect_sentence("cox", SUBJECT, 0.8, 0.64, 1.0)
     assert "no clear change" in effect_sentence("whatif", SUBJECT, -5.0, -10.0, 0.0)
     assert direction("aft", 1.2, 1.0, 1.4) is None
+
+
+def test_ci_table_is_narrow_and_labelled():
+    from cxlab.narrative import ci_table
+
+    df = pd.DataFrame({"term": ["recognition", "channel[online]"], "hr": [0.72, 1.1], "lower": [0.65, 0.9],
+                       "upper": [0.8, 1.3], "p": [0.0001, 0.2346]})
+    t = ci_table(df, {"hazard ratio (95 % CI)": ("hr", "lower", "upper")})
+    assert list(t.columns) == ["term", "hazard ratio (95 % CI)", "p-value"]
+    assert t.iloc[0].tolist() == ["recognition", "0.72 (0.65–0.80)", "< 0.001"]
+    assert t.iloc[1].tolist() == ["channel: online", "1.10 (0.90–1.30)", "0.235"]

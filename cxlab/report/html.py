@@ -161,6 +161,11 @@ tr.cx-flag td { background: var(--warn-bg); font-weight: 600; }
 .ansi-yellow-fg { color: #9a6700; } .ansi-blue-fg { color: #0969da; }
 .ansi-cyan-fg { color: #1b7c83; } .ansi-magenta-fg { color: #8250df; }
 .ansi-bold { font-weight: 700; }
+.cx-answers { margin: .2rem 0; }
+.cx-answer { margin: .55rem 0; }
+.cx-answer dt { font-weight: 600; }
+.cx-answer dd { margin: .1rem 0 0 0; }
+.cx-evidence { font-size: .85rem; white-space: nowrap; }
 @media print { details { display: block; } body { max-width: none; } }
 """
 
@@ -446,6 +451,8 @@ def _secret_values(header: dict) -> list[str]:
         s = _param_value(v)
         if len(s) >= 4:  # masking 1-3 characters everywhere would shred the report
             values.append(s)
+    # the runner passes the real values (its parameters are already masked)
+    values += [str(v) for v in header.get("secret_values") or () if len(str(v)) >= 4]
     return sorted(set(values), key=len, reverse=True)
 
 

@@ -219,6 +219,9 @@ def write_index(run_dir: Path, manifest: dict) -> Path:
     parts.append(f'<header class="cx-page-header"><h1>{esc(heading)} {status_badge(status)}'
                  f'</h1><p class="cx-subtitle">{subtitle}</p>'
                  f"{_run_summary(m.get('notebooks') or [])}</header>")
+    from cxlab.report.summary import summary_html
+
+    parts.append(summary_html(m))
     parts.append('<section class="cx-box" id="cx-notebooks"><h2>Notebooks and their key findings</h2>'
                  "<p>Open a notebook for its full report: findings first, then the evidence, checks "
                  "and provenance.</p>"

@@ -1,0 +1,251 @@
+"""The executive summary that opens ``index.html``: the study's questions answered in sentences.
+
+Built only from the run manifest (metrics, findings, omissions, notebook status, parameters):
+the report layer never fits a model. Each answer links to its evidence (the notebook's key
+findings). When the notebook that answers a question failed, or an analysis was left out, the
+answer says so instead of guessing.
+
+Metrics read (stable names, see the README's manifest section):
+
+* 01: ``panel.customers``, ``panel.respondents``, ``panel.response_rate``, ``panel.set_aside``,
+  ``panel.events``
+* 02: ``cox.hr_per_sd.<construct>``, ``cox.respondents``, ``cox.hr.dgc``, ``ph.fallback``
+* 03: ``drivers.importance.<construct>``, ``drivers.rank_stability.<construct>``
+* 04: ``segments.hr.<cell>``, ``segments.disappointed.hr``,
+  ``value.whatif.delta_defections``, ``value.whatif.delta_margin``, ``value.whatif.horizon_months``
+"""
+
+from __future__ import annotations
+
+import math
+from urllib.parse import quote
+
+from cxlab import narrative
+from cxlab.report.html import esc
+
+__all__ = ["executive_summary", "summary_html"]
+
+_NB = {"audit": "01-data-audit", "survival": "02-survival-drivers", "drivers": "03-measurement-loyalty",
+       "segments": "04-segments-value"}
+
+_CELLS = ("recognised good customers", "disappointed good customers", "recognised others", "disappointed others")
+
+
+def _slug(text: str) -> str:
+    try:
+        from cxlab.study import slug
+        return slug(text)
+    except Exception:  # noqa: BLE001 - older study module
+        return text
+
+
+def _fin(*xs) -> bool:
+    return all(x is not None and isinstance(x, (int, float)) and math.isfinite(x) for x in xs)
+
+
+class _Run:
+    def __init__(self, manifest: dict):
+        self.m = manifest or {}
+        self.metrics = self.m.get("metrics") or {}
+        self.notebooks = {nb.get("name"): nb for nb in self.m.get("notebooks") or []}
+
+    def metric(self, name):
+        return self.metrics.get(name)
+
+    def est(self, name):
+        m = self.metrics.get(name)
+        return None if m is None else m.get("estimate")
+
+    def triple(self, name):
+        m = self.metrics.get(name) or {}
+        return m.get("estimate"), m.get("lower"), m.get("upper")
+
+    def prefixed(self, prefix: str) -> dict[str, dict]:
+        return {k[len(prefix):]: v for k, v in self.metrics.items() if k.startswith(prefix)}
+
+    def nb(self, key):
+        return self.notebooks.get(_NB[key])
+
+    def href(self, key, anchor="cx-findings"):
+        nb = self.nb(key)
+        if not nb or not nb.get("html"):
+            return None
+        return f"{quote(str(nb['html']))}#{anchor}"
+
+    def missing(self, key, what: str) -> str | None:
+        """Why ``key``'s notebook cannot answer, or None if it can."""
+        nb = self.nb(key)
+        if nb is None:
+            return f"Not answered: the notebook {_NB[key]} was not part of this run."
+        if str(nb.get("status", "")).lower() != "succeeded":
+            err = nb.get("error") or {}
+            why = f" ({err.get('ename')}: {err.get('evalue')})" if err.get("ename") else ""
+            return f"Not answered: the notebook {_NB[key]} failed{why}, so {what} is not known from this run."
+        return None
+
+    def omitted(self, key) -> list[str]:
+        nb = self.nb(key) or {}
+        return [str(o.get("text")) for o in nb.get("omissions") or [] if o.get("text")]
+
+    def param(self, key, name, default=None):
+        p = (self.m.get("parameters") or {}).get(_NB[key]) or {}
+        return p.get(name, default) if isinstance(p, dict) else default
+
+
+def _label(name: str, metric: dict) -> str:
+    return str(metric.get("label") or name).split(".")[-1]
+
+
+def _most_important(run: _Run) -> str:
+    why = run.missing("drivers", "the ranking of the perceptions")
+    if why:
+        return why
+    imp = {k: v for k, v in run.prefixed("drivers.importance.").items() if _fin(v.get("estimate"))}
+    if not imp:
+        left = run.omitted("drivers")
+        return "Not answered: no importance was recorded." + (f" {left[0]}" if left else "")
+    top = max(imp, key=lambda k: imp[k]["estimate"])
+    t = imp[top]
+    name = _label(top, t)
+    s = (f"{narrative._cap(name)} carries the largest share of the explanation of time to defection: "
+         f"{t['estimate']:.0%}")
+    if _fin(t.get("lower"), t.get("upper")):
+        s += f" (95 % CI {t['lower']:.0%}–{t['upper']:.0%})"
+    p_first = run.est(f"drivers.rank_stability.{top}")
+    if _fin(p_first):
+        s += f"; it ranks first in {p_first:.0%} of bootstrap samples"
+        if p_first < 0.5:
+            s += ", so which perception matters most is uncertain"
+    s += "."
+    hr = run.triple(f"cox.hr_per_sd.{top}")
+    if _fin(*hr):
+        s += " " + narrative.hazard_sentence(name, *hr)
+    unclear = [_label(k, v) for k, v in run.prefixed("cox.hr_per_sd.").items()
+               if _fin(v.get("lower"), v.get("upper")) and v["lower"] <= 1 <= v["upper"] and k != top]
+    if unclear:
+        s += f" No clear link with defection (95 % CI includes 1): {', '.join(unclear)}."
+    return s
+
+
+def _dgc(run: _Run) -> str:
+    why = run.missing("segments", "whether the disappointed good customers leave sooner")
+    if why:
+        return why
+    cells = {}
+    for c in _CELLS:
+        t = run.triple(f"segments.hr.{_slug(c)}")
+        if _fin(*t):
+            cells[c] = t
+    if "disappointed good customers" not in cells and _fin(*run.triple("segments.disappointed.hr")):
+        cells["disappointed good customers"] = run.triple("segments.disappointed.hr")
+    if not cells:
+        left = run.omitted("segments")
+        return "Can't tell: the segment hazard ratios were not recorded." + (f" {left[0]}" if left else "")
+    _, sentence = narrative.dgc_answer(cells)
+    adj = run.triple("cox.hr.dgc")
+    if _fin(*adj):
+        sentence += (f" Holding the perceptions and controls equal (survival notebook) their hazard ratio is "
+                     f"{adj[0]:.2f} (95 % CI {adj[1]:.2f}–{adj[2]:.2f}): smaller, because low recognition, "
+                     "which defines the cell, is then counted separately.")
+    return sentence
+
+
+def _whatif(run: _Run) -> str:
+    why = run.missing("segments", "what an improvement is worth")
+    if why:
+        return why
+    d, m = run.metric("value.whatif.delta_defections"), run.metric("value.whatif.delta_margin")
+    if not d:
+        left = run.omitted("segments")
+        return "Not answered: the what-if was not recorded." + (f" {left[0]}" if left else "")
+    h = run.est("value.whatif.horizon_months")
+    within = f" within {h:g} months of the survey" if _fin(h) else ""
+    delta = run.param("segments", "whatif_delta_points")
+    seg = run.param("segments", "whatif_segment", "disappointed good customers")
+    who = "every respondent" if seg == "all" else seg
+    subject = (f"Raising recognition by {delta:g} scale points for {who}" if _fin(delta)
+               else "The recognition what-if")
+    s = narrative.effect_sentence("whatif", subject, d.get("estimate"), d.get("lower"), d.get("upper"),
+                                  outcome=f"defections{within}")
+    if m and _fin(m.get("estimate"), m.get("lower"), m.get("upper")):
+        unit = m.get("unit")
+        money = narrative.effect_sentence("whatif", "It", m["estimate"], m["lower"], m["upper"],
+                                          outcome=f"discounted margin{within}", amount=True, money=unit)
+        s += " " + money + ("" if unit else " (margin in the study's own unit: the spec names no currency).")
+    return s
+
+
+def _who(run: _Run) -> str:
+    why = run.missing("audit", "who was analysed")
+    if why:
+        return why
+    n, cust, rate = run.est("panel.respondents"), run.est("panel.customers"), run.est("panel.response_rate")
+    if not _fin(n):
+        return "Not answered: the audit recorded no sample size."
+    s = f"{n:,.0f} respondents are analysed"
+    if _fin(cust):
+        s += f", out of {cust:,.0f} customers known at the snapshot"
+    if _fin(rate):
+        s += f" (response rate {rate:.0%})"
+    s += "."
+    aside = run.est("panel.set_aside")
+    if _fin(aside):
+        s += (f" {aside:,.0f} respondents were set aside (no usable score or no time at risk after the survey); "
+              "the audit counts every excluded row by reason." if aside else " No respondent was set aside.")
+    ev = run.est("panel.events")
+    if _fin(ev):
+        s += f" {ev:,.0f} of the respondents defected by the snapshot."
+    cox_n = run.est("cox.respondents")
+    if _fin(cox_n) and cox_n < n:
+        s += (f" The survival models use {cox_n:,.0f} of them: {n - cox_n:,.0f} lack a value of a control.")
+    return s
+
+
+def _checks(run: _Run) -> str:
+    notes = []
+    for name, nb in run.notebooks.items():
+        if str(nb.get("status", "")).lower() != "succeeded":
+            err = nb.get("error") or {}
+            notes.append(f"The notebook {name} failed ({err.get('ename') or 'error'}); its figures are missing.")
+        for f in nb.get("findings") or []:
+            if f.get("level") == "warning":
+                notes.append(str(f.get("text")))
+        for o in nb.get("omissions") or []:
+            if o.get("text"):
+                notes.append(f"Left out: {o['text']}")
+    if not notes:
+        return "Every check passed: no notebook failed and no diagnostic warned."
+    return " ".join(n if n.endswith(".") else n + "." for n in dict.fromkeys(notes))
+
+
+QUESTIONS = (
+    ("importance", "Which perception matters most?", _most_important, "drivers"),
+    ("dgc", "Are the disappointed good customers the likeliest to leave?", _dgc, "segments"),
+    ("whatif", "What is an improvement in recognition worth?", _whatif, "segments"),
+    ("who", "Who was analysed, and what was set aside?", _who, "audit"),
+    ("checks", "Which checks failed, and what was done?", _checks, None),
+)
+
+
+def executive_summary(manifest: dict) -> list[dict]:
+    """[{key, question, answer, href}] from a run manifest (see module docstring)."""
+    run = _Run(manifest)
+    out = []
+    for key, question, fn, nb in QUESTIONS:
+        try:
+            answer = fn(run)
+        except Exception as exc:  # noqa: BLE001 - a summary never breaks the index
+            answer = f"Not answered: the figures for this question could not be read ({type(exc).__name__})."
+        href = run.href(nb) if nb else None
+        out.append({"key": key, "question": question, "answer": answer, "href": href})
+    return out
+
+
+def summary_html(manifest: dict) -> str:
+    items = []
+    for a in executive_summary(manifest):
+        link = f' <a class="cx-evidence" href="{esc(a["href"])}">Evidence</a>' if a["href"] else ""
+        items.append(f'<div class="cx-answer" id="cx-answer-{esc(a["key"])}"><dt>{esc(a["question"])}</dt>'
+                     f"<dd>{esc(a['answer'])}{link}</dd></div>")
+    return ('<section class="cx-box cx-findings cx-summary" id="cx-summary"><h2>Answers</h2>'
+            f'<dl class="cx-answers">{"".join(items)}</dl></section>')
