@@ -38,6 +38,7 @@ __all__ = [
     "pool_levels",
     "pool_rare_levels",
     "pooling_sentences",
+    "pool_for_model",
     "pooled",
 ]
 
@@ -284,3 +285,20 @@ def _announce(rep: dict) -> None:
 def pooling_sentences() -> list[str]:
     """Every pooling done in this process, in words (for a report's warnings)."""
     return [r["sentence"] for r in pooled.values()]
+
+
+def pool_for_model(series: pd.Series, name: str, min_cell: int | None = None) -> tuple[pd.Series, bool]:
+    """The hook of the design-matrix builders: a categorical control enters a model only after its
+    rare levels are pooled (:func:`pool_levels`, with a warning the report shows).
+
+    Returns (series as text, usable); ``usable`` is False when pooling left a single level (the
+    control cannot be estimated and is left out; the warning says so).
+    """
+    if pd.api.types.is_bool_dtype(series) or (pd.api.types.is_numeric_dtype(series)
+                                              and not isinstance(series.dtype, pd.CategoricalDtype)):
+        return series, True
+    new, rep = pool_levels(series, min_cell, name=name)
+    if not rep["n_small"]:
+        return series, True
+    _announce(rep)
+    return new, len(rep["remaining"]) >= 2
