@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
+from cxlab import privacy
 from cxlab.errors import ModelError, ParameterError
 
 __all__ = ["ordinal_model", "retention_logit", "LoyaltyResult", "censoring_survival", "NPS_LABELS"]
@@ -85,6 +86,9 @@ def _design(data, constructs, controls, fn):
         s = data[c]
         if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
             parts.append(s.astype(float).rename(c))
+            continue
+        s, usable = privacy.pool_for_model(s, c)  # privacy: rare levels pooled into "other"
+        if not usable:
             continue
         cat = s.astype("category")
         counts = cat.value_counts()

@@ -25,6 +25,7 @@ import pandas as pd
 from scipy import special, stats
 from threadpoolctl import threadpool_limits
 
+from cxlab import privacy
 from cxlab.errors import ModelError, ParameterError
 
 __all__ = ["AFTComparison", "fit_aft", "time_ratio_sentence"]
@@ -154,6 +155,9 @@ def _prepare_design(
                 raise ModelError(f"Control '{c}' has no variance in the data: drop it from 'controls'.")
             out[c] = x.astype(float)
             covariates.append(c)
+            continue
+        x, usable = privacy.pool_for_model(x, c)  # privacy: rare levels pooled into "other"
+        if not usable:
             continue
         x = x.astype(str)
         counts = x.value_counts()

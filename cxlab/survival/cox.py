@@ -24,6 +24,7 @@ import pandas as pd
 from scipy import stats
 from threadpoolctl import threadpool_limits
 
+from cxlab import privacy
 from cxlab.errors import ModelError, ParameterError
 from cxlab.survival.engine import CoxProblem, RiskSets, _efron_statistics_loop, efron_statistics  # noqa: F401
 
@@ -184,6 +185,9 @@ class CoxModel:
                     s = s.astype(int)
                     x = s.to_numpy(float)
                 else:
+                    s, usable = privacy.pool_for_model(s, c)  # privacy: rare levels pooled into "other"
+                    if not usable:
+                        continue
                     counts = s.astype(str).value_counts()
                     if len(counts) < 2:
                         raise ModelError(
