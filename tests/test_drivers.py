@@ -147,7 +147,7 @@ def test_the_true_driver_ranks_first_with_stable_rank():
 def test_bootstrap_does_not_depend_on_the_number_of_workers():
     df = _respondents(500, seed=10)
     kw = dict(model="linear", outcome="satisfaction", n_boot=6, seed=3)
-    one = shapley_importance(df, CONSTRUCTS, **kw).boot_shares_
+    one = shapley_importance(df, CONSTRUCTS, n_jobs=1, **kw).boot_shares_
     two = shapley_importance(df, CONSTRUCTS, n_jobs=2, **kw).boot_shares_
     pd.testing.assert_frame_equal(one.sort_values("recognition").reset_index(drop=True),
                                   two.sort_values("recognition").reset_index(drop=True))
@@ -206,3 +206,145 @@ def test_ordinal_bootstrap_resamples_all_converge(small_demo):
                            n_boot=30, seed=4)
     assert d.n_boot_failed_ == 0
     assert d.summary["share"].sum() == pytest.approx(1.0)
+
+
+# ---- the fast ordinal path against the textbook implementation it replaced --------------------
+
+
+def _textbook_ordinal_derivatives(X, y, K, w, beta, theta):
+    """Reference: gradient and Hessian from the dense design of both thresholds
+    (``U_a``, ``U_b``: n x (p + K - 1)), as cxlab computed them before the block assembly."""
+    n, p = X.shape
+    q = p + K - 1
+    eta = X @ beta
+    th = np.concatenate([[-np.inf], theta, [np.inf]])
+    Fa, Fb = 1 / (1 + np.exp(-(th[y + 1] - eta))), 1 / (1 + np.exp(-(th[y] - eta)))
+    P = Fa - Fb
+    fa, fb = Fa * (1 - Fa), Fb * (1 - Fb)
+    ga, gb = fa / P, -fb / P
+    haa = fa * (1 - 2 * Fa) / P - (fa / P) ** 2
+    hbb = -fb * (1 - 2 * Fb) / P - (fb / P) ** 2
+    hab = fa * fb / P**2
+    rows = np.arange(n)
+    Ua, Ub = np.zeros((n, q)), np.zeros((n, q))
+    Ua[:, :p] = -X
+    Ub[:, :p] = -X
+    top, bot = y < K - 1, y > 0
+    Ua[rows[top], p + y[top]] = 1.0
+    Ub[rows[bot], p + y[bot] - 1] = 1.0
+    Ua[~top] = 0.0
+    Ub[~bot] = 0.0
+    g = Ua.T @ (w * ga) + Ub.T @ (w * gb)
+    H = ((Ua * (w * haa)[:, None]).T @ Ua + (Ub * (w * hbb)[:, None]).T @ Ub
+         + (Ua * (w * hab)[:, None]).T @ Ub + (Ub * (w * hab)[:, None]).T @ Ua)
+    return g, H
+
+
+def _textbook_ordinal_fit(X, y, K, w, start=None):
+    """Reference fit: plain Newton-Raphson with the textbook derivatives, to the score's round-off."""
+    p = X.shape[1]
+    cum = np.cumsum(np.bincount(y, weights=w, minlength=K))[:-1] / w.sum()
+    par = np.concatenate([np.zeros(p), np.log(cum / (1 - cum))]) if start is None else start.copy()
+    for _ in range(100):
+        g, H = _textbook_ordinal_derivatives(X, y, K, w, par[:p], par[p:])
+        if np.max(np.abs(g)) < 1e-9 * w.sum():
+            break
+        par = par + np.linalg.solve(-H, g)
+    eta = X @ par[:p]
+    th = np.concatenate([[-np.inf], par[p:], [np.inf]])
+    P = 1 / (1 + np.exp(-(th[y + 1] - eta))) - 1 / (1 + np.exp(-(th[y] - eta)))
+    return par, float(w @ np.log(P))
+
+
+def _ordinal_sample(n=700, seed=13):
+    df = _respondents(n, seed=seed)
+    X = np.column_stack([df[CONSTRUCTS].to_numpy() - 3, (df["segment"] == "affluent").to_numpy(float)])
+    levels = np.sort(df["recommend"].unique())
+    return X, np.searchsorted(levels, df["recommend"].to_numpy()), len(levels)
+
+
+def test_block_hessian_of_the_ordinal_model_equals_the_textbook_one():
+    from cxlab.drivers import _ordinal_derivatives, _ordinal_ll
+
+    X, y, K = _ordinal_sample()
+    assert K >= 8   # many thresholds: every block (and the tridiagonal threshold block) is exercised
+    w = np.random.default_rng(1).integers(0, 3, len(y)).astype(float)
+    par, _ = _ordinal_fit(X, y, K, np.ones(len(y)))
+    par = par + np.random.default_rng(2).normal(0, 0.05, par.size)   # away from the maximum
+    par[X.shape[1]:] = np.sort(par[X.shape[1]:])
+    g, H = _ordinal_derivatives(X, y, K, w, _ordinal_ll(X, y, K, w, par)[1])
+    g_ref, H_ref = _textbook_ordinal_derivatives(X, y, K, w, par[:X.shape[1]], par[X.shape[1]:])
+    np.testing.assert_allclose(g, g_ref, rtol=1e-10, atol=1e-9)
+    np.testing.assert_allclose(H, H_ref, rtol=1e-10, atol=1e-9)
+
+
+def test_fast_ordinal_fits_equal_the_textbook_fits_on_fixed_resamples():
+    from cxlab.drivers import _ordinal_derivatives, _ordinal_ll, _ordinal_refit
+
+    X, y, K = _ordinal_sample()
+    n = len(y)
+    par, ll = _ordinal_fit(X, y, K, np.ones(n))
+    ref, ll_ref = _textbook_ordinal_fit(X, y, K, np.ones(n))
+    np.testing.assert_allclose(par, ref, atol=1e-8)
+    assert ll == pytest.approx(ll_ref, abs=1e-8)
+    _, H = _ordinal_derivatives(X, y, K, np.ones(n), _ordinal_ll(X, y, K, np.ones(n), par)[1])
+    cov = np.linalg.inv(-H)
+    for s in range(4):   # multinomial bootstrap weights, as shapley_importance draws them
+        w = np.random.default_rng(s).multinomial(n, np.full(n, 1 / n)).astype(float)
+        ref, ll_ref = _textbook_ordinal_fit(X, y, K, w)
+        warm, ll_warm = _ordinal_fit(X, y, K, w, par)
+        chord, ll_chord = _ordinal_refit(X, y, K, w, par, cov)
+        np.testing.assert_allclose(warm, ref, atol=1e-6)
+        assert ll_warm == pytest.approx(ll_ref, abs=1e-7)
+        # the chord stops on the decrement (1e-10 of |loglik|): the log-likelihood, which is all
+        # the Shapley decomposition uses, is exact to 1e-7; the coefficients to ~1e-4 of an SE
+        np.testing.assert_allclose(chord, ref, atol=1e-4)
+        assert ll_chord == pytest.approx(ll_ref, abs=1e-7)
+
+
+def test_chord_refit_reaches_the_maximum_even_with_a_wrong_hessian():
+    from cxlab.drivers import _ordinal_refit
+
+    X, y, K = _ordinal_sample()
+    n = len(y)
+    par, _ = _ordinal_fit(X, y, K, np.ones(n))
+    w = np.random.default_rng(7).multinomial(n, np.full(n, 1 / n)).astype(float)
+    ref, ll_ref = _textbook_ordinal_fit(X, y, K, w)
+    for cov in (np.eye(par.size) * 1e-2, np.eye(par.size) * 10.0):   # too short, and overshooting
+        got, got_ll = _ordinal_refit(X, y, K, w, par, cov)
+        np.testing.assert_allclose(got, ref, atol=1e-4)
+        assert got_ll == pytest.approx(ll_ref, abs=1e-7)
+
+
+def test_ordinal_bootstrap_shares_equal_textbook_refits_of_every_subset():
+    # the fast path (block Hessian, warm starts, chord refits, workers) must give the same draws as
+    # refitting every subset from scratch with the textbook Newton-Raphson on the same weights
+    df = _respondents(500, seed=14)
+    res = shapley_importance(df, CONSTRUCTS, model="ordinal", outcome="recommend", controls=["segment"],
+                             n_boot=3, seed=5, n_jobs=2)
+    from cxlab.drivers import _design
+
+    Xc, _ = _design(df, CONSTRUCTS)
+    C, _ = _design(df, ["segment"])
+    levels = np.sort(df["recommend"].unique())
+    y = np.searchsorted(levels, df["recommend"].to_numpy())
+    K, n = len(levels), len(df)
+    counts = lambda w: np.bincount(y, weights=w, minlength=K)  # noqa: E731
+    expected = []
+    for ss in np.random.SeedSequence(5).spawn(3):
+        w = np.random.default_rng(ss).multinomial(n, np.full(n, 1.0 / n)).astype(float)
+        c = counts(w)
+        ll0 = float(np.sum(c[c > 0] * np.log(c[c > 0] / c.sum())))
+        fits = []
+        for mask in range(8):
+            Z = np.column_stack([C] + [Xc[:, j] for j in range(3) if mask >> j & 1])
+            fits.append(1 - _textbook_ordinal_fit(Z, y, K, w)[1] / ll0)
+        expected.append(shapley_values(np.array(fits), 3) / (fits[-1] - fits[0]))
+    got = res.boot_shares_.to_numpy()
+    np.testing.assert_allclose(np.sort(got, axis=0), np.sort(np.array(expected), axis=0), atol=1e-7)
+
+
+def test_n_jobs_must_be_a_nonzero_integer():
+    df = _respondents(300, seed=11)
+    with pytest.raises(ParameterError, match="n_jobs"):
+        shapley_importance(df, CONSTRUCTS, model="linear", outcome="satisfaction", n_boot=2, n_jobs=0)
