@@ -28,11 +28,13 @@ from scipy import optimize, stats
 
 from cxlab.errors import DataContractError, ParameterError
 
-__all__ = ["score_constructs", "reliability", "item_statistics", "construct_correlations",
+__all__ = ["score_constructs", "reliability", "reliability_findings", "item_statistics", "construct_correlations",
            "cronbach_alpha", "omega_total", "one_factor_ml"]
 
 #: threshold under which alpha / omega are flagged
 RELIABILITY_THRESHOLD = 0.7
+#: the note of a construct measured by one item
+SINGLE_ITEM_NOTE = "one item: reliability not defined"
 
 
 def _check_constructs(answers_df, constructs):
@@ -181,7 +183,7 @@ def reliability(answers_df: pd.DataFrame, constructs: dict[str, list[str]], n_bo
             rows.append(row)
             continue
         if k == 1:
-            row["note"] = "single item: reliability not estimable"
+            row["note"] = SINGLE_ITEM_NOTE
             rows.append(row)
             continue
         alpha = cronbach_alpha(x)
@@ -214,6 +216,33 @@ def reliability(answers_df: pd.DataFrame, constructs: dict[str, list[str]], n_bo
         row["note"] = "; ".join(notes)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def reliability_findings(rel: pd.DataFrame) -> list[tuple[str, str]]:
+    """Findings on a :func:`reliability` table: ``(text, level)`` pairs, level finding|warning.
+
+    Only constructs with an alpha (two items or more, enough complete answers) are judged; a
+    single-item construct has no reliability, and the findings say so instead of reporting it.
+    """
+    judged = rel[np.isfinite(rel["alpha"].astype(float))]
+    out = []
+    weak = judged[(judged["alpha"] < RELIABILITY_THRESHOLD) | (judged["omega"] < RELIABILITY_THRESHOLD)]
+    for _, r in weak.iterrows():
+        stats_ = f"alpha {r['alpha']:.2f}" + (f", omega {r['omega']:.2f}" if np.isfinite(r["omega"]) else "")
+        out.append((f"The {r['construct']} scale is not reliable enough ({stats_}; {RELIABILITY_THRESHOLD} "
+                    f"wanted): read its results with care.", "warning"))
+    single = rel.loc[rel["n_items"] == 1, "construct"].tolist()
+    if not judged.empty and weak.empty:
+        scope = "Every perception scale" if len(judged) == len(rel) else "Every perception scale of several items"
+        out.append((f"{scope} is reliable (alpha from {judged['alpha'].min():.2f} to "
+                    f"{judged['alpha'].max():.2f}).", "finding"))
+    if single:
+        names = ", ".join(single)
+        what = "Every perception is" if len(single) == len(rel) else f"{names} {'is' if len(single) == 1 else 'are'}"
+        what = what[0].upper() + what[1:]
+        out.append((f"{what} measured by one item: reliability is not defined, so measurement error cannot be "
+                    f"checked.", "finding"))
+    return out
 
 
 def item_statistics(answers_df: pd.DataFrame, constructs: dict[str, list[str]],

@@ -26,7 +26,7 @@ from cxlab.panel import Panel, build_panel
 from cxlab.study import Study, load_study
 
 __all__ = ["Workbook", "open_study", "PARTS", "has_part", "omission_sentence", "outcome_for_role",
-           "DGCDefinition", "dgc_definition", "resolve_horizon", "resolve_n_jobs", "varying_terms"]
+           "DGCDefinition", "dgc_definition", "dgc_comparison", "resolve_horizon", "resolve_n_jobs", "varying_terms"]
 
 #: optional part -> (what is missing, in words; the spec key that enables it)
 PARTS: dict[str, tuple[str, str]] = {
@@ -148,6 +148,28 @@ def dgc_definition(study: Study) -> DGCDefinition | None:
                 f"(scale {_fmt(s_lo)}–{_fmt(s_hi)}) and has a {name} score below {_fmt(rec)} "
                 f"(scale {_fmt(lo)}–{_fmt(hi)}).")
     return DGCDefinition(float(good), float(rec), sentence)
+
+
+_DGC_HR = {
+    "adjusted": ("The disappointed-good-customer hazard ratio here is adjusted: it compares them with every other "
+                 "respondent at equal perception scores and controls, so it is the risk beyond what their lower "
+                 "recognition score already explains. Notebook 04 reports the crude ratio (against the recognised "
+                 "good customers, nothing else held equal), which also carries the effect of that lower score and is "
+                 "usually larger."),
+    "crude": ("The hazard ratios here are crude: each cell is compared with the recognised good customers with "
+              "nothing else held equal, so the disappointed good customers' ratio carries the effect of their lower "
+              "recognition score too. Notebook 02 reports the adjusted ratio (at equal perception scores and "
+              "controls), which is the risk beyond that and usually smaller."),
+}
+
+
+def dgc_comparison(definition, kind: str) -> str:
+    """The run's DGC definition, then which DGC hazard ratio a notebook reports ("adjusted" in 02,
+    "crude" in 04) and why the two differ."""
+    if kind not in _DGC_HR:
+        raise ParameterError(f"The 'kind' parameter of dgc_comparison must be 'adjusted' or 'crude'. Got {kind!r} instead.")
+    sentence = getattr(definition, "sentence", "") or ""
+    return f"{sentence} {_DGC_HR[kind]}".strip()
 
 
 def resolve_horizon(value, horizons, name: str) -> int | float:

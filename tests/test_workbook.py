@@ -138,3 +138,41 @@ def test_workbook_omit_keeps_each_sentence_once():
     t = wb.omit("complaints", "the complaint analysis")
     wb.omit("complaints", "the complaint analysis")
     assert wb.omissions == [t]
+
+
+# ---- reliability findings (cxlab.measurement.reliability_findings) ----------------------------
+
+from cxlab.measurement import SINGLE_ITEM_NOTE, reliability, reliability_findings  # noqa: E402
+
+
+def _rel(**cols):
+    return pd.DataFrame(cols)
+
+
+def test_single_items_get_no_alpha_and_no_reliability_claim():
+    import numpy as np
+    answers = pd.DataFrame({"q1": np.tile([1.0, 2, 3, 4, 5], 10), "q2": np.tile([2.0, 2, 3, 5, 4], 10)})
+    rel = reliability(answers, {"a": ["q1"], "b": ["q2"]})
+    assert rel["alpha"].isna().all() and rel["omega"].isna().all()
+    assert (rel["note"] == SINGLE_ITEM_NOTE).all()
+    texts = [t for t, _ in reliability_findings(rel)]
+    assert texts == ["Every perception is measured by one item: reliability is not defined, so measurement "
+                     "error cannot be checked."]
+    assert not any("nan" in t for t in texts)
+
+
+def test_mixed_scales_judge_only_those_with_several_items():
+    rel = _rel(construct=["solo", "b", "c"], n_items=[1, 3, 2], alpha=[float("nan"), 0.80, 0.75],
+               omega=[float("nan"), 0.81, float("nan")])
+    out = reliability_findings(rel)
+    assert out[0] == ("Every perception scale of several items is reliable (alpha from 0.75 to 0.80).", "finding")
+    assert out[1][0].startswith("Solo is measured by one item")
+
+
+def test_weak_scale_is_a_warning_naming_the_failing_coefficient():
+    rel = _rel(construct=["a", "b"], n_items=[3, 3], alpha=[0.80, 0.71], omega=[0.80, 0.69])
+    out = reliability_findings(rel)
+    assert out == [("The b scale is not reliable enough (alpha 0.71, omega 0.69; 0.7 wanted): read its results "
+                    "with care.", "warning")]
+    rel = _rel(construct=["a"], n_items=[3], alpha=[0.70], omega=[0.70])
+    assert reliability_findings(rel)[0][1] == "finding"   # 0.7 itself is reliable enough
