@@ -348,3 +348,17 @@ def test_n_jobs_must_be_a_nonzero_integer():
     df = _respondents(300, seed=11)
     with pytest.raises(ParameterError, match="n_jobs"):
         shapley_importance(df, CONSTRUCTS, model="linear", outcome="satisfaction", n_boot=2, n_jobs=0)
+
+
+def test_cox_bootstrap_refit_reaches_the_same_maximum_as_a_fit_from_scratch():
+    df = _respondents(1500, seed=15)
+    cf = CoxFit(df[CONSTRUCTS].to_numpy(), df["duration"], df["event"], df["entry"])
+    beta, _, _ = cf.fit()
+    n = len(df)
+    for s in range(3):
+        w = np.random.default_rng(s).multinomial(n, np.full(n, 1 / n)).astype(float)
+        ref_b, ref_ll, _ = cf.fit(w=w)                       # from zero, Newton to convergence
+        for start in (beta, np.zeros(3), beta + 1.0):         # near, and far from the maximum
+            b, ll, _ = cf.fit(w=w, beta0=start)
+            np.testing.assert_allclose(b, ref_b, atol=1e-6)
+            assert ll == pytest.approx(ref_ll, abs=1e-7)

@@ -247,6 +247,20 @@ class CoxProblem:
         info = self._information(XT, rt, den, A, self.mw)
         return ll, grad, -info
 
+    def score(self, beta, cols=None):
+        """Log partial likelihood and its gradient at ``beta`` (no information matrix: the cheap
+        half of :meth:`loglik`, for refits that reuse an information matrix). ``(-inf, None)`` where
+        the likelihood underflows."""
+        rs = self.rs
+        beta = np.asarray(beta, dtype=float)
+        XT, eta, r, rt, S0, D0, den = self._parts(beta, cols)
+        if np.any(den <= 0):
+            return -np.inf, None
+        ll = float(self.twd @ eta[rs.dead] - self.mw @ np.log(den))
+        if XT.shape[0] == 0:
+            return ll, np.zeros(0)
+        return ll, XT[:, rs.dead] @ self.twd - self._xbar(XT, rt, den) @ self.mw
+
     def _xbar(self, XT, rt, den):
         """Efron-weighted mean of x over the risk set, per entry (p x entries)."""
         rs, ent = self.rs, self.ent
@@ -271,7 +285,7 @@ class CoxProblem:
     # -- Newton-Raphson ----------------------------------------------------------------------
 
     def fit(self, beta0=None, cols=None, tol=1e-9, max_iter=50, exact_final=True, residuals=False,
-            raise_on_failure=True, one_step=False, ridge=None) -> CoxEngineResult:
+            raise_on_failure=True, one_step=False, ridge=None, null_loglik=True) -> CoxEngineResult:
         """Maximise the partial likelihood by Newton-Raphson with step halving.
 
         Converged when the Newton decrement ``g'(-H)^-1 g`` is below ``tol * (1 + |loglik|)``; one more
@@ -283,6 +297,8 @@ class CoxProblem:
         ``raise_on_failure=False`` (then ``converged`` is False and ``message`` says why).
         ``ridge`` (p): maximise ``loglik - sum(ridge * beta**2) / 2`` instead (reported ``loglik``
         and ``information`` are the penalised ones, as lifelines' ``penalizer``).
+        ``null_loglik=False`` skips the log-likelihood at beta = 0 when ``beta0`` is given
+        (``loglik_null`` is then NaN; bootstrap refits do not need it).
         """
         p = self.p if cols is None else len(cols)
         beta = np.zeros(p) if beta0 is None else np.asarray(beta0, dtype=float).copy()
@@ -302,11 +318,13 @@ class CoxProblem:
 
             self.loglik = penalised
             try:
-                return self.fit(beta0, cols, tol, max_iter, exact_final, residuals, raise_on_failure, one_step)
+                return self.fit(beta0, cols, tol, max_iter, exact_final, residuals, raise_on_failure, one_step,
+                                null_loglik=null_loglik)
             finally:
                 del self.loglik
         ll, g, H = self.loglik(beta, cols)
-        ll0 = ll if beta0 is None else self.loglik(np.zeros(p), cols, derivatives=False)
+        ll0 = (ll if beta0 is None else self.loglik(np.zeros(p), cols, derivatives=False) if null_loglik
+               else float("nan"))
         if p == 0:
             return self._result(beta, ll, ll0, g, -H, 0, True, "", np.zeros(0), cols, residuals)
         step = np.zeros(p)
