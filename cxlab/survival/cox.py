@@ -286,14 +286,20 @@ class CoxModel:
             raise ModelError(self._convergence_message(X, names, res.message, res.last_step))
         if not (np.all(np.isfinite(beta)) and np.all(np.isfinite(V))):
             raise ModelError(self._convergence_message(X, names, "non-finite estimates"))
-        with threadpool_limits(1, "blas"):
-            stats_ = problem.statistics(beta)
+        robust = self.robust or cluster_col is not None
+        # score residuals (an n x p pass costing a third of the fit) only for the sandwich; without
+        # a penalty the engine's final score is the score at the estimate
+        if robust:
+            with threadpool_limits(1, "blas"):
+                stats_ = problem.statistics(beta)
+            score = stats_["score"]
+        else:
+            score = res.score
         # converged? the Newton step left at the estimate (0 at the maximum; penalised fits skip this)
-        step = V @ stats_["score"] if self.penalizer == 0 else np.zeros(p)
-        if float(stats_["score"] @ step) > 1e-4 or np.any(np.abs(beta * X.std(axis=0)) > 15):
+        step = V @ score if self.penalizer == 0 else np.zeros(p)
+        if float(score @ step) > 1e-4 or np.any(np.abs(beta * X.std(axis=0)) > 15):
             raise ModelError(self._convergence_message(X, names, "the partial likelihood is not at its maximum "
                                                        "(a coefficient keeps growing)", step))
-        robust = self.robust or cluster_col is not None
         if robust:
             dfbeta = (stats_["resid"] * weights[:, None]) @ V
             if cluster_col is not None:
@@ -321,7 +327,7 @@ class CoxModel:
         self.fit_columns_ = {
             "duration_col": duration_col, "event_col": event_col, "entry_col": entry_col, "cluster_col": cluster_col,
         }
-        self.gradient_max_ = float(np.max(np.abs(stats_["score"]))) if self.penalizer == 0 else np.nan
+        self.gradient_max_ = float(np.max(np.abs(score))) if self.penalizer == 0 else np.nan
         self.diagnostics_ = self._diagnostics(X, names)
         return self
 
