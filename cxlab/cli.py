@@ -1,7 +1,9 @@
 """Command line: ``cxlab demo | validate | run``.
 
-Exit codes: 0 success, 1 a run finished but a notebook failed, 2 a user error (bad spec, bad
-data, bad parameters: the message says what to fix; no traceback).
+Exit codes: 0 success, 1 a run finished but a notebook failed (or the machine stopped a run that
+had started: full disk), 2 a user error (bad spec, bad data, bad parameters, an output folder that
+cannot be written: the message says what to fix; no traceback), 3 the output folder stayed
+locked by another run, 130 / 143 the run was stopped by SIGINT / SIGTERM.
 """
 
 from __future__ import annotations
@@ -77,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except CxlabError as exc:
-        print(f"cxlab {args.command}: error: {exc}", file=sys.stderr)
+        if not getattr(exc, "logged", False):   # e.g. an interrupted run already said why
+            print(f"cxlab {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("cxlab: interrupted", file=sys.stderr)

@@ -24,7 +24,8 @@ CANARY = "postgres://canary-user:S3CRET-CANARY-9f2@db.internal/warehouse"
 
 PARAMS = '''
 study_path: str = "study.yaml"  # the study spec
-horizon_months: int = 24  # horizon for retention figures
+min_cell: int = 10  # smallest group shown [>= 5]
+horizon_months: int = 24  # horizon for retention figures [> 0]
 alpha: float = 0.05  # test level
 label: str = "all"  # segment label
 warehouse_url: str = ""  # secret: database URL
@@ -41,7 +42,9 @@ if mode == "sleep":
 if mode == "kill":
     os.kill(os.getpid(), 9)
 record_metric("demo.horizon", horizon_months)
-record_metric("demo.hr", 0.8 if label == "all" else 0.5, 0.7, 0.9)
+from pathlib import Path
+n_customers = len(Path(study_path).with_name("customers.csv").read_text().splitlines()) - 1
+record_metric("demo.hr", 0.8 if n_customers <= 2 else 0.5, 0.7, 0.9)
 record_finding(f"Horizon {horizon_months} months for {label}.")
 print("done")
 '''
@@ -55,19 +58,26 @@ def notebook(path, params=PARAMS, body=BODY):
     nbformat.write(nb, path)
 
 
+def tiny_study(folder: Path) -> Path:
+    """A small study whose data passes `cxlab validate` (the runner checks it first)."""
+    (folder / "study.yaml").write_text(textwrap.dedent("""
+        name: Tiny study
+        snapshot_date: 2026-06-30
+        customers: {path: customers.csv, id: id, start: s, end: e}
+        surveys: {path: answers.csv, id: id, date: d, scale: [1, 5], constructs: {recognition: [q1]}}
+    """), encoding="utf-8")
+    (folder / "customers.csv").write_text("id,s,e\nA,2020-01-01,\nB,2021-03-01,2025-01-31\n", encoding="utf-8")
+    (folder / "answers.csv").write_text("id,d,q1\nA,2024-05-01,4\nB,2024-06-01,2\n", encoding="utf-8")
+    return folder / "study.yaml"
+
+
 @pytest.fixture
 def project(tmp_path):
     nbs = tmp_path / "notebooks"
     nbs.mkdir()
     notebook(nbs / "01-first.ipynb")
     notebook(nbs / "02-second.ipynb")
-    (tmp_path / "study.yaml").write_text(textwrap.dedent("""
-        name: Tiny study
-        snapshot_date: 2026-06-30
-        customers: {path: customers.csv, id: id, start: s, end: e}
-        surveys: {path: answers.csv, id: id, date: d, constructs: {recognition: [q1]}}
-    """), encoding="utf-8")
-    (tmp_path / "customers.csv").write_text("id,s,e\nA,2020-01-01,\n", encoding="utf-8")
+    tiny_study(tmp_path)
     return tmp_path
 
 
@@ -119,9 +129,11 @@ def test_manifest_schema_is_valid_and_documents_every_key():
 
 def test_read_and_check_parameters(project):
     params = read_parameters(project / "notebooks" / "01-first.ipynb")
-    assert list(params) == ["study_path", "horizon_months", "alpha", "label", "warehouse_url", "mode"]
+    assert list(params) == ["study_path", "min_cell", "horizon_months", "alpha", "label", "warehouse_url", "mode"]
     assert params["horizon_months"].type == "int" and params["horizon_months"].default == 24
-    assert params["horizon_months"].help == "horizon for retention figures"
+    assert params["horizon_months"].help == "horizon for retention figures"   # the rule is not help text
+    assert params["horizon_months"].rule.text == "> 0"
+    assert params["warehouse_url"].secret and not params["label"].secret
     nb = project / "notebooks" / "01-first.ipynb"
     assert check_parameters(nb, {"alpha": 1}) == {"alpha": 1.0}   # an int is a fine float
     with pytest.raises(ParameterError, match="'horizon_months' must be int, got '24'"):
@@ -173,9 +185,11 @@ def test_success_latest_metrics_and_comparison(project):
     assert first["metrics"]["demo.hr"] == {"estimate": 0.8, "lower": 0.7, "upper": 0.9, "notebook": "01-first"}
     assert first["notebooks"][0]["findings"] == [{"text": "Horizon 24 months for all.", "level": "finding"}]
     assert {"rows", "sha256", "bytes"} <= set(first["data"]["customers"])
-    assert first["data"]["customers"]["rows"] == 1
+    assert first["data"]["customers"]["rows"] == 2
     before = {p: p.stat().st_mtime_ns for p in (reports / first["run_id"]).rglob("*")}
-    second = run(cfg, overrides=["label=vip"], log=quiet)
+    with open(project / "customers.csv", "a", encoding="utf-8") as fh:   # new data, same everything else
+        fh.write("C,2022-01-01,\n")
+    second = run(cfg, log=quiet)
     assert second["previous_run"] == first["run_id"]
     flagged = {c["metric"]: c for c in second["comparison"]}
     assert flagged["demo.hr"]["flag"] and "outside last run's 95 % CI" in flagged["demo.hr"]["text"]
@@ -234,6 +248,7 @@ def test_compare_metrics_without_interval_uses_relative_change():
 
 WAIT_PARAMS = '''
 study_path: str = "study.yaml"  # the study spec
+min_cell: int = 10  # smallest group shown
 flag_path: str = ""  # file the test creates when it has seen this cell's progress line
 '''
 

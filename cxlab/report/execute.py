@@ -11,6 +11,10 @@ so the runner can show it live: ``{"event": "ready"}`` once papermill is importe
 ``{"event": "cell", "k": 3, "n": 20, "heading": "Proportional hazards"}`` as each code cell
 starts (``k`` counts code cells; ``heading`` is the last markdown heading above the cell).
 Every other line on stdout/stderr is ordinary log output.
+
+The worker dies with the runner, even on ``kill -9``: it asks Linux for a parent-death signal
+(``CXLAB_RUNNER_PID`` names the runner) and starts the kernel with the same request
+(:mod:`cxlab.report.procs`).
 """
 
 from __future__ import annotations
@@ -96,15 +100,47 @@ def _progress_engine(clock: _Clock):
     return ProgressEngine
 
 
+def _kernels_die_with_this_worker() -> None:
+    """Start kernels with a parent-death signal: a kernel never outlives its worker."""
+    from jupyter_client.provisioning import local_provisioner
+
+    from cxlab.report.procs import set_parent_death_signal
+
+    launch = local_provisioner.launch_kernel
+
+    def launch_kernel(cmd, **kwargs):
+        kwargs.setdefault("preexec_fn", set_parent_death_signal)
+        return launch(cmd, **kwargs)
+
+    local_provisioner.launch_kernel = launch_kernel
+
+
+def _no_space(exc: BaseException | None) -> bool:
+    import errno
+
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC or "No space left on device" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 def main(argv: list[str]) -> int:
     src, out, params_file, status_file, cwd = argv
     clock = _Clock()
     clock.mark("main")
+    import os
+
+    from cxlab.report.procs import set_parent_death_signal
+
+    runner = os.environ.get("CXLAB_RUNNER_PID")
+    set_parent_death_signal(expected_parent=int(runner) if runner and runner.isdigit() else None)
     import papermill as pm
     from papermill.engines import papermill_engines
     from papermill.exceptions import PapermillExecutionError
 
     clock.mark("imported")
+    _kernels_die_with_this_worker()
     emit("ready")
     papermill_engines.register(ENGINE_NAME, _progress_engine(clock))
     params = json.loads(Path(params_file).read_text(encoding="utf-8"))
@@ -120,9 +156,11 @@ def main(argv: list[str]) -> int:
     except PapermillExecutionError as exc:
         result = {"status": "failed", "ename": exc.ename, "evalue": exc.evalue,
                   "cell": exc.exec_count, "reason": "a cell raised an error"}
-    except Exception as exc:  # dead kernel, bad notebook, ...
+    except Exception as exc:  # dead kernel, bad notebook, full disk, ...
         name = type(exc).__name__
         reason = "the kernel died (out of memory or killed)" if "DeadKernel" in name else "execution failed"
+        if _no_space(exc):
+            name, reason = "NoSpaceLeft", "no space left on device"
         result = {"status": "failed", "ename": name, "evalue": str(exc)[:2000], "cell": None,
                   "reason": reason, "traceback": traceback.format_exc()[-4000:]}
     clock.mark("returned")
@@ -133,7 +171,11 @@ def main(argv: list[str]) -> int:
         "execute_s": clock.span("first_cell", "last_cell"),
         "shutdown_s": clock.span("last_cell", "returned"),
     }
-    _write(status, result)
+    try:
+        _write(status, result)
+    except OSError as exc:
+        print(f"cxlab worker: cannot write its status: {exc}", flush=True)
+        return 3
     return 0 if result["status"] == "succeeded" else 1
 
 

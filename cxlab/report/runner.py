@@ -31,6 +31,7 @@ the lock on OUT for longer than ``--lock-timeout``.
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import hashlib
 import json
 import os
@@ -60,8 +61,8 @@ MANIFEST_SCHEMA_VERSION = 1
 #: JSON Schema of manifest.json (every key, its type and meaning)
 MANIFEST_SCHEMA_PATH = Path(__file__).with_name("manifest.schema.json")
 EXIT_OK, EXIT_FAILED, EXIT_USER_ERROR, EXIT_LOCKED = 0, 1, 2, 3
-REDACTED = "•••"
-_SECRET_WORDS = ("secret", "password", "token")
+from cxlab.report.scrub import MASK as REDACTED  # noqa: E402
+from cxlab.report.scrub import SECRET_WORDS as _SECRET_WORDS  # noqa: E402
 
 _CONFIG_KEYS = {"name", "study", "out", "notebooks", "notebooks_dir", "parameters",
                 "notebook_parameters", "secret", "timeout", "jobs"}
@@ -87,7 +88,7 @@ class RunConfig:
 
     def as_dict(self) -> dict:
         return {"name": self.name, "source": self.source, "study": str(self.study),
-                "notebooks": self.notebooks, "timeout": self.timeout, "jobs": self.jobs,
+                "notebooks_dir": str(self.notebooks_dir), "notebooks": self.notebooks, "timeout": self.timeout, "jobs": self.jobs,
                 "parameters": _redact(self.parameters, self.secret),
                 "notebook_parameters": {k: _redact(v, self.secret)
                                         for k, v in self.notebook_parameters.items()},
@@ -274,16 +275,25 @@ def fingerprint(path: Path) -> dict:
             "sha256": h.hexdigest()}
 
 
-def git_commit() -> str | None:
+def git_commit(folder: Path | None = None) -> str | None:
+    """The commit of the git checkout holding ``folder`` (default: cxlab's own checkout), with
+    ``-dirty`` when it has uncommitted changes: tracked files anywhere in the checkout when it
+    is cxlab's own, and any change (untracked files too) inside ``folder``. None when ``folder``
+    is not under git."""
+    folder = Path(folder) if folder is not None else _repo_root()
+
+    def git(*args) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True, timeout=10)
+
     try:
-        root = _repo_root()
-        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=10)
-        if out.returncode != 0:
+        head = git("rev-parse", "HEAD")
+        top = git("rev-parse", "--show-toplevel")
+        if head.returncode != 0 or top.returncode != 0:
             return None
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        return out.stdout.strip() + ("-dirty" if dirty else "")
+        dirty = git("status", "--porcelain", "--untracked-files=all", "--", ".").stdout.strip()
+        if Path(top.stdout.strip()).resolve() == _repo_root().resolve():
+            dirty = dirty or git("status", "--porcelain", "--untracked-files=no").stdout.strip()
+        return head.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return None
 
@@ -359,119 +369,8 @@ class RunLocked(CxlabError):
 # ---- execution ------------------------------------------------------------------------------
 
 
-# phases timed by the worker (cxlab.report.execute), in order; see the manifest schema
-_WORKER_PHASES = ("prepare_s", "kernel_start_s", "execute_s", "shutdown_s")
-
-
-def _error_notebook(src: Path, message: str, ename: str) -> nbformat.NotebookNode:
-    """The input notebook with an error cell appended (when execution left no output)."""
-    nb = nbformat.read(src, as_version=4)
-    cell = nbformat.v4.new_code_cell("# cxlab run: this notebook did not finish")
-    cell.outputs = [nbformat.v4.new_output("error", ename=ename, evalue=message, traceback=[f"{ename}: {message}"])]
-    nb.cells.append(cell)
-    return nb
-
-
-def _read_worker_output(stream, name: str, events: dict, tail: list, progress_log) -> None:
-    """Read the worker's stdout line by line (a thread): progress events are timed and, when
-    ``progress_log`` is given, shown as they arrive; every other line is kept for the error log."""
-    from cxlab.report.execute import PROGRESS_PREFIX
-
-    size = 0
-    for raw in iter(stream.readline, b""):
-        line = raw.decode("utf-8", "replace")
-        if line.startswith(PROGRESS_PREFIX):
-            try:
-                event = json.loads(line[len(PROGRESS_PREFIX):])
-            except ValueError:
-                continue
-            events.setdefault(event.get("event"), time.monotonic())
-            if event.get("event") == "cell" and progress_log is not None:
-                heading = f" · {event['heading']}" if event.get("heading") else ""
-                progress_log(f"{name}: cell {event.get('k')}/{event.get('n')}{heading}")
-            continue
-        tail.append(line)
-        size += len(line)
-        while size > 6000 and len(tail) > 1:
-            size -= len(tail.pop(0))
-    stream.close()
-
-
-def _execute(name: str, config: RunConfig, params: dict, work: Path, log, progress: bool = False,
-             finished=None) -> dict:
-    """Run one notebook in a worker process; ``finished()`` returns the run's progress text
-    ("2/4 notebooks finished") for the notebook's last log line."""
-    import threading
-
-    src = config.notebooks_dir / f"{name}.ipynb"
-    out_nb = work / f"{name}.ipynb"
-    params_file = work / ".exec" / f"{name}.params.json"
-    status_file = work / ".exec" / f"{name}.status.json"
-    params_file.parent.mkdir(exist_ok=True)
-    params_file.write_text(json.dumps(params), encoding="utf-8")
-    cmd = [sys.executable, "-m", "cxlab.report.execute", str(src), str(out_nb), str(params_file),
-           str(status_file), str(config.notebooks_dir)]
-    log(f"{name}: running")
-    t0 = time.monotonic()
-    env = dict(os.environ, PYDEVD_DISABLE_FILE_VALIDATION="1", PYTHONUNBUFFERED="1")
-    env.pop("MPLBACKEND", None)  # the kernel's inline backend embeds the figures
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-                            env=env)
-    events: dict[str, float] = {}
-    tail: list[str] = []
-    reader = threading.Thread(target=_read_worker_output, daemon=True,
-                              args=(proc.stdout, name, events, tail, log if progress else None))
-    reader.start()
-    timed_out = False
-    try:
-        proc.wait(timeout=config.timeout or None)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        import signal
-
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait()
-    duration = time.monotonic() - t0
-    reader.join(timeout=15)  # the kernel (own session) exits within ~1 s of its parent; never hang
-    output = "".join(tail)
-    try:
-        status = json.loads(status_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        status = {"status": "failed", "ename": "WorkerError", "evalue": "the notebook worker left no status",
-                  "reason": "execution failed"}
-    worker_timings = status.pop("timings", None) or {}
-    if timed_out:
-        status = {"status": "failed", "ename": "Timeout",
-                  "evalue": f"the notebook ran longer than {config.timeout} s and was stopped",
-                  "reason": "timeout", "cell": None}
-    elif status.get("status") == "running":
-        status = {"status": "failed", "ename": "KernelDied",
-                  "evalue": "the notebook process ended abruptly (killed or out of memory)",
-                  "reason": "killed", "cell": None}
-    if status["status"] != "succeeded":
-        status.setdefault("log_tail", output[-3000:])
-    try:
-        nb = nbformat.read(out_nb, as_version=4)
-    except (OSError, ValueError):
-        nb = None
-    if nb is None:
-        nb = _error_notebook(src, status.get("evalue", "no output"), status.get("ename", "Error"))
-    elif status["status"] != "succeeded" and not any(
-            o.get("output_type") == "error" for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])):
-        err = _error_notebook(src, status.get("evalue", ""), status.get("ename", "Error")).cells[-1]
-        nb.cells.append(err)
-    status["duration_s"] = round(duration, 2)
-    ready = events.get("ready")
-    status["timings"] = {"startup_s": round(ready - t0, 3) if ready is not None else None,
-                         **{k: worker_timings.get(k) for k in _WORKER_PHASES},
-                         "worker_s": round(duration, 3)}
-    log(f"{name}: {status['status']} in {duration:.1f} s"
-        + ("" if status["status"] == "succeeded" else f" ({status.get('ename')}: {status.get('evalue')})")
-        + (f" · {finished()}" if finished is not None else ""))
-    return {"name": name, "nb": nb, "status": status}
+from cxlab.report.workers import WORKER_PHASES as _WORKER_PHASES  # noqa: E402
+from cxlab.report.workers import error_notebook as _error_notebook  # noqa: E402,F401
 
 
 def notebook_title(nb) -> str | None:
@@ -484,38 +383,6 @@ def notebook_title(nb) -> str | None:
             if m:
                 return re.sub(r"[*_`]", "", m.group(1)).strip()[:120] or None
     return None
-
-
-def _scrub_secrets(nb: nbformat.NotebookNode, secret_values: list[str]) -> None:
-    for cell in nb.cells:
-        if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
-            for v in secret_values:
-                cell.source = cell.source.replace(repr(v), repr(REDACTED)).replace(v, REDACTED)
-    pm = nb.metadata.get("papermill", {})
-    if "parameters" in pm:
-        pm["parameters"] = {k: (REDACTED if v in secret_values else v) for k, v in pm["parameters"].items()}
-
-
-def _redact_tree(folder: Path, secret_values: list[str]) -> list[str]:
-    """Last line of defence: remove any secret value left in any output file."""
-    touched = []
-    values = [v for v in secret_values if len(v) >= 4]
-    if not values:
-        return touched
-    for p in folder.rglob("*"):
-        if not p.is_file():
-            continue
-        try:
-            text = p.read_text(encoding="utf-8")
-        except (UnicodeDecodeError, OSError):
-            continue
-        new = text
-        for v in values:
-            new = new.replace(v, REDACTED)
-        if new != text:
-            p.write_text(new, encoding="utf-8")
-            touched.append(p.name)
-    return touched
 
 
 # ---- comparison -----------------------------------------------------------------------------
@@ -570,6 +437,127 @@ def _point_latest(out: Path, run_id: str) -> None:
         (out / "LATEST").write_text(run_id + "\n", encoding="utf-8")
 
 
+class RunInterrupted(CxlabError):
+    """SIGINT/SIGTERM stopped the run (exit 130 / 143); ``manifest`` is set when the run was
+    published as interrupted."""
+
+    def __init__(self, message: str, signum: int, manifest: dict | None = None, logged: bool = False):
+        super().__init__(message)
+        self.exit_code = 128 + int(signum)
+        self.manifest = manifest
+        self.logged = logged
+
+
+class RunEnvironmentError(CxlabError):
+    """The machine stopped the run: no space left, read-only or missing output folder, no
+    permission. Exit 2 when nothing could start, 1 when a run started and had to be abandoned."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_USER_ERROR):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+_ERRNO_TEXT = {
+    errno.ENOSPC: ("no space left on device (ENOSPC)", "free some space on that disk or choose another --out"),
+    errno.EDQUOT: ("disk quota exceeded (EDQUOT)", "free some space or choose another --out"),
+    errno.EROFS: ("read-only file system (EROFS)", "mount it writable or choose another --out"),
+    errno.EACCES: ("permission denied (EACCES)", "choose a folder you may write to with --out, or fix its permissions"),
+    errno.EPERM: ("operation not permitted (EPERM)", "choose a folder you may write to with --out, or fix its permissions"),
+    errno.ENOENT: ("no such file or directory (ENOENT)", "check the --out path"),
+    errno.ENOTDIR: ("a file is in the way (ENOTDIR)", "--out must be a folder"),
+    errno.EEXIST: ("a file is in the way (EEXIST)", "--out must be a folder"),
+}
+
+
+def _os_reason(exc: OSError) -> tuple[str, str]:
+    """(what happened, what to do) for an OSError, in one short line each."""
+    reason, fix = _ERRNO_TEXT.get(exc.errno, (exc.strerror or type(exc).__name__, "check the output folder"))
+    return reason, fix
+
+
+def _environment_error(exc: OSError, doing: str, exit_code: int = EXIT_USER_ERROR, after: str = "") -> RunEnvironmentError:
+    reason, fix = _os_reason(exc)
+    where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+    return RunEnvironmentError(f"cannot {doing}: {reason}{where}.{after} {fix[0].upper() + fix[1:]}.", exit_code)
+
+
+def _prepare_out(out: Path) -> None:
+    """Create the output folder; any problem is an environment error (exit 2, nothing ran)."""
+    if out.exists() and not out.is_dir():
+        raise RunEnvironmentError(f"cannot use {out} as the output folder: it is a file. --out must be a folder.")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _environment_error(exc, f"create the output folder {out}", after=" Nothing was run.") from None
+
+
+def _clean_stale_runs(out: Path, log) -> None:
+    """Remove the ``.tmp-`` folders of runs whose process is gone (killed, crashed, power cut);
+    a folder whose owner still runs, or without an owner record, is left and named."""
+    from cxlab.report.procs import owner_alive, read_owner
+
+    for folder in sorted(out.glob(".tmp-*")):
+        if not folder.is_dir() or folder.is_symlink():
+            continue
+        owner = read_owner(folder)
+        if owner is None:
+            log(f"left {folder.name} in place: it has no owner record (made by an older cxlab?); "
+                f"remove it by hand if no run is active")
+            continue
+        if owner_alive(owner):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        log(f"removed {folder.name}, the unfinished folder of run {owner.get('run_id')} "
+            f"(process {owner.get('pid')} is no longer running)")
+
+
+def _secret_setup(config: RunConfig, overrides, declared: dict) -> tuple[set[str], list]:
+    """Secret parameter names (config ``secret:``, ``# secret`` comments, secret-sounding
+    names) and every value given to them (config, --set, notebook defaults), before any check,
+    so that even an error message quoting a value can be scrubbed."""
+    names = set(config.secret)
+    for decl in declared.values():
+        names |= {p.name for p in decl.values() if p.secret}
+    values = []
+    given = [config.parameters, *config.notebook_parameters.values()]
+    for text in overrides:
+        try:
+            given.append({parse_override(text)[1]: parse_override(text)[2]})
+        except ParameterError:
+            continue
+    for d in given:
+        values += [v for k, v in d.items() if _is_secret(k, sorted(names))]
+    for decl in declared.values():
+        values += [p.default for p in decl.values() if _is_secret(p.name, sorted(names))]
+    return names, [str(v) for v in values if v not in (None, "")]
+
+
+def _check_data(study, spec: Path) -> None:
+    """The same checks as ``cxlab validate``, before any kernel: problems -> exit 2."""
+    from cxlab.errors import DataContractError
+    from cxlab.validate import validate_study
+
+    report = validate_study(study)
+    if not report.ok:
+        raise DataContractError(f"the study's data breaks its contract; nothing was run. Fix these problems "
+                                f"(`cxlab validate {spec}` lists them too) and run again.\n\n{report.to_text()}",
+                                report.problems)
+
+
+def _mask_short_secrets(nb, names: set[str]) -> None:
+    """Secrets are masked by value (:class:`Scrubber`); here also by name, for values too short
+    to search for: papermill's record of the parameters and its injected-parameters cell."""
+    import re
+
+    pm = nb.metadata.get("papermill", {})
+    if isinstance(pm.get("parameters"), dict):
+        pm["parameters"] = {k: (REDACTED if k in names else v) for k, v in pm["parameters"].items()}
+    for cell in nb.cells:
+        if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+            for k in names:
+                cell.source = re.sub(rf"(?m)^({re.escape(k)}\s*=\s*).*$", rf"\g<1>{REDACTED!r}", cell.source)
+
+
 def run(config: RunConfig, overrides: list[str] = (), jobs: int | None = None, lock_timeout: float = 3600,
         log=None, progress: bool | None = None) -> dict:
     """Execute a run; return its manifest (also written to ``OUT/<run id>/manifest.json``).
@@ -578,109 +566,225 @@ def run(config: RunConfig, overrides: list[str] = (), jobs: int | None = None, l
     run's start and end and each notebook's start and finish; with ``progress`` also each code
     cell as it starts (``02-survival-drivers: cell 5/20 · Proportional hazards``), streamed live
     from the worker. ``progress=None`` shows cells only when stderr is a terminal, so cron logs
-    stay short.
+    stay short. Every line, every error message and every output file is scrubbed of secret
+    parameter values (:mod:`cxlab.report.scrub`).
+
+    Before anything is written the study spec, the parameters and the data are checked (user
+    errors: :class:`CxlabError`, exit 2). SIGINT/SIGTERM raise :class:`RunInterrupted`;
+    environment faults (full disk, read-only folder) :class:`RunEnvironmentError`.
     """
-    from cxlab.report.html import export_html
-    from cxlab.report.index import write_index
+    from cxlab.report.scrub import Scrubber
+
+    base_log = log or (lambda msg: print(f"cxlab run: {msg}", file=sys.stderr, flush=True))
+    scrubber = Scrubber()
+
+    def scrubbed_log(msg: str) -> None:
+        base_log(scrubber.scrub(str(msg)))
+
+    try:
+        declared = {n: read_parameters(config.notebooks_dir / f"{n}.ipynb") for n in config.notebooks}
+        secret_names, values = _secret_setup(config, overrides, declared)
+        scrubber = Scrubber(values)
+        return _run(config, overrides, jobs, lock_timeout, scrubbed_log, progress, secret_names, scrubber)
+    except CxlabError as exc:   # error messages may quote a value: scrub them too
+        exc.args = tuple(scrubber.scrub(a) if isinstance(a, str) else a for a in exc.args)
+        raise
+
+
+def _run(config: RunConfig, overrides, jobs, lock_timeout, log, progress, secret_names: set[str], scrubber) -> dict:
+    from cxlab.report.procs import write_owner
+    from cxlab.report.scrub import Scrubber
+    from cxlab.report.workers import Abort, Stopper
     from cxlab.study import load_study
 
-    log = log or (lambda msg: print(f"cxlab run: {msg}", file=sys.stderr, flush=True))
     study = load_study(config.study)            # user errors surface before anything runs
     params = resolve_parameters(config, overrides)
-    secret_names = set(config.secret)
-    for n in config.notebooks:
-        for p in read_parameters(config.notebooks_dir / f"{n}.ipynb").values():
-            if p.secret:
-                secret_names.add(p.name)
-    secret_values = sorted({str(v) for ps in params.values() for k, v in ps.items()
-                            if _is_secret(k, list(secret_names)) and v not in (None, "")})
+    secret_names = set(secret_names) | {k for ps in params.values() for k in ps if _is_secret(k, sorted(secret_names))}
+    scrubber = Scrubber(scrubber.values + [str(v) for ps in params.values() for k, v in ps.items()
+                                           if k in secret_names and v not in (None, "")])
+    _check_data(study, config.study)
     if progress is None:
         progress = sys.stderr.isatty()
     jobs = jobs or config.jobs or os.cpu_count() or 1
     data = {role: fingerprint(p) for role, p in study.files.items() if p.is_file()}
 
-    config.out.mkdir(parents=True, exist_ok=True)
-    with RunLock(config.out, lock_timeout, log):
-        run_id = _new_run_id()
-        work = Path(tempfile.mkdtemp(prefix=f".tmp-{run_id}-", dir=config.out))
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(work, 0o777 & ~umask)  # mkdtemp makes it private; a run folder is for reviewers to read
-        started = dt.datetime.now(dt.timezone.utc)
-        t0 = time.monotonic()
-        log(f"run {run_id}: {len(config.notebooks)} notebook(s), {min(jobs, len(config.notebooks))} at once")
-        previous = _previous_manifest(config.out, config.name)
-        order = schedule(config.notebooks, previous)
-        done = iter(range(1, len(config.notebooks) + 1))   # next() is atomic under the GIL
+    work: Path | None = None
+    with Stopper() as stopper:
+        try:
+            _prepare_out(config.out)
+            try:
+                lock = RunLock(config.out, lock_timeout, log)
+                lock.__enter__()
+            except OSError as exc:
+                raise _environment_error(exc, f"write to the output folder {config.out}",
+                                         after=" Nothing was run.") from None
+            try:
+                _clean_stale_runs(config.out, log)
+                run_id = _new_run_id()
+                try:
+                    work = Path(tempfile.mkdtemp(prefix=f".tmp-{run_id}-", dir=config.out))
+                    umask = os.umask(0)
+                    os.umask(umask)
+                    os.chmod(work, 0o777 & ~umask)  # mkdtemp makes it private; a run folder is for reviewers
+                    write_owner(work, run_id)
+                except OSError as exc:
+                    if work is not None:
+                        shutil.rmtree(work, ignore_errors=True)
+                        work = None
+                    raise _environment_error(exc, f"write to the output folder {config.out}",
+                                             after=" Nothing was run.") from None
+                started = dt.datetime.now(dt.timezone.utc)
+                t0 = time.monotonic()
+                log(f"run {run_id}: {len(config.notebooks)} notebook(s), {min(jobs, len(config.notebooks))} at once")
+                previous = _previous_manifest(config.out, config.name)
+                try:
+                    stopper.phase = "running"
+                    results = _execute_all(config, params, work, log, progress, jobs, previous, stopper)
+                    stopper.phase = "publishing"
+                    manifest = _publish(config, study, params, data, results, work, run_id, started, t0,
+                                        previous, secret_names, scrubber, stopper, log)
+                    work = None
+                except OSError as exc:
+                    stopper.phase = "cleanup"
+                    stopper.kill_all()
+                    shutil.rmtree(work, ignore_errors=True)
+                    reason, fix = _os_reason(exc)
+                    where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+                    message = (f"run {run_id} failed: {reason}{where}. Removed its unfinished folder; latest and "
+                               f"earlier runs are unchanged. {fix[0].upper() + fix[1:]}.")
+                    raise RunEnvironmentError(message, EXIT_FAILED) from None
+            finally:
+                lock.__exit__(None, None, None)
+        except Abort as stop:
+            stopper.phase = "cleanup"
+            stopper.kill_all()
+            if work is not None:
+                shutil.rmtree(work, ignore_errors=True)
+                message = (f"interrupted by {stopper.signal_name}: removed the unfinished run folder {work.name}; "
+                           f"latest and earlier runs are unchanged")
+            else:
+                message = f"interrupted by {stopper.signal_name} before any notebook started; nothing was written"
+            log(message)
+            raise RunInterrupted(message, stop.signum, logged=True) from None
+    if manifest["status"] == "interrupted":
+        message = (f"run {manifest['run_id']} interrupted by {stopper.signal_name}: published as interrupted in "
+                   f"{config.out / manifest['run_id']} ({manifest['failed_reason']}); latest unchanged")
+        log(message)
+        raise RunInterrupted(message, stopper.signum, manifest, logged=True)
+    return manifest
 
-        def finished() -> str:
-            return f"{next(done)}/{len(config.notebooks)} notebooks finished"
 
-        with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(config.notebooks)))) as pool:
-            by_name = dict(zip(order, pool.map(
-                lambda n: _execute(n, config, params[n], work, log, progress, finished), order)))
-        results = [by_name[n] for n in config.notebooks]
-        shutil.rmtree(work / ".exec", ignore_errors=True)
+def _execute_all(config: RunConfig, params, work: Path, log, progress, jobs, previous, stopper) -> list[dict]:
+    """Run the notebooks, ``jobs`` at once, longest first; results in config order."""
+    from concurrent.futures import wait
 
-        header_base = {"study_name": study.name, "snapshot_date": str(study.snapshot_date), "run_id": run_id,
-                       "data": data, "versions": versions(), "git_commit": git_commit(),
-                       "secret_keys": sorted(secret_names | {k for ps in params.values() for k in ps
-                                                             if _is_secret(k, list(secret_names))})}
-        notebooks, metrics = [], {}
-        for r in results:
-            nb, status = r["nb"], r["status"]
-            _scrub_secrets(nb, secret_values)
-            nbformat.write(nb, work / f"{r['name']}.ipynb")
-            header = dict(header_base, notebook=r["name"], status=status["status"],
-                          parameters=_redact(params[r["name"]], sorted(secret_names)),
-                          started_at=started.isoformat(timespec="seconds"), duration_s=status["duration_s"],
-                          error=None if status["status"] == "succeeded" else
-                          {k: status.get(k) for k in ("ename", "evalue", "cell", "reason")})
-            t_export = time.monotonic()
-            html = export_html(nb, work / f"{r['name']}.html", header)
-            timings = dict(status["timings"], export_s=round(time.monotonic() - t_export, 3))
-            timings["total_s"] = round(timings["worker_s"] + timings["export_s"], 3)
-            for mname, m in read_metrics(nb).items():
-                metrics[mname] = dict(m, notebook=r["name"])
-            notebooks.append({
-                "name": r["name"], "title": notebook_title(nb), "status": status["status"],
-                "duration_s": status["duration_s"],
-                "html": Path(html).name, "ipynb": f"{r['name']}.ipynb",
-                "error": None if status["status"] == "succeeded" else
-                {k: status.get(k) for k in ("ename", "evalue", "cell", "reason")},
-                "findings": read_findings(nb),
-                "omissions": read_omissions(nb),
-                "timings": timings,
-            })
-        ok = all(n["status"] == "succeeded" for n in notebooks)
-        manifest = {
-            "schema_version": MANIFEST_SCHEMA_VERSION,
-            "run_id": run_id,
-            "status": "succeeded" if ok else "failed",
-            "failed_reason": None if ok else "; ".join(
-                f"{n['name']}: {n['error']['ename']}: {n['error']['evalue']}" for n in notebooks if n["error"]),
-            "started_at": started.isoformat(timespec="seconds"),
-            "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "duration_s": round(time.monotonic() - t0, 2),
-            "config": config.as_dict(),
-            "study": {"name": study.name, "snapshot_date": str(study.snapshot_date), "spec": str(config.study)},
-            "parameters": {n: _redact(p, sorted(secret_names)) for n, p in params.items()},
-            "data": data,
-            "versions": header_base["versions"],
-            "git_commit": header_base["git_commit"],
-            "notebooks": notebooks,
-            "metrics": metrics,
-            "previous_run": previous["run_id"] if previous else None,
-            "comparison_basis": (basis := run_basis(config, {n: _redact(p, sorted(secret_names)) for n, p in params.items()}, previous)),
-            "comparison": compare_metrics(metrics, previous["metrics"], basis["differences"]) if previous else [],
-        }
-        (work / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
-        write_index(work, manifest)
-        _redact_tree(work, secret_values)
-        final = config.out / run_id
-        os.replace(work, final)
-        if ok:
-            _point_latest(config.out, run_id)
+    from cxlab.report.workers import execute_notebook
+
+    order = schedule(config.notebooks, previous)
+    done = iter(range(1, len(config.notebooks) + 1))   # next() is atomic under the GIL
+
+    def finished() -> str:
+        return f"{next(done)}/{len(config.notebooks)} notebooks finished"
+
+    pool = ThreadPoolExecutor(max_workers=max(1, min(jobs, len(config.notebooks))))
+    try:
+        futures = {n: pool.submit(execute_notebook, n, config.notebooks_dir / f"{n}.ipynb", config.notebooks_dir,
+                                  params[n], work, config.timeout, log, progress, finished, stopper)
+                   for n in order}
+        pending = set(futures.values())
+        while pending:   # short waits: the main thread stays responsive to signals
+            _, pending = wait(pending, timeout=0.5)
+        by_name = {n: f.result() for n, f in futures.items()}
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    return [by_name[n] for n in config.notebooks]
+
+
+def _publish(config: RunConfig, study, params, data, results, work: Path, run_id: str, started, t0, previous,
+             secret_names: set[str], scrubber, stopper, log) -> dict:
+    """Write each notebook's ipynb and HTML, the manifest and the index into ``work``, scrub
+    them, then move ``work`` to ``OUT/<run id>`` (and ``latest`` to it on success)."""
+    from cxlab.report.html import export_html
+    from cxlab.report.index import write_index
+    from cxlab.report.procs import OWNER_FILE
+
+    shutil.rmtree(work / ".exec", ignore_errors=True)
+    masked = {n: _redact(p, sorted(secret_names)) for n, p in params.items()}
+    header_base = {"study_name": study.name, "snapshot_date": str(study.snapshot_date), "run_id": run_id,
+                   "data": data, "versions": versions(), "git_commit": git_commit(config.notebooks_dir),
+                   "secret_keys": sorted(secret_names),
+                   "secret_values": scrubber.values}   # the HTML step scrubs with the real values
+    notebooks, metrics = [], {}
+    for r in results:
+        nb, status = r["nb"], r["status"]
+        scrubber.scrub_notebook(nb)
+        _mask_short_secrets(nb, secret_names)
+        status = scrubber.scrub_obj(status)
+        nbformat.write(nb, work / f"{r['name']}.ipynb")
+        error = None if status["status"] == "succeeded" else {k: status.get(k) for k in ("ename", "evalue", "cell", "reason")}
+        header = dict(header_base, notebook=r["name"], status=status["status"], parameters=masked[r["name"]],
+                      started_at=started.isoformat(timespec="seconds"), duration_s=status["duration_s"],
+                      error=error)
+        t_export = time.monotonic()
+        html = export_html(nb, work / f"{r['name']}.html", header)
+        timings = dict(status["timings"], export_s=round(time.monotonic() - t_export, 3))
+        timings["total_s"] = round(timings["worker_s"] + timings["export_s"], 3)
+        for mname, m in read_metrics(nb).items():
+            metrics[mname] = dict(m, notebook=r["name"])
+        notebooks.append({
+            "name": r["name"], "title": notebook_title(nb), "status": status["status"],
+            "duration_s": status["duration_s"],
+            "html": Path(html).name, "ipynb": f"{r['name']}.ipynb",
+            "error": error,
+            "findings": read_findings(nb),
+            "omissions": read_omissions(nb),
+            "timings": timings,
+        })
+    ok = all(n["status"] == "succeeded" for n in notebooks)
+    if stopper.signum is not None:
+        status_text = "interrupted"
+        n_done = sum(n["status"] in ("succeeded", "failed") for n in notebooks)
+        failed_reason = "; ".join([f"stopped by {stopper.signal_name}: {n_done} of {len(notebooks)} notebooks finished",
+                                   *(f"{n['name']}: {n['error']['ename']}: {n['error']['evalue']}"
+                                     for n in notebooks if n["status"] == "failed")])
+    else:
+        status_text = "succeeded" if ok else "failed"
+        failed_reason = None if ok else "; ".join(
+            f"{n['name']}: {n['error']['ename']}: {n['error']['evalue']}" for n in notebooks if n["error"])
+    manifest = {
+        "schema_version": MANIFEST_SCHEMA_VERSION,
+        "run_id": run_id,
+        "status": status_text,
+        "failed_reason": failed_reason,
+        "started_at": started.isoformat(timespec="seconds"),
+        "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "duration_s": round(time.monotonic() - t0, 2),
+        "config": config.as_dict(),
+        "study": {"name": study.name, "snapshot_date": str(study.snapshot_date), "spec": str(config.study)},
+        "parameters": masked,
+        "data": data,
+        "versions": header_base["versions"],
+        "git_commit": header_base["git_commit"],
+        "notebooks": notebooks,
+        "metrics": metrics,
+        "previous_run": previous["run_id"] if previous else None,
+        "comparison_basis": (basis := run_basis(config, masked, previous)),
+        "comparison": compare_metrics(metrics, previous["metrics"], basis["differences"]) if previous else [],
+    }
+    manifest = scrubber.scrub_obj(manifest)
+    (work / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
+    write_index(work, manifest)
+    left = scrubber.scrub_tree(work)
+    if left:
+        log(f"warning: a secret value was still found in {', '.join(left)} after scrubbing, and removed")
+    (work / OWNER_FILE).unlink(missing_ok=True)
+    final = config.out / run_id
+    stopper.phase = "commit"      # a signal now is deferred: the folder is complete
+    os.replace(work, final)
+    if status_text == "succeeded":
+        _point_latest(config.out, run_id)
+    stopper.phase = "done"
+    if status_text != "interrupted":
         log(f"run {run_id} {manifest['status']}: {final / 'index.html'}")
     return manifest
 
