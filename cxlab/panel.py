@@ -17,6 +17,25 @@ Two tables and an exclusion flow come out of :func:`build_panel`:
 The anchor is the *first* answer because choosing a later one would condition on surviving to it
 (a decision that looks ahead). The same expressions run on any ibis backend (PySpark for bases
 that outgrow one machine); only :func:`_connect` is DuckDB-specific.
+
+Rules the panel applies before anything else (each counted in ``exclusions``):
+
+* **Duplicate survey answers.** Rows of one customer on one calendar day with the same answers
+  (every item, self-status and outcome, missing answers included) are one answer: the earliest
+  (then first in the file) is kept, the copies dropped. Rows of one customer on one calendar day
+  with *different* answers are all set aside: nothing tells which one the customer meant, and
+  keeping either would make the result depend on the file's row order. That customer's answers
+  on other days are kept.
+* **Duplicate complaints.** Complaints of one customer opened on the same calendar day are one
+  complaint episode: exact copies are dropped; differing rows are merged into one, resolved when
+  its last part is resolved (still open if any part is) and with a goodwill gesture if any part
+  had one.
+* **Snapshot day.** Everything dated on the snapshot day is inside the window, whatever its time
+  of day (:func:`cxlab.study.within_snapshot`): a defection at 10:00 on the snapshot day is an
+  event.
+
+Every ordering has a complete tie-breaker (customer key, date, source row), so the same files
+give identical tables on every build and thread count.
 """
 
 from __future__ import annotations
@@ -30,6 +49,7 @@ import pandas as pd
 from ibis import _
 
 from cxlab.errors import CxlabError
+from cxlab.study import snapshot_cutoff, within_snapshot
 
 __all__ = ["Panel", "build_panel", "DAYS_PER_MONTH", "CLOCK_DESCRIPTION"]
 
@@ -109,12 +129,19 @@ class _Flow:
         self.rows.append({"table": table, "step": step, "reason": reason, "rows_in": int(rows_in),
                           "rows_out": int(rows_out), "excluded": int(rows_in) - int(rows_out)})
 
+    _ORDER = ("customers", "survey answers", "complaints", "respondents")
+
     def frame(self) -> pd.DataFrame:
-        return pd.DataFrame(self.rows, columns=["table", "step", "reason", "rows_in", "rows_out", "excluded"])
+        rows = sorted(self.rows, key=lambda r: self._ORDER.index(r["table"]) if r["table"] in self._ORDER
+                      else len(self._ORDER))    # stable: steps keep their order within a table
+        return pd.DataFrame(rows, columns=["table", "step", "reason", "rows_in", "rows_out", "excluded"])
 
 
-def _connect():
-    return ibis.duckdb.connect()
+def _connect(threads: int | None = None):
+    con = ibis.duckdb.connect()
+    if threads is not None:
+        con.raw_sql(f"SET threads TO {int(threads)}")
+    return con
 
 
 def _table(con, name: str, df: pd.DataFrame):
@@ -148,8 +175,50 @@ def _construct_score(t, items: list[str], min_share: float):
     return ibis.ifelse(answered >= max(need, 1), total / answered.cast("float64"), ibis.null("float64"))
 
 
+def _dedupe_answers(surveys: pd.DataFrame, answer_cols: list[str], flow: "_Flow") -> pd.DataFrame:
+    """Drop same-day copies of an answer; set aside same-day answers that disagree (see module doc)."""
+    df = surveys.assign(_day=surveys["date"].dt.normalize())
+    order = np.lexsort((df["source_row"].to_numpy(), df["date"].to_numpy()))   # earliest, then file order
+    df = df.iloc[order]
+    n0 = len(df)
+    df = df[~df.duplicated(["customer_id", "_day", *answer_cols], keep="first")]
+    flow.add("survey answers", "one answer per customer, day and answers",
+             "exact duplicate: the same answers by the same customer on the same day", n0, len(df))
+    n1 = len(df)
+    df = df[~df.duplicated(["customer_id", "_day"], keep=False)]
+    flow.add("survey answers", "no conflicting answers on one day",
+             "different answers by the same customer on the same day (all set aside)", n1, len(df))
+    return df.sort_values("source_row", kind="stable").drop(columns="_day").reset_index(drop=True)
+
+
+def _dedupe_complaints(complaints: pd.DataFrame, flow: "_Flow") -> pd.DataFrame:
+    """One complaint per customer and opening day (see module doc)."""
+    df = complaints.assign(_day=complaints["opened"].dt.normalize())
+    n0 = len(df)
+    df = df[~df.duplicated(["customer_id", "_day", "closed", "compensated"], keep="first")]
+    flow.add("complaints", "one row per complaint", "exact duplicate: same customer, opening day, "
+             "resolution and goodwill", n0, len(df))
+    n1 = len(df)
+    dup = df.duplicated(["customer_id", "_day"], keep=False)
+    if dup.any():
+        parts = df[dup]
+        g = parts.groupby(["customer_id", "_day"], sort=False)
+        merged = pd.DataFrame({
+            "opened": g["opened"].min(),
+            "closed": g["closed"].max().where(~g["closed"].apply(lambda c: c.isna().any())),
+            "compensated": g["compensated"].max(),
+            "source_row": g["source_row"].min(),
+        }).reset_index()
+        df = pd.concat([df[~dup], merged], ignore_index=True)
+    flow.add("complaints", "one complaint per customer and opening day",
+             "opened the same day as another complaint of the customer (merged: resolved when the "
+             "last part is, goodwill if any part had it)", n1, len(df))
+    return df.sort_values("source_row", kind="stable").drop(columns="_day").reset_index(drop=True)
+
+
 def build_panel(study, data, *, follow_up: str = "snapshot", min_item_share: float = 0.5,
-                good_customer_min: float | None = None, recognised_min: float | None = None) -> Panel:
+                good_customer_min: float | None = None, recognised_min: float | None = None,
+                threads: int | None = None) -> Panel:
     """Build the analysis tables of a study.
 
     Parameters
@@ -171,6 +240,8 @@ def build_panel(study, data, *, follow_up: str = "snapshot", min_item_share: flo
     recognised_min : float, optional
         Recognition score at or above which a customer counts as recognised (default: the study's
         ``study.dgc_definition``); below it, a good customer is a *disappointed good customer*.
+    threads : int, optional
+        DuckDB threads (default: DuckDB's own choice). The tables do not depend on it.
     """
     if follow_up not in ("snapshot", "next_survey"):
         raise CxlabError(f"follow_up must be 'snapshot' or 'next_survey', got {follow_up!r}.")
@@ -180,38 +251,50 @@ def build_panel(study, data, *, follow_up: str = "snapshot", min_item_share: flo
     good_min = definition.good_customer_min if good_customer_min is None else good_customer_min
     rec_min = definition.recognised_min if recognised_min is None else recognised_min
     snapshot = pd.Timestamp(study.snapshot_date)
+    cutoff = snapshot_cutoff(study.snapshot_date)   # "on or before the snapshot day" is "< cutoff"
     constructs = list(spec.constructs)
     covariates = list(study.customers.covariates)
     outcomes = list(spec.outcomes)
     recognition = study.recognition_construct
     flow = _Flow()
 
-    con = _connect()
+    con = _connect(threads)
     cust_df = data.customers[["customer_id", "start", "end", "value", *covariates]].copy()
     cust_df["customer_key"] = np.arange(len(cust_df), dtype="int64")
     answer_cols = list(dict.fromkeys([*spec.items, *([spec.self_status] if spec.self_status else []),
                                       *spec.outcome_columns.values()]))
-    surv_df = data.surveys[["customer_id", "date", *answer_cols]].copy()
+    surv_df = _with_source_row(data.surveys)[["customer_id", "date", *answer_cols, "source_row"]]
+    n_answers = len(surv_df)
+    surv_df = _dedupe_answers(surv_df, answer_cols, flow)
+    comp_df = None
+    if data.complaints is not None and len(data.complaints) > 0:
+        comp_df = _dedupe_complaints(_with_source_row(data.complaints)[
+            ["customer_id", "opened", "closed", "compensated", "source_row"]], flow)
+        n_comp = len(comp_df)
+        comp_df = comp_df[within_snapshot(comp_df["opened"], study.snapshot_date)].reset_index(drop=True)
+        flow.add("complaints", "complaints opened on or before the snapshot",
+                 "opened after the snapshot date", n_comp, len(comp_df))
     customers = _table(con, "customers", cust_df)
     answers = _table(con, "answers", surv_df)
 
     # ---- customers: cut at the snapshot --------------------------------------------------
     n_customers = len(cust_df)
-    customers = customers.filter(_.start <= snapshot)
+    customers = customers.filter(_.start < cutoff)
     n_known = _count(customers)
     flow.add("customers", "customers known at the snapshot", "started after the snapshot date",
              n_customers, n_known)
+    defected = _.end.notnull() & (_.end < cutoff)
     customers = _materialize(con, customers.mutate(
-        exit_date=ibis.ifelse(_.end.notnull() & (_.end <= snapshot), _.end, ibis.literal(snapshot)),
-        event=(_.end.notnull() & (_.end <= snapshot)).cast("int8"),
+        exit_date=ibis.ifelse(defected, _.end, ibis.literal(snapshot)),
+        event=defected.cast("int8"),
     ), "customers_known")
 
     # ---- answers: cut at the snapshot, attach tenure, score constructs ----------------------
-    n_answers = len(surv_df)
-    answers = answers.filter(_.date <= snapshot)
+    n_dedup = len(surv_df)
+    answers = answers.filter(_.date < cutoff)
     n_answers_cut = _count(answers)
     flow.add("survey answers", "answers on or before the snapshot", "answered after the snapshot date",
-             n_answers, n_answers_cut)
+             n_dedup, n_answers_cut)
     answers = answers.join(customers.select("customer_id", "customer_key", "start", "exit_date", "event"),
                            "customer_id")
     n_answers_linked = _count(answers)
@@ -229,7 +312,7 @@ def build_panel(study, data, *, follow_up: str = "snapshot", min_item_share: flo
                             ((_.self_status >= good_min) & (_[recognition] < rec_min)).cast("int8")))
     else:
         answers = answers.mutate(dgc=ibis.null("int8"))
-    w = ibis.window(group_by="customer_key", order_by=["date"])
+    w = ibis.window(group_by="customer_key", order_by=["date", "source_row"])
     answers = _materialize(con, answers.mutate(
         answer_no=ibis.row_number().over(w), next_tenure=_.tenure.lead().over(w),
         n_answers=_.customer_key.count().over(ibis.window(group_by="customer_key"))), "answers_scored")
@@ -282,8 +365,8 @@ def build_panel(study, data, *, follow_up: str = "snapshot", min_item_share: flo
     if respondents["dgc"].notna().all():
         respondents["dgc"] = respondents["dgc"].astype("int64")
 
-    intervals = _counting_process(con, answers, customers, complete, data, study, constructs,
-                                  covariates, snapshot)
+    intervals = _counting_process(con, answers, customers, complete, comp_df, constructs, covariates,
+                                  cutoff)
     con.disconnect()
 
     return Panel(respondents=respondents, intervals=intervals, exclusions=flow.frame(),
@@ -291,7 +374,13 @@ def build_panel(study, data, *, follow_up: str = "snapshot", min_item_share: flo
                  snapshot_date=study.snapshot_date, scale=(lo, hi), recognition=recognition)
 
 
-def _counting_process(con, answers, customers, complete, data, study, constructs, covariates, snapshot):
+def _with_source_row(df: pd.DataFrame) -> pd.DataFrame:
+    if "source_row" in df.columns:
+        return df
+    return df.assign(source_row=np.arange(1, len(df) + 1))
+
+
+def _counting_process(con, answers, customers, complete, comp_df, constructs, covariates, cutoff):
     """Counting-process rows: split at later answers and complaint status changes."""
     keys = complete.select("customer_key", "start", "entry", "duration", "event")
     # change points from answers (the anchor answer opens the first interval)
@@ -306,22 +395,21 @@ def _counting_process(con, answers, customers, complete, data, study, constructs
                                                                              order_by="tenure")),
         **{c: ans[c] for c in constructs}, dgc=_.dgc.cast("float64")), "answer_points")
     # complaint change points
-    have_complaints = data.complaints is not None and len(data.complaints) > 0
+    have_complaints = comp_df is not None and len(comp_df) > 0
     points = [ans_pts.select("customer_key", "time")]
     if have_complaints:
-        comp_df = data.complaints[["customer_id", "opened", "closed", "compensated"]].copy()
         comp = _table(con, "complaints", comp_df)
         comp = comp.join(customers.select("customer_id", "customer_key"), "customer_id")
-        comp = comp.join(keys, "customer_key").filter(_.opened <= snapshot)
+        comp = comp.join(keys, "customer_key").filter(_.opened < cutoff)
         # a resolution after the snapshot is not yet known: the complaint is open at the snapshot
-        comp = comp.mutate(closed_seen=ibis.ifelse(_.closed.notnull() & (_.closed <= snapshot),
+        comp = comp.mutate(closed_seen=ibis.ifelse(_.closed.notnull() & (_.closed < cutoff),
                                                    _.closed, ibis.null("timestamp")))
         comp = comp.mutate(t_open=_months(_.opened, _.start),
                            t_close=ibis.ifelse(_.closed_seen.notnull(), _months(_.closed_seen, _.start),
                                                ibis.null("float64")),
                            goodwill=_.compensated.fill_null(0).cast("float64"))
-        comp = _materialize(con, comp.select("customer_key", "entry", "duration", "t_open", "t_close", "goodwill"),
-                            "complaint_times")
+        comp = _materialize(con, comp.select("customer_key", "entry", "duration", "t_open", "t_close", "goodwill",
+                                             "source_row"), "complaint_times")
         inside = lambda t: (t > comp.entry) & (t < comp.duration)  # noqa: E731
         points.append(comp.filter(inside(comp.t_open)).select("customer_key", time=_.t_open))
         points.append(comp.filter(comp.t_close.notnull() & inside(comp.t_close))
@@ -349,12 +437,15 @@ def _counting_process(con, answers, customers, complete, data, study, constructs
     if have_complaints:
         # status at the interval start: open if any complaint is open; else the latest resolution
         j = iv.select("customer_key", "start").join(
-            comp.select("customer_key", "t_open", "t_close", "goodwill"),
+            comp.select("customer_key", "t_open", "t_close", "goodwill", "source_row"),
             [iv.customer_key == comp.customer_key, comp.t_open <= iv.start])
         j = j.mutate(is_open=(_.t_close.isnull() | (_.t_close > _.start)).cast("int32"),
                      resolved_at=ibis.ifelse(_.t_close.notnull() & (_.t_close <= _.start), _.t_close,
                                              ibis.null("float64")))
-        w2 = ibis.window(group_by=["customer_key", "start"], order_by=[ibis.desc("resolved_at")])
+        # the latest resolution decides goodwill; resolutions on the same day: goodwill if any had
+        # it, then the file's order (a complete tie-breaker: the same result on every build)
+        w2 = ibis.window(group_by=["customer_key", "start"],
+                         order_by=[ibis.desc("resolved_at"), ibis.desc("goodwill"), "source_row"])
         j = j.mutate(rank=ibis.row_number().over(w2))
         status = _materialize(con, j.group_by(["customer_key", "start"]).aggregate(
             n_open=_.is_open.sum(),

@@ -175,3 +175,147 @@ def test_model_table_counts_rows_with_missing_model_columns():
     assert len(p.exclusions) == n_steps + 1
     with pytest.raises(CxlabError, match="'nope' is not in the respondents table"):
         p.model_table(["nope"])
+
+
+# ---- duplicates ---------------------------------------------------------------------------
+
+def with_rows(df, rows):
+    out = pd.concat([df, pd.DataFrame(rows)], ignore_index=True)
+    return out.assign(source_row=np.arange(1, len(out) + 1))
+
+
+def test_duplicate_and_conflicting_answers_are_decided_and_counted():
+    data = make_data()
+    s = data.surveys
+    data.surveys = with_rows(s, [
+        # C1's first answer again, later the same day: a copy (dropped)
+        {**s.iloc[0].to_dict(), "date": T("2024-01-01 16:00")},
+        # C5 answered twice on 2024-03-01 with different answers: both set aside
+        {**s.iloc[5].to_dict(), "a": 1.0},
+        # C2's answer again on another day with the same answers: a new wave, kept
+        {**s.iloc[2].to_dict(), "date": T("2024-06-01")},
+    ])
+    p = build_panel(make_study(), data)
+    ex = p.exclusions.set_index("step")
+    assert ex.loc["one answer per customer, day and answers", ["rows_in", "rows_out"]].tolist() == [11, 10]
+    assert ex.loc["no conflicting answers on one day", ["rows_in", "rows_out"]].tolist() == [10, 8]
+    assert ex.loc["answers on or before the snapshot", "rows_in"] == 8
+    base = build_panel(make_study(), make_data())
+    # C1 keeps one first answer (its two waves unchanged); C5 has no answer left (it had no time at
+    # risk anyway); C2 gets a second wave
+    assert p.respondents["n_answers"].value_counts().to_dict() == {2: 2, 1: 1}
+    assert len(p.respondents) == len(base.respondents)
+    assert (p.exclusions["excluded"] == p.exclusions["rows_in"] - p.exclusions["rows_out"]).all()
+    assert list(dict.fromkeys(p.exclusions["table"])) == ["customers", "survey answers", "complaints",
+                                                         "respondents"]
+
+
+def test_conflicting_answers_of_a_respondent_leave_it_out():
+    data = make_data()
+    s = data.surveys
+    data.surveys = with_rows(s, [{**s.iloc[2].to_dict(), "c": 5.0}])   # C2, same day, empathy differs
+    p = build_panel(make_study(), data)
+    assert len(p.respondents) == len(build_panel(make_study(), make_data()).respondents) - 1
+    assert p.exclusions.set_index("step").loc["no conflicting answers on one day", "excluded"] == 2
+
+
+def test_duplicate_complaints_are_dropped_or_merged():
+    data = make_data()
+    k = data.complaints
+    data.complaints = with_rows(k, [
+        k.iloc[0].to_dict(),                                            # C1: exact copy
+        {**k.iloc[0].to_dict(), "closed": T("2025-05-01"), "compensated": 0.0},   # C1: same day, differs
+    ])
+    p = build_panel(make_study(), data)
+    ex = p.exclusions.set_index("step")
+    assert ex.loc["one row per complaint", ["rows_in", "rows_out"]].tolist() == [5, 4]
+    assert ex.loc["one complaint per customer and opening day", ["rows_in", "rows_out"]].tolist() == [4, 3]
+    iv = p.intervals
+    c1_key = p.respondents.loc[p.respondents["n_answers"] == 2, "customer_key"].item()
+    c1 = iv[iv["customer_key"] == c1_key].reset_index(drop=True)
+    s = "2020-01-01"
+    # one episode: open from 2025-03-01 until its last part is resolved (2025-05-01), goodwill
+    assert c1["start"].tolist() == pytest.approx(
+        [months(s, "2024-01-01"), months(s, "2025-01-01"), months(s, "2025-03-01"), months(s, "2025-05-01")])
+    assert c1["complaint_open"].tolist() == [0, 0, 1, 0]
+    assert c1["complaint_resolved_goodwill"].tolist() == [0, 0, 0, 1]
+    # a part still open keeps the episode open
+    data.complaints.loc[4, "closed"] = pd.NaT
+    c1 = build_panel(make_study(), data).intervals.query("customer_key == @c1_key")
+    assert c1["complaint_open"].tolist() == [0, 0, 1]
+
+
+# ---- the snapshot day ----------------------------------------------------------------------
+
+def test_anything_on_the_snapshot_day_is_inside_whatever_its_time():
+    data = make_data()
+    # C7 defects at 10:00 on the snapshot day; C6 answers again and complains on it; a customer
+    # who started at 08:00 that day is known at the snapshot
+    data.customers.loc[6, "end"] = T("2026-06-30 10:00")
+    data.customers = with_rows(data.customers, [{"customer_id": "C8", "start": T("2026-06-30 08:00"),
+                                                 "end": pd.NaT, "value": 1.0, "région": "sud"}])
+    data.surveys = with_rows(data.surveys, [{"customer_id": "C6", "date": T("2026-06-30 23:59:59"), "a": 1.0,
+                                             "b": 1.0, "c": 1.0, "s": 5.0, "nps": 0.0}])
+    data.complaints = with_rows(data.complaints, [{"customer_id": "C1", "opened": T("2026-06-30 09:00"),
+                                                   "closed": T("2026-06-30 18:00"), "compensated": 1.0}])
+    p = build_panel(make_study(), data)
+    ex = p.exclusions.set_index("step")
+    assert ex.loc["customers known at the snapshot", ["rows_in", "rows_out"]].tolist() == [8, 7]
+    assert ex.loc["answers on or before the snapshot", ["rows_in", "rows_out"]].tolist() == [9, 7]
+    assert ex.loc["complaints opened on or before the snapshot", "excluded"] == 0
+    c7 = p.respondents[p.respondents["reconnaissance"] == 5.0]
+    assert c7["event"].tolist() == [1]
+    assert c7["duration"].item() == pytest.approx(months("2019-03-01", "2026-06-30"))
+    # one day later, everything is outside
+    data.customers.loc[6, "end"] = T("2026-07-01 00:00")
+    data.customers.loc[7, "start"] = T("2026-07-01 00:00")
+    data.surveys.loc[8, "date"] = T("2026-07-01")
+    p = build_panel(make_study(), data)
+    ex = p.exclusions.set_index("step")
+    assert ex.loc["customers known at the snapshot", "rows_out"] == 6
+    assert ex.loc["answers on or before the snapshot", "rows_out"] == 6
+    assert p.respondents.loc[p.respondents["reconnaissance"] == 5.0, "event"].tolist() == [0]
+
+
+# ---- determinism ---------------------------------------------------------------------------
+
+def tie_heavy_data(n=400, seed=3):
+    """Many customers with several answers and complaints resolved on the same day, some with a
+    goodwill gesture and some without: orderings without a complete tie-breaker show here."""
+    rng = np.random.default_rng(seed)
+    ids = [f"K{i:04d}" for i in range(n)]
+    customers = pd.DataFrame({"customer_id": ids, "start": T("2018-01-01"),
+                              "end": [T("2026-01-01") if i % 3 == 0 else pd.NaT for i in range(n)],
+                              "value": rng.random(n), "région": rng.choice(["nord", "sud"], n)})
+    days = pd.to_datetime(["2022-01-01", "2023-01-01", "2024-01-01"])
+    surveys = pd.DataFrame({"customer_id": np.repeat(ids, 3), "date": np.tile(days, n),
+                            **{c: rng.integers(1, 6, 3 * n).astype(float) for c in "abcs"},
+                            "nps": rng.integers(0, 11, 3 * n).astype(float)})
+    # per customer: three complaints opened on different days, all resolved on one day, goodwill mixed
+    opened = pd.to_datetime(["2024-02-01", "2024-03-01", "2024-04-01"])
+    complaints = pd.DataFrame({"customer_id": np.repeat(ids, 3), "opened": np.tile(opened, n),
+                               "closed": T("2024-05-01"), "compensated": rng.integers(0, 2, 3 * n).astype(float)})
+    return SimpleNamespace(customers=customers, surveys=with_rows(surveys, []), complaints=with_rows(complaints, []))
+
+
+def test_same_files_give_identical_tables_whatever_the_threads_and_row_order():
+    study = make_study()
+    a = build_panel(study, tie_heavy_data(), threads=1)
+    b = build_panel(study, tie_heavy_data(), threads=4)
+    pd.testing.assert_frame_equal(a.respondents, b.respondents)
+    pd.testing.assert_frame_equal(a.intervals, b.intervals)
+    pd.testing.assert_frame_equal(a.exclusions, b.exclusions)
+    # the complaint file in another order (same rows, same source row numbers): same tables, and
+    # the documented rule holds: resolutions on one day give goodwill if any of them had it
+    data = tie_heavy_data()
+    data.complaints = data.complaints.iloc[::-1].reset_index(drop=True)
+    c = build_panel(study, data, threads=1)
+    pd.testing.assert_frame_equal(a.intervals, c.intervals)
+    k = tie_heavy_data().complaints
+    any_goodwill = k.groupby("customer_id")["compensated"].max()
+    last = a.intervals.sort_values("start").groupby("customer_key").nth(-1).set_index("customer_key")
+    after = last[last["complaint_open"] == 0]
+    want = any_goodwill.iloc[after.index.to_numpy()].to_numpy()
+    assert len(after) > 100
+    np.testing.assert_array_equal(after["complaint_resolved_goodwill"].to_numpy(), want)
+    np.testing.assert_array_equal(after["complaint_resolved_no_goodwill"].to_numpy(), 1 - want)
