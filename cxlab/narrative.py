@@ -221,7 +221,8 @@ def effect_sentence(kind: str, subject: str, estimate: float, lower: float, uppe
         scope_txt = f" {scope}" if scope else ""
         if word is None:
             versus = f", compared with {comparison[len(' than '):]}" if comparison.startswith(" than ") else comparison
-            return (f"{subject}: no clear link with the {outcome}{scope_txt}{versus} "
+            the = "" if outcome.startswith(("how ", "the ")) else "the "
+            return (f"{subject}: no clear link with {the}{outcome}{scope_txt}{versus} "
                     f"({stat}, which includes 1, no difference).")
         size = _ratio_size(estimate)
         if kind == "aft":

@@ -323,13 +323,52 @@ def test_metric_shown_readably_not_as_json(good):
 
 
 @pytest.mark.slow
-def test_warnings_and_stderr_are_visible_callouts(good):
+def test_warnings_and_stderr_are_collected_in_one_checks_section(good):
     _, soup = good
-    callouts = " ".join(c.get_text() for c in soup.select("main .cx-callout.cx-warning"))
-    assert "UserWarning: proportional hazards check failed for proximity" in callouts
-    assert "stderr note: 3 rows excluded" in callouts
+    checks = soup.find(id="cx-checks")
+    assert checks is not None
+    notes = " ".join(li.get_text(" ") for li in checks.select("li"))
+    # in plain words, with the section they came from; none left as a raw call-out in the page
+    assert "Proportional hazards check failed for proximity." in notes
+    assert "Stderr note: 3 rows excluded." in notes
+    assert "(in: Hazard ratios)" in notes
+    assert not soup.select("main [data-mime-type=\"application/vnd.jupyter.stderr\"]")
+    main = soup.find("main").get_text(" ")
+    assert "UserWarning" not in main and "proportional hazards check failed" not in main
     # without the kernel's temp-file path and the echoed source line (that is code)
-    assert "ipykernel" not in callouts and "warnings.warn(" not in callouts
+    assert "ipykernel" not in notes and "warnings.warn(" not in notes
+
+
+def test_plain_note_marks_library_notices_technical():
+    from cxlab.report.html import plain_note
+
+    n = plain_note("FutureWarning: DataFrame.applymap has been deprecated")
+    assert n["technical"] and "does not affect the results" in n["text"]
+    u = plain_note("UserWarning: check_and_fallback: splitting at all 400 event times would create rows")
+    assert not u["technical"] and u["text"].startswith("Splitting at all 400 event times")
+    assert u["detail"].startswith("UserWarning")
+
+
+def test_headers_in_words_and_evidence_folded(good):
+    _, soup = good
+    main = soup.find("main")
+    folds = main.select("details.cx-evidence-fold")
+    assert folds and all(f.find("summary").get_text().startswith("Show the evidence") for f in folds)
+    assert any(f.find("img") for f in folds) and any(f.find("table") for f in folds)
+    assert all(img.get("alt") for img in main.find_all("img"))
+    assert "Figure: Survival curves" in [img.get("alt") for img in main.find_all("img")]
+
+
+def test_humanise_headers():
+    from cxlab.report.html import _humanise_headers
+
+    soup = BeautifulSoup("<table><thead><tr><th>p_holm</th><th>defection_12m_lower</th><th>estimate</th>"
+                         "<th>n</th></tr></thead><tbody><tr><th>channel[online]</th><td>0.1</td></tr></tbody>"
+                         "</table>", "html.parser")
+    _humanise_headers(soup)
+    assert [th.get_text() for th in soup.select("thead th")] == [
+        "p-value (Holm-adjusted)", "defection within 12 months, lower bound", "estimate", "n"]
+    assert soup.select_one("tbody th").get_text() == "channel: online"
 
 
 @pytest.mark.slow

@@ -166,6 +166,13 @@ tr.cx-flag td { background: var(--warn-bg); font-weight: 600; }
 .cx-answer dt { font-weight: 600; }
 .cx-answer dd { margin: .1rem 0 0 0; }
 .cx-evidence { font-size: .85rem; white-space: nowrap; }
+details.cx-evidence-fold { margin: .4rem 0 .8rem; border-left: 3px solid var(--line); padding-left: .7rem; }
+details.cx-evidence-fold > summary { font-size: .9rem; }
+.cx-checks li { margin: .3rem 0; } .cx-checks details summary { font-size: .8rem; color: var(--muted); }
+.cx-note-technical { color: var(--muted); }
+.cx-muted-text { color: var(--muted); font-size: .85rem; }
+.jp-OutputArea-output table { max-width: 100%; }
+th { white-space: normal; }
 @media print { details { display: block; } body { max-width: none; } }
 """
 
@@ -542,10 +549,84 @@ def tidy_stderr(text: str) -> str:
     return "".join(out)
 
 
-def _prepare(nb, secrets: list[str]):
-    """Return (body_cells, findings_cells) ready for nbconvert."""
+_WARNING_LINE = re.compile(r"^(\w*Warning): (.*)$")
+_TECHNICAL = ("FutureWarning", "DeprecationWarning", "PendingDeprecationWarning", "SyntaxWarning")
+
+
+def plain_note(text: str) -> dict:
+    """A warning or stderr text in plain language: {text, technical, detail}.
+
+    ``UserWarning: 1 of 200 bootstrap fits failed`` -> "1 of 200 bootstrap fits failed." (the
+    analysis's own diagnostics); library deprecation notices are marked technical (they do not
+    change the results); the raw text is kept as ``detail``."""
+    raw = text.strip()
+    lines = [ln for ln in raw.splitlines() if ln.strip()]
+    m = _WARNING_LINE.match(lines[0]) if lines else None
+    if m:
+        kind, msg = m.group(1), " ".join([m.group(2), *lines[1:]]).strip()
+    else:
+        kind, msg = "", " ".join(lines)
+    msg = re.sub(r"^[\w.]+: ", "", msg) if re.match(r"^[a-z_][\w.]*: ", msg) else msg  # "func_name: " prefix
+    msg = msg[:1].upper() + msg[1:]
+    if msg and msg[-1] not in ".!?":
+        msg += "."
+    technical = kind in _TECHNICAL
+    if technical:
+        msg = f"A software library reported a coming change (this does not affect the results): {msg}"
+    return {"text": msg, "technical": technical, "detail": raw}
+
+
+def _split_warnings(text: str) -> list[str]:
+    """One chunk per warning or message: every line that is not indented starts a new one;
+    indented lines (continuations) join the chunk before them."""
+    chunks: list[list[str]] = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        if _WARNING_LINE.match(line) or not chunks or not line[:1].isspace():
+            chunks.append([line])
+        else:
+            chunks[-1].append(line)
+    return ["\n".join(c) for c in chunks]
+
+
+def checks_html(notes: list[dict]) -> str:
+    """The page's one Checks section: every warning the notebook raised, in plain words, the
+    section it came from, and the raw text one click away. Identical notes are shown once."""
+    out = ['<section class="cx-box cx-checks" id="cx-checks"><h2>Checks and notes</h2>']
+    seen: dict[str, dict] = {}
+    for n in notes:
+        seen.setdefault(n["text"], {**n, "sections": []})
+        if n.get("section") and n["section"] not in seen[n["text"]]["sections"]:
+            seen[n["text"]]["sections"].append(n["section"])
+    if not seen:
+        out.append("<p>No warning was raised while this notebook ran.</p></section>")
+        return "".join(out)
+    main = [n for n in seen.values() if not n["technical"]]
+    tech = [n for n in seen.values() if n["technical"]]
+    out.append(f"<p>{len(main)} note{'s' if len(main) != 1 else ''} from the analysis"
+               + (f" and {len(tech)} technical notice{'s' if len(tech) != 1 else ''}" if tech else "")
+               + " raised while the notebook ran.</p><ul>")
+    for n in main + tech:
+        where = f' <span class="cx-muted-text">(in: {esc(", ".join(n["sections"]))})</span>' if n["sections"] else ""
+        cls = ' class="cx-note-technical"' if n["technical"] else ""
+        out.append(f"<li{cls}>{esc(n['text'])}{where}<details><summary>as reported</summary>"
+                   f"<pre>{esc(n['detail'])}</pre></details></li>")
+    out.append("</ul></section>")
+    return "".join(out)
+
+
+def _prepare(nb, secrets: list[str], notes: list | None = None):
+    """Return (body_cells, findings_cells) ready for nbconvert. Warnings and other stderr
+    output are taken out of the cells and appended to ``notes`` (with the section they came
+    from): a reviewer reads them, in plain words, in the page's Checks section."""
     body, top = [], []
+    section = None
     for cell in nb.cells:
+        if cell.get("cell_type") == "markdown":
+            heads = re.findall(r"^#{1,3}\s+(.+)$", "".join(cell.get("source", "")), re.M)
+            if heads:
+                section = heads[-1].strip()
         tags = _tags(cell)
         if REMOVE_TAG in tags or PAPERMILL_MARKER_TAG in tags:
             continue  # papermill's red "exception here" markers: our error box replaces them
@@ -565,6 +646,10 @@ def _prepare(nb, secrets: list[str]):
                 if out.get("output_type") == "stream" and out.get("name") == "stderr":
                     text = out.get("text", "")
                     out["text"] = tidy_stderr("".join(text) if isinstance(text, list) else text)
+                    if notes is not None:
+                        for chunk in _split_warnings(out["text"]):
+                            notes.append(dict(plain_note(chunk), section=section))
+                        continue
                 outputs.append(out)
             cell["outputs"] = outputs
             if not show and not outputs:
@@ -650,6 +735,81 @@ def _withhold_identifier_tables(soup: BeautifulSoup) -> None:
             table.replace_with(note)
 
 
+_CODE_NAME = re.compile(r"^[A-Za-z][\w.]*(_[\w.]+|\[[^\]]+\])$")
+
+
+def _humanise_headers(soup: BeautifulSoup) -> None:
+    """Column headers in words (``p_holm`` -> "p-value (Holm-adjusted)", ``channel[online]`` ->
+    "channel: online"), from the one label map :data:`cxlab.narrative.LABELS`; also the terms in
+    a table's first column when they are code names."""
+    from cxlab.narrative import LABELS, human_label
+
+    for th in soup.select("thead th, thead td"):
+        if th.find(True):
+            continue
+        text = th.get_text(strip=True)
+        if text and (text in LABELS or _CODE_NAME.match(text)) and text not in ("n",):
+            th.string = human_label(text)
+    for td in soup.select("tbody tr > :first-child"):
+        if td.find(True):
+            continue
+        text = td.get_text(strip=True)
+        if text and _CODE_NAME.match(text) and ("[" in text or text in LABELS):
+            td.string = human_label(text)
+
+
+def _figure_alt(img, heading: str | None) -> None:
+    alt = (img.get("alt") or "").strip()
+    if not alt or alt.lower() in ("figure", "no description has been provided for this image"):
+        img["alt"] = f"Figure: {heading}" if heading else "Figure from the analysis"
+
+
+def fold_evidence(body: str) -> str:
+    """Fold the tables and figures of each section into ``<details>`` so a page reads in a few
+    screens (headings, explanations and sentences stay visible; the evidence is one click away).
+    A section holding the failed cell stays open. Figures without a description get one from
+    their section's heading (alt text)."""
+    soup = BeautifulSoup(body, "html.parser")
+    cells = [c for c in soup.find_all("div", class_="jp-Cell") if c.find_parent("div", class_="jp-Cell") is None]
+    heading = None
+    run: list = []
+
+    def flush():
+        if not run:
+            return
+        n_tables = sum(len(c.find_all("table")) for c in run)
+        n_figs = sum(len(c.find_all("img")) for c in run)
+        what = ", ".join(x for x in (f"{n_tables} table{'s' if n_tables != 1 else ''}" if n_tables else "",
+                                     f"{n_figs} figure{'s' if n_figs != 1 else ''}" if n_figs else "") if x)
+        det = soup.new_tag("details", attrs={"class": "cx-evidence-fold"})
+        if any(c.find(id="cx-failed-cell") or c.select_one(".cx-error") for c in run):
+            det["open"] = ""
+        summ = soup.new_tag("summary")
+        summ.string = f"Show the evidence ({what})" + (f" — {heading}" if heading else "")
+        det.append(summ)
+        run[0].insert_before(det)
+        for c in run:
+            det.append(c.extract())
+        run.clear()
+
+    for c in cells:
+        classes = c.get("class") or []
+        if "jp-MarkdownCell" in classes:
+            flush()
+            h = c.find(["h1", "h2", "h3"])
+            if h is not None:
+                heading = " ".join(h.get_text(" ", strip=True).split())
+            continue
+        for img in c.find_all("img"):
+            _figure_alt(img, heading)
+        if c.find("table") is not None or c.find("img") is not None:
+            run.append(c)
+        else:
+            flush()
+    flush()
+    return str(soup)
+
+
 def _tidy(soup: BeautifulSoup) -> None:
     """Drop heading pilcrows and scripts; replace images that are not embedded (a file or
     remote URL the offline page could not show) with a visible note; withhold tables
@@ -657,6 +817,7 @@ def _tidy(soup: BeautifulSoup) -> None:
     for el in soup.select("a.anchor-link, script, style"):
         el.decompose()
     _withhold_identifier_tables(soup)
+    _humanise_headers(soup)
     for img in soup.find_all("img"):
         if not _DATA_IMAGE.match(img.get("src", "") or ""):
             note = soup.new_tag("span", attrs={"class": "cx-muted"})
@@ -775,11 +936,13 @@ def export_html(nb, out_path, header: dict, *, title: str | None = None) -> Path
     failed = err is not None or str(header.get("status", "")).lower() == "failed"
     metrics = read_metrics(nb)
 
-    body_cells, top_cells = _prepare(nb, secrets)
+    notes: list[dict] = []
+    body_cells, top_cells = _prepare(nb, secrets, notes)
     # markdown images given as relative files are embedded from the notebook's folder
     path = str(header.get("notebook_dir") or Path(out_path).parent)
     body_html = _mark_failed_cell(_render_cells(nb, body_cells, path), err)
     body_html, toc, page_title = _headings_and_toc(body_html, title)
+    body_html = fold_evidence(body_html)
     top_html = _tidy_html(_render_cells(nb, top_cells, path))
 
     nb_name = header.get("notebook") or Path(out_path).stem
@@ -797,6 +960,7 @@ def export_html(nb, out_path, header: dict, *, title: str | None = None) -> Path
                  f'<p class="cx-subtitle">{subtitle}</p></header>')
     parts.append(findings_html(findings, top_html + metrics_html(metrics)))
     parts.append(_toc_html(toc))
+    parts.append(checks_html(notes))
     parts.append(provenance_html(header, secret_keys=header.get("secret_keys") or ()))
     parts.append(f'<main class="cx-notebook" id="cx-notebook">\n{body_html}\n</main>')
     parts.append('<footer class="cx-footer">Generated by cxlab from an executed notebook. '

@@ -108,12 +108,12 @@ def _most_important(run: _Run) -> str:
     t = imp[top]
     name = _label(top, t)
     s = (f"{narrative._cap(name)} carries the largest share of the explanation of time to defection: "
-         f"{t['estimate']:.0%}")
+         f"{narrative.pct(t['estimate'])}")
     if _fin(t.get("lower"), t.get("upper")):
-        s += f" (95 % CI {t['lower']:.0%}–{t['upper']:.0%})"
+        s += f" (95 % CI {narrative.pct(t['lower'])}–{narrative.pct(t['upper'])})"
     p_first = run.est(f"drivers.rank_stability.{top}")
     if _fin(p_first):
-        s += f"; it ranks first in {p_first:.0%} of bootstrap samples"
+        s += f"; it ranks first in {narrative.pct(p_first)} of bootstrap samples"
         if p_first < 0.5:
             s += ", so which perception matters most is uncertain"
     s += "."
@@ -143,10 +143,15 @@ def _dgc(run: _Run) -> str:
         return "Can't tell: the segment hazard ratios were not recorded." + (f" {left[0]}" if left else "")
     _, sentence = narrative.dgc_answer(cells)
     adj = run.triple("cox.hr.dgc")
+    crude = cells.get("disappointed good customers")
     if _fin(*adj):
-        sentence += (f" Holding the perceptions and controls equal (survival notebook) their hazard ratio is "
-                     f"{adj[0]:.2f} (95 % CI {adj[1]:.2f}–{adj[2]:.2f}): smaller, because low recognition, "
-                     "which defines the cell, is then counted separately.")
+        sentence += (" This is the crude comparison. Holding the perceptions and controls equal (survival "
+                     f"notebook) their hazard ratio is {adj[0]:.2f} (95 % CI {adj[1]:.2f}–{adj[2]:.2f})")
+        if crude and _fin(crude[0]) and adj[0] < crude[0]:
+            sentence += (": smaller, because low recognition, which defines the cell, is then counted "
+                         "separately, and only what the flag adds beyond it remains.")
+        else:
+            sentence += "."
     return sentence
 
 
@@ -160,9 +165,9 @@ def _whatif(run: _Run) -> str:
         return "Not answered: the what-if was not recorded." + (f" {left[0]}" if left else "")
     h = run.est("value.whatif.horizon_months")
     within = f" within {h:g} months of the survey" if _fin(h) else ""
-    delta = run.param("segments", "whatif_delta_points")
-    seg = run.param("segments", "whatif_segment", "disappointed good customers")
-    who = "every respondent" if seg == "all" else seg
+    scenario = run.metric("value.whatif.delta_points") or {}
+    delta = scenario.get("estimate")
+    who = scenario.get("label") or "the chosen respondents"
     subject = (f"Raising recognition by {delta:g} scale points for {who}" if _fin(delta)
                else "The recognition what-if")
     s = narrative.effect_sentence("whatif", subject, d.get("estimate"), d.get("lower"), d.get("upper"),
@@ -171,7 +176,8 @@ def _whatif(run: _Run) -> str:
         unit = m.get("unit")
         money = narrative.effect_sentence("whatif", "It", m["estimate"], m["lower"], m["upper"],
                                           outcome=f"discounted margin{within}", amount=True, money=unit)
-        s += " " + money + ("" if unit else " (margin in the study's own unit: the spec names no currency).")
+        s += " " + money + ("" if unit else " The spec names no currency (customers.value_currency), so the "
+                                            "margin is in its own unit.")
     return s
 
 
@@ -186,7 +192,7 @@ def _who(run: _Run) -> str:
     if _fin(cust):
         s += f", out of {cust:,.0f} customers known at the snapshot"
     if _fin(rate):
-        s += f" (response rate {rate:.0%})"
+        s += f" (response rate {narrative.pct(rate)})"
     s += "."
     aside = run.est("panel.set_aside")
     if _fin(aside):
