@@ -466,7 +466,58 @@ def _cox_fit(X, entry, duration, event, beta0=None, freq=None, risk=None, center
                    iterations=res.n_iter, converged=res.converged)
 
 
+def _is_cxlab_cox(model) -> bool:
+    from cxlab.survival.cox import CoxModel
+
+    return isinstance(model, CoxModel)
+
+
+def _model_columns(model):
+    """(names, entry_col, duration_col, event_col, coefficients on the covariates' own scale) of a
+    fitted cxlab :class:`~cxlab.survival.cox.CoxModel` or lifelines ``CoxPHFitter``."""
+    if _is_cxlab_cox(model):
+        if not hasattr(model, "params_"):
+            raise ParameterError("what_if needs a fitted CoxModel: call fit(...) on the respondent table first.")
+        if model.strata:
+            raise ModelError("what_if does not support stratified Cox models; fit without strata=.")
+        if model.penalizer:
+            raise ModelError("what_if refits the model without penalty; fit the Cox model with penalizer=0.")
+        if model.weights_col:
+            raise ModelError("what_if refits the model without weights; fit the Cox model without weights_col=.")
+        fc = model.fit_columns_
+        if fc.get("cluster_col"):
+            raise ModelError("what_if works on one row per respondent; fit CoxModel without cluster_col= "
+                             "(counting-process rows are not supported).")
+        beta = model.params_.to_numpy(dtype=float).copy()
+        for j, (term, kind) in enumerate(zip(model.terms_["term"], model.terms_["kind"])):
+            if kind == "construct":   # the model is per SD; what_if works on the scale points
+                beta[j] /= model.construct_scales_[term][1]
+        return list(model.params_.index), fc["entry_col"], fc["duration_col"], fc["event_col"], beta
+    if not (type(model).__name__ == "CoxPHFitter" and hasattr(model, "params_")):
+        raise ParameterError("what_if needs a fitted cxlab CoxModel (cxlab.survival.CoxModel, fitted on the "
+                             "respondent table with entry_col='entry') or a fitted lifelines CoxPHFitter.")
+    if getattr(model, "strata", None):
+        raise ModelError("what_if does not support stratified Cox models; fit without strata=.")
+    if getattr(model, "penalizer", 0):
+        raise ModelError("what_if refits the model without penalty; fit the Cox model with penalizer=0.")
+    return (list(model.params_.index), model.entry_col, model.duration_col, model.event_col,
+            model.params_.to_numpy(dtype=float))
+
+
 def _design(model, df: pd.DataFrame) -> np.ndarray:
+    """The model's covariates on ``df``, on their own scale (scale points, 0/1 dummies)."""
+    if _is_cxlab_cox(model):
+        cols = []
+        for term, kind, var, ref in model.terms_[["term", "kind", "variable", "reference"]].itertuples(index=False):
+            _require_columns(df, [var], "what_if (covariates of the Cox model)")
+            if ref is not None:   # a level of a categorical control, against its reference
+                level = term[len(var) + 1:-1]
+                cols.append((df[var].astype(str) == level).to_numpy(dtype=float))
+            elif pd.api.types.is_bool_dtype(df[var]):
+                cols.append(df[var].astype(int).to_numpy(dtype=float))
+            else:
+                cols.append(df[var].to_numpy(dtype=float))
+        return np.column_stack(cols)
     names = list(model.params_.index)
     if getattr(model, "formula", None):
         X = model.regressors.transform_df(df)["beta_"]
@@ -575,8 +626,10 @@ def what_if(df: pd.DataFrame, model, construct: str, delta_points: float = 1.0, 
     ``moved_from`` cell gets the mean ``construct`` score of the ``moved_to`` cell and, if the model
     uses it, ``dgc_col`` set to 0; the expected outcome is used (no random draw of who moves).
 
-    ``model`` is a lifelines ``CoxPHFitter`` fitted on the respondent table on the tenure clock
-    with ``entry_col``; its covariates (or formula) define the design. Each respondent's survival is
+    ``model`` is a :class:`cxlab.survival.CoxModel` fitted on the respondent table on the tenure
+    clock with ``entry_col`` (its constructs and controls define the design; no strata, penalty,
+    weights or clusters), or a lifelines ``CoxPHFitter`` fitted the same way (its covariates or
+    formula define the design). Each respondent's survival is
     predicted from the survey on: ``S(entry + m | x) / S(entry | x)`` with a Breslow baseline whose
     risk sets honour delayed entry. The coefficients are re-estimated with cxlab's Efron
     Newton-Raphson (identical to lifelines to numerical precision), and the percentile bootstrap
@@ -594,15 +647,7 @@ def what_if(df: pd.DataFrame, model, construct: str, delta_points: float = 1.0, 
     each respondent's curve (trapezoid on a monthly grid); margin is monthly margin x S(m)
     discounted at ``discount_rate`` per year, summed over months 1..h.
     """
-    from lifelines import CoxPHFitter
-
-    if not isinstance(model, CoxPHFitter) or not hasattr(model, "params_"):
-        raise ParameterError("what_if needs a fitted lifelines CoxPHFitter (fit it on the respondent table first).")
-    if getattr(model, "strata", None):
-        raise ModelError("what_if does not support stratified Cox models; fit without strata=.")
-    if getattr(model, "penalizer", 0):
-        raise ModelError("what_if refits the model without penalty; fit the Cox model with penalizer=0.")
-    entry_col, duration_col, event_col = model.entry_col, model.duration_col, model.event_col
+    names, entry_col, duration_col, event_col, beta_model = _model_columns(model)
     if entry_col is None:
         warnings.warn("The Cox model was fitted without entry_col: respondents are taken to be at risk from "
                       "tenure 0 (immortal time). Fit with entry_col='entry'.", stacklevel=2)
@@ -652,7 +697,7 @@ def what_if(df: pd.DataFrame, model, construct: str, delta_points: float = 1.0, 
     rows_changed = np.flatnonzero(np.any(X0 != X1, axis=1))
     if not rows_changed.size:
         warnings.warn(f"what_if: the scenario changes no covariate of the model (is {construct!r} one of "
-                      f"{list(model.params_.index)}, and below the scale maximum {hi} in the segment?); "
+                      f"{names}, and below the scale maximum {hi} in the segment?); "
                       "every delta is 0.", stacklevel=2)
     monthly = None if margin_col is None else _monthly_margin(df, margin_col, margin_months, "what_if")
     hmax = max(horizons)
@@ -664,10 +709,10 @@ def what_if(df: pd.DataFrame, model, construct: str, delta_points: float = 1.0, 
 
     problem = _WhatIf(X0=X0, X1=X1, entry=S, duration=T, event=E, rows_changed=rows_changed, monthly=monthly,
                       months=months, horizons=horizons, disc=disc, share=share)
-    fit = problem.fit(beta0=model.params_.to_numpy())
+    fit = problem.fit(beta0=beta_model)
     if not fit.converged:
         raise ModelError("what_if: the Cox model did not converge on this table.")
-    if np.max(np.abs(fit.beta - model.params_.to_numpy())) > 1e-3 * (1 + np.max(np.abs(fit.beta))):
+    if np.max(np.abs(fit.beta - beta_model)) > 1e-3 * (1 + np.max(np.abs(fit.beta))):
         warnings.warn("what_if: the refitted coefficients differ from the model's (was it fitted on another table "
                       "or with other options?); the refit on this table is used.", stacklevel=2)
     b0, b1 = problem.evaluate(fit)
