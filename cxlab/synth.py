@@ -63,7 +63,8 @@ CHANNELS = ("branch", "online", "phone")
 STUDY_YAML = """\
 name: Demo retail bank relationship barometer (synthetic)
 snapshot_date: 2026-06-30
-customers:  {{path: customers.{ext}, id: cust, start: opened, end: closed, value: margin_12m, covariates: [segment, channel]}}
+customers:  {{path: customers.{ext}, id: cust, start: opened, end: closed, value: margin_12m, value_currency: EUR,
+             value_period: 12 months, covariates: [segment, channel]}}
 surveys:    {{path: barometer.{ext}, id: cust, date: answered, scale: [1, 5], missing_codes: [99],
              constructs: {{recognition: [q7, q8, q9], empathy: [q10, q11, q12], proximity: [q13, q14], affect: [q15, q16]}},
              self_status: q3, outcomes: {{recommend: q1, satisfaction: q2}}, outcome_scales: {{recommend: [0, 10]}}}}

@@ -151,6 +151,15 @@ def test_tiny_base_still_writes_a_valid_study(tmp_path):
     assert load_study(spec).name.startswith("Demo retail bank")
 
 
+def test_demo_spec_says_what_the_money_is(tmp_path):
+    # the margin is a 12-month margin in euros (truth.json: margin_12m); reports state both
+    study = load_study(write_demo(tmp_path / "money", n_customers=20, seed=1))
+    assert (study.customers.value_currency, study.customers.value_period) == ("EUR", "12 months")
+    assert study.dgc_definition.sentence == (
+        "Disappointed good customers: answered 4 or 5 on the 1\u20135 'good customer' item and scored "
+        "below 3.0 on recognition.")
+
+
 def test_load_truth_without_truth(tmp_path):
     with pytest.raises(CxlabError, match="truth.json"):
         load_truth(tmp_path)
