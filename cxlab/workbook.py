@@ -26,7 +26,7 @@ from cxlab.panel import Panel, build_panel
 from cxlab.study import Study, load_study
 
 __all__ = ["Workbook", "open_study", "PARTS", "has_part", "omission_sentence", "outcome_for_role",
-           "DGCDefinition", "dgc_definition", "dgc_comparison", "resolve_horizon", "resolve_n_jobs", "varying_terms"]
+           "dgc_definition", "dgc_comparison", "resolve_horizon", "resolve_n_jobs", "varying_terms"]
 
 #: optional part -> (what is missing, in words; the spec key that enables it)
 PARTS: dict[str, tuple[str, str]] = {
@@ -47,15 +47,9 @@ N_JOBS_ENV = "CXLAB_N_JOBS"
 
 
 def outcome_for_role(study: Study, role: str) -> str | None:
-    """The outcome (its name in the spec) that plays ``role`` ("recommend", "satisfaction", ...).
-
-    Uses the study's declared roles (``study.outcome_for_role``) when the spec format has them;
-    otherwise an outcome named exactly like the role (the older spec format).
-    """
-    find = getattr(study, "outcome_for_role", None)
-    if callable(find):
-        return find(role)
-    return role if role in study.surveys.outcomes else None
+    """The outcome (its name in the spec) that plays ``role`` ("recommend", "satisfaction", ...):
+    found by its declared role, never by the literal key (``study.outcome_for_role``)."""
+    return study.outcome_for_role(role)
 
 
 def has_part(study: Study, part: str) -> bool:
@@ -114,40 +108,14 @@ def omission_sentence(study: Study, part: str, analysis: str) -> str | None:
 # one definition per concept per run
 
 
-@dataclass(frozen=True)
-class DGCDefinition:
-    """Who counts as a disappointed good customer (DGC), as used by every notebook of a run."""
-
-    good_customer_min: float
-    recognised_min: float
-    sentence: str
-
-
-def _fmt(x: float) -> str:
-    return f"{x:g}"
-
-
-def dgc_definition(study: Study) -> DGCDefinition | None:
-    """The run's DGC definition: the study spec's (``study.dgc_definition``) when it has one,
-    else the scale-aware defaults (top-two-box of the self-status scale; a recognition score
-    below the midpoint of the survey scale). None when the study cannot have DGC."""
+def dgc_definition(study: Study):
+    """The run's definition of the disappointed good customers: the study spec's
+    (:attr:`cxlab.study.Study.dgc_definition`, with ``good_customer_min``, ``recognised_min`` and
+    ``sentence``), the one the panel's ``dgc`` column follows. None when the study cannot have
+    them (no self-status item or no recognition construct)."""
     if not has_part(study, "dgc"):
         return None
-    spec = getattr(study, "dgc_definition", None)
-    if spec is not None:
-        good = getattr(spec, "good_customer_min", None)
-        rec = getattr(spec, "recognised_min", None)
-        sentence = getattr(spec, "sentence", None)
-        if good is not None and rec is not None and sentence:
-            return DGCDefinition(float(good), float(rec), str(sentence))
-    lo, hi = study.surveys.scale
-    s_lo, s_hi = getattr(study.surveys, "self_status_scale", None) or (lo, hi)
-    good, rec = s_hi - 1, (lo + hi) / 2
-    name = study.recognition_construct
-    sentence = (f"A disappointed good customer answers {_fmt(good)} or more on the self-status item "
-                f"(scale {_fmt(s_lo)}–{_fmt(s_hi)}) and has a {name} score below {_fmt(rec)} "
-                f"(scale {_fmt(lo)}–{_fmt(hi)}).")
-    return DGCDefinition(float(good), float(rec), sentence)
+    return study.dgc_definition
 
 
 _DGC_HR = {
@@ -232,7 +200,7 @@ class Workbook:
         return outcome_for_role(self.study, role)
 
     @property
-    def dgc_definition(self) -> DGCDefinition | None:
+    def dgc_definition(self):
         return dgc_definition(self.study)
 
     def omission(self, part: str, analysis: str) -> str | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import re
 import subprocess
 import sys
@@ -24,6 +25,8 @@ from shapes import SHAPES, write_shape
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "cxlab" / "report" / "manifest.schema.json"
+#: the notebooks run (another folder only to plant a bug in a copy and watch the matrix fail)
+NOTEBOOK_DIR = Path(os.environ.get("CXLAB_SHAPES_NOTEBOOKS", ROOT / "notebooks"))
 NOTEBOOKS = ("01-data-audit", "02-survival-drivers", "03-measurement-loyalty", "04-segments-value")
 #: small parameters: the matrix checks that every branch runs, not the estimates
 SETTINGS = ["n_boot=50", "02-survival-drivers:n_splits=2"]
@@ -33,7 +36,7 @@ def run_shape(name: str, folder: Path) -> dict:
     spec = write_shape(name, folder / "study")
     out = folder / "out"
     cmd = [sys.executable, "-m", "cxlab.cli", "run", "--study", str(spec), "--out", str(out), "--jobs", "2",
-           "--notebooks", str(ROOT / "notebooks")]
+           "--notebooks", str(NOTEBOOK_DIR)]
     for s in SETTINGS:
         cmd += ["--set", s]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=1200)
