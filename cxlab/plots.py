@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import matplotlib
 import matplotlib.pyplot as plt
+import matplotlib.ticker
 
 #: colours used across reports (colour-blind safe, Okabe-Ito)
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
@@ -14,7 +15,7 @@ PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F
 STYLE = {
     "figure.figsize": (7.5, 4.5),
     "figure.dpi": 100,
-    "savefig.dpi": 110,
+    "savefig.dpi": 200,   # 2x: sharp on laptop and retina screens (shown at the 100-dpi size)
     "axes.spines.top": False,
     "axes.spines.right": False,
     "axes.grid": True,
@@ -35,6 +36,23 @@ def use_style() -> None:
     and later figures would then not be shown.
     """
     plt.rcParams.update(STYLE)
+    _retina()
+
+
+def _retina() -> None:
+    """In a Jupyter kernel, embed figures at twice their pixel size with their display size
+    stated (the inline backend's "retina" format), so reports show sharp figures and at-risk
+    tables at the same layout size."""
+    try:
+        from IPython import get_ipython
+
+        if get_ipython() is None:
+            return
+        from matplotlib_inline.backend_inline import set_matplotlib_formats
+
+        set_matplotlib_formats("retina")
+    except Exception:  # noqa: BLE001 - outside a kernel, or an older IPython: plain PNG
+        return
 
 
 def _subplots(*args, **kwargs):
@@ -156,15 +174,15 @@ def plot_km(km_result, ax=None, at_risk=True):
         ticks = [t for t in ax.get_xticks() if lo_x <= t <= hi_x]
         table = km_result.at_risk_table(ticks)
         trans = ax.get_xaxis_transform()
-        ax.text(lo_x - 0.06 * (hi_x - lo_x), -0.2, "at risk", transform=trans, ha="right", va="top", fontsize=8, fontweight="bold")
+        ax.text(lo_x - 0.06 * (hi_x - lo_x), -0.2, "at risk", transform=trans, ha="right", va="top", fontsize=9, fontweight="bold")
         for i, g in enumerate(groups):
-            y = -0.27 - 0.07 * i
-            ax.text(lo_x - 0.06 * (hi_x - lo_x), y, str(g), transform=trans, ha="right", va="top", fontsize=8,
+            y = -0.27 - 0.075 * i
+            ax.text(lo_x - 0.06 * (hi_x - lo_x), y, str(g), transform=trans, ha="right", va="top", fontsize=9,
                     color=PALETTE[i % len(PALETTE)])
             for r in table[table["group"] == g].itertuples():
                 txt = (f"<{km_result.min_cell}" if r.suppressed else "–" if np.isnan(r.at_risk)
                        else f"{int(r.at_risk)}")
-                ax.text(r.time, y, txt, transform=trans, ha="center", va="top", fontsize=8)
+                ax.text(r.time, y, txt, transform=trans, ha="center", va="top", fontsize=9)
         ax.figure.subplots_adjust(bottom=min(0.5, 0.2 + 0.05 * len(groups)))
     return ax
 
@@ -193,7 +211,9 @@ def plot_forest(summary_df, ax=None):
     ax.xaxis.set_major_formatter(fmt)
     ax.xaxis.set_minor_formatter(fmt)
     ax.set_yticks(y)
-    ax.set_yticklabels(d["term"])
+    from cxlab.narrative import human_label
+
+    ax.set_yticklabels([human_label(t) for t in d["term"]])
     ax.grid(axis="y", visible=False)
     ax.set_xlabel("hazard ratio (log scale; < 1 = longer retention)")
     ax.set_title("Hazard ratios (95% CI)")
@@ -211,6 +231,17 @@ def plot_lorenz(lorenz_df, ax=None):
     for i, (name, g) in enumerate(lorenz_df.groupby("group", sort=False)):
         ax.plot(g["customer_share"], g["margin_share"], color=PALETTE[i % len(PALETTE)], label=str(name))
     ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="equality")
+    import numpy as np
+
+    first = next(iter(lorenz_df.groupby("group", sort=False)), None)
+    if first is not None:  # the top 20 %: the margin share above the curve at 80 % of customers
+        name, g = first
+        at80 = float(np.interp(0.8, g["customer_share"], g["margin_share"]))
+        ax.plot([0.8], [at80], "o", color="black", zorder=5)
+        ax.annotate(f"top 20 % ({name}) hold {1 - at80:.0%} of the margin", (0.8, at80), textcoords="offset points",
+                    xytext=(-12, 18), ha="right", fontsize=9,
+                    arrowprops={"arrowstyle": "-", "color": "black", "linewidth": 0.8})
+        ax.vlines(0.8, 0, at80, colors="black", linestyles=":", linewidth=0.8)
     ax.set_xlabel("cumulative share of customers (least profitable first)")
     ax.set_ylabel("cumulative share of margin")
     ax.set_title("Profit concentration (Lorenz curve)")
@@ -332,3 +363,120 @@ def plot_quadrant(importance_df, performance_df, ax=None):
         ax.set_ylabel("importance (share of explained fit)")
         ax.set_title("Driver importance x performance")
     return ax
+
+
+def plot_importance(importance_df, ax=None, title="Which perception matters most"):
+    """Share of explanatory power of each perception with its bootstrap 95 % interval, as a
+    bar chart (:func:`cxlab.drivers.shapley_importance` ``summary``: construct, share, lower,
+    upper, rank_stability); each bar is labelled with the probability it keeps its rank."""
+    import numpy as np
+
+    d = importance_df.sort_values("share").reset_index(drop=True)
+    ax = new_axes(ax, figsize=(7.5, max(2.5, 0.55 * len(d) + 1.2)))
+    y = np.arange(len(d))
+    share = d["share"].to_numpy(float)
+    err = np.vstack([share - d["lower"].to_numpy(float), d["upper"].to_numpy(float) - share])
+    ax.barh(y, share, color=PALETTE[0], alpha=0.85, xerr=np.clip(err, 0, None), capsize=4,
+            error_kw={"ecolor": "black", "linewidth": 1})
+    if "rank_stability" in d:
+        for yi, (sh, up, st) in enumerate(zip(share, d["upper"], d["rank_stability"])):
+            ax.text(max(sh, float(up)) + 0.01, yi, f"keeps its rank in {st:.0%} of resamples", va="center", fontsize=9)
+    ax.set_yticks(y)
+    ax.set_yticklabels([str(c) for c in d["construct"]])
+    ax.set_xlim(0, min(1.0, float(np.nanmax(d["upper"])) + 0.35))
+    ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+    ax.grid(axis="y", visible=False)
+    ax.set_xlabel("share of the model's explanatory power (95 % CI)")
+    ax.set_title(title)
+    return ax
+
+
+def plot_whatif(whatif_df, metric="expected defections", ax=None, title=None):
+    """What-if before / after: for each horizon the figure as today and with the change, the
+    change's bootstrap 95 % interval drawn on the "with the change" bar
+    (:func:`cxlab.value.what_if`: metric, horizon, baseline, scenario, delta, lower, upper)."""
+    import numpy as np
+
+    d = whatif_df[whatif_df["metric"] == metric].sort_values("horizon").reset_index(drop=True)
+    ax = new_axes(ax, figsize=(6.5, 4))
+    x = np.arange(len(d))
+    w = 0.38
+    base = d["baseline"].to_numpy(float)
+    scen = base + d["delta"].to_numpy(float)
+    lo, up = base + d["lower"].to_numpy(float), base + d["upper"].to_numpy(float)
+    ax.bar(x - w / 2, base, w, color=PALETTE[7], alpha=0.35, label="as today")
+    ax.bar(x + w / 2, scen, w, color=PALETTE[0], alpha=0.9, label="with the change (95 % CI)",
+           yerr=np.clip(np.vstack([scen - lo, up - scen]), 0, None), capsize=4)
+    for xi, (b, sc) in enumerate(zip(base, scen)):
+        ax.annotate(f"{sc - b:+,.0f}", (xi + w / 2, max(sc, up[xi])), textcoords="offset points",
+                    xytext=(0, 4), ha="center", fontsize=9)
+    ax.set_xticks(x)
+    ax.set_xticklabels([f"within {h:g} months" for h in d["horizon"]])
+    ax.grid(axis="x", visible=False)
+    ax.set_ylabel(metric)
+    ax.set_title(title or f"What-if: {metric}, as today and with the change")
+    ax.legend(loc="upper left")
+    return ax
+
+
+def ph_residuals(model, terms=None):
+    """Scaled Schoenfeld residuals of a fitted :class:`cxlab.survival.cox.CoxModel` (Grambsch &
+    Therneau 1994, as R's ``residuals(fit, "scaledsch")``; Breslow handling of ties): one row per
+    event with ``time`` and, per term, ``beta + d * V r`` where ``r`` is the event's covariates
+    minus their risk-weighted mean over the risk set (delayed entry and strata honoured), ``d``
+    the number of events and ``V`` the coefficients' variance. Their smoothed trend over time
+    estimates how the log hazard ratio changes; a flat line means proportional hazards."""
+    import numpy as np
+    import pandas as pd
+
+    fd = model._fit_data
+    start, stop, event = (np.asarray(fd[k], float) for k in ("start", "stop", "event"))
+    X, beta, names = np.asarray(fd["X"], float), np.asarray(fd["beta"], float), list(fd["names"])
+    w = np.asarray(fd["weights"], float) if fd.get("weights") is not None else np.ones(len(stop))
+    strata = fd.get("strata")
+    strata = np.zeros(len(stop), int) if strata is None else np.asarray(strata)
+    risk = w * np.exp(X @ beta)
+    ev = np.flatnonzero(event == 1)
+    resid = np.empty((ev.size, X.shape[1]))
+    for k, i in enumerate(ev):
+        at = (start < stop[i]) & (stop >= stop[i]) & (strata == strata[i])
+        r = risk[at]
+        resid[k] = X[i] - (r @ X[at]) / r.sum()
+    V = np.asarray(model.naive_variance_matrix_, float)
+    scaled = beta + ev.size * resid @ V
+    out = pd.DataFrame(scaled, columns=names)
+    out.insert(0, "time", stop[ev])
+    keep = ["time", *(names if terms is None else [t for t in names if t in set(terms)])]
+    return out[keep].sort_values("time").reset_index(drop=True)
+
+
+def plot_ph_residuals(model, terms, ax=None):
+    """Scaled Schoenfeld residuals over tenure for ``terms`` (the ones that failed the
+    proportional-hazards test), with a running-mean trend and the model's constant log hazard
+    ratio; one small panel per term."""
+    import numpy as np
+
+    res = ph_residuals(model, terms)
+    terms = [t for t in res.columns if t != "time"]
+    if ax is None:
+        fig, axes = _subplots(1, max(1, len(terms)), figsize=(min(12, 4.2 * max(1, len(terms)) + 0.6), 3.6),
+                              squeeze=False)
+        axes = list(axes[0])
+    else:
+        axes = [ax]
+    from cxlab.narrative import human_label
+
+    beta = dict(zip(model._fit_data["names"], model._fit_data["beta"]))
+    for a, t in zip(axes, terms):
+        a.scatter(res["time"], res[t], s=6, alpha=0.35, color=PALETTE[0], linewidths=0)
+        k = max(5, len(res) // 10)
+        trend = res[t].rolling(k, center=True, min_periods=max(2, k // 2)).mean()
+        a.plot(res["time"], trend, color=PALETTE[3], linewidth=1.8, label="trend (running mean)")
+        a.axhline(beta[t], color="grey", linestyle="--", linewidth=1, label="constant effect (Cox)")
+        lo, hi = np.nanpercentile(res[t], [2, 98])
+        a.set_ylim(lo - 0.1 * (hi - lo), hi + 0.1 * (hi - lo))
+        a.set_title(human_label(t))
+        a.set_xlabel("tenure at defection (months)")
+    axes[0].set_ylabel("log hazard ratio (scaled residual)")
+    axes[0].legend(loc="upper right", fontsize=8)
+    return axes[0]
