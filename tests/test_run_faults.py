@@ -419,18 +419,36 @@ def test_no_space_before_anything_started_is_exit_2(project, capsys, monkeypatch
 
 @pytest.mark.slow
 def test_disk_full_during_a_run_is_exit_1_and_leaves_nothing_half_written(project, mounts):
+    # a 2 MB disk; the notebook prints 4 MB: its worker cannot save it
     small = mounts(project / "small", "size=2m")
     before = earlier_run(small)
     cfg = write_config(project, notebooks=["01-quick"], notebook_parameters={"01-quick": {"big_output_mb": 4}})
     proc = cli("run", cfg, "--out", small)
-    children = []
-    try:
-        _, err = proc.communicate(timeout=300)
-    finally:
-        proc.kill()
+    _, err = proc.communicate(timeout=300)
     assert proc.returncode == 1, err
-    assert "no space left on device" in err.lower() and "Traceback" not in err
-    assert "Removed its unfinished folder" in err
+    assert "NoSpaceLeft: no space left on the device" in err and "Traceback" not in err
     assert no_tmp_left(small) and snapshot(small) == before
-    assert sorted(p.name for p in small.iterdir()) == [".lock", "20260101T000000Z-abcdef", "latest"]
-    assert all_gone(children) == []
+    runs = [p for p in small.iterdir() if p.is_dir() and not p.is_symlink() and p.name != "20260101T000000Z-abcdef"]
+    assert len(runs) == 1          # what fitted is published as a failed run that says why
+    manifest = json.loads((runs[0] / "manifest.json").read_text())
+    assert manifest["status"] == "failed" and manifest["notebooks"][0]["error"]["ename"] == "NoSpaceLeft"
+    assert_valid_manifest(manifest)
+
+
+@pytest.mark.slow
+def test_no_space_for_the_run_outputs_abandons_the_run_with_exit_1(project, capsys, monkeypatch):
+    import cxlab.report.runner as runner
+
+    def full(nb, path, *a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(runner.nbformat, "write", full)
+    out = project / "reports"
+    before = earlier_run(out)
+    code = main(["run", str(write_config(project, notebooks=["01-quick"]))])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert "failed: no space left on device (ENOSPC)" in err and "Removed its unfinished folder" in err
+    assert "Traceback" not in err
+    assert no_tmp_left(out) and snapshot(out) == before
+    assert sorted(p.name for p in out.iterdir()) == [".lock", "20260101T000000Z-abcdef", "latest"]
