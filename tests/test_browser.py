@@ -157,3 +157,76 @@ def test_real_run_reports_render_offline(browser, real_run):
             problems[n["name"]] = str(exc)[:500]
     assert problems == {}
     assert figures >= 4      # the reports' figures are embedded and decode (checked above)
+
+
+# ---- read as a reviewer would: answers first, laptop-wide tables, no raw warnings or code names
+
+REVIEWER_VIEWPORT = {"width": 1280, "height": 800}
+_RAW_WARNING = r"\b\w*(Warning|Error):|Traceback \(most recent call last\)|\.py:\d+"
+_CODE_HEADER = r"^[A-Za-z]\w*(_\w+)+$|^\w+\[[^\]]+\]$|x log\(t/"
+
+
+def _reviewer_view(browser, path: Path, screenshot: str) -> dict:
+    """Open ``path`` at a 1280-px laptop viewport with every fold opened; return the answers,
+    the widest table, header texts and the page text."""
+    context = browser.new_context(viewport=REVIEWER_VIEWPORT, java_script_enabled=True)
+    page = context.new_page()
+    page.route("**/*", lambda r: r.continue_() if r.request.url.startswith("file://") else r.abort())
+    page.goto(path.as_uri(), wait_until="load")
+    page.eval_on_selector_all("details", "els => els.forEach(d => d.open = true)")
+    seen = {
+        "answers": page.eval_on_selector_all(
+            "#cx-summary .cx-answer", "els => els.map(e => ({id: e.id, q: e.querySelector('dt').innerText, "
+            "a: e.querySelector('dd').innerText, href: (e.querySelector('a') || {}).href || null}))"),
+        "tables": page.eval_on_selector_all(
+            "table", "els => els.map(t => ({w: Math.ceil(t.getBoundingClientRect().width), "
+                     "right: Math.ceil(t.getBoundingClientRect().right), text: t.innerText.slice(0, 80)}))"),
+        "page_width": page.evaluate("document.documentElement.scrollWidth"),
+        "headers": page.eval_on_selector_all("th", "els => els.map(e => e.innerText.trim())"),
+        "text": page.evaluate("document.body.innerText"),
+        "main": page.evaluate("(document.querySelector('main') || document.body).innerText"),
+    }
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.eval_on_selector_all("details.cx-evidence-fold", "els => els.forEach(d => d.open = false)")
+    page.screenshot(path=str(SCREENSHOTS / screenshot), full_page=True)
+    context.close()
+    return seen
+
+
+def test_real_run_index_answers_the_questions_first(browser, real_run):
+    import re
+
+    folder = real_run["folder"]
+    seen = _reviewer_view(browser, folder / "index.html", "reviewer-index.png")
+    answers = {a["id"]: a for a in seen["answers"]}
+    assert list(answers) == ["cx-answer-importance", "cx-answer-dgc", "cx-answer-whatif", "cx-answer-who",
+                             "cx-answer-checks"]
+    for a in answers.values():
+        assert a["a"].strip() and "Not answered" not in a["a"], a
+    assert re.search(r"ranks first in \d+ % of bootstrap samples", answers["cx-answer-importance"]["a"])
+    assert re.match(r"(Yes|No|Can't tell):", answers["cx-answer-dgc"]["a"])
+    assert "95 % CI" in answers["cx-answer-whatif"]["a"] and "defections" in answers["cx-answer-whatif"]["a"]
+    assert re.search(r"response rate \d+ %", answers["cx-answer-who"]["a"])
+    # each answer but the checks links to its notebook's evidence, and the link resolves
+    for key in ("importance", "dgc", "whatif", "who"):
+        href = answers[f"cx-answer-{key}"]["href"]
+        assert href and href.split("#")[0].startswith(folder.as_uri()) and href.endswith("#cx-findings")
+        assert Path(href.split("#")[0][len("file://"):]).is_file()
+    # the summary comes first: before the notebooks table
+    assert seen["text"].index("Answers") < seen["text"].index("Notebooks and their key findings")
+
+
+def test_real_run_pages_fit_a_laptop_and_read_as_words(browser, real_run):
+    import re
+
+    folder, manifest = real_run["folder"], real_run["manifest"]
+    problems = {}
+    for n in manifest["notebooks"]:
+        seen = _reviewer_view(browser, folder / n["html"], f"reviewer-{n['name']}.png")
+        wide = [t for t in seen["tables"] if t["right"] > REVIEWER_VIEWPORT["width"]]
+        raw = re.findall(_RAW_WARNING, seen["main"])
+        code = [h for h in seen["headers"] if re.search(_CODE_HEADER, h)]
+        if wide or raw or code or seen["page_width"] > REVIEWER_VIEWPORT["width"]:
+            problems[n["name"]] = {"wide tables": wide[:3], "raw warnings": raw[:3], "code headers": code[:5],
+                                   "page width": seen["page_width"]}
+    assert problems == {}

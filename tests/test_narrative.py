@@ -192,3 +192,21 @@ def test_ci_table_is_narrow_and_labelled():
     assert list(t.columns) == ["term", "hazard ratio (95 % CI)", "p-value"]
     assert t.iloc[0].tolist() == ["recognition", "0.72 (0.65–0.80)", "< 0.001"]
     assert t.iloc[1].tolist() == ["channel: online", "1.10 (0.90–1.30)", "0.235"]
+
+
+def test_dgc_answer_yes_no_cant_tell():
+    from cxlab.narrative import dgc_answer
+
+    dgc = "disappointed good customers"
+    yes, s = dgc_answer({dgc: (2.0, 1.5, 2.6), "disappointed others": (1.5, 1.1, 2.0)})
+    assert yes == "yes" and s.startswith("Yes: ") and "highest risk of the four cells" in s
+    no, s = dgc_answer({dgc: (0.7, 0.55, 0.9)})
+    assert no == "no" and "30 % lower risk" in s
+    no2, s = dgc_answer({dgc: (1.3, 1.1, 1.5), "disappointed others": (2.5, 1.9, 3.2)})
+    assert no2 == "no" and s.startswith("No: disappointed others leave sooner")
+    ct, s = dgc_answer({dgc: (1.1, 0.9, 1.4)})
+    assert ct == "can't tell" and "no clear link" in s
+    ct2, s = dgc_answer({dgc: (1.6, 1.2, 2.0), "disappointed others": (1.9, 1.3, 2.6)})
+    assert ct2 == "can't tell" and "intervals overlap" in s
+    assert dgc_answer({dgc: (float("nan"), 1, 2)})[0] == "can't tell"
+    assert dgc_answer({})[0] == "can't tell"

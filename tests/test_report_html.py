@@ -634,3 +634,80 @@ def test_index_comparison_says_what_changed_and_shows_no_flags(tmp_path):
     comp = soup.find(id="cx-comparison").get_text(" ", strip=True)
     assert "not compared" in comp.lower() and "parameter horizons changed from [12, 24] to [12, 36]" in comp
     assert not soup.select("#cx-comparison tr.cx-flag")
+
+
+# ------------------------------------------------------------------------------ executive summary
+
+def _summary_manifest(recognition=(0.64, 0.53, 0.77), status04="succeeded"):
+    def m(e, lo=None, hi=None, **kw):
+        return {"estimate": e, "lower": lo, "upper": hi, **kw}
+
+    nbs = [{"name": n, "status": "succeeded", "html": f"{n}.html", "findings": [], "omissions": []}
+           for n in ("01-data-audit", "02-survival-drivers", "03-measurement-loyalty", "04-segments-value")]
+    nbs[3]["status"] = status04
+    if status04 != "succeeded":
+        nbs[3]["error"] = {"ename": "ModelError", "evalue": "did not converge"}
+    nbs[1]["findings"] = [{"text": "Findings use the fallback model: the effect of affect changes with tenure.",
+                           "level": "warning"}]
+    metrics = {
+        "panel.customers": m(2920), "panel.respondents": m(1098), "panel.response_rate": m(0.376),
+        "panel.set_aside": m(8), "panel.events": m(177), "cox.respondents": m(1094),
+        "cox.hr_per_sd.recognition": m(*recognition), "cox.hr_per_sd.empathy": m(0.9, 0.75, 1.06),
+        "cox.hr.dgc": m(1.17, 0.77, 1.77),
+        "drivers.importance.recognition": m(0.49, 0.29, 0.66), "drivers.importance.empathy": m(0.2, 0.1, 0.3),
+        "drivers.rank_stability.recognition": m(0.96),
+    }
+    if status04 == "succeeded":
+        metrics |= {"segments.hr.recognised_good_customers": m(1.0, 1.0, 1.0),
+                    "segments.hr.disappointed_good_customers": m(3.42, 2.40, 4.89),
+                    "segments.hr.recognised_others": m(1.3, 0.9, 1.8),
+                    "value.whatif.delta_defections": m(-11.2, -17.0, -6.0),
+                    "value.whatif.delta_margin": m(5967.4, 3721.0, 8604.2, unit="EUR"),
+                    "value.whatif.horizon_months": m(24),
+                    "value.whatif.delta_points": m(0.5, label="disappointed good customers")}
+    return {"run_id": "r", "status": "succeeded", "notebooks": nbs, "metrics": metrics, "comparison": []}
+
+
+def test_summary_answers_the_five_questions_with_uncertainty():
+    from cxlab.report.summary import executive_summary
+
+    a = {x["key"]: x for x in executive_summary(_summary_manifest())}
+    assert a["importance"]["answer"].startswith("Recognition carries the largest share")
+    assert "ranks first in 96 % of bootstrap samples" in a["importance"]["answer"]
+    assert "36 % lower risk" in a["importance"]["answer"]
+    assert "No clear link with defection (95 % CI includes 1): empathy." in a["importance"]["answer"]
+    assert a["dgc"]["answer"].startswith("Yes: ") and "crude comparison" in a["dgc"]["answer"]
+    assert ("Raising recognition by 0.5 scale points for disappointed good customers would mean 11 fewer "
+            "defections within 24 months of the survey (95 % CI 6 to 17 fewer).") in a["whatif"]["answer"]
+    assert "EUR 5,967 more discounted margin" in a["whatif"]["answer"]
+    assert a["who"]["answer"].startswith("1,098 respondents are analysed, out of 2,920 customers")
+    assert "response rate 38 %" in a["who"]["answer"] and "use 1,094 of them" in a["who"]["answer"]
+    assert "fallback model" in a["checks"]["answer"]
+    assert a["importance"]["href"] == "03-measurement-loyalty.html#cx-findings"
+    assert a["who"]["href"] == "01-data-audit.html#cx-findings"
+
+
+def test_summary_null_recognition_says_no_clear_link():
+    from cxlab.report.summary import executive_summary
+
+    a = {x["key"]: x for x in executive_summary(_summary_manifest(recognition=(1.02, 0.9, 1.15)))}
+    # recognition ranks first on importance here, yet its hazard ratio's interval includes 1
+    assert "Customers one SD higher on recognition: no clear link with the risk of defecting" in a["importance"]["answer"]
+    assert "lower risk" not in a["importance"]["answer"] and "higher risk" not in a["importance"]["answer"]
+
+
+def test_summary_says_not_answered_when_a_notebook_failed(tmp_path):
+    from cxlab.report.summary import executive_summary
+
+    man = _summary_manifest(status04="failed")
+    a = {x["key"]: x for x in executive_summary(man)}
+    for key in ("dgc", "whatif"):
+        assert a[key]["answer"].startswith("Not answered: the notebook 04-segments-value failed (ModelError")
+    assert "04-segments-value failed" in a["checks"]["answer"]
+    man["notebooks"] = man["notebooks"][:2]
+    a = {x["key"]: x for x in executive_summary(man)}
+    assert a["importance"]["answer"] == ("Not answered: the notebook 03-measurement-loyalty was not part of "
+                                         "this run.")
+    soup = BeautifulSoup(write_index(tmp_path, man | {"status": "failed"}).read_text(encoding="utf-8"),
+                         "html.parser")
+    assert soup.find(id="cx-summary") is not None and soup.find(id="cx-answer-importance") is not None

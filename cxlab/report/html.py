@@ -754,7 +754,7 @@ def _humanise_headers(soup: BeautifulSoup) -> None:
         if td.find(True):
             continue
         text = td.get_text(strip=True)
-        if text and _CODE_NAME.match(text) and ("[" in text or text in LABELS):
+        if text and ((_CODE_NAME.match(text) and ("[" in text or text in LABELS)) or " x log(t/" in text):
             td.string = human_label(text)
 
 

@@ -148,8 +148,8 @@ def _dgc(run: _Run) -> str:
         sentence += (" This is the crude comparison. Holding the perceptions and controls equal (survival "
                      f"notebook) their hazard ratio is {adj[0]:.2f} (95 % CI {adj[1]:.2f}–{adj[2]:.2f})")
         if crude and _fin(crude[0]) and adj[0] < crude[0]:
-            sentence += (": smaller, because low recognition, which defines the cell, is then counted "
-                         "separately, and only what the flag adds beyond it remains.")
+            sentence += (": smaller, because the perceptions that go with being in the cell (low recognition "
+                         "among them) are then counted separately, and only what the flag adds beyond them remains.")
         else:
             sentence += "."
     return sentence
