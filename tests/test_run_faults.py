@@ -452,3 +452,18 @@ def test_no_space_for_the_run_outputs_abandons_the_run_with_exit_1(project, caps
     assert "Traceback" not in err
     assert no_tmp_left(out) and snapshot(out) == before
     assert sorted(p.name for p in out.iterdir()) == [".lock", "20260101T000000Z-abcdef", "latest"]
+
+
+def test_the_readme_scheduled_run_example_is_runs_monthly_and_its_parameters_check():
+    import re
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Scheduled runs"):]
+    example = yaml.safe_load(re.search(r"```yaml\n(.*?)```", section, re.S).group(1))
+    assert example == yaml.safe_load((root / "runs" / "monthly.yaml").read_text(encoding="utf-8"))
+    for name in ("monthly", "demo"):
+        cfg = load_run_config(root / "runs" / f"{name}.yaml")
+        assert {p["min_cell"] for p in resolve_parameters(cfg).values()} == {10}   # no kernel needed
