@@ -111,9 +111,10 @@ def plot_calibration(calibration_df, ax=None):
     yerr = np.vstack([d["observed_defection"] - d["lower"], d["upper"] - d["observed_defection"]])
     ax.errorbar(d["predicted_defection"], d["observed_defection"], yerr=np.clip(yerr, 0, None), fmt="o",
                 color=PALETTE[0], ecolor=PALETTE[0], capsize=3, label="risk decile (95% CI)")
-    for _, r in d.iterrows():
-        ax.annotate(str(int(r["decile"])), (r["predicted_defection"], r["observed_defection"]),
-                    textcoords="offset points", xytext=(5, -10), fontsize=8, color="grey")
+    # decile numbers only at the two ends (labels on every point overlap where deciles crowd)
+    for _, r in (d.iloc[[0, -1]] if len(d) > 1 else d).iterrows():
+        ax.annotate(f"decile {int(r['decile'])}", (r["predicted_defection"], r["observed_defection"]),
+                    textcoords="offset points", xytext=(6, -12), fontsize=9, color="grey")
     n_hidden = int(calibration_df.get("suppressed", calibration_df["predicted_defection"].isna()).sum())
     if n_hidden:
         ax.text(0.98, 0.02, f"{n_hidden} decile(s) suppressed (< min cell)", transform=ax.transAxes,
