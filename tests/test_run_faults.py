@@ -282,7 +282,8 @@ def test_a_signal_stops_workers_and_kernels_and_publishes_an_interrupted_run(pro
     assert_valid_manifest(manifest)
     status = {n["name"]: n["status"] for n in manifest["notebooks"]}
     assert status == {"01-quick": "succeeded", "02-slow": "interrupted"}
-    assert (runs[0] / "index.html").is_file() and (runs[0] / "01-quick.html").is_file()
+    assert "This run was interrupted" in (runs[0] / "index.html").read_text(encoding="utf-8")
+    assert (runs[0] / "01-quick.html").is_file() and (runs[0] / "02-slow.html").is_file()
     assert not (runs[0] / ".owner.json").exists()
     assert not (out / ".lock").read_text().strip()                # the lock was released
 

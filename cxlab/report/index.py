@@ -210,6 +210,10 @@ def write_index(run_dir: Path, manifest: dict) -> Path:
         which = (f"<p>Failed notebooks: {', '.join(failed_nbs)}.</p>" if failed_nbs else "")
         parts.append('<section class="cx-box cx-errorbox" id="cx-error" role="alert">'
                      f"<h2>This run failed</h2><p>{esc(reason)}</p>{which}</section>")
+    elif str(status).lower() == "interrupted":   # stopped by SIGINT/SIGTERM (cxlab run)
+        parts.append('<section class="cx-box cx-errorbox" id="cx-error" role="alert">'
+                     f"<h2>This run was interrupted</h2><p>{esc(m.get('failed_reason') or '')}. "
+                     "Notebooks marked interrupted did not finish; the others are complete.</p></section>")
     subtitle = " · ".join(esc(x) for x in (
         f"run {run_id}" if study.get("name") else None,
         f"snapshot {study['snapshot_date']}" if study.get("snapshot_date") else None,
