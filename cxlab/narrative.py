@@ -116,6 +116,10 @@ def human_label(name: str) -> str:
 
 # ---- numbers ------------------------------------------------------------------------------------
 
+def _months(t: float) -> str:
+    return f"{t:.0f}" if abs(t) >= 10 else f"{t:.1f}"
+
+
 def _num(x: float, digits: int = 2) -> str:
     return f"{x:.{digits}f}"
 
@@ -217,7 +221,7 @@ def effect_sentence(kind: str, subject: str, estimate: float, lower: float, uppe
         if kind in ("cox", "tv_cox", "dgc"):
             if scope is None:
                 scope = ("at any given time" if at_tenure is None else
-                         f"at a tenure of {at_tenure:g} months only, as the ratio changes with tenure")
+                         f"at a tenure of {_months(at_tenure)} months only, as the ratio changes with tenure")
         scope_txt = f" {scope}" if scope else ""
         if word is None:
             versus = f", compared with {comparison[len(' than '):]}" if comparison.startswith(" than ") else comparison

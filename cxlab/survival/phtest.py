@@ -271,7 +271,7 @@ def check_and_fallback(
     label = f"Findings use the fallback model: the effect of {changing} changes with tenure. {rule}"
     if to_interact:
         label += (f" The hazard ratio of {', '.join(to_interact)} is allowed to change with tenure and is "
-                  f"stated at {t_ref:g} months of tenure (the median tenure at defection).")
+                  f"stated at {t_ref:.0f} months of tenure (the median tenure at defection).")
     if to_interact and not exact:
         label += (f" The change is approximated as a step over {len(cuts) + 1} tenure intervals (an approximation "
                   "used because the exact fit would be too large).")
