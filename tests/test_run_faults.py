@@ -34,6 +34,7 @@ share: float = 0.5  # a share [in (0, 1)]
 horizons: list = [12, 24]  # months [each > 0]
 bins: str = "nps"  # bins [choices: "nps", ""]
 big_output_mb: int = 0  # MB of output to print
+warehouse: str = ""  # secret: where the data lives
 '''
 
 FAST_BODY = '''
@@ -468,3 +469,11 @@ def test_the_readme_scheduled_run_example_is_runs_monthly_and_its_parameters_che
     for name in ("monthly", "demo"):
         cfg = load_run_config(root / "runs" / f"{name}.yaml")
         assert {p["min_cell"] for p in resolve_parameters(cfg).values()} == {10}   # no kernel needed
+
+
+def test_an_error_message_that_quotes_a_secret_is_scrubbed(project, capsys):
+    # a list where a string is expected: the type error quotes the value
+    code = main(["run", str(write_config(project)), "--set", "warehouse=[db://u:hunter2-CANARY@host]"])
+    err = capsys.readouterr().err
+    assert code == 2 and "'warehouse' must be str" in err
+    assert "hunter2-CANARY" not in err and "•••" in err
