@@ -80,15 +80,18 @@ def censoring_summary(panel: Panel) -> pd.DataFrame:
     r = panel.respondents
     fu = r["time_since_survey"]
     # median potential follow-up by reverse Kaplan-Meier (censoring as the event)
-    from lifelines import KaplanMeierFitter
+    from cxlab.survival.km import kaplan_meier
 
-    reverse = KaplanMeierFitter().fit(fu, 1 - r["event"])
+    curve = kaplan_meier(pd.DataFrame({"t": fu.to_numpy(float), "c": 1 - r["event"].to_numpy(int)}), "t", "c",
+                         min_cell=1, timefix=False).survival_
+    below = curve.loc[curve["survival"] <= 0.5, "time"]   # first time the curve reaches 0.5 (as lifelines)
+    median_follow_up = float(below.iloc[0]) if len(below) else float("inf")
     rows = [
         ("respondents", len(r), ""),
         ("defections by the snapshot", int(r["event"].sum()), ""),
         ("censored at the snapshot (still customers)", int((r["event"] == 0).sum()), ""),
         ("share censored", float(100 * (1 - r["event"].mean())), "%"),
-        ("median follow-up after the survey (reverse Kaplan-Meier)", float(reverse.median_survival_time_), "months"),
+        ("median follow-up after the survey (reverse Kaplan-Meier)", median_follow_up, "months"),
         ("longest follow-up after the survey", float(fu.max()), "months"),
         ("median tenure at the survey", float(r["tenure_at_survey"].median()), "months"),
     ]

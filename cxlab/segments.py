@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from cxlab.errors import DataContractError, ModelError, ParameterError
+from cxlab.errors import CxlabError, DataContractError, ModelError, ParameterError
 from cxlab.value import _RiskSets, _require_columns, _step_at, _survival_arrays
 
 __all__ = [
@@ -157,11 +157,12 @@ def segment_hazard_ratios(df: pd.DataFrame, reference: str = "recognised good cu
                           min_cell: int = 10, ci: float = 0.95) -> pd.DataFrame:
     """Cox hazard ratio of each cell against ``reference`` (tenure clock, delayed entry at the survey).
 
-    lifelines ``CoxPHFitter(entry_col=...)`` with one indicator per non-reference cell (plus
-    optional numeric ``covariates``); "unclassified" respondents are left out. Columns: cell,
-    hr, lower, upper, p, n, events, suppressed (cells under ``min_cell`` are not estimated).
+    cxlab's :class:`~cxlab.survival.CoxModel` (Efron ties, delayed entry at ``entry_col``) with one
+    indicator per non-reference cell (plus optional numeric ``covariates``); "unclassified"
+    respondents are left out. Columns: cell, hr, lower, upper, p, n, events, suppressed (cells
+    under ``min_cell`` are not estimated).
     """
-    from lifelines import CoxPHFitter
+    from cxlab.survival.cox import CoxModel
 
     _require_columns(df, [segment_col, entry_col, duration_col, event_col] + list(covariates or []),
                      "segment_hazard_ratios")
@@ -179,17 +180,19 @@ def segment_hazard_ratios(df: pd.DataFrame, reference: str = "recognised good cu
         X[cov] = pd.to_numeric(d[cov], errors="raise")
     X[entry_col], X[duration_col], X[event_col] = d[entry_col], d[duration_col], d[event_col]
     try:
-        cph = CoxPHFitter().fit(X, duration_col, event_col, entry_col=entry_col)
-    except Exception as exc:  # lifelines raises ConvergenceError and friends
+        cph = CoxModel([], controls=[c for c in X.columns if c not in (entry_col, duration_col, event_col)]).fit(
+            X, duration_col, event_col, entry_col=entry_col)
+    except CxlabError as exc:  # separation, no events, ...
         raise ModelError(f"segment_hazard_ratios: the Cox model could not be fitted ({exc}).") from exc
+    fitted = cph.summary.set_index("term")
     z = stats.norm.ppf(0.5 + ci / 2)
     rows = [{"cell": reference, "hr": 1.0, "lower": np.nan, "upper": np.nan, "p": np.nan,
              "n": int(counts[reference]), "events": int(d.loc[d[segment_col] == reference, event_col].sum()),
              "reference": True, "suppressed": False}]
     for i, c in enumerate(cells):
-        b, se = cph.params_[f"cell_{i}"], cph.standard_errors_[f"cell_{i}"]
+        b, se = fitted.loc[f"cell_{i}", "log_hr"], fitted.loc[f"cell_{i}", "se"]
         rows.append({"cell": c, "hr": float(np.exp(b)), "lower": float(np.exp(b - z * se)),
-                     "upper": float(np.exp(b + z * se)), "p": float(cph.summary.loc[f"cell_{i}", "p"]),
+                     "upper": float(np.exp(b + z * se)), "p": float(fitted.loc[f"cell_{i}", "p"]),
                      "n": int(counts[c]), "events": int(d.loc[d[segment_col] == c, event_col].sum()),
                      "reference": False, "suppressed": False})
     for c in small:

@@ -171,10 +171,45 @@ def harrell_c(time, event, risk, return_variance: bool = False):
     return (c, var) if return_variance else c
 
 
-def _censoring_km(train_time, train_event):
-    from sksurv.nonparametric import CensoringDistributionEstimator
+class _CensoringKM:
+    """Kaplan–Meier estimate ``G`` of the censoring distribution of the training data, as
+    scikit-survival 0.28's ``CensoringDistributionEstimator`` (the reference of the tests): at a
+    time with both, events leave the risk set before the censorings are counted; ``predict_proba``
+    is right-continuous (``G(t)`` includes the censorings at ``t``), 0 beyond the last time when G
+    reaches 0 there, and an error beyond it otherwise."""
 
-    return CensoringDistributionEstimator().fit(_structured(train_event, train_time))
+    def __init__(self, time, event):
+        time = np.asarray(time, dtype=float)
+        event = np.asarray(event, dtype=bool)
+        uniq, inv = np.unique(time, return_inverse=True)
+        if event.all():
+            self.unique_time_, self.prob_ = uniq, np.ones(uniq.size)
+            return
+        n_events = np.bincount(inv, weights=event, minlength=uniq.size)
+        n_cens = np.bincount(inv, weights=~event, minlength=uniq.size)
+        at_risk = time.size - np.concatenate([[0], np.cumsum(n_events + n_cens)[:-1]]) - n_events
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(n_cens != 0, n_cens / np.where(at_risk > 0, at_risk, 1), 0.0)
+        self.unique_time_ = np.concatenate([[-np.inf], uniq])
+        self.prob_ = np.concatenate([[1.0], np.cumprod(1.0 - ratio)])
+
+    def predict_proba(self, time):
+        time = np.asarray(time, dtype=float)
+        extends = time > self.unique_time_[-1]
+        if self.prob_[-1] > 0 and extends.any():
+            raise ModelError(f"Censoring distribution: time must not exceed the largest training time "
+                             f"{self.unique_time_[-1]:g}; choose smaller evaluation times.")
+        out = np.zeros(time.shape)
+        t = time[~extends]
+        idx = np.searchsorted(self.unique_time_, t)
+        exact = np.abs(self.unique_time_[np.minimum(idx, self.unique_time_.size - 1)] - t) < np.finfo(float).eps
+        idx[~exact] -= 1
+        out[~extends] = self.prob_[idx]
+        return out
+
+
+def _censoring_km(train_time, train_event):
+    return _CensoringKM(train_time, train_event)
 
 
 def uno_c(train_time, train_event, time, event, risk, tau: float | None = None, return_variance: bool = False):
@@ -477,7 +512,7 @@ def calibration(
     fewer than ``min_cell`` respondents every other figure is suppressed (NaN). The observed
     figure is also NaN when nobody in the group is followed ``time`` months.
     """
-    from lifelines import KaplanMeierFitter
+    from cxlab.survival.km import kaplan_meier
 
     if not isinstance(bins, (int, np.integer)) or bins < 2:
         raise ParameterError(f"The 'bins' parameter must be an int >= 2. Got {bins!r} instead.")
@@ -504,11 +539,14 @@ def calibration(
         if n >= min_cell:
             row["predicted_defection"] = float(predicted[m].mean())
             if since[m].max() >= time:
-                km = KaplanMeierFitter().fit(since[m], event[m])
-                s = float(km.survival_function_at_times(time).iloc[0])
-                ci = km.confidence_interval_survival_function_
-                i = np.searchsorted(ci.index.to_numpy(float), time, side="right") - 1
-                s_lo, s_hi = ci.iloc[i, 0], ci.iloc[i, 1]
+                # the KM curve (log-log CI, lifelines' "exponential Greenwood") read at ``time``;
+                # the group is shown whole (>= min_cell), so no row of its curve is suppressed
+                curve = kaplan_meier(pd.DataFrame({"t": since[m], "e": event[m].astype(int)}), "t", "e",
+                                     conf_type="log-log", min_cell=1, timefix=False).survival_
+                i = np.searchsorted(curve["time"].to_numpy(float), time, side="right") - 1
+                s, s_lo, s_hi = ((1.0, 1.0, 1.0) if i < 0 else
+                                 (float(curve["survival"].iloc[i]), float(curve["lower"].iloc[i]),
+                                  float(curve["upper"].iloc[i])))
                 row.update(observed_defection=1 - s, lower=float(1 - s_hi), upper=float(1 - s_lo))
         rows.append(row)
     return pd.DataFrame(rows)
