@@ -152,13 +152,20 @@ def test_perception_bands_cut_at_quantiles_with_ties():
 
     s = pd.Series([1, 2, 2, 3, 3, 3, 4, 4, 5, np.nan], name="recognition")
     b = perception_bands(s, (1 / 3, 2 / 3))
-    cuts = s.quantile([1 / 3, 2 / 3]).tolist()
-    assert cuts == [3.0, 3.0] or cuts[0] <= cuts[1]
+    # by hand (9 scores, linear interpolation as R's quantile type 7): the 1/3 quantile sits at
+    # position 8/3 = 2.67 between 2 and 3 -> 2.67; the 2/3 quantile at 16/3 = 5.33 between 3 and 4
+    # -> 3.33. Bands: (-inf, 2.67] low, (2.67, 3.33] middle, (3.33, inf) high.
+    assert b.astype(object).tolist()[:9] == ["low"] * 3 + ["middle"] * 3 + ["high"] * 3
     assert b.isna().tolist() == [False] * 9 + [True]
-    # every score lands in exactly one band, and bands are ordered by score
-    order = {lab: i for i, lab in enumerate(b.cat.categories)}
-    ranks = b.dropna().map(order).astype(int).to_numpy()
-    assert (np.diff(ranks[np.argsort(s.dropna().to_numpy(), kind="stable")]) >= 0).all()
+    assert list(b.cat.categories) == ["low", "middle", "high"] and b.cat.ordered
     assert b.name == "recognition band"
+    # a cut ON a tied score: [1, 3 x 7, 5] has both cuts at 3; a band holds "> previous cut and
+    # <= cut", so every 3 is low, the middle band is empty and dropped, 5 is high
+    tied = perception_bands(pd.Series([1, 3, 3, 3, 3, 3, 3, 3, 5]), (1 / 3, 2 / 3))
+    assert tied.astype(object).tolist() == ["low"] * 8 + ["high"]
+    assert list(tied.cat.categories) == ["low", "high"]
+    # quartile bands of 1..8 (R: quantile(1:8, c(.25, .75)) = 2.75, 6.25)
+    q = perception_bands(pd.Series(np.arange(1.0, 9.0)), (0.25, 0.75))
+    assert q.astype(object).tolist() == ["low"] * 2 + ["middle"] * 4 + ["high"] * 2
     with pytest.raises(ValueError, match="quantiles must be 2 numbers"):
         perception_bands(s, (0.5,))

@@ -83,7 +83,13 @@ def test_km_delayed_entry_matches_lifelines(respondents):
     times = [6.0, 12.0, 24.0, 36.0]
     got = km.retention(times)
     np.testing.assert_allclose(got["estimate"], ref.survival_function_at_times(times).to_numpy(), atol=1e-10)
-    assert (got["lower"] < got["estimate"]).all() and (got["estimate"] < got["upper"]).all()
+    # the interval too (not just "inside its own CI"): lifelines' exponential Greenwood interval is
+    # R's conf.type = "log-log"; both use the left-truncated risk sets
+    ll = kaplan_meier(respondents, entry_col="entry", conf_type="log-log").retention(times)
+    ci = ref.confidence_interval_survival_function_
+    at = [ci[ci.index <= t].iloc[-1] for t in times]
+    np.testing.assert_allclose(ll["lower"], [r.iloc[0] for r in at], rtol=1e-8)
+    np.testing.assert_allclose(ll["upper"], [r.iloc[1] for r in at], rtol=1e-8)
 
 
 def test_km_flags_small_cells_and_at_risk_table(respondents):
