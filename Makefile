@@ -12,13 +12,15 @@ CUSTOMERS ?= 20000
 SEED ?= 2026
 JOBS ?= 2
 
-.PHONY: report test lab demo env system-deps clean-reports benchmark help
+.PHONY: report test lab demo env system-deps fresh-check clean-reports benchmark help
 
 help:
 	@echo "make report   build the demo study, run every notebook, write HTML under reports/"
 	@echo "make test     the whole test suite (pytest on cxlab, nbval on notebooks, browser checks)"
 	@echo "make lab      JupyterLab on notebooks/"
 	@echo "make demo     (re)build the demo study in $(DEMO)/"
+	@echo "make system-deps   install the Debian packages the tests use (R + packages, Chromium; as root)"
+	@echo "make fresh-check   CI from nothing: fresh clone + fresh venv in a temp folder, then make test"
 
 env: $(STAMP)
 
@@ -72,6 +74,10 @@ report: $(STAMP) $(DEMO_SPEC)
 # section (R references re-computed or compared with stored outputs, skips by reason).
 test: system-deps $(STAMP) $(DEMO_SPEC)
 	$(BIN)/python -m pytest tests --nbval-lax notebooks -p no:cacheprovider
+
+# CI from nothing (a fresh clone of HEAD and a fresh venv in a temporary folder); heavy.
+fresh-check:
+	.ci/fresh-clone-check
 
 lab: $(STAMP) $(DEMO_SPEC)
 	$(BIN)/jupyter lab notebooks/
