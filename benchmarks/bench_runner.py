@@ -48,16 +48,18 @@ def empty_notebook_overhead(repeat: int) -> list[dict]:
         root = Path(tmp)
         (root / "notebooks").mkdir()
         nb = new_notebook(cells=[new_markdown_cell("# Empty"),
-                                 new_code_cell('study_path: str = "study.yaml"  # the study spec',
+                                 new_code_cell('study_path: str = "study.yaml"  # the study spec\n'
+                                               'min_cell: int = 10  # smallest group shown [>= 5]',
                                                metadata={"tags": ["parameters"]}),
                                  new_code_cell("pass")])
         nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
         nbformat.write(nb, root / "notebooks" / "01-empty.ipynb")
-        (root / "customers.csv").write_text("id,s,e\nA,2020-01-01,\n", encoding="utf-8")
+        (root / "customers.csv").write_text("id,s,e\nA,2020-01-01,\nB,2021-03-01,2025-01-31\n", encoding="utf-8")
+        (root / "answers.csv").write_text("id,d,q1\nA,2024-05-01,4\nB,2024-06-01,2\n", encoding="utf-8")
         (root / "study.yaml").write_text(
             "name: Bench\nsnapshot_date: 2026-06-30\n"
             "customers: {path: customers.csv, id: id, start: s, end: e}\n"
-            "surveys: {path: answers.csv, id: id, date: d, constructs: {recognition: [q1]}}\n", encoding="utf-8")
+            "surveys: {path: answers.csv, id: id, date: d, scale: [1, 5], constructs: {recognition: [q1]}}\n", encoding="utf-8")
         (root / "run.yaml").write_text(json.dumps({"name": "bench", "study": "study.yaml", "out": "reports",
                                                    "notebooks_dir": "notebooks"}), encoding="utf-8")
         config = load_run_config(root / "run.yaml")
