@@ -20,13 +20,14 @@ Rules (the ``rule`` column):
 
 =====================  ======================================================================
 file_exists            the file named in the spec exists
-file_readable          it can be read as CSV (UTF-8) or Parquet
+file_readable          it can be read as CSV (in its encoding) or Parquet, and is not empty
 has_rows               it holds at least one data row
 column_present         every column the spec names is in the file
 name_clash             a survey column is named like a column of cxlab's typed tables
 not_empty              ids, ``customers.start``, ``surveys.date``, ``complaints.opened`` are filled
 unique                 customer ids are unique in the customer file
-date_parseable         dates are ISO dates or date-times (empty allowed for end / closed)
+date_parseable         dates are ISO dates or date-times, or follow ``date_format`` (empty allowed
+                       for end / closed)
 start_before_end       customers: ``start <= end`` (calendar days)
 opened_before_closed   complaints: ``opened <= closed`` (calendar days)
 numeric                ``value``, items and outcomes are numbers (empty allowed)
@@ -34,7 +35,21 @@ in_scale               items in ``surveys.scale``, outcomes in their scale, or a
 boolean                ``compensated`` is 0/1, true/false or yes/no (empty allowed)
 id_in_customers        every survey / complaint id is in the customer file
 inside_relationship    survey date / complaint opening between the customer's start and end
+row_fields             every CSV row has as many fields as the header (a truncated last line is not)
+header_unique          no column name appears twice in the header
+not_identifier         a covariate is a category, not a customer identifier: it is not the id
+                       column, has fewer than 20 distinct values or at most one per two filled
+                       rows, and holds no customer id (5+ characters mixing letters and digits,
+                       or 7+ digits)
+label_slug_unique      a covariate's categories stay distinct as metric names (cxlab.study.slug)
 =====================  ======================================================================
+
+Files are read in the dialect their spec gives (``delimiter``, ``decimal``, ``encoding``,
+``date_format``, ``missing_codes``: see :mod:`cxlab.study`). An empty, binary or undecodable
+file is a ``file_readable`` problem (an undecodable one names the ``encoding`` key to set);
+dates that are not ISO and parse with a common day-first or month-first format name the
+``date_format`` to add. A file's header is quoted in a problem only when the file holds at least
+one of the columns its spec names (it is then recognisably the study's extract).
 
 Dates after ``snapshot_date`` are not errors: the panel cuts them. Date order and the
 relationship are compared on calendar days (a survey answered at 14:00 on the day the customer
@@ -58,7 +73,7 @@ import pyarrow as pa_arrow
 import pyarrow.compute as pa_compute
 
 from cxlab.errors import DataContractError, StudyError
-from cxlab.study import Study, TableReadError, read_table
+from cxlab.study import Study, TableReadError, read_table, slug
 
 __all__ = ["validate_study", "load_study_data", "ValidationReport", "StudyData", "PROBLEM_COLUMNS"]
 
@@ -671,13 +686,25 @@ def _check_label(table: _Table, key: str, col: str, id_col: str, schema: _Schema
                      f"(these rows hold a value no other customer has): it looks like an identifier, "
                      f"not a category. {fix_tail}")
         return
+    u = pd.Series(np.asarray(uniques, dtype=object))
     if table.id_index is not None and n_distinct:
-        u = pd.Series(np.asarray(uniques, dtype=object))
         u_bad = u.isin(table.id_index).to_numpy() & _looks_like_id(u)
         if u_bad.any():
             bad = (codes >= 0) & u_bad[np.where(codes >= 0, codes, 0)]
             schema.check(col, "not_identifier", ~bad,
                          f"{col!r} ({key}) holds customer ids of {id_col!r} in these rows. {fix_tail}")
+            return
+    # levels become parts of metric names through cxlab.study.slug: two levels with one slug
+    # (they differ only by accents or punctuation) would be one figure in the run's manifest
+    slugs = u.map(slug)
+    clash = slugs.duplicated(keep=False).to_numpy()
+    if clash.any():
+        bad = (codes >= 0) & clash[np.where(codes >= 0, codes, 0)]
+        n_groups = int(slugs[clash].nunique())
+        schema.check(col, "label_slug_unique", ~bad,
+                     f"{col!r} ({key}) has {int(clash.sum())} categories that differ only by accents, "
+                     f"spaces or punctuation ({n_groups} group{'s' * (n_groups != 1)}), in these rows: "
+                     f"write each category one way in the extract.")
 
 
 def _check_order(table: _Table, first: tuple[str, str], second: tuple[str, str], schema: _Schema,

@@ -547,7 +547,7 @@ def test_dialect_keys_read_a_french_excel_export_as_the_clean_study(tmp_path):
 
 def test_decimal_comma_refuses_points(tmp_path):
     t = clean_tables()
-    t["customers"][VALUE] = ["120,5", "1.234,5", "80", "0", "", "45", "310", "12", "77,7", "5", "66", "1e2"]
+    t["customers"][VALUE] = ["120,5", "1.234", "80", "0", "", "45", "310", "12", "77,7", "5", "66", "1e2"]
     report = validate(tmp_path, t, customers={"decimal": ","})
     p = only_problem(report)
     assert (p["column"], p["rule"], p["rows"], p["examples"]) == (VALUE, "numeric", 1, "2")
@@ -556,13 +556,13 @@ def test_decimal_comma_refuses_points(tmp_path):
 
 def test_missing_codes_in_the_customer_file(tmp_path):
     t = clean_tables()
-    t["customers"][END] = t["customers"][END].replace({"": "9999-12-31"})
+    t["customers"][END] = t["customers"][END].replace({"": "1900-01-01"})   # a date-shaped code
     t["customers"][REGION] = t["customers"][REGION].replace({"": "inconnu"})
-    report = validate(tmp_path, t, customers={"missing_codes": ["9999-12-31", "inconnu"]})
+    report = validate(tmp_path, t, customers={"missing_codes": ["1900-01-01", "inconnu"]})
     assert report.ok, report.to_text()
     assert report.data.customers["end"].isna().sum() == 7 and report.data.customers[REGION].isna().sum() == 1
-    p = only_problem(validate(tmp_path, t))                          # without the codes: a problem
-    assert (p["column"], p["rule"], p["rows"]) == (END, "date_parseable", 7)
+    bad = validate(tmp_path, t)                                      # without the codes: real dates
+    assert ("clients.csv", END, "start_before_end", 7) in problem_keys(bad)
 
 
 @pytest.mark.parametrize("name, content, rule, words", [
@@ -681,11 +681,11 @@ def test_identifier_like_covariates_are_refused(tmp_path):
     assert (p["column"], p["rule"]) == (ID, "not_identifier") and "is the customer id column" in p["fix"]
 
 
-@pytest.mark.parametrize("n_distinct, refused", [(20, True), (19, False)])
-def test_nearly_one_value_per_customer_is_an_identifier(tmp_path, n_distinct, refused):
-    # 38 customers; a covariate with n_distinct values: refused from 20 distinct values when more
-    # than half of the filled rows (20 > 19 = 38 / 2); 19 distinct values are not more than half
-    n = 38
+@pytest.mark.parametrize("n, n_distinct, refused", [(38, 20, True), (38, 19, False), (50, 26, True),
+                                                    (50, 25, False)])
+def test_nearly_one_value_per_customer_is_an_identifier(tmp_path, n, n_distinct, refused):
+    # a covariate with n_distinct values over n customers: refused from 20 distinct values when
+    # they are more than half of the filled rows (20 > 38 / 2; 26 > 50 / 2 but not 25)
     ids = [f"K{i:03d}" for i in range(n)]
     levels = [f"L{i}" for i in range(n_distinct)]
     customers = pd.DataFrame({ID: ids, START: "2019-01-01", END: "", VALUE: "1",
@@ -697,6 +697,15 @@ def test_nearly_one_value_per_customer_is_an_identifier(tmp_path, n_distinct, re
     assert (not report.ok) == refused, report.to_text()
     if refused:
         p = only_problem(report)
-        assert p["rule"] == "not_identifier" and "20 distinct values for 38 filled rows" in p["fix"]
-        # the rows holding a value no other customer has: levels 18 and 19 appear once each
-        assert p["rows"] == 2
+        assert p["rule"] == "not_identifier" and f"{n_distinct} distinct values for {n} filled rows" in p["fix"]
+        # the rows holding a value no other customer has
+        assert p["rows"] == 2 * n_distinct - n
+
+
+def test_categories_that_collide_as_metric_names(tmp_path):
+    t = clean_tables()
+    t["customers"][REGION] = ["Île", "sud", "Ile", "est", "ouest", "sud", "Île", "", "est", "sud", "nord", "ouest"]
+    p = only_problem(validate(tmp_path, t))
+    assert (p["column"], p["rule"], p["rows"], p["examples"]) == (REGION, "label_slug_unique", 3, "1, 3, 7")
+    t["customers"][REGION] = ["Île", "sud", "Île", "est", "ouest", "sud", "Île", "", "est", "sud", "nord", "ouest"]
+    assert validate(tmp_path, t).ok
