@@ -104,7 +104,6 @@ def test_whatif_counts_and_money():
     m = effect_sentence("whatif", "Raising recognition", 12345.67, 5000.2, 20000.9,
                         outcome="discounted margin", amount=True, money="EUR")
     assert "EUR 12,346 more discounted margin" in m and "EUR 5,000 to EUR 20,001 more" in m
-    assert "." not in m.split("(")[0].replace("margin", "")[:-1] or True
     assert not re.search(r"\d\.\d", m)   # whole currency units: no cents
     nc = effect_sentence("whatif", "Raising recognition", -3, -10, 4, outcome="defections")
     assert "no clear change in defections" in nc and "fewer" not in nc and "more" not in nc
