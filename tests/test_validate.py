@@ -709,3 +709,22 @@ def test_categories_that_collide_as_metric_names(tmp_path):
     assert (p["column"], p["rule"], p["rows"], p["examples"]) == (REGION, "label_slug_unique", 3, "1, 3, 7")
     t["customers"][REGION] = ["Île", "sud", "Île", "est", "ouest", "sud", "Île", "", "est", "sud", "nord", "ouest"]
     assert validate(tmp_path, t).ok
+
+
+def test_cli_exit_2_for_a_truncated_extract_and_a_path_outside_the_study(tmp_path):
+    folder = tmp_path / "study"
+    folder.mkdir()
+    spec = write_study(folder)
+    path = folder / "barometre.csv"
+    text = path.read_text(encoding="utf-8").rstrip("\n")
+    path.write_text(text[: text.rindex(",")], encoding="utf-8")          # cut mid-line
+    out = _cli(spec)
+    assert out.returncode == 2 and "Traceback" not in out.stdout + out.stderr
+    assert "row_fields" in out.stdout and "barometre.csv" in out.stdout
+    # a spec path leading outside the spec's folder: refused before any file is read
+    (tmp_path / "outside.csv").write_text("root:x:0:0:root:/root:/bin/bash\n", encoding="utf-8")
+    spec = write_study(folder, complaints={"path": "../outside.csv"})
+    out = _cli(spec)
+    both = out.stdout + out.stderr
+    assert out.returncode == 2 and "Traceback" not in both
+    assert "outside the spec's folder" in both and "root:x" not in both
