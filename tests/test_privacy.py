@@ -406,3 +406,28 @@ def test_no_finding_or_metric_from_a_suppressed_retention_row():
     assert ret["suppressed"].all()
     assert narrative.retention_findings(ret) == []
     assert all(_number(v, "estimate", "km.retention_12m") is None for v in ret["estimate"])
+
+
+def test_rmst_warns_about_no_small_group():
+    d = _value_frame(MC - 1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = value.rmst(d, 40, group_col="group", min_cell=MC)   # beyond every group's follow-up
+    msgs = [str(w.message) for w in caught]
+    assert any("'big'" in m for m in msgs)                 # the shown groups are warned about
+    assert not any("'small'" in m for m in msgs), msgs     # the small group's follow-up is never quoted
+    assert out.set_index("group").loc["small", "suppressed"]
+
+
+def test_rare_levels_are_pooled_before_the_aft_and_loyalty_models():
+    from cxlab.loyalty import retention_logit
+    from cxlab.survival.aft import fit_aft
+
+    d = _respondents_with_segment(5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        aft = fit_aft(d, ["recognition", "empathy"], controls=["segment"], duration_col="duration",
+                      event_col="event", entry_col="entry")
+        logit = retention_logit(d, 12, ["recognition", "empathy"], controls=["segment"])
+    for terms in (aft.summary["term"].astype(str), logit.summary["term"].astype(str)):
+        assert not terms.str.contains("tiny").any() and terms.str.contains("other").any(), terms.tolist()
