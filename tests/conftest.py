@@ -212,7 +212,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     else:
         tr.write_line("R references: no R-reference test ran in this session")
     counts = {k: len(tr.stats.get(k, [])) for k in ("passed", "failed", "error", "skipped", "xfailed", "xpassed")}
-    tr.write_line("tests: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v))
+    if any(counts.values()):
+        tr.write_line("tests: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v))
     reasons = Counter()
     for rep in tr.stats.get("skipped", []):
         longrepr = rep.longrepr
