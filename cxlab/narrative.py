@@ -86,6 +86,8 @@ LABELS: dict[str, str] = {
     "aic": "AIC", "distribution": "distribution", "construct": "perception", "segment_2x2": "cell",
     "defection_rate": "defection rate", "rmst": "expected months", "clv": "lifetime value",
     "discount_rate": "discount rate", "horizon": "horizon (months)", "metric": "figure",
+    "events_per_parameter": "events per parameter", "vif": "collinearity (VIF)",
+    "convergence": "convergence", "GLOBAL": "all terms together",
 }
 
 _DEFECTION_COL = re.compile(r"^defection_(\d+)m(?:_(lower|upper))?$")
@@ -102,9 +104,15 @@ def human_label(name: str) -> str:
     m = re.match(r"^(.+?)\[(?:T\.)?(.+)\]$", text)
     if m:
         return f"{human_label(m.group(1))}: {m.group(2)}"
+    m = re.match(r"^([A-Za-z_]\w*)=(.+)$", text)
+    if m:
+        return f"{human_label(m.group(1))}: {m.group(2)}"
     m = re.match(r"^(.+?) x log\(t/[^)]*\)$", text)
     if m:
         return f"{human_label(m.group(1))}: change with tenure"
+    m = re.match(r"^auc_(\d+)m$", text)
+    if m:
+        return f"AUC at {m.group(1)} months"
     m = _DEFECTION_COL.match(text)
     if m:
         base = f"defection within {m.group(1)} months"
@@ -380,7 +388,12 @@ def dgc_answer(cells: Mapping[str, tuple], focus: str = "disappointed good custo
     if clearly_above:
         return "no", f"No: {clearly_above[0]} leave sooner. {effect}"
     if lo > 1 and hr >= others[top_other][0]:
-        return "yes", f"Yes: {effect[:1].lower()}{effect[1:]} This is the highest risk of the four cells."
+        close = [c for c, t in others.items() if c != reference and t[2] >= hr]
+        caveat = (f" But it is not clearly higher than that of {close[0]} (hazard ratio {others[close[0]][0]:.2f}, "
+                  f"95 % CI {others[close[0]][1]:.2f}–{others[close[0]][2]:.2f}), whose interval includes it."
+                  if close else "")
+        return "yes", (f"Yes: {effect[:1].lower()}{effect[1:]} This is the highest estimated risk of the four "
+                       f"cells.{caveat}")
     if lo > 1:
         return "can't tell", (f"Can't tell: {effect[:1].lower()}{effect[1:]} But {top_other} have a higher "
                               f"estimated risk (hazard ratio {others[top_other][0]:.2f}) and the intervals overlap.")

@@ -300,6 +300,8 @@ def plot_segment_grid(table_df, ax=None, value="share"):
             text = "no respondents"
         elif suppressed:
             text = "< min cell"
+        elif not np.isfinite(grid[i, j]):
+            text = "withheld (privacy)"
         else:
             v = grid[i, j]
             text = f"{100 * v:.0f}%" if value in ("share", "margin_share") or value.startswith("defection") else f"{v:,.3g}"
@@ -312,7 +314,9 @@ def plot_segment_grid(table_df, ax=None, value="share"):
     ax.grid(False)
     ax.set_xlabel("recognition")
     ax.set_ylabel("self-status")
-    ax.set_title(f"Perception segments ({value})")
+    from cxlab.narrative import human_label
+
+    ax.set_title(f"Perception segments ({'share of respondents' if value == 'share' else human_label(value)})")
     return ax
 
 

@@ -735,7 +735,7 @@ def _withhold_identifier_tables(soup: BeautifulSoup) -> None:
             table.replace_with(note)
 
 
-_CODE_NAME = re.compile(r"^[A-Za-z][\w.]*(_[\w.]+|\[[^\]]+\])$")
+_CODE_NAME = re.compile(r"^[A-Za-z][\w.]*(_[\w.]+|\[[^\]]+\]|=[^=\s][^=]*)$")
 
 
 def _humanise_headers(soup: BeautifulSoup) -> None:
@@ -750,11 +750,13 @@ def _humanise_headers(soup: BeautifulSoup) -> None:
         text = th.get_text(strip=True)
         if text and (text in LABELS or _CODE_NAME.match(text)) and text not in ("n",):
             th.string = human_label(text)
-    for td in soup.select("tbody tr > :first-child"):
+    for td in soup.select("tbody td, tbody th"):
         if td.find(True):
             continue
         text = td.get_text(strip=True)
-        if text and ((_CODE_NAME.match(text) and ("[" in text or text in LABELS)) or " x log(t/" in text):
+        if text and ((_CODE_NAME.match(text) and ("[" in text or "=" in text or text in LABELS))
+                     or text in ("vif", "GLOBAL", "dgc") or " x log(t/" in text
+                     or re.match(r"^(auc|defection)_\d+m", text)):
             td.string = human_label(text)
 
 
