@@ -86,6 +86,8 @@ LABELS: dict[str, str] = {
     "aic": "AIC", "distribution": "distribution", "construct": "perception", "segment_2x2": "cell",
     "defection_rate": "defection rate", "rmst": "expected months", "clv": "lifetime value",
     "discount_rate": "discount rate", "horizon": "horizon (months)", "metric": "figure",
+    "clv_per_customer": "lifetime value per customer", "clv_total": "lifetime value (total)",
+    "top_share": "share held by the top", "gini": "Gini coefficient",
     "events_per_parameter": "events per parameter", "vif": "collinearity (VIF)",
     "convergence": "convergence", "GLOBAL": "all terms together",
 }
