@@ -261,6 +261,7 @@ def test_a_signal_stops_workers_and_kernels_and_publishes_an_interrupted_run(pro
     out = project / "reports"
     before = earlier_run(out)
     flag = project / "slow-started"
+    notebook(project / "notebooks" / "03-never.ipynb", params=FAST_PARAMS, body=FAST_BODY)   # never starts
     cfg = write_config(project, notebook_parameters={"02-slow": {"flag_path": str(flag), "sleep_s": 600}})
     proc = cli("run", cfg, "--jobs", "1")
     wait_for(flag, proc)
@@ -282,9 +283,13 @@ def test_a_signal_stops_workers_and_kernels_and_publishes_an_interrupted_run(pro
     assert manifest["status"] == "interrupted"
     assert_valid_manifest(manifest)
     status = {n["name"]: n["status"] for n in manifest["notebooks"]}
-    assert status == {"01-quick": "succeeded", "02-slow": "interrupted"}
+    assert status == {"01-quick": "succeeded", "02-slow": "interrupted", "03-never": "interrupted"}
+    errors = {n["name"]: n["error"] for n in manifest["notebooks"]}
+    assert errors["02-slow"]["evalue"] == f"stopped by {signal.Signals(sig).name} while running"
+    assert errors["03-never"]["evalue"] == f"not started: the run was stopped by {signal.Signals(sig).name}"
+    assert manifest["failed_reason"].startswith(f"stopped by {signal.Signals(sig).name}: 1 of 3 notebooks finished")
     assert "This run was interrupted" in (runs[0] / "index.html").read_text(encoding="utf-8")
-    assert (runs[0] / "01-quick.html").is_file() and (runs[0] / "02-slow.html").is_file()
+    assert all((runs[0] / f"{n}.html").is_file() for n in status)
     assert not (runs[0] / ".owner.json").exists()
     assert not (out / ".lock").read_text().strip()                # the lock was released
 

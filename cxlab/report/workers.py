@@ -137,7 +137,11 @@ def _not_started(name: str, src: Path, stopper: Stopper) -> dict:
     status = {"status": "interrupted", "ename": "Interrupted", "evalue": reason, "reason": "interrupted",
               "cell": None, "duration_s": 0.0,
               "timings": {"startup_s": None, **{k: None for k in WORKER_PHASES}, "worker_s": 0.0}}
-    return {"name": name, "nb": error_notebook(src, reason, "Interrupted"), "status": status}
+    # only the title and the reason: exporting the whole unexecuted notebook would slow the stop
+    nb = error_notebook(src, reason, "Interrupted")
+    title = [c for c in nb.cells[:-1] if c.cell_type == "markdown"][:1]
+    nb.cells = title + nb.cells[-1:]
+    return {"name": name, "nb": nb, "status": status}
 
 
 def execute_notebook(name: str, src: Path, cwd: Path, params: dict, work: Path, timeout: int | None, log,
@@ -160,7 +164,8 @@ def execute_notebook(name: str, src: Path, cwd: Path, params: dict, work: Path, 
     log(f"{name}: running")
     t0 = time.monotonic()
     env = dict(os.environ, PYDEVD_DISABLE_FILE_VALIDATION="1", PYTHONUNBUFFERED="1",
-               CXLAB_RUNNER_PID=str(os.getpid()))
+               CXLAB_RUNNER_PID=str(os.getpid()),
+               CXLAB_PANEL_CACHE=str(work / ".exec" / "panel-cache"))  # one panel per run (cxlab.panelcache)
     env.pop("MPLBACKEND", None)  # the kernel's inline backend embeds the figures
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
                             env=env)
