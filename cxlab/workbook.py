@@ -235,5 +235,7 @@ def open_study(study_path: str | Path, **panel_options) -> Workbook:
     study = load_study(study_path)
     validation = validate_study(study)
     validation.raise_if_failed()
-    panel = build_panel(study, validation.data, **panel_options)
+    from cxlab.panelcache import cached_build_panel   # built once per run under `cxlab run`
+
+    panel = cached_build_panel(study, validation.data, **panel_options)
     return Workbook(study=study, validation=validation, panel=panel)
