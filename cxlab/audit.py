@@ -37,8 +37,9 @@ def response_summary(panel: Panel, customers: pd.DataFrame, min_cell: int | None
     for respondents.
     """
     min_cell = privacy.resolve_min_cell(min_cell)
-    snap = pd.Timestamp(panel.snapshot_date)
-    known = customers[customers["start"] <= snap]
+    from cxlab.study import within_snapshot  # the snapshot day counts whole, as in the panel
+
+    known = customers[within_snapshot(customers["start"], panel.snapshot_date)]
     r = panel.respondents
     rows = [{"group": "all customers", "level": "", "customers": len(known), "respondents": len(r)}]
     for cov in panel.covariates:
