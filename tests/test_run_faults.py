@@ -294,6 +294,27 @@ def test_a_signal_stops_workers_and_kernels_and_publishes_an_interrupted_run(pro
     assert not (out / ".lock").read_text().strip()                # the lock was released
 
 
+@pytest.mark.slow
+def test_a_second_signal_stops_at_once_and_removes_the_unfinished_folder(project):
+    out = project / "reports"
+    before = earlier_run(out)
+    flag = project / "slow-started"
+    cfg = write_config(project, notebooks=["02-slow"],
+                       notebook_parameters={"02-slow": {"flag_path": str(flag), "sleep_s": 600}})
+    proc = cli("run", cfg)
+    wait_for(flag, proc)
+    children = descendants(proc.pid)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGTERM)             # impatient operator: a second signal
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode in (130, 143), err
+    assert all_gone(children) == []
+    assert "removed the unfinished run folder" in err and "Traceback" not in err, err
+    assert no_tmp_left(out) and snapshot(out) == before
+    assert sorted(p.name for p in out.iterdir()) == [".lock", "20260101T000000Z-abcdef", "latest"]
+
+
 def test_a_signal_outside_the_notebooks_aborts_and_a_second_signal_is_not_queued():
     from cxlab.report.workers import Abort, Stopper
 

@@ -30,6 +30,7 @@ the lock on OUT for longer than ``--lock-timeout``.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import errno
 import hashlib
@@ -581,20 +582,29 @@ def run(config: RunConfig, overrides: list[str] = (), jobs: int | None = None, l
     def scrubbed_log(msg: str) -> None:
         base_log(scrubber.scrub(str(msg)))
 
-    try:
-        declared = {n: read_parameters(config.notebooks_dir / f"{n}.ipynb") for n in config.notebooks}
-        secret_names, values = _secret_setup(config, overrides, declared)
-        scrubber = Scrubber(values)
-        return _run(config, overrides, jobs, lock_timeout, scrubbed_log, progress, secret_names, scrubber)
-    except CxlabError as exc:   # error messages may quote a value: scrub them too
-        exc.args = tuple(scrubber.scrub(a) if isinstance(a, str) else a for a in exc.args)
-        raise
+    from cxlab.report.workers import Abort, Stopper
+
+    with Stopper() as stopper:     # from here on SIGINT/SIGTERM end the run cleanly
+        try:
+            declared = {n: read_parameters(config.notebooks_dir / f"{n}.ipynb") for n in config.notebooks}
+            secret_names, values = _secret_setup(config, overrides, declared)
+            scrubber = Scrubber(values)
+            return _run(config, overrides, jobs, lock_timeout, scrubbed_log, progress, secret_names, scrubber,
+                        stopper)
+        except Abort as stop:      # before the run folder existed: nothing to clean
+            message = f"interrupted by {stopper.signal_name} before any notebook started; nothing was written"
+            scrubbed_log(message)
+            raise RunInterrupted(message, stop.signum, logged=True) from None
+        except CxlabError as exc:   # error messages may quote a value: scrub them too
+            exc.args = tuple(scrubber.scrub(a) if isinstance(a, str) else a for a in exc.args)
+            raise
 
 
-def _run(config: RunConfig, overrides, jobs, lock_timeout, log, progress, secret_names: set[str], scrubber) -> dict:
+def _run(config: RunConfig, overrides, jobs, lock_timeout, log, progress, secret_names: set[str], scrubber,
+         stopper) -> dict:
     from cxlab.report.procs import write_owner
     from cxlab.report.scrub import Scrubber
-    from cxlab.report.workers import Abort, Stopper
+    from cxlab.report.workers import Abort
     from cxlab.study import load_study
 
     study = load_study(config.study)            # user errors surface before anything runs
@@ -609,7 +619,7 @@ def _run(config: RunConfig, overrides, jobs, lock_timeout, log, progress, secret
     data = {role: fingerprint(p) for role, p in study.files.items() if p.is_file()}
 
     work: Path | None = None
-    with Stopper() as stopper:
+    with contextlib.nullcontext():
         try:
             _prepare_out(config.out)
             try:
