@@ -75,7 +75,7 @@ def _notebooks_table(notebooks: list[dict]) -> str:
         out.append(f"<tr><td>{name_cell}</td><td>{status_badge(nb.get('status'))}</td>"
                    f'<td class="num">{esc(format_duration(nb.get("duration_s")))}</td>'
                    f'<td class="cx-findings-cell">{notes_html}</td></tr>')
-    out.append("</tbody></table>")
+    out.append("</tbody></table></details>")
     return "\n".join(out)
 
 
@@ -138,7 +138,9 @@ def _comparison_table(comparison: list[dict], differences: list[str] = ()) -> st
                "beyond their uncertainty (highlighted).</p>" if flagged else
                f"<p>None of the {len(comparison)} headline figures changed beyond their "
                "uncertainty.</p>")
-    out = [summary, '<table class="cx-table cx-comparison"><thead><tr><th>metric</th>'
+    opened = " open" if (flagged and not differences) or len(comparison) <= 12 else ""
+    out = [summary, f"<details{opened}><summary>The {len(comparison)} figures side by side</summary>",
+           '<table class="cx-table cx-comparison"><thead><tr><th>metric</th>'
            '<th class="num">previous</th><th class="num">previous 95 % CI</th>'
            '<th class="num">current</th><th>change</th></tr></thead><tbody>']
     for c in comparison:
@@ -156,7 +158,7 @@ def _comparison_table(comparison: list[dict], differences: list[str] = ()) -> st
                    f"<td><code>{esc(c.get('metric'))}</code></td>"
                    f'<td class="num">{prev}</td><td class="num">{prev_ci}</td>'
                    f'<td class="num">{cur}</td><td>{mark}{esc(c.get("text") or "")}</td></tr>')
-    out.append("</tbody></table>")
+    out.append("</tbody></table></details>")
     return "\n".join(out)
 
 

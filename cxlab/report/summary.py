@@ -220,7 +220,9 @@ def _checks(run: _Run) -> str:
             if o.get("text"):
                 notes.append(f"Left out: {o['text']}")
     if not notes:
-        return "Every check passed: no notebook failed and no diagnostic warned."
+        return ("No notebook failed and no model check warned (events per parameter, collinearity, convergence, "
+                "proportional hazards, scale reliability); each notebook's \"Checks and notes\" lists what the "
+                "software reported while it ran.")
     return " ".join(n if n.endswith(".") else n + "." for n in dict.fromkeys(notes))
 
 
@@ -229,7 +231,7 @@ QUESTIONS = (
     ("dgc", "Are the disappointed good customers the likeliest to leave?", _dgc, "segments"),
     ("whatif", "What is an improvement in recognition worth?", _whatif, "segments"),
     ("who", "Who was analysed, and what was set aside?", _who, "audit"),
-    ("checks", "Which checks failed, and what was done?", _checks, None),
+    ("checks", "Which checks failed, and what was done?", _checks, "survival"),
 )
 
 
@@ -242,7 +244,7 @@ def executive_summary(manifest: dict) -> list[dict]:
             answer = fn(run)
         except Exception as exc:  # noqa: BLE001 - a summary never breaks the index
             answer = f"Not answered: the figures for this question could not be read ({type(exc).__name__})."
-        href = run.href(nb) if nb else None
+        href = run.href(nb, "cx-checks" if key == "checks" else "cx-findings") if nb else None
         out.append({"key": key, "question": question, "answer": answer, "href": href})
     return out
 
