@@ -154,7 +154,7 @@ def segment_table(df: pd.DataFrame, min_cell: int | None = None, *, segment_col:
 def segment_hazard_ratios(df: pd.DataFrame, reference: str = "recognised good customers", *,
                           segment_col: str = "segment_2x2", entry_col: str = "entry",
                           duration_col: str = "duration", event_col: str = "event", covariates=None,
-                          min_cell: int = 10, ci: float = 0.95) -> pd.DataFrame:
+                          min_cell: int | None = None, ci: float = 0.95) -> pd.DataFrame:
     """Cox hazard ratio of each cell against ``reference`` (tenure clock, delayed entry at the survey).
 
     cxlab's :class:`~cxlab.survival.CoxModel` (Efron ties, delayed entry at ``entry_col``) with one
@@ -162,15 +162,17 @@ def segment_hazard_ratios(df: pd.DataFrame, reference: str = "recognised good cu
     respondents are left out. Columns: cell, hr, lower, upper, p, n, events, suppressed (cells
     under ``min_cell`` are not estimated).
     """
+    from cxlab import privacy
     from cxlab.survival.cox import CoxModel
 
+    min_cell = privacy.resolve_min_cell(min_cell)
     _require_columns(df, [segment_col, entry_col, duration_col, event_col] + list(covariates or []),
                      "segment_hazard_ratios")
     d = df[df[segment_col].astype(object) != UNCLASSIFIED]
     counts = d[segment_col].astype(object).value_counts()
-    if counts.get(reference, 0) < min_cell:
-        raise ParameterError(f"segment_hazard_ratios: the reference cell {reference!r} has "
-                             f"{int(counts.get(reference, 0))} respondents (< {min_cell}); choose another reference=.")
+    if counts.get(reference, 0) < min_cell:   # privacy: the message does not quote the small count
+        raise ParameterError(f"segment_hazard_ratios: the reference cell {reference!r} has fewer than "
+                             f"{min_cell} respondents (min_cell); choose another reference=.")
     small = [c for c in SEGMENTS_2X2 if 0 < counts.get(c, 0) < min_cell]
     d = d[~d[segment_col].astype(object).isin(small)]
     cells = [c for c in SEGMENTS_2X2 if c != reference and counts.get(c, 0) >= min_cell]
@@ -196,9 +198,11 @@ def segment_hazard_ratios(df: pd.DataFrame, reference: str = "recognised good cu
                      "n": int(counts[c]), "events": int(d.loc[d[segment_col] == c, event_col].sum()),
                      "reference": False, "suppressed": False})
     for c in small:
-        rows.append({"cell": c, "hr": np.nan, "lower": np.nan, "upper": np.nan, "p": np.nan, "n": np.nan,
-                     "events": np.nan, "reference": False, "suppressed": True})
-    return pd.DataFrame(rows)
+        rows.append({"cell": c, "hr": np.nan, "lower": np.nan, "upper": np.nan, "p": np.nan,
+                     "n": int(counts[c]), "events": np.nan, "reference": False, "suppressed": True})
+    # privacy: the cells' n add up to the classified respondents, so a small cell's n is protected
+    # by blanking the next-smallest cell's n and events too (complementary suppression)
+    return privacy.complementary_suppression(pd.DataFrame(rows), "n", min_cell, columns=["n", "events"])
 
 
 @dataclass

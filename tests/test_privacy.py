@@ -300,6 +300,10 @@ def test_segment_grid_boundary(n_dgc, hidden):
     # the next-smallest cell's n is blanked only when a cell is suppressed
     assert np.isnan(conc.loc["modest and unrecognised", "n"]) == hidden
     assert np.isnan(tab.loc["modest and unrecognised", "n"]) == hidden
+    hr = segments.segment_hazard_ratios(d, min_cell=MC).set_index("cell")
+    assert np.isnan(hr.loc[segments.DGC, "hr"]) == hidden and np.isnan(hr.loc[segments.DGC, "n"]) == hidden
+    assert np.isnan(hr.loc["modest and unrecognised", "n"]) == hidden
+    assert np.isfinite(hr.loc["modest and unrecognised", "hr"])
 
 
 # ---- audit tables with totals -------------------------------------------------------------------
