@@ -59,7 +59,7 @@ __all__ = [
     "uno_c",
 ]
 
-MIN_CELL = 10
+from cxlab.privacy import MIN_CELL  # noqa: E402  (one threshold name, set in cxlab.privacy)
 
 
 def _structured(event, time):
