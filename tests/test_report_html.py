@@ -711,3 +711,20 @@ def test_summary_says_not_answered_when_a_notebook_failed(tmp_path):
     soup = BeautifulSoup(write_index(tmp_path, man | {"status": "failed"}).read_text(encoding="utf-8"),
                          "html.parser")
     assert soup.find(id="cx-summary") is not None and soup.find(id="cx-answer-importance") is not None
+
+
+def test_summary_checks_list_the_notes_notebooks_raised(tmp_path):
+    from cxlab.report.summary import executive_summary
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("x", outputs=[nbformat.v4.new_output(
+        "stream", name="stderr", text="/tmp/ipykernel_1/1.py:3: UserWarning: 3 of 200 bootstrap fits failed\n"
+                                      "  warnings.warn(msg)\n"
+                                      "/x.py:1: FutureWarning: applymap is deprecated\n")])]
+    nbformat.write(nb, tmp_path / "03-measurement-loyalty.ipynb")
+    man = _summary_manifest()
+    man["notebooks"][1]["findings"] = []
+    man["notebooks"][2]["ipynb"] = "03-measurement-loyalty.ipynb"
+    checks = {a["key"]: a for a in executive_summary(man, tmp_path)}["checks"]["answer"]
+    assert checks == "03-measurement-loyalty noted: 3 of 200 bootstrap fits failed."
+    assert {a["key"]: a for a in executive_summary(man)}["checks"]["answer"].startswith("No notebook failed")

@@ -227,7 +227,7 @@ def write_index(run_dir: Path, manifest: dict) -> Path:
                  f"{_run_summary(m.get('notebooks') or [])}</header>")
     from cxlab.report.summary import summary_html
 
-    parts.append(summary_html(m))
+    parts.append(summary_html(m, run_dir))
     parts.append('<section class="cx-box" id="cx-notebooks"><h2>Notebooks and their key findings</h2>'
                  "<p>Open a notebook for its full report: findings first, then the evidence, checks "
                  "and provenance.</p>"

@@ -17,6 +17,7 @@ Metrics read (stable names, see the README's manifest section):
 
 from __future__ import annotations
 
+import json
 import math
 from urllib.parse import quote
 
@@ -44,7 +45,8 @@ def _fin(*xs) -> bool:
 
 
 class _Run:
-    def __init__(self, manifest: dict):
+    def __init__(self, manifest: dict, run_dir=None):
+        self.run_dir = run_dir
         self.m = manifest or {}
         self.metrics = self.m.get("metrics") or {}
         self.notebooks = {nb.get("name"): nb for nb in self.m.get("notebooks") or []}
@@ -207,6 +209,29 @@ def _who(run: _Run) -> str:
     return s
 
 
+def notebook_notes(ipynb_path) -> list[str]:
+    """The plain-language notes (warnings, stderr) of an executed notebook, as its page's
+    Checks section shows them; library deprecation notices left out. [] if unreadable."""
+    from pathlib import Path
+
+    from cxlab.report.html import _split_warnings, plain_note, tidy_stderr
+
+    try:
+        nb = json.loads(Path(ipynb_path).read_text(encoding="utf-8"))
+    except (OSError, ValueError, TypeError):
+        return []
+    out = []
+    for cell in nb.get("cells", []):
+        for o in cell.get("outputs", []) or []:
+            if o.get("output_type") == "stream" and o.get("name") == "stderr":
+                text = o.get("text", "")
+                for chunk in _split_warnings(tidy_stderr("".join(text) if isinstance(text, list) else text)):
+                    n = plain_note(chunk)
+                    if not n["technical"] and n["text"] not in out:
+                        out.append(n["text"])
+    return out
+
+
 def _checks(run: _Run) -> str:
     notes = []
     for name, nb in run.notebooks.items():
@@ -219,6 +244,9 @@ def _checks(run: _Run) -> str:
         for o in nb.get("omissions") or []:
             if o.get("text"):
                 notes.append(f"Left out: {o['text']}")
+        if run.run_dir is not None and nb.get("ipynb"):
+            for text in notebook_notes(run.run_dir / str(nb["ipynb"]))[:3]:
+                notes.append(f"{name} noted: {text}")
     if not notes:
         return ("No notebook failed and no model check warned (events per parameter, collinearity, convergence, "
                 "proportional hazards, scale reliability); each notebook's \"Checks and notes\" lists what the "
@@ -235,9 +263,12 @@ QUESTIONS = (
 )
 
 
-def executive_summary(manifest: dict) -> list[dict]:
-    """[{key, question, answer, href}] from a run manifest (see module docstring)."""
-    run = _Run(manifest)
+def executive_summary(manifest: dict, run_dir=None) -> list[dict]:
+    """[{key, question, answer, href}] from a run manifest (see module docstring); with
+    ``run_dir`` (the run folder) the checks answer also lists the notes the notebooks raised."""
+    from pathlib import Path
+
+    run = _Run(manifest, None if run_dir is None else Path(run_dir))
     out = []
     for key, question, fn, nb in QUESTIONS:
         try:
@@ -249,9 +280,9 @@ def executive_summary(manifest: dict) -> list[dict]:
     return out
 
 
-def summary_html(manifest: dict) -> str:
+def summary_html(manifest: dict, run_dir=None) -> str:
     items = []
-    for a in executive_summary(manifest):
+    for a in executive_summary(manifest, run_dir):
         link = f' <a class="cx-evidence" href="{esc(a["href"])}">Evidence</a>' if a["href"] else ""
         items.append(f'<div class="cx-answer" id="cx-answer-{esc(a["key"])}"><dt>{esc(a["question"])}</dt>'
                      f"<dd>{esc(a['answer'])}{link}</dd></div>")
