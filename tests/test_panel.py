@@ -277,6 +277,17 @@ def test_anything_on_the_snapshot_day_is_inside_whatever_its_time():
     assert p.respondents.loc[p.respondents["reconnaissance"] == 5.0, "event"].tolist() == [0]
 
 
+def test_audit_counts_customers_with_the_panels_cut():
+    from cxlab.audit import response_summary
+
+    data = tie_heavy_data(n=60)
+    data.customers.loc[:1, "start"] = [T("2026-06-30 08:00"), T("2026-07-01")]   # snapshot day; the day after
+    p = build_panel(make_study(), data)
+    known = p.exclusions.set_index("step").loc["customers known at the snapshot", "rows_out"]
+    summary = response_summary(p, data.customers, min_cell=5)
+    assert known == 59 and summary.loc[summary["group"] == "all customers", "customers"].item() == known
+
+
 # ---- determinism ---------------------------------------------------------------------------
 
 def tie_heavy_data(n=400, seed=3):
