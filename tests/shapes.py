@@ -215,7 +215,7 @@ SHAPES: dict[str, Shape] = {
     "no_self_status": Shape("no self-status item (recognition still named)", _no_self_status,
                             {"02-survival-drivers": ("dgc",), "04-segments-value": ("dgc",)}),
     "no_segments": Shape("no segments: key and no construct called recognition", _no_segments,
-                         {"02-survival-drivers": ("dgc",), "04-segments-value": ("recognition",)}),
+                         {"02-survival-drivers": ("recognition", "dgc"), "04-segments-value": ("dgc", "recognition")}),
     "single_items": Shape("every construct a single item", _single_items),
     "scale_0_10": Shape("items on 0-10, self-status on 1-5", _scale_0_10),
     "no_covariates": Shape("no covariates", _no_covariates,
