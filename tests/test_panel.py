@@ -156,6 +156,19 @@ def test_no_complaints_file_and_custom_cuts():
     assert p.respondents["dgc"].sum() == 2      # C1 (4 < 4.5, self 5) and C2
 
 
+def test_dgc_follows_the_study_definition():
+    # the spec's own thresholds reach the panel: good customers answer 5 only, recognised from 4.5
+    segments = {"disappointed": {"recognition": "reconnaissance", "good_customer_min": 5, "recognised_min": 4.5}}
+    study = make_study(segments=segments)
+    assert (study.dgc_definition.good_customer_min, study.dgc_definition.recognised_min) == (5, 4.5)
+    p = build_panel(study, make_data())
+    by_rec = dict(zip(p.respondents["reconnaissance"], p.respondents["dgc"]))
+    assert by_rec == {4.0: 1, 1.0: 0, 5.0: 0}      # C1 (self 5, 4 < 4.5) yes; C2 (self 4) no; C7 no
+    # an explicit argument still overrides the spec
+    p = build_panel(study, make_data(), good_customer_min=4)
+    assert dict(zip(p.respondents["reconnaissance"], p.respondents["dgc"]))[1.0] == 1
+
+
 def test_reserved_names_are_refused():
     with pytest.raises(CxlabError, match="rename these constructs"):
         make_study(surveys=dict(path="s.csv", id="cust", date="answered", constructs={"event": ["a"]}),

@@ -728,3 +728,20 @@ def test_cli_exit_2_for_a_truncated_extract_and_a_path_outside_the_study(tmp_pat
     both = out.stdout + out.stderr
     assert out.returncode == 2 and "Traceback" not in both
     assert "outside the spec's folder" in both and "root:x" not in both
+
+
+def test_self_status_and_long_form_outcomes_have_their_own_scales(tmp_path):
+    # items on 1-5; the self-status item on 1-7; the outcome's scale in its long form
+    t = clean_tables()
+    t["surveys"][SELF] = ["7", "6", "5", "4", "3", "5", "4", "2", "5", "99", "3", "4", "5", "1"]
+    long_nps = {"recommandation": {"column": NPS, "role": "recommend", "scale": [0, 10]}}
+    spec = dict(surveys={"self_status_scale": [1, 7], "outcomes": long_nps, "outcome_scales": {}})
+    report = validate(tmp_path, t, **spec)
+    assert report.ok, report.to_text()
+    # the same answers against the item scale: the 6 and 7 are out of scale
+    p = only_problem(validate(tmp_path, t, surveys={"outcomes": long_nps, "outcome_scales": {}}))
+    assert (p["column"], p["rule"], p["rows"], p["examples"]) == (SELF, "in_scale", 2, "1, 2")
+    assert "surveys.scale" in p["fix"]
+    long_nps["recommandation"]["scale"] = [0, 5]
+    p = only_problem(validate(tmp_path, t, **spec))
+    assert (p["column"], p["rule"]) == (NPS, "in_scale") and "surveys.outcomes.recommandation.scale" in p["fix"]
