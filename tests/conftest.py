@@ -202,10 +202,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         env = _r_environment()
         states = set(_R_STATUS.values())
         if len(states) == 1 and next(iter(states)).startswith("re-computed"):
-            tr.write_line(f"R references: re-computed with R {env['version']} ({len(_R_STATUS)} scripts, "
+            tr.write_line(f"R references: re-computed with R {env['version']} ({', '.join(sorted(_R_STATUS))}; "
                           "each equal to its stored output)")
         elif env["rscript"] is None:
-            tr.write_line(f"R references: R not found: compared with stored outputs ({len(_R_STATUS)} scripts)")
+            tr.write_line(f"R references: R not found: compared with stored outputs ({', '.join(sorted(_R_STATUS))})")
         else:
             for script, state in sorted(_R_STATUS.items()):
                 tr.write_line(f"R references: {script}: {state}")

@@ -331,3 +331,28 @@ def test_km_median_demo(ref, demo, key, duration, entry, group):
     np.testing.assert_allclose(med["median"], _na(r["median"]), atol=1e-6, equal_nan=True)
     np.testing.assert_allclose(med["lower"], _na(r["lower"]), atol=1e-6, equal_nan=True)
     np.testing.assert_allclose(med["upper"], _na(r["upper"]), atol=1e-6, equal_nan=True)
+
+
+@pytest.mark.parametrize(("key", "risk"), [
+    ("rossi_concordance_prio", lambda d: d["prio"]),                      # ties in time and in risk
+    ("rossi_concordance_lin", lambda d: d["prio"] - 0.05 * d["age"]),
+])
+def test_harrell_c_and_variance_match_r_concordance_rossi(ref, rossi, key, risk):
+    # R: concordance(Surv(week, arrest) ~ risk, reverse = TRUE): $concordance, $var
+    from cxlab.survival.evaluate import harrell_c
+
+    c, var = harrell_c(rossi["week"].to_numpy(float), rossi["arrest"].to_numpy(bool),
+                       risk(rossi).to_numpy(float), return_variance=True)
+    assert c == pytest.approx(ref[key]["concordance"], rel=1e-10)
+    assert var == pytest.approx(ref[key]["var"], rel=1e-8)
+
+
+def test_harrell_c_and_variance_match_r_concordance_since_survey(ref, delayed):
+    # R: concordance(Surv(duration - entry, event) ~ -recognition, reverse = TRUE)
+    from cxlab.survival.evaluate import harrell_c
+
+    c, var = harrell_c((delayed["duration"] - delayed["entry"]).to_numpy(float), delayed["event"].to_numpy(bool),
+                       -delayed["recognition"].to_numpy(float), return_variance=True)
+    r = ref["delayed_concordance_since_survey"]
+    assert c == pytest.approx(r["concordance"], rel=1e-10)
+    assert var == pytest.approx(r["var"], rel=1e-8)

@@ -187,4 +187,15 @@ f_demo_cp <- coxph(Surv(start, stop, event) ~ recognition + empathy + proximity 
 ref$demo_cp_coxph_cluster <- coef_table(f_demo_cp)
 ref$demo_cp_zph <- zph_table(f_demo_cp)
 
+# --- Harrell's concordance and its variance (cxlab.survival.evaluate.harrell_c) -------------
+# concordance(..., reverse = TRUE): a higher risk score should go with a shorter time; ties in
+# time and in the score (rossi has both) count as R counts them; var is R's jackknife variance.
+conc <- function(fit) list(concordance = unname(fit$concordance), var = unname(fit$var))
+rossi$lin_risk <- rossi$prio - 0.05 * rossi$age
+ref$rossi_concordance_prio <- conc(concordance(Surv(week, arrest) ~ prio, data = rossi, reverse = TRUE))
+ref$rossi_concordance_lin <- conc(concordance(Surv(week, arrest) ~ lin_risk, data = rossi, reverse = TRUE))
+delayed$neg_recognition <- -delayed$recognition
+ref$delayed_concordance_since_survey <- conc(concordance(Surv(time_since_survey, event) ~ neg_recognition,
+                                                         data = delayed, reverse = TRUE))
+
 writeLines(toJSON(ref, digits = I(15), auto_unbox = TRUE, pretty = TRUE), out)
