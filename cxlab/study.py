@@ -65,7 +65,8 @@ Paths
 -----
 
 :func:`load_study` refuses a data path that resolves (symlinks followed) outside the spec's
-folder, unless it is inside one of the ``data_roots`` given by the caller (a run config).
+folder, unless it is inside one of the ``data_roots`` given by the caller (a run config) or
+listed in the environment variable ``CXLAB_DATA_ROOTS``.
 
 Names
 -----
@@ -82,6 +83,7 @@ import datetime as dt
 import difflib
 import hashlib
 import math
+import os
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -109,6 +111,9 @@ __all__ = [
     "slug",
     "within_snapshot",
 ]
+
+#: environment variable listing extra allowed data folders (os.pathsep-separated)
+DATA_ROOTS_ENV = "CXLAB_DATA_ROOTS"
 
 #: roles an outcome can play (``other``: analysed under its own name only)
 OUTCOME_ROLES = ("recommend", "satisfaction", "intention_to_stay", "other")
@@ -686,7 +691,9 @@ def load_study(path: str | Path, data_roots=()) -> Study:
 
     Raises :class:`cxlab.errors.StudyError` with every problem listed (unknown keys come with
     the closest valid key), and when a data path resolves outside the spec's folder and every
-    one of ``data_roots`` (folders a run config allows).
+    one of ``data_roots`` (folders a run config allows) and of the folders listed in the
+    environment variable ``CXLAB_DATA_ROOTS`` (``os.pathsep``-separated: how a run passes its
+    data roots on to the notebooks' kernels).
     """
     path = Path(path)
     if not path.is_file():
@@ -700,7 +707,8 @@ def load_study(path: str | Path, data_roots=()) -> Study:
         raise StudyError(f"{path}: a study spec is a YAML mapping (name:, snapshot_date:, "
                          f"customers:, surveys:, ...), got {type(raw).__name__}.")
     study = parse_study(raw, base_dir=path.parent.resolve(), source=str(path), spec_path=path.resolve())
-    study.check_paths(data_roots)
+    env_roots = [r for r in os.environ.get(DATA_ROOTS_ENV, "").split(os.pathsep) if r.strip()]
+    study.check_paths([*(data_roots or ()), *env_roots])
     return study
 
 

@@ -270,6 +270,15 @@ def test_paths_outside_the_spec_folder_are_refused(tmp_path):
     # an explicitly allowed data root
     p = write(tmp_path, SPEC.replace("path: enquete/barometre.csv", f"path: '{outside}'"))
     assert load_study(p, data_roots=[tmp_path]).files["surveys"] == outside.resolve()
+    import os
+
+    os.environ["CXLAB_DATA_ROOTS"] = os.pathsep.join(["/nonexistent", str(tmp_path)])
+    try:
+        assert load_study(p).files["surveys"] == outside.resolve()     # how a run tells its kernels
+    finally:
+        del os.environ["CXLAB_DATA_ROOTS"]
+    with pytest.raises(StudyError, match="outside"):
+        load_study(p, data_roots=[tmp_path / "etude"])
     # a link inside the folder that leads outside is refused too
     (tmp_path / "etude" / "lien.csv").symlink_to(outside)
     with pytest.raises(StudyError, match="outside"):
