@@ -745,3 +745,15 @@ def test_self_status_and_long_form_outcomes_have_their_own_scales(tmp_path):
     long_nps["recommandation"]["scale"] = [0, 5]
     p = only_problem(validate(tmp_path, t, **spec))
     assert (p["column"], p["rule"]) == (NPS, "in_scale") and "surveys.outcomes.recommandation.scale" in p["fix"]
+
+
+def test_utf16_file_names_the_encoding_key_and_reads_with_it(tmp_path):
+    write_study(tmp_path)
+    path = tmp_path / "reclamations.csv"
+    path.write_bytes(path.read_text(encoding="utf-8").encode("utf-16"))   # with its byte-order mark
+    p = only_problem(validate_study(load_study(tmp_path / "study.yaml")))
+    assert p["rule"] == "file_readable" and "complaints.encoding: utf-16" in p["fix"]
+    spec = yaml.safe_load((tmp_path / "study.yaml").read_text(encoding="utf-8"))
+    spec["complaints"]["encoding"] = "utf-16"
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(spec, allow_unicode=True), encoding="utf-8")
+    assert validate_study(load_study(tmp_path / "study.yaml")).ok
