@@ -184,6 +184,9 @@ def _reviewer_view(browser, path: Path, screenshot: str) -> dict:
                      "right: Math.ceil(t.getBoundingClientRect().right), text: t.innerText.slice(0, 80)}))"),
         "page_width": page.evaluate("document.documentElement.scrollWidth"),
         "headers": page.eval_on_selector_all("th", "els => els.map(e => e.innerText.trim())"),
+        "figures": page.eval_on_selector_all(
+            "main img", "els => els.map(i => ({natural: i.naturalWidth, shown: i.getBoundingClientRect().width, "
+                        "alt: i.alt}))"),
         "text": page.evaluate("document.body.innerText"),
         "main": page.evaluate("(document.querySelector('main') || document.body).innerText"),
     }
@@ -227,7 +230,11 @@ def test_real_run_pages_fit_a_laptop_and_read_as_words(browser, real_run):
         wide = [t for t in seen["tables"] if t["right"] > REVIEWER_VIEWPORT["width"]]
         raw = re.findall(_RAW_WARNING, seen["main"])
         code = [h for h in seen["headers"] if re.search(_CODE_HEADER, h)]
-        if wide or raw or code or seen["page_width"] > REVIEWER_VIEWPORT["width"]:
+        # figures at twice their shown size (sharp at 2x), each with a description
+        blurry = [f for f in seen["figures"] if f["shown"] and f["natural"] < 1.8 * f["shown"]]
+        no_alt = [f for f in seen["figures"] if not f["alt"].strip() or f["alt"].startswith("No description")]
+        if wide or raw or code or blurry or no_alt or seen["page_width"] > REVIEWER_VIEWPORT["width"]:
             problems[n["name"]] = {"wide tables": wide[:3], "raw warnings": raw[:3], "code headers": code[:5],
+                                   "blurry figures": blurry[:3], "figures without alt": no_alt[:3],
                                    "page width": seen["page_width"]}
     assert problems == {}
