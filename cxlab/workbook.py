@@ -26,7 +26,7 @@ from cxlab.panel import Panel, build_panel
 from cxlab.study import Study, load_study
 
 __all__ = ["Workbook", "open_study", "PARTS", "has_part", "omission_sentence", "outcome_for_role",
-           "dgc_definition", "dgc_comparison", "resolve_horizon", "resolve_n_jobs", "varying_terms"]
+           "dgc_definition", "dgc_comparison", "resolve_horizon", "resolve_n_jobs", "varying_terms", "recognition_what_if"]
 
 #: optional part -> (what is missing, in words; the spec key that enables it)
 PARTS: dict[str, tuple[str, str]] = {
@@ -171,6 +171,44 @@ def varying_terms(df: pd.DataFrame, terms) -> tuple[list[str], list[str]]:
     for t in terms:
         (keep if t in df.columns and df[t].nunique(dropna=True) > 1 else constant).append(t)
     return keep, constant
+
+
+def recognition_what_if(panel: Panel, dgc, *, delta_points: float, segment: str | None, move_share: float,
+                        horizons, n_boot: int, discount_rate: float, n_jobs: int = 1, with_value: bool = True,
+                        seed: int = 0):
+    """Notebook 04's two what-if scenarios on the recognition construct.
+
+    Fits one Cox model of defection (tenure clock, delayed entry at the survey) on the perceptions
+    and, when the study has disappointed good customers (``dgc`` is the run's definition, None
+    otherwise), their flag; then :func:`cxlab.value.what_if` raises recognition by
+    ``delta_points`` for ``segment`` (None = every respondent) and, with ``dgc``, moves
+    ``move_share`` of the disappointed good customers to the recognised good customers' level.
+    Returns ``(raise_table, move_table)``; ``move_table`` is None without ``dgc``. Money rows
+    (discounted margin) only ``with_value``.
+    """
+    from cxlab.segments import perception_segments
+    from cxlab.survival import CoxModel
+    from cxlab.value import what_if
+
+    if panel.recognition is None:
+        raise ParameterError("recognition_what_if needs a recognition construct; check wb.has('recognition') first.")
+    if dgc is None and segment is not None:
+        raise ParameterError(f"The what-if segment {segment!r} needs the disappointed good customers, which this study "
+                             f"cannot give; use segment=None (every respondent).")
+    controls = ["dgc"] if dgc is not None else []
+    rows = panel.model_table([*panel.constructs, *controls, "entry", "duration", "event",
+                              *(["value"] if with_value else [])], label="what-if model")
+    if dgc is not None:
+        rows = perception_segments(rows, panel.recognition, scale=panel.scale,
+                                   good_customer_min=dgc.good_customer_min, recognised_min=dgc.recognised_min)
+    cox = CoxModel(panel.constructs, controls=controls).fit(rows, duration_col="duration", event_col="event",
+                                                            entry_col="entry")
+    common = dict(horizons=horizons, n_boot=n_boot, discount_rate=discount_rate, scale=panel.scale, n_jobs=n_jobs,
+                  margin_col="value" if with_value else None, seed=seed)
+    raised = what_if(rows, cox, panel.recognition, delta_points, segment=segment,
+                     dgc_threshold=dgc.recognised_min if dgc is not None else None, **common)
+    moved = what_if(rows, cox, panel.recognition, move_share=move_share, **common) if dgc is not None else None
+    return raised, moved
 
 
 # --------------------------------------------------------------------------------------------

@@ -176,3 +176,41 @@ def test_weak_scale_is_a_warning_naming_the_failing_coefficient():
                     "with care.", "warning")]
     rel = _rel(construct=["a"], n_items=[3], alpha=[0.70], omega=[0.70])
     assert reliability_findings(rel)[0][1] == "finding"   # 0.7 itself is reliable enough
+
+
+# ---- the what-if of notebook 04 ------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def shape_books(tmp_path_factory):
+    from shapes import write_shape
+    base = tmp_path_factory.mktemp("shapes")
+    return {name: workbook.open_study(write_shape(name, base / name, n_customers=800))
+            for name in ("no_complaints", "minimal")}
+
+
+def test_what_if_uses_the_dgc_flag_and_the_money_when_the_study_has_them(shape_books):
+    wb = shape_books["no_complaints"]
+    raised, moved = workbook.recognition_what_if(
+        wb.panel, wb.dgc_definition, delta_points=0.5, segment="disappointed good customers", move_share=0.25,
+        horizons=[12], n_boot=0, discount_rate=0.1)
+    assert set(raised["metric"]) == {"expected defections", "retained months", "discounted margin"}
+    assert moved is not None and (moved["n_changed"] > 0).all()
+    # raising recognition lowers the expected defections (the demo's recognition protects)
+    d = raised.set_index("metric").loc["expected defections", "delta"]
+    assert d < 0
+
+
+def test_what_if_without_dgc_or_value_raises_everyone_and_counts_no_money(shape_books):
+    wb = shape_books["minimal"]
+    assert wb.dgc_definition is None and not wb.has("value")
+    raised, moved = workbook.recognition_what_if(
+        wb.panel, None, delta_points=0.5, segment=None, move_share=0.25, horizons=[12], n_boot=0,
+        discount_rate=0.1, with_value=False)
+    assert moved is None
+    assert "discounted margin" not in set(raised["metric"])
+    rows = wb.panel.model_table([*wb.panel.constructs, "entry", "duration", "event"])
+    below_top = int((rows[wb.panel.recognition] < wb.panel.scale[1]).sum())   # everyone not already at the top
+    assert (raised["n"] == len(rows)).all() and (raised["n_changed"] == below_top).all()
+    with pytest.raises(ParameterError, match="segment"):
+        workbook.recognition_what_if(wb.panel, None, delta_points=0.5, segment="disappointed good customers",
+                                     move_share=0.25, horizons=[12], n_boot=0, discount_rate=0.1, with_value=False)
