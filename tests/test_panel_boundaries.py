@@ -29,8 +29,6 @@ T = pd.Timestamp
 SNAPSHOT = "2026-06-30"
 START = "2020-01-01"
 SURVEY = "2024-01-01"
-ISSUE_8 = ("issue 8 item 5 (engineer C, cxlab/panel.py): the calendar-day cut-off is not in "
-           "panel.py yet; anything dated on the snapshot day must be inside the window")
 
 
 def months(a, b=START):
@@ -117,7 +115,6 @@ def test_defection_on_the_snapshot_day_is_an_event(panel):
     assert _intervals(panel, 2)["event"].tolist() == [1]
 
 
-@pytest.mark.xfail(strict=True, reason=ISSUE_8)
 def test_defection_on_the_snapshot_day_with_a_time_of_day_is_an_event(panel):
     r = _row(panel, 3)
     assert r["event"] == 1                 # 2026-06-30 10:00 is on the snapshot day
@@ -146,7 +143,6 @@ def test_answers_after_the_snapshot_are_invisible(panel):
     assert ex.loc["answers on or before the snapshot", "rows_out"] <= 9
 
 
-@pytest.mark.xfail(strict=True, reason=ISSUE_8)
 def test_an_answer_on_the_snapshot_day_with_a_time_of_day_is_inside_the_window(panel):
     ex = panel.exclusions.set_index("step")
     assert ex.loc["answers on or before the snapshot", ["rows_in", "rows_out"]].tolist() == [11, 9]
@@ -158,6 +154,8 @@ def test_an_answer_on_the_snapshot_day_with_a_time_of_day_is_inside_the_window(p
 def test_complaint_after_the_snapshot_is_invisible(panel):
     iv = _intervals(panel, 7)
     assert len(iv) == 1                      # no change point at the later complaint
+    ex = panel.exclusions.set_index("step")  # and it is counted as set aside
+    assert ex.loc["complaints opened on or before the snapshot", ["rows_in", "rows_out"]].tolist() == [2, 1]
     assert iv[["complaint_open", "complaint_resolved_goodwill", "complaint_resolved_no_goodwill"]].sum().sum() == 0
     assert iv["stop"].tolist() == pytest.approx([months(SNAPSHOT)])
 
