@@ -133,3 +133,28 @@ def test_git_commit_describes_the_notebook_folder(tmp_path):
     assert re.fullmatch(r"[0-9a-f]{40}", clean)
     (repo / "notebooks" / "02-new.ipynb").write_text("{}")     # an untracked notebook makes it dirty
     assert git_commit(repo / "notebooks") == clean + "-dirty"
+
+
+def test_the_last_resort_scrub_catches_a_writer_that_forgot(tmp_path, monkeypatch):
+    """A writer that puts a secret into the run folder unscrubbed (here: a wrapped index
+    writer) is caught by the final pass over every file before the folder is published."""
+    import cxlab.report.index as index
+    from cxlab.report.runner import load_run_config, run
+
+    nbs = tmp_path / "notebooks"
+    nbs.mkdir()
+    notebook(nbs / "01-quiet.ipynb", params=PARAMS, body="x = 1")
+    tiny_study(tmp_path)
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(json.dumps({"name": "quiet", "study": "study.yaml", "out": "reports",
+                               "notebooks_dir": "notebooks"}), encoding="utf-8")
+    write_index = index.write_index
+
+    def leaky_index(run_dir, manifest):
+        (run_dir / "debug.txt").write_text(f"url={SECRET}\nhtml={html.escape(SECRET)}\n", encoding="utf-8")
+        return write_index(run_dir, manifest)
+
+    monkeypatch.setattr(index, "write_index", leaky_index)
+    manifest = run(load_run_config(cfg), overrides=[f"warehouse_url={SECRET}"], log=lambda m: None)
+    text = (tmp_path / "reports" / manifest["run_id"] / "debug.txt").read_text(encoding="utf-8")
+    assert text == "url=•••\nhtml=•••\n"
