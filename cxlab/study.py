@@ -791,7 +791,9 @@ def read_table(path: Path, role: str = "data", spec: "_FileSpec | None" = None):
     if data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) and not codec.startswith(("utf-16", "utf-32")):
         raise TableReadError(f"{label} is UTF-16 text (as Excel's \"Unicode text\" saves it); say so with "
                              f"{key}: utf-16 in the spec, or save it as CSV UTF-8.")
-    if b"\x00" in data[:65536] and not codec.startswith(("utf-16", "utf-32")):
+    head = data[:65536]
+    controls = sum(head.count(bytes([b])) for b in (*range(0, 9), *range(14, 27), *range(28, 32)))
+    if (b"\x00" in head or controls > 0.01 * len(head)) and not codec.startswith(("utf-16", "utf-32")):
         raise TableReadError(f"{label} is not a text (CSV) file: it holds binary data. Give a CSV "
                              f"export or a Parquet file (.parquet).")
     try:

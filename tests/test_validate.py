@@ -568,6 +568,7 @@ def test_missing_codes_in_the_customer_file(tmp_path):
 @pytest.mark.parametrize("name, content, rule, words", [
     ("truncated", None, "row_fields", "fewer fields than the header"),
     ("binary", bytes(range(256)) * 40, "file_readable", "binary"),
+    ("binary without NUL", bytes(range(1, 256)) * 40, "file_readable", "binary"),
     ("empty", b"", "file_readable", "is empty"),
     ("blank", b"\n\n  \n", "file_readable", "is empty"),
     ("parquet named csv", b"PAR1" + bytes(200), "file_readable", "Parquet"),
