@@ -24,7 +24,7 @@ Keys beyond the example above (all optional)
 
 Every file spec (``customers``, ``surveys``, ``complaints``) takes the dialect of its extract:
 
-``delimiter``      field separator of a CSV (default ``","``; ``";"``, ``"\t"``, ``"|"`` ...)
+``delimiter``      field separator of a CSV (default ``","``; ``";"``, a tab, ``"|"`` ...)
 ``decimal``        decimal mark of numbers: ``"."`` (default) or ``","``. With ``","`` a number
                    holding a ``"."`` is refused (it may be a thousands separator).
 ``encoding``       text encoding of a CSV (default ``utf-8``; e.g. ``latin-1``, ``cp1252``)
@@ -34,6 +34,12 @@ Every file spec (``customers``, ``surveys``, ``complaints``) takes the dialect o
                    (``[98, 99, "NSP"]``). In the survey file they apply to items, the
                    self-status item and outcomes; in the other files to every column except the
                    id. A cell equal to a code is treated as empty (and counted).
+
+``decimal``, ``date_format`` and ``missing_codes`` also apply to text columns of a Parquet file.
+
+Dates are compared with ``snapshot_date`` by calendar day (:func:`within_snapshot`): anything
+dated on the snapshot day is inside the window, whatever its time of day. How duplicate survey
+answers and complaints are decided is documented in :mod:`cxlab.panel`.
 
 ``surveys.outcomes`` maps an outcome name to its column, short (``recommend: q1``) or long::
 
