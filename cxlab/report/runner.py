@@ -23,9 +23,23 @@ by the previous run's durations. Each notebook's phases (worker start-up, kernel
 execution, shutdown, HTML export) are timed into ``manifest.json`` (``timings``), whose keys are
 documented in ``manifest.schema.json`` next to this file.
 
+Before anything is written, the config, the study spec, its data (``cxlab.validate``, the same
+checks as ``cxlab validate``) and every parameter (name, type and the allowed values declared in
+the notebooks' parameters cells, :mod:`cxlab.report.params`) are checked; ``min_cell`` is set
+once per run for every notebook (default 10, at least 5).
+
+Faults: SIGINT/SIGTERM kill every worker and kernel and publish the run as ``interrupted`` (a
+signal outside the notebooks' execution, or a second one, removes the unfinished folder
+instead); workers and kernels die with the runner even on ``kill -9``
+(:mod:`cxlab.report.workers`, :mod:`cxlab.report.procs`), and the next run removes a dead run's
+``.tmp-`` folder. A full disk or an output folder that cannot be written gives one line on
+stderr, never a traceback, and leaves no ``.tmp-`` folder. Secret parameter values are scrubbed
+from every output and log line (:mod:`cxlab.report.scrub`).
+
 Exit codes: 0 all notebooks succeeded; 1 the run finished but a notebook failed (its HTML shows
-the error); 2 user error (bad config, study or parameter: nothing was run); 3 another run holds
-the lock on OUT for longer than ``--lock-timeout``.
+the error), or the disk filled up once the run had started; 2 user error (bad config, study,
+data or parameter, unusable output folder: nothing was run); 3 another run holds the lock on OUT
+for longer than ``--lock-timeout``; 130 / 143 stopped by SIGINT / SIGTERM.
 """
 
 from __future__ import annotations
