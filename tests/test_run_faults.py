@@ -503,3 +503,20 @@ def test_an_error_message_that_quotes_a_secret_is_scrubbed(project, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "'warehouse' must be str" in err
     assert "hunter2-CANARY" not in err and "•••" in err
+
+
+def test_no_permission_for_out_is_exit_2(project, capsys, monkeypatch):
+    # root may write anywhere, so the refusal is simulated where the folder is made
+    real_mkdir = Path.mkdir
+
+    def refuse(self, *a, **k):
+        if self.name == "reports":
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return real_mkdir(self, *a, **k)
+
+    monkeypatch.setattr(Path, "mkdir", refuse)
+    code = main(["run", str(write_config(project))])
+    err = capsys.readouterr().err
+    assert code == 2 and "cannot create the output folder" in err and "permission denied (EACCES)" in err, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (project / "reports").exists()
