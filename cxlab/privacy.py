@@ -192,8 +192,11 @@ def complementary_suppression(table: pd.DataFrame, count_col: str = "n", min_cel
 
 
 def pool_levels(series: pd.Series, min_cell: int | None = None, other_label: str = "other",
-                name: str | None = None) -> tuple[pd.Series, dict]:
-    """Pool the levels of one categorical series held by fewer than ``min_cell`` rows.
+                name: str | None = None, ids: pd.Series | None = None) -> tuple[pd.Series, dict]:
+    """Pool the levels of one categorical series held by fewer than ``min_cell`` customers.
+
+    Customers are rows, or the distinct ``ids`` (aligned with ``series``) when a customer has
+    several rows (counting-process intervals).
 
     Levels below ``min_cell`` become ``other_label``; when the pooled group is itself below
     ``min_cell`` the smallest remaining level joins it, until it is large enough or no level is
@@ -205,7 +208,11 @@ def pool_levels(series: pd.Series, min_cell: int | None = None, other_label: str
     name = name if name is not None else (series.name if series.name is not None else "column")
     s = series.astype(object).where(series.notna(), None)
     text = s.map(lambda v: v if v is None else str(v))
-    counts = text.value_counts()
+    if ids is None:
+        counts = text.value_counts()
+    else:
+        counts = pd.Series(np.asarray(ids), index=text.index)[text.notna()].groupby(
+            text[text.notna()]).nunique().sort_values(ascending=False, kind="stable")
     small = [lvl for lvl, n in counts.items() if n < m and lvl != other_label]
     pool = set(small)
     if small:
@@ -287,17 +294,19 @@ def pooling_sentences() -> list[str]:
     return [r["sentence"] for r in pooled.values()]
 
 
-def pool_for_model(series: pd.Series, name: str, min_cell: int | None = None) -> tuple[pd.Series, bool]:
+def pool_for_model(series: pd.Series, name: str, min_cell: int | None = None,
+                   ids: pd.Series | None = None) -> tuple[pd.Series, bool]:
     """The hook of the design-matrix builders: a categorical control enters a model only after its
     rare levels are pooled (:func:`pool_levels`, with a warning the report shows).
 
-    Returns (series as text, usable); ``usable`` is False when pooling left a single level (the
+    ``ids``: the customer of each row when a customer has several rows (levels are then counted
+    in customers). Returns (series as text, usable); ``usable`` is False when pooling left a single level (the
     control cannot be estimated and is left out; the warning says so).
     """
     if pd.api.types.is_bool_dtype(series) or (pd.api.types.is_numeric_dtype(series)
                                               and not isinstance(series.dtype, pd.CategoricalDtype)):
         return series, True
-    new, rep = pool_levels(series, min_cell, name=name)
+    new, rep = pool_levels(series, min_cell, name=name, ids=ids)
     if not rep["n_small"]:
         return series, True
     _announce(rep)

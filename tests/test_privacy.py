@@ -27,6 +27,7 @@ MC = 10   # min_cell in these tests
 @pytest.fixture(autouse=True)
 def _default_min_cell():
     privacy.set_min_cell(privacy.MIN_CELL)
+    privacy.pooled.clear()      # each pooling is announced once per process: start afresh
     yield
     privacy.set_min_cell(privacy.MIN_CELL)
 
@@ -435,3 +436,26 @@ def test_rare_levels_are_pooled_before_the_aft_and_loyalty_models():
         logit = retention_logit(d, 12, ["recognition", "empathy"], controls=["segment"])
     for terms in (aft.summary["term"].astype(str), logit.summary["term"].astype(str)):
         assert not terms.str.contains("tiny").any() and terms.str.contains("other").any(), terms.tolist()
+
+
+def test_levels_are_counted_in_customers_on_counting_process_rows():
+    from cxlab.survival.cox import TimeVaryingCoxModel
+
+    d = _respondents_with_segment(5).reset_index(drop=True).assign(customer_key=lambda x: x.index)
+    mid = (d["entry"] + d["duration"]) / 2
+    first = d.assign(start=d["entry"], stop=mid, event=0)
+    second = d.assign(start=mid, stop=d["duration"])
+    intervals = pd.concat([first, second], ignore_index=True)   # the 5 tiny customers have 10 rows
+    assert (intervals["segment"] == "tiny").sum() == 2 * 5
+    with pytest.warns(UserWarning, match="segment: 1 level with fewer than 10 customers"):
+        tv = TimeVaryingCoxModel(["recognition", "empathy"], controls=["segment"]).fit(intervals)
+    assert not tv.summary["term"].astype(str).str.contains("tiny").any()
+
+
+def test_rare_levels_are_pooled_in_the_driver_design():
+    from cxlab import drivers
+
+    d = _respondents_with_segment(5)
+    with pytest.warns(UserWarning, match="segment: 1 level with fewer than 10 customers"):
+        _, names = drivers._design(d, ["recognition", "segment"])[:2]
+    assert not any("tiny" in n for n in names) and any("other" in n for n in names)
