@@ -33,6 +33,7 @@ import pandas as pd
 from scipy import special
 from threadpoolctl import threadpool_limits
 
+from cxlab import privacy
 from cxlab.errors import ModelError, ParameterError
 from cxlab.survival.engine import CoxProblem, RiskSets
 
@@ -346,6 +347,9 @@ def _design(df, columns, standardize=True, what="column"):
         s = df[c]
         if (s.dtype == object or isinstance(s.dtype, pd.CategoricalDtype)
                 or pd.api.types.is_string_dtype(s) or pd.api.types.is_bool_dtype(s)):
+            s, usable = privacy.pool_for_model(s, c)  # privacy: rare levels pooled into "other"
+            if not usable:
+                continue
             d = pd.get_dummies(s.astype("category"), prefix=c, prefix_sep="=", drop_first=True,
                                dtype=float)
             d = d.loc[:, d.sum() > 0]
