@@ -51,7 +51,7 @@ from ibis import _
 from cxlab.errors import CxlabError
 from cxlab.study import snapshot_cutoff, within_snapshot
 
-__all__ = ["Panel", "build_panel", "DAYS_PER_MONTH", "CLOCK_DESCRIPTION"]
+__all__ = ["Panel", "build_panel", "survey_answers", "DAYS_PER_MONTH", "CLOCK_DESCRIPTION"]
 
 DAYS_PER_MONTH = 30.4375
 
@@ -216,6 +216,27 @@ def _dedupe_complaints(complaints: pd.DataFrame, flow: "_Flow") -> pd.DataFrame:
     return df.sort_values("source_row", kind="stable").drop(columns="_day").reset_index(drop=True)
 
 
+def _answer_columns(spec) -> list[str]:
+    return list(dict.fromkeys([*spec.items, *([spec.self_status] if spec.self_status else []),
+                               *spec.outcome_columns.values()]))
+
+
+def survey_answers(study, data) -> pd.DataFrame:
+    """The survey answers the panel analyses: duplicates decided (see the module docstring) and
+    cut at the snapshot day, in file order, with every column of ``data.surveys``.
+
+    Use it wherever answers are analysed outside the panel (reliability, item statistics), so
+    that they are the same rows as the panel's.
+    """
+    surveys = _with_source_row(data.surveys)
+    kept = _dedupe_answers(surveys[["customer_id", "date", *_answer_columns(study.surveys), "source_row"]],
+                           _answer_columns(study.surveys), _Flow())
+    kept = kept[within_snapshot(kept["date"], study.snapshot_date)]
+    out = surveys[surveys["source_row"].isin(kept["source_row"])]
+    return out.reset_index(drop=True) if "source_row" in data.surveys.columns else \
+        out.drop(columns="source_row").reset_index(drop=True)
+
+
 def build_panel(study, data, *, follow_up: str = "snapshot", min_item_share: float = 0.5,
                 good_customer_min: float | None = None, recognised_min: float | None = None,
                 threads: int | None = None) -> Panel:
@@ -261,8 +282,7 @@ def build_panel(study, data, *, follow_up: str = "snapshot", min_item_share: flo
     con = _connect(threads)
     cust_df = data.customers[["customer_id", "start", "end", "value", *covariates]].copy()
     cust_df["customer_key"] = np.arange(len(cust_df), dtype="int64")
-    answer_cols = list(dict.fromkeys([*spec.items, *([spec.self_status] if spec.self_status else []),
-                                      *spec.outcome_columns.values()]))
+    answer_cols = _answer_columns(spec)
     surv_df = _with_source_row(data.surveys)[["customer_id", "date", *answer_cols, "source_row"]]
     n_answers = len(surv_df)
     surv_df = _dedupe_answers(surv_df, answer_cols, flow)

@@ -223,6 +223,22 @@ def test_duplicate_and_conflicting_answers_are_decided_and_counted():
                                                          "respondents"]
 
 
+def test_survey_answers_are_the_panels_answers():
+    from cxlab.panel import survey_answers
+
+    data = make_data()
+    s = data.surveys
+    data.surveys = with_rows(s, [{**s.iloc[0].to_dict(), "date": T("2024-01-01 16:00")},   # a copy
+                                 {**s.iloc[5].to_dict(), "a": 1.0}])                       # a conflict
+    got = survey_answers(make_study(), data)
+    assert list(got.columns) == list(data.surveys.columns)
+    # rows kept: not the copy (row 9), not C5's two answers (rows 6, 10), not the two after the snapshot
+    assert got["source_row"].tolist() == [1, 2, 3, 7, 8]
+    p = build_panel(make_study(), data)
+    ex = p.exclusions.set_index("step")
+    assert len(got) == ex.loc["answers on or before the snapshot", "rows_out"]
+
+
 def test_conflicting_answers_of_a_respondent_leave_it_out():
     data = make_data()
     s = data.surveys
