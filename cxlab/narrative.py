@@ -310,8 +310,16 @@ def cox_findings(summary: pd.DataFrame, model_label: str | None = None, t_ref: f
         others = (", ".join(rest_terms[:-1]) + " and " + rest_terms[-1]) if len(rest_terms) > 1 else "".join(rest_terms)
         verb = "protect" if len(rest_terms) > 1 else "protects"
         first = sentence(top)
-        out.append(f"{_cap(human_label(top['term']))} matters most: {first[:1].lower()}{first[1:]}"
-                   + (f" {_cap(others)} also {verb}, less strongly." if others else ""))
+        second = protective.iloc[1] if len(protective) > 1 else None
+        # "matters most" only when the next perception's interval does not reach this one's
+        if second is not None and second["lower_per_sd"] <= top["upper_per_sd"]:
+            lead = (f"{_cap(human_label(top['term']))} has the strongest estimated link, though its interval "
+                    f"overlaps that of {human_label(second['term'])}, so which matters most is uncertain")
+            also = f" {_cap(others)} also {verb}." if others else ""
+        else:
+            lead = f"{_cap(human_label(top['term']))} matters most"
+            also = f" {_cap(others)} also {verb}, less strongly." if others else ""
+        out.append(f"{lead}: {first[:1].lower()}{first[1:]}{also}")
         rest = c[c["term"] != top["term"]]
     else:
         out.append("No perception is clearly linked to a lower risk of defecting once the others are held equal.")

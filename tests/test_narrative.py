@@ -132,11 +132,16 @@ def summary(rows):
 
 
 def test_cox_findings_name_the_strongest_and_grammar():
-    out = cox_findings(summary([["empathie", 0.9, 0.85, 0.95], ["reconnaissance", 0.7, 0.6, 0.8],
+    out = cox_findings(summary([["empathie", 0.9, 0.85, 0.95], ["reconnaissance", 0.7, 0.6, 0.78],
                                 ["proximité", 0.85, 0.8, 0.9]]))
     assert out[0].startswith("Reconnaissance matters most: customers one SD higher on reconnaissance have a 30 %")
     assert "Proximité and empathie also protect, less strongly." in out[0]
     assert len(out) == 3
+    # overlapping intervals: the order is not claimed
+    close = cox_findings(summary([["a", 0.7, 0.6, 0.82], ["b", 0.78, 0.7, 0.88]]))
+    assert close[0].startswith("A has the strongest estimated link, though its interval overlaps that of b, "
+                               "so which matters most is uncertain: customers one SD higher on a have a 30 %")
+    assert "matters most:" not in close[0] and "less strongly" not in close[0]
     two = cox_findings(summary([["a", 0.7, 0.6, 0.8], ["b", 0.9, 0.85, 0.95]]))
     assert "B also protects" in two[0]
     none = cox_findings(summary([["a", 1.0, 0.9, 1.1]]))
