@@ -334,7 +334,34 @@ def test_calibration_table_sums_to_n_and_tracks_observed(evaluation_data):
     # a correctly specified model: observed within its CI of predicted in most deciles
     inside = (cal["lower"] <= cal["predicted_defection"]) & (cal["predicted_defection"] <= cal["upper"])
     assert inside.sum() >= 7
-    assert (cal["lower"] <= cal["observed_defection"]).all() and (cal["observed_defection"] <= cal["upper"]).all()
+
+
+def test_calibration_table_equals_an_independent_computation(evaluation_data):
+    # Reference from the raw rows: out-of-fold predictions of lifelines' CoxTimeVaryingFitter on
+    # scikit-learn's StratifiedKFold(5, shuffle, seed 0); deciles of the predicted defection
+    # (ties broken by row order); per decile the mean prediction and lifelines' KaplanMeierFitter on
+    # time since entry read at 12 months (exponential Greenwood interval = R conf.type "log-log").
+    from lifelines import KaplanMeierFitter
+    from sklearn.model_selection import StratifiedKFold
+
+    d = evaluation_data
+    cal = calibration(d, ["recognition", "empathy"], ["segment"], entry_col="entry", time=12)
+    ev = d["event"].to_numpy(bool)
+    predicted = np.empty(len(d))
+    for tr, te in StratifiedKFold(n_splits=5, shuffle=True, random_state=0).split(np.zeros(len(d)), ev):
+        predicted[te] = 1 - _independent_fold_predictions(d, tr, te, [12.0])[1][:, 0]
+    decile = pd.qcut(pd.Series(predicted).rank(method="first"), 10, labels=False).to_numpy() + 1
+    since = (d["duration"] - d["entry"]).to_numpy()
+    for g in range(1, 11):
+        m = decile == g
+        row = cal.set_index("decile").loc[g]
+        assert row["n"] == m.sum()
+        assert row["predicted_defection"] == pytest.approx(predicted[m].mean(), rel=1e-5)
+        km = KaplanMeierFitter().fit(since[m], ev[m])
+        ci = km.confidence_interval_survival_function_
+        lo, hi = ci[ci.index <= 12].iloc[-1]
+        assert row["observed_defection"] == pytest.approx(1 - km.predict(12), abs=1e-12)
+        assert row["lower"] == pytest.approx(1 - hi, rel=1e-8) and row["upper"] == pytest.approx(1 - lo, rel=1e-8)
 
 
 def test_calibration_hides_cells_under_ten_customers(evaluation_data):
