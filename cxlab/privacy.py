@@ -206,13 +206,15 @@ def pool_levels(series: pd.Series, min_cell: int | None = None, other_label: str
     """
     m = resolve_min_cell(min_cell)
     name = name if name is not None else (series.name if series.name is not None else "column")
-    s = series.astype(object).where(series.notna(), None)
-    text = s.map(lambda v: v if v is None else str(v))
+    present = series.notna().to_numpy()
+    codes, uniques = pd.factorize(series[present].astype(str))     # vectorised: a million rows
+    labels = np.asarray(uniques, dtype=object)
     if ids is None:
-        counts = text.value_counts()
+        sizes = np.bincount(codes, minlength=len(labels))
     else:
-        counts = pd.Series(np.asarray(ids), index=text.index)[text.notna()].groupby(
-            text[text.notna()]).nunique().sort_values(ascending=False, kind="stable")
+        sizes = pd.Series(np.asarray(ids)[present]).groupby(codes).nunique().reindex(
+            range(len(labels)), fill_value=0).to_numpy()
+    counts = pd.Series(sizes, index=labels).sort_values(ascending=False, kind="stable")
     small = [lvl for lvl, n in counts.items() if n < m and lvl != other_label]
     pool = set(small)
     if small:
@@ -231,9 +233,11 @@ def pool_levels(series: pd.Series, min_cell: int | None = None, other_label: str
               "min_cell": m, "other_label": other_label}
     if not small:
         return series, report
-    out = text.where(~text.isin(pool), other_label)
-    out = pd.Series(out.to_numpy(dtype=object), index=series.index, name=series.name)
-    return out, report
+    pooled_code = np.isin(labels, list(pool))
+    values = np.where(pooled_code, other_label, labels).astype(object)[codes]
+    out = np.full(len(series), None, dtype=object)
+    out[present] = values
+    return pd.Series(out, index=series.index, name=series.name), report
 
 
 def pool_rare_levels(frame: pd.DataFrame, columns: Sequence[str], min_cell: int | None = None,
