@@ -507,12 +507,18 @@ def _model_columns(model):
 def _design(model, df: pd.DataFrame) -> np.ndarray:
     """The model's covariates on ``df``, on their own scale (scale points, 0/1 dummies)."""
     if _is_cxlab_cox(model):
-        cols = []
+        from cxlab import privacy
+
+        cols, text = [], {}
         for term, kind, var, ref in model.terms_[["term", "kind", "variable", "reference"]].itertuples(index=False):
             _require_columns(df, [var], "what_if (covariates of the Cox model)")
             if ref is not None:   # a level of a categorical control, against its reference
+                if var not in text:   # rare levels pooled as CoxModel pooled them (same table, same rule)
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        text[var] = privacy.pool_for_model(df[var], var)[0].astype(str)
                 level = term[len(var) + 1:-1]
-                cols.append((df[var].astype(str) == level).to_numpy(dtype=float))
+                cols.append((text[var] == level).to_numpy(dtype=float))
             elif pd.api.types.is_bool_dtype(df[var]):
                 cols.append(df[var].astype(int).to_numpy(dtype=float))
             else:
@@ -896,9 +902,11 @@ def cohort_survivors(df: pd.DataFrame, start_col: str = "start", end_col: str = 
     end = pd.to_datetime(df[end_col])
     if start.isna().any():
         raise DataContractError(f"cohort_survivors: {int(start.isna().sum())} rows have no {start_col!r}.")
-    keep = start <= snapshot
+    from cxlab.study import within_snapshot  # the snapshot day counts whole, whatever the time
+
+    keep = within_snapshot(start, snapshot)
     start, end = start[keep], end[keep]
-    end = end.where(end <= snapshot)  # later ends are invisible at the snapshot
+    end = end.where(within_snapshot(end, snapshot))  # later ends are invisible at the snapshot
     step = 12 if period == "year" else 1
     cohort = start.dt.to_period("Y" if period == "year" else "M")
     rows = []

@@ -68,3 +68,27 @@ def test_what_if_refuses_cox_models_it_cannot_refit(fitted):
         what_if(df, CoxModel(["recognition"]), "recognition", n_boot=0)
     with pytest.raises(CxlabError, match="CoxModel"):
         what_if(df, object(), "recognition", n_boot=0)
+
+
+def test_what_if_pools_rare_levels_as_the_cox_model_did():
+    """A control level held by fewer than min_cell respondents is pooled by CoxModel (privacy); the
+    what-if must rebuild the same pooled design, not compare against the raw level names."""
+    from lifelines import CoxPHFitter
+
+    df = _respondents(seed=22)
+    df.loc[df.index[:4], "channel"] = "post"           # 4 respondents: pooled with the next-smallest level
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ours = CoxModel(["recognition"], controls=["channel"]).fit(df, entry_col="entry")
+    pooled = [t for t in ours.params_.index if t.startswith("channel[")]
+    assert pooled == ["channel[online]", "channel[other]"]   # post (4) + phone, the next-smallest
+    design = df.assign(**{"channel[online]": (df["channel"] == "online").astype(float),
+                          "channel[other]": df["channel"].isin(["post", "phone"]).astype(float)})
+    theirs = CoxPHFitter().fit(design[["recognition", *pooled, "entry", "duration", "event"]], "duration", "event",
+                               entry_col="entry")
+    kw = dict(n_boot=0, scale=(1, 5))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = what_if(df, ours, "recognition", 1.0, **kw)
+    b = what_if(design, theirs, "recognition", 1.0, **kw)
+    pd.testing.assert_frame_equal(a, b, rtol=1e-6)
