@@ -185,11 +185,11 @@ class CoxModel:
                     s = s.astype(int)
                     x = s.to_numpy(float)
                 else:
-                    s, usable = privacy.pool_for_model(  # privacy: rare levels pooled into "other"
-                        s, c, ids=df[cluster_col] if cluster_col is not None else None)
+                    s, usable = privacy.pool_for_model(s, c)  # privacy: rare levels pooled into "other"
                     if not usable:
                         continue
-                    counts = s.astype(str).value_counts()
+                    codes, uniques = pd.factorize(s.astype(str))   # once: a million rows, several levels
+                    counts = pd.Series(np.bincount(codes, minlength=len(uniques)), index=uniques)
                     if len(counts) < 2:
                         raise ModelError(
                             f"Cox model: control '{c}' has a single level ({counts.index[0]!r}); it cannot be "
@@ -201,7 +201,7 @@ class CoxModel:
                     for level in sorted(counts.index):
                         if level == ref:
                             continue
-                        cols.append((s.astype(str) == level).to_numpy(float))
+                        cols.append((codes == uniques.get_loc(level)).astype(float))
                         names.append(f"{c}[{level}]")
                         kinds.append("control")
                         sources.append(c)
@@ -221,7 +221,8 @@ class CoxModel:
         # perfect separation on binary columns: a level with no events (or only events)
         for j, name in enumerate(names):
             x = X[:, j]
-            vals = np.unique(x)
+            lo, hi = x.min(), x.max()   # binary? (two passes instead of sorting the column)
+            vals = (lo, hi) if lo != hi and np.all((x == lo) | (x == hi)) else ()
             if len(vals) == 2:
                 for v in vals:
                     m = x == v
