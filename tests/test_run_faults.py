@@ -117,6 +117,18 @@ def all_gone(procs: list[psutil.Process], seconds: float = 10) -> list[int]:
     return [p.pid for p in alive]
 
 
+def strays(project: Path) -> list[int]:
+    """Processes (workers, kernels) still running on this project's files."""
+    out = []
+    for proc in psutil.process_iter(["pid", "cmdline", "status"]):
+        try:
+            if proc.info["status"] != psutil.STATUS_ZOMBIE and str(project) in " ".join(proc.info["cmdline"] or []):
+                out.append(proc.info["pid"])
+        except (psutil.Error, TypeError):
+            continue
+    return out
+
+
 # ---- parameter rules ---------------------------------------------------------------------------
 
 
@@ -272,7 +284,7 @@ def test_a_signal_stops_workers_and_kernels_and_publishes_an_interrupted_run(pro
     _, err = proc.communicate(timeout=60)
     assert time.monotonic() - t0 < 20, "the run did not stop within a few seconds"
     assert proc.returncode == code, err
-    assert all_gone(children) == []                               # no orphan worker or kernel
+    assert all_gone(children) == [] and strays(project) == []     # no orphan worker or kernel
     assert f"interrupted by {signal.Signals(sig).name}" in err and "Traceback" not in err
     assert err.strip().splitlines()[-1].startswith("cxlab run: run ")       # one final line says so
     assert no_tmp_left(out)
@@ -347,7 +359,7 @@ def test_kill_9_takes_workers_and_kernels_down_and_the_next_run_cleans_up(projec
     assert len(children) >= 2
     proc.kill()
     proc.communicate(timeout=30)
-    assert all_gone(children) == []                               # died with their parent
+    assert all_gone(children) == [] and strays(project) == []     # died with their parent
     left = [p for p in out.iterdir() if p.name.startswith(".tmp-")]
     assert len(left) == 1 and (left[0] / ".owner.json").is_file()
     # a folder whose owner still runs (this test) and one without an owner record are left alone
@@ -455,6 +467,7 @@ def test_disk_full_during_a_run_is_exit_1_and_leaves_nothing_half_written(projec
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 1, err
     assert "NoSpaceLeft: no space left on the device" in err and "Traceback" not in err
+    assert strays(project) == []
     assert no_tmp_left(small) and snapshot(small) == before
     runs = [p for p in small.iterdir() if p.is_dir() and not p.is_symlink() and p.name != "20260101T000000Z-abcdef"]
     assert len(runs) == 1          # what fitted is published as a failed run that says why
@@ -477,6 +490,7 @@ def test_no_space_for_the_run_outputs_abandons_the_run_with_exit_1(project, caps
     err = capsys.readouterr().err
     assert code == 1, err
     assert "failed: no space left on device (ENOSPC)" in err and "Removed its unfinished folder" in err
+    assert strays(project) == []
     assert "Traceback" not in err
     assert no_tmp_left(out) and snapshot(out) == before
     assert sorted(p.name for p in out.iterdir()) == [".lock", "20260101T000000Z-abcdef", "latest"]
