@@ -359,3 +359,31 @@ def test_same_files_give_identical_tables_whatever_the_threads_and_row_order():
     assert len(after) > 100
     np.testing.assert_array_equal(after["complaint_resolved_goodwill"].to_numpy(), want)
     np.testing.assert_array_equal(after["complaint_resolved_no_goodwill"].to_numpy(), 1 - want)
+
+
+def test_property_events_are_exactly_the_defections_by_the_end_of_the_snapshot_day():
+    # random defection times within three days of the snapshot (any time of day), fixed seed
+    rng = np.random.default_rng(11)
+    n = 300
+    ids = [f"R{i:04d}" for i in range(n)]
+    start = T("2020-01-01") + pd.to_timedelta(rng.integers(0, 900, n), unit="D")
+    end = T("2026-06-27") + pd.to_timedelta(rng.integers(0, 6 * 24 * 60, n), unit="min")
+    end = pd.Series(end).where(rng.random(n) < 0.7)
+    customers = pd.DataFrame({"customer_id": ids, "start": start, "end": end.to_numpy(),
+                              "value": 1.0, "région": "nord"})
+    surveys = pd.DataFrame({"customer_id": ids, "date": start + pd.to_timedelta(400, unit="D"),
+                            **{c: rng.integers(1, 6, n).astype(float) for c in "abcs"},
+                            "nps": rng.integers(0, 11, n).astype(float)})
+    data = SimpleNamespace(customers=customers.assign(source_row=np.arange(1, n + 1)),
+                           surveys=surveys.assign(source_row=np.arange(1, n + 1)), complaints=None)
+    p = build_panel(make_study(complaints=None), data)
+    r = p.respondents.set_index("customer_key")
+    ends = customers["end"].iloc[r.index.to_numpy()]
+    want = (ends.notna() & (ends < T("2026-07-01"))).astype(int).to_numpy()
+    assert len(r) == n and 0 < want.sum() < n
+    np.testing.assert_array_equal(r["event"].to_numpy(), want)
+    # nobody is followed beyond the snapshot day
+    tenure_at_snapshot = ((T("2026-06-30") - customers["start"].iloc[r.index.to_numpy()]).dt.days
+                          / DAYS_PER_MONTH).to_numpy()
+    assert (r["duration"].to_numpy() <= tenure_at_snapshot + 1e-9).all()
+    assert (p.intervals.groupby("customer_key")["stop"].max().to_numpy() <= tenure_at_snapshot + 1e-9).all()
