@@ -369,12 +369,19 @@ def test_kill_9_takes_workers_and_kernels_down_and_the_next_run_cleans_up(projec
 
     write_owner(mine, "20260101T000001Z-live")
     (out / ".tmp-unknown").mkdir()
-    lines = []
-    _clean_stale_runs(out, lines.append)
+    assert snapshot(out) == before
+    # the next run cleans up after the dead one, and says so
+    nxt = cli("run", write_config(project, notebooks=["01-quick"]))
+    _, err = nxt.communicate(timeout=300)
+    assert nxt.returncode == 0, err
+    lines = err.splitlines()
     assert not left[0].exists() and mine.exists() and (out / ".tmp-unknown").exists()
     assert any(f"removed {left[0].name}" in m and "no longer running" in m for m in lines), lines
     assert any(".tmp-unknown in place" in m for m in lines), lines
-    assert snapshot(out) == before
+    assert snapshot(out)["files"] == before["files"]               # the earlier run is untouched
+    lines = []
+    _clean_stale_runs(out, lines.append)                          # nothing more to remove
+    assert not any(m.startswith("removed") for m in lines)
 
 
 # ---- environment faults ------------------------------------------------------------------------
