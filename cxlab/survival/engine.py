@@ -247,20 +247,6 @@ class CoxProblem:
         info = self._information(XT, rt, den, A, self.mw)
         return ll, grad, -info
 
-    def score(self, beta, cols=None):
-        """Log partial likelihood and its gradient at ``beta`` (no information matrix: the cheap
-        half of :meth:`loglik`, for refits that reuse an information matrix). ``(-inf, None)`` where
-        the likelihood underflows."""
-        rs = self.rs
-        beta = np.asarray(beta, dtype=float)
-        XT, eta, r, rt, S0, D0, den = self._parts(beta, cols)
-        if np.any(den <= 0):
-            return -np.inf, None
-        ll = float(self.twd @ eta[rs.dead] - self.mw @ np.log(den))
-        if XT.shape[0] == 0:
-            return ll, np.zeros(0)
-        return ll, XT[:, rs.dead] @ self.twd - self._xbar(XT, rt, den) @ self.mw
-
     def _xbar(self, XT, rt, den):
         """Efron-weighted mean of x over the risk set, per entry (p x entries)."""
         rs, ent = self.rs, self.ent

@@ -1,0 +1,139 @@
+"""Benchmark: the whole ``cxlab run --study`` on the demo study, against issue 13's targets.
+
+Builds ``cxlab demo --customers N`` (not timed in the run figure), then times
+``cxlab run --study <demo>/study.yaml --jobs J`` end to end while sampling the resident memory of
+the whole process tree (runner, notebook workers, kernels, joblib workers) every 0.2 s. Prints:
+
+* wall time, peak memory of the process tree, the machine's load average before and after;
+* each notebook's phases from the manifest (``timings``) and its share of the run's wall time;
+* the slowest cells (papermill's per-cell durations in the executed notebooks);
+* the targets of issue 13 and whether they were met.
+
+    .venv/bin/python benchmarks/bench_run.py --customers 200000 [--jobs 2] [--keep DIR]
+    .venv/bin/python benchmarks/bench_run.py --customers 20000     # what `make report` runs
+
+Targets (issue 13, 2 cores): 200 k customers <= 120 s; 1 M <= 600 s and <= 4 GiB peak memory;
+20 k (``make report`` once the environment exists) <= 45 s. Figures are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import nbformat
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+CXLAB = [str(Path(sys.executable).parent / "cxlab")]
+TARGETS = {20_000: (45, None), 200_000: (120, None), 1_000_000: (600, 4 * 1024**3)}
+
+
+def _tree_rss(proc: psutil.Process) -> int:
+    total = 0
+    for p in [proc, *proc.children(recursive=True)]:
+        try:
+            total += p.memory_info().rss
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return total
+
+
+def _run_sampled(cmd, env=None):
+    """Run ``cmd``; return (returncode, wall seconds, peak RSS of its process tree, stderr tail)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    ps = psutil.Process(proc.pid)
+    peak = [0]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            try:
+                peak[0] = max(peak[0], _tree_rss(ps))
+            except psutil.NoSuchProcess:
+                break
+            done.wait(0.2)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, err = proc.communicate()
+    wall = time.perf_counter() - t0
+    done.set()
+    sampler.join()
+    return proc.returncode, wall, peak[0], err[-3000:]
+
+
+def _slowest_cells(run_dir: Path, k: int):
+    cells = []
+    for nb_path in sorted(run_dir.glob("*.ipynb")):
+        nb = nbformat.read(nb_path, as_version=4)
+        for i, c in enumerate(nb.cells):
+            d = c.get("metadata", {}).get("papermill", {}).get("duration")
+            if c.cell_type == "code" and d:
+                first = next((ln for ln in c.source.splitlines() if ln.strip() and not ln.startswith("#")), "")
+                cells.append((float(d), nb_path.stem, i, first[:70]))
+    return sorted(cells, reverse=True)[:k]
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--customers", type=int, default=200_000)
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--keep", type=Path, default=None, help="folder for the demo and the run (default: a temp dir)")
+    ap.add_argument("--slowest", type=int, default=8)
+    args = ap.parse_args(argv)
+    root = args.keep or Path(tempfile.mkdtemp(prefix="cxlab-bench-run-"))
+    root.mkdir(parents=True, exist_ok=True)
+    data, out = root / "data", root / "reports"
+    t0 = time.perf_counter()
+    subprocess.run([*CXLAB, "demo", "--customers", str(args.customers), "--out", str(data)], check=True,
+                   capture_output=True, cwd=REPO)
+    demo_s = time.perf_counter() - t0
+    load_before = os.getloadavg()
+    rc, wall, peak, err = _run_sampled([*CXLAB, "run", "--study", str(data / "study.yaml"), "--out", str(out),
+                                        "--jobs", str(args.jobs)])
+    load_after = os.getloadavg()
+    print(f"cxlab run --study (demo, {args.customers:,} customers, --jobs {args.jobs}) on {os.cpu_count()} cores")
+    print(f"  demo data built in {demo_s:.1f} s (not counted)")
+    print(f"  exit code {rc}; wall {wall:.1f} s; peak memory of the process tree {peak / 1024**3:.2f} GiB")
+    print(f"  load average before {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}, "
+          f"after {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}")
+    if rc not in (0, 1):
+        print(err)
+    runs = sorted(p for p in out.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name != "latest")
+    if not runs:
+        print("  no run folder written")
+        return
+    run_dir = runs[-1]
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    if rc != 0:
+        print(f"  status {manifest['status']}: {manifest.get('failed_reason')}")
+    print(f"  run {manifest['run_id']}: manifest duration {manifest['duration_s']:.1f} s")
+    print(f"  {'notebook':28s} {'status':10s} {'execute s':>9s} {'total s':>8s} {'share of wall':>13s}")
+    for nbk in manifest["notebooks"]:
+        t = nbk.get("timings") or {}
+        total = t.get("total_s") or 0.0
+        print(f"  {nbk['name']:28s} {nbk['status']:10s} {t.get('execute_s', float('nan')):9.1f} {total:8.1f} "
+              f"{total / wall:13.0%}")
+    print("  slowest cells:")
+    for d, name, i, first in _slowest_cells(run_dir, args.slowest):
+        print(f"    {d:7.1f} s  {name} cell {i}: {first}")
+    target = TARGETS.get(args.customers)
+    if target:
+        t_wall, t_mem = target
+        print(f"  target wall <= {t_wall} s: {'met' if wall <= t_wall else 'NOT met'} ({wall / t_wall:.2f}x)")
+        if t_mem:
+            print(f"  target peak memory <= {t_mem / 1024**3:.0f} GiB: {'met' if peak <= t_mem else 'NOT met'}")
+    print(f"  leftover panel cache in the run folder: {sorted(str(p) for p in run_dir.rglob('panel-cache'))}")
+
+
+if __name__ == "__main__":
+    main()
