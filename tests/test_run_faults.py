@@ -541,3 +541,12 @@ def test_no_permission_for_out_is_exit_2(project, capsys, monkeypatch):
     assert code == 2 and "cannot create the output folder" in err and "permission denied (EACCES)" in err, err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert not (project / "reports").exists()
+
+
+def test_bad_parameters_and_bad_data_are_reported_together(project, capsys):
+    _renamed_column(project)
+    code = main(["run", str(write_config(project)), "--set", "n_boot=10"])
+    err = capsys.readouterr().err
+    assert code == 2 and "'n_boot' must be int [>= 50], got 10" in err
+    assert "the study's data breaks its contract" in err and "answers.csv" in err
+    assert not (project / "reports").exists()

@@ -622,7 +622,14 @@ def _run(config: RunConfig, overrides, jobs, lock_timeout, log, progress, secret
     from cxlab.study import load_study
 
     study = load_study(config.study)            # user errors surface before anything runs
-    params = resolve_parameters(config, overrides)
+    try:
+        params = resolve_parameters(config, overrides)
+    except ParameterError as bad_parameters:   # report the data's problems with them, at once
+        try:
+            _check_data(study, config.study)
+        except CxlabError as bad_data:
+            raise ParameterError(f"{bad_parameters}\n\n{bad_data}") from None
+        raise
     secret_names = set(secret_names) | {k for ps in params.values() for k in ps if _is_secret(k, sorted(secret_names))}
     scrubber = Scrubber(scrubber.values + [str(v) for ps in params.values() for k, v in ps.items()
                                            if k in secret_names and v not in (None, "")])
