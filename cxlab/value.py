@@ -921,8 +921,8 @@ def cohort_survivors(df: pd.DataFrame, start_col: str = "start", end_col: str = 
         k = 0
         while True:
             horizon = s_c + pd.DateOffset(months=step * k)
-            if (horizon > snapshot).any():
-                break  # period k not fully observed for every member
+            if (~within_snapshot(horizon, snapshot)).any():
+                break  # period k not fully observed for every member (by the snapshot day)
             alive = int((e_c.isna() | (e_c > horizon)).sum())
             rows.append({"cohort": str(c), "period": k, "survivors": alive, "cohort_size": size,
                          "survival": alive / size})

@@ -387,3 +387,16 @@ def test_property_events_are_exactly_the_defections_by_the_end_of_the_snapshot_d
                           / DAYS_PER_MONTH).to_numpy()
     assert (r["duration"].to_numpy() <= tenure_at_snapshot + 1e-9).all()
     assert (p.intervals.groupby("customer_key")["stop"].max().to_numpy() <= tenure_at_snapshot + 1e-9).all()
+
+
+def test_cohort_survivors_cut_at_the_snapshot_day():
+    # value.cohort_survivors uses the same calendar-day cut: a member who starts at 10:00 on the
+    # snapshot day is in the cohort and does not hide the cohort's first period; a defection at
+    # 09:00 on the snapshot day is seen
+    from cxlab.value import cohort_survivors
+
+    starts = [T("2026-01-15")] * 12 + [T("2026-06-30 10:00")]
+    ends = [pd.NaT] * 11 + [T("2026-06-30 09:00"), pd.NaT]
+    df = pd.DataFrame({"start": starts, "end": ends})
+    got = cohort_survivors(df, "start", "end", snapshot=T("2026-06-30"), min_cell=5, period="year")
+    assert got[["cohort", "period", "survivors", "cohort_size"]].values.tolist() == [["2026", 0, 13, 13]]
