@@ -684,6 +684,13 @@ def _run(config: RunConfig, overrides, jobs, lock_timeout, log, progress, secret
                     message = (f"run {run_id} failed: {reason}{where}. Removed its unfinished folder; latest and "
                                f"earlier runs are unchanged. {fix[0].upper() + fix[1:]}.")
                     raise RunEnvironmentError(message, EXIT_FAILED) from None
+                except Exception:          # a bug in cxlab: keep its traceback, leave nothing half-written
+                    stopper.phase = "cleanup"
+                    stopper.kill_all()
+                    if work is not None:
+                        shutil.rmtree(work, ignore_errors=True)
+                        log(f"run {run_id} stopped by an internal error; removed its unfinished folder {work.name}")
+                    raise
             finally:
                 lock.__exit__(None, None, None)
         except Abort as stop:
