@@ -1,0 +1,281 @@
+"""Privacy end to end: the real notebooks run with a large ``min_cell``; no figure about a group
+below it reaches any output (HTML, ipynb, index, manifest). A 5-customer segment is pooled before
+the models (the Cox fit succeeds, no term for it). A covariate holding customer ids is refused.
+
+The suppressed groups and their true figures are computed here, independently of the suppression
+code: group sizes with pandas (customers from the raw file, respondents from the analysis table),
+Kaplan-Meier figures with lifelines.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from bs4 import BeautifulSoup
+
+from cxlab.cli import main
+from cxlab.synth import write_demo
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[1]
+MIN_CELL = 200          # large for a 3 000-customer demo: several covariate levels and 2x2 cells fall below it
+HORIZONS = (12, 24)
+
+
+def _run(spec: Path, out: Path, *args: str, notebooks: Path | None = None):
+    argv = ["run", "--study", str(spec), "--out", str(out), "--jobs", "2", *args]
+    if notebooks is not None:
+        argv += ["--notebooks", str(notebooks)]
+    code = main(argv)
+    runs = [p for p in out.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name != "latest"]
+    assert len(runs) == 1, runs
+    return code, runs[0], json.loads((runs[0] / "manifest.json").read_text(encoding="utf-8"))
+
+
+def _pct(v):  # cxlab.report.tables percent format
+    return f"{100 * v:.1f} %"
+
+
+def _count(n):
+    return f"{int(n):,}"
+
+
+# ---- independent reference figures -------------------------------------------------------------
+
+
+def _km(since, event, t):
+    from lifelines import KaplanMeierFitter
+
+    return float(KaplanMeierFitter().fit(since, event).predict(t))
+
+
+def _reference(spec: Path, min_cell: int):
+    """Groups below ``min_cell`` and the strings their figures would print as."""
+    from cxlab import segments
+    from cxlab.workbook import open_study
+
+    wb = open_study(spec)
+    panel = wb.panel
+    r = panel.respondents
+    since, event = r["time_since_survey"], r["event"]
+    raw = pd.read_csv(spec.parent / "customers.csv")
+    known = raw[pd.to_datetime(raw["opened"]) <= pd.Timestamp(panel.snapshot_date)]
+    groups = []     # (labels a table row must contain, figure strings, figure values)
+
+    def add(labels, mask, extra_counts=()):
+        n = int(mask.sum())
+        strings = {_count(n), *(_count(c) for c in extra_counts)}
+        values = [n / len(r)]
+        for h in HORIZONS:
+            s = _km(since[mask], event[mask], h)
+            strings |= {_pct(s), _pct(1 - s)}
+            values += [s, 1 - s]
+        groups.append((labels, strings, values))
+
+    for cov in panel.covariates:
+        for level, n in r[cov].astype(str).value_counts().items():
+            if n < min_cell:
+                add({level}, r[cov].astype(str) == level, [int((known[cov].astype(str) == level).sum())])
+    grid = segments.perception_segments(r, panel.recognition, scale=panel.scale)
+    for cell, n in grid["segment_2x2"].astype(str).value_counts().items():
+        if n < min_cell and cell != "unclassified":
+            add({cell}, (grid["segment_2x2"].astype(str) == cell).to_numpy())
+    # bands of each perception whose number at risk at a horizon is below min_cell
+    for c in panel.constructs:
+        bands = segments.perception_bands(r[c], (0.3333, 0.6667)).astype(str)
+        for b in ("low", "middle", "high"):
+            m = (bands == b).to_numpy()
+            for h in HORIZONS[:1]:
+                if m.sum() and int((since[m] >= h).sum()) < min_cell:
+                    s = _km(since[m], event[m], h)
+                    groups.append(({c, b}, {_pct(s)}, [s]))
+    # the whole sample at a horizon with fewer than min_cell at risk
+    overall = []
+    for h in HORIZONS:
+        if int((since >= h).sum()) < min_cell:
+            overall.append(_km(since, event, h))
+    return groups, overall
+
+
+# ---- output readers ----------------------------------------------------------------------------
+
+
+def _html_rows(html: str):
+    soup = BeautifulSoup(html, "html.parser")
+    for tr in soup.find_all("tr"):
+        yield [c.get_text(" ", strip=True) for c in tr.find_all(["td", "th"])]
+
+
+def _outputs(folder: Path):
+    """(file name, html) for every HTML file and every text/html output of every ipynb."""
+    for p in sorted(folder.glob("*.html")):
+        yield p.name, p.read_text(encoding="utf-8")
+    for p in sorted(folder.glob("*.ipynb")):
+        nb = json.loads(p.read_text(encoding="utf-8"))
+        for cell in nb["cells"]:
+            for out in cell.get("outputs", []):
+                data = out.get("data", {})
+                if "text/html" in data:
+                    yield p.name, "".join(data["text/html"])
+                if "text/plain" in data:
+                    yield p.name + " (text)", "<table><tr>" + "".join(
+                        f"<td>{x}</td>" for x in re.split(r"\s{2,}", "".join(data["text/plain"]))) + "</tr></table>"
+
+
+def _findings(folder: Path):
+    for p in [*folder.glob("*.html")]:
+        soup = BeautifulSoup(p.read_text(encoding="utf-8"), "html.parser")
+        for li in soup.find_all("li"):
+            yield p.name, li.get_text(" ", strip=True)
+
+
+def _metric_values(manifest):
+    for name, m in manifest["metrics"].items():
+        for k in ("estimate", "lower", "upper"):
+            if m.get(k) is not None:
+                yield name, k, m[k]
+
+
+# ---- scenario 1: a large min_cell ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> Path:
+    return write_demo(tmp_path_factory.mktemp("privacy-demo"), n_customers=3_000, seed=2026)
+
+
+@pytest.fixture(scope="module")
+def large_min_cell_run(demo, tmp_path_factory):
+    code, folder, manifest = _run(demo, tmp_path_factory.mktemp("privacy-run"), "--set", f"min_cell={MIN_CELL}")
+    groups, overall = _reference(demo, MIN_CELL)
+    return {"code": code, "folder": folder, "manifest": manifest, "groups": groups, "overall": overall}
+
+
+def test_the_large_min_cell_run_has_groups_to_hide(large_min_cell_run):
+    run = large_min_cell_run
+    labels = set().union(*(g[0] for g in run["groups"]))
+    # the set-up: covariate levels and 2x2 cells below min_cell exist, and every notebook ran
+    assert len(run["groups"]) >= 3, labels
+    assert {n["name"] for n in run["manifest"]["notebooks"]} >= {"01-data-audit", "02-survival-drivers",
+                                                                 "04-segments-value"}
+    assert all((run["folder"] / n["html"]).is_file() for n in run["manifest"]["notebooks"])
+    assert run["manifest"]["parameters"], "parameters recorded"
+
+
+def test_no_table_row_shows_a_figure_of_a_suppressed_group(large_min_cell_run):
+    run = large_min_cell_run
+    leaks = []
+    for name, html in _outputs(run["folder"]):
+        for cells in _html_rows(html):
+            texts = set(cells)
+            for labels, strings, _ in run["groups"]:
+                if labels <= texts:
+                    hit = strings & texts
+                    if hit:
+                        leaks.append((name, sorted(labels), sorted(hit), cells))
+    assert not leaks, leaks[:5]
+
+
+def test_no_finding_quotes_a_suppressed_group(large_min_cell_run):
+    run = large_min_cell_run
+    leaks = []
+    for name, text in _findings(run["folder"]):
+        for labels, _, values in run["groups"]:
+            if labels & {"low", "middle", "high"}:
+                continue   # band names are ordinary words in findings ("one SD higher"): tables only
+            if all(re.search(rf"\b{re.escape(lab)}\b", text, re.I) for lab in labels):
+                for v in values:
+                    for s in {f"{v:.0%}", f"{100 * v:.1f} %", f"{100 * v:.1f}%"}:
+                        if re.search(rf"(?<![\d.]){re.escape(s)}(?![\d])", text):
+                            leaks.append((name, sorted(labels), s, text[:160]))
+    assert not leaks, leaks[:5]
+
+
+def test_no_manifest_metric_is_a_suppressed_figure(large_min_cell_run):
+    run = large_min_cell_run
+    values = [v for _, _, vals in run["groups"] for v in vals] + run["overall"]
+    hits = [(n, k, x) for n, k, x in _metric_values(run["manifest"]) for v in values if abs(x - v) < 1e-9]
+    assert not hits, hits[:5]
+    # the figures about the disappointed good customers are absent when their cell is suppressed
+    groups = {frozenset(g[0]) for g in run["groups"]}
+    if frozenset({"disappointed good customers"}) in groups:
+        m = run["manifest"]["metrics"]
+        assert m.get("segments.disappointed.share", {}).get("estimate") is None
+
+
+# ---- scenario 2: a segment of 5 customers ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_segment_run(demo, tmp_path_factory):
+    base = tmp_path_factory.mktemp("tiny-segment")
+    study = base / "study"
+    shutil.copytree(demo.parent, study)
+    customers = pd.read_csv(study / "customers.csv", dtype=str)
+    answers = pd.read_csv(study / "barometer.csv", dtype=str)
+    closed = pd.to_datetime(customers["closed"])
+    respondents = customers["cust"].isin(answers["cust"])
+    # five respondents who never defect: with their own term, a Cox fit would separate
+    pick = customers.index[respondents & closed.isna()][:5]
+    customers.loc[pick, "segment"] = "tiny5"
+    customers.to_csv(study / "customers.csv", index=False)
+    notebooks = base / "notebooks"
+    notebooks.mkdir()
+    for nb in ("02-survival-drivers.ipynb", "03-measurement-loyalty.ipynb"):
+        shutil.copy(REPO / "notebooks" / nb, notebooks / nb)
+    code, folder, manifest = _run(study / demo.name, base / "reports", notebooks=notebooks)
+    return {"code": code, "folder": folder, "manifest": manifest}
+
+
+def test_a_five_customer_segment_is_pooled_and_the_models_fit(tiny_segment_run):
+    run = tiny_segment_run
+    failed = [(n["name"], n["error"]) for n in run["manifest"]["notebooks"] if n["status"] != "succeeded"]
+    assert run["code"] == 0 and not failed, failed
+    html = (run["folder"] / "02-survival-drivers.html").read_text(encoding="utf-8")
+    assert "pooled into" in html and "segment: 1 level with fewer than 10 customers" in html
+
+
+def test_no_output_has_a_term_or_figure_for_the_tiny_segment(tiny_segment_run):
+    run = tiny_segment_run
+    for p in [*run["folder"].glob("*.html"), *run["folder"].glob("*.ipynb"), run["folder"] / "manifest.json"]:
+        text = p.read_text(encoding="utf-8")
+        assert not re.search(r"segment\s*(\[|=)\s*tiny5", text), f"a model term for the tiny segment in {p.name}"
+    for name, html in _outputs(run["folder"]):
+        for cells in _html_rows(html):
+            if "tiny5" in cells:
+                numbers = [c for c in cells if re.fullmatch(r"[\d.,]+( %)?", c)]
+                assert not numbers, (name, cells)
+    assert not any("tiny5" in k for k in run["manifest"]["metrics"])
+
+
+# ---- canary: a covariate holding customer ids --------------------------------------------------
+
+
+def test_a_covariate_of_customer_ids_is_refused_before_any_notebook(demo, tmp_path, capsys):
+    study = tmp_path / "study"
+    shutil.copytree(demo.parent, study)
+    customers = pd.read_csv(study / "customers.csv", dtype=str)
+    answers = pd.read_csv(study / "barometer.csv", dtype=str)
+    ids = answers["cust"].drop_duplicates().head(30)
+    m = customers["cust"].isin(ids)
+    customers.loc[m, "channel"] = customers.loc[m, "cust"]       # 30 customers whose channel is their id
+    customers.to_csv(study / "customers.csv", index=False)
+    out = tmp_path / "reports"
+    code = main(["run", "--study", str(study / demo.name), "--out", str(out), "--jobs", "1"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "channel" in err and "identifier" in err.lower()
+    published = [p for p in out.glob("*") if p.is_dir() and not p.name.startswith(".")] if out.exists() else []
+    for folder in published:
+        for p in folder.rglob("*"):
+            if p.is_file():
+                data = p.read_text(encoding="utf-8", errors="ignore")
+                assert not any(i in data for i in ids), f"a customer id in {p}"
+    assert not any(i in err for i in ids)
