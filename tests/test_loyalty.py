@@ -50,7 +50,11 @@ def test_ordinal_odds_ratios_are_per_sd_of_the_raw_fit():
     s = res.summary.set_index("term")
     for c in CONSTRUCTS:
         assert s.loc[c, "odds_ratio"] == pytest.approx(np.exp(raw.params[c] * df[c].std()), rel=1e-4)
-    assert s.loc["recognition", "lower"] < s.loc["recognition", "odds_ratio"] < s.loc["recognition", "upper"]
+    # the Wald interval too, from statsmodels' own covariance (not "inside its own CI")
+    ci = raw.conf_int()
+    for c in CONSTRUCTS:
+        assert s.loc[c, "lower"] == pytest.approx(np.exp(ci.loc[c, 0] * df[c].std()), rel=1e-4), c
+        assert s.loc[c, "upper"] == pytest.approx(np.exp(ci.loc[c, 1] * df[c].std()), rel=1e-4), c
     assert res.categories_ == ["detractor", "passive", "promoter"] and res.n_ == len(df)
 
 

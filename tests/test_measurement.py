@@ -139,9 +139,12 @@ def test_construct_correlations_with_n(bfi):
     assert len(cor) == 6
     row = cor[(cor.construct_a == "agreeableness") & (cor.construct_b == "neuroticism")].iloc[0]
     pair = scores[["agreeableness", "neuroticism"]].dropna()
-    r, p = stats.pearsonr(pair.iloc[:, 0], pair.iloc[:, 1])
+    res = stats.pearsonr(pair.iloc[:, 0], pair.iloc[:, 1])
+    r, p = res
     assert row["r"] == pytest.approx(r) and row["p"] == pytest.approx(p) and row["n"] == len(pair)
-    assert row["lower"] < row["r"] < row["upper"]
+    # scipy's Fisher z interval (as R's cor.test), not "inside its own interval"
+    ci = res.confidence_interval(confidence_level=0.95)
+    assert row["lower"] == pytest.approx(ci.low, rel=1e-10) and row["upper"] == pytest.approx(ci.high, rel=1e-10)
     with pytest.warns(UserWarning, match="5 < 10 complete pairs"):
         small = construct_correlations(scores.iloc[:5])
     assert small["r"].isna().all()  # fewer than 10 respondents: not reported
