@@ -550,3 +550,21 @@ def test_bad_parameters_and_bad_data_are_reported_together(project, capsys):
     assert code == 2 and "'n_boot' must be int [>= 50], got 10" in err
     assert "the study's data breaks its contract" in err and "answers.csv" in err
     assert not (project / "reports").exists()
+
+
+@pytest.mark.slow
+def test_an_internal_error_keeps_its_traceback_but_leaves_no_tmp_folder(project, monkeypatch):
+    import cxlab.report.html as html_module
+    from cxlab.report.runner import run
+
+    def broken(*a, **k):
+        raise RuntimeError("a bug in the HTML export")
+
+    monkeypatch.setattr(html_module, "export_html", broken)
+    out = project / "reports"
+    before = earlier_run(out)
+    lines = []
+    with pytest.raises(RuntimeError, match="a bug in the HTML export"):
+        run(load_run_config(write_config(project, notebooks=["01-quick"])), log=lines.append)
+    assert any("removed its unfinished folder" in m for m in lines), lines
+    assert no_tmp_left(out) and snapshot(out) == before and strays(project) == []
