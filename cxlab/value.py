@@ -96,13 +96,16 @@ def _survival_arrays(df, entry_col, duration_col, event_col, what):
 # ---- concentration: Lorenz, Gini, top share ---------------------------------------------------
 
 
-def lorenz(values, groups=None) -> pd.DataFrame:
+def lorenz(values, groups=None, *, min_cell: int | None = None) -> pd.DataFrame:
     """Lorenz curve of margin: cumulative share of customers (least profitable first) vs of margin.
 
     Returns one row per point (starting at (0, 0)) with columns ``group``, ``customer_share``,
     ``margin_share``, ``n``. With ``groups`` (same length as ``values``) one curve per group plus
     ``"all"``. Negative margins (loss-making customers) make the curve dip below zero.
+    Privacy: a group of fewer than ``min_cell`` customers (default: the process-wide value) gets no
+    curve (its rows are left out; ``out.attrs["suppressed"]`` names it).
     """
+    min_cell = privacy.resolve_min_cell(min_cell)
     x = _values(values)
     frames = []
     labels = {"all": np.ones(x.size, dtype=bool)}
@@ -112,7 +115,10 @@ def lorenz(values, groups=None) -> pd.DataFrame:
             raise ParameterError(f"groups has {g.size} entries but values has {x.size}.")
         for level in pd.unique(g):
             labels[str(level)] = g == level
+    hidden = [name for name, mask in labels.items() if mask.sum() < min_cell]
     for name, mask in labels.items():
+        if name in hidden:
+            continue
         v = np.sort(x[mask])
         total = v.sum()
         if total == 0:
@@ -127,7 +133,10 @@ def lorenz(values, groups=None) -> pd.DataFrame:
     if (x < 0).any():
         warnings.warn(f"{int((x < 0).sum())} customers have a negative margin; the Lorenz curve dips below 0 "
                       "and the Gini can exceed 1.", stacklevel=2)
-    return pd.concat(frames, ignore_index=True)
+    out = (pd.concat(frames, ignore_index=True) if frames
+           else pd.DataFrame(columns=["group", "customer_share", "margin_share", "n"]))
+    out.attrs["suppressed"] = hidden
+    return out
 
 
 def _gini(x: np.ndarray, unbiased: bool) -> float:

@@ -459,3 +459,12 @@ def test_rare_levels_are_pooled_in_the_driver_design():
     with pytest.warns(UserWarning, match="segment: 1 level with fewer than 10 customers"):
         _, names = drivers._design(d, ["recognition", "segment"])[:2]
     assert not any("tiny" in n for n in names) and any("other" in n for n in names)
+
+
+@pytest.mark.parametrize(("n_small", "drawn"), [(MC - 1, False), (MC, True)])
+def test_lorenz_curve_of_a_small_cell_is_not_drawn(n_small, drawn):
+    x = np.arange(1.0, 102.0 + n_small)
+    groups = ["big"] * 101 + ["small"] * n_small
+    out = value.lorenz(x, groups=groups, min_cell=MC)
+    assert ("small" in set(out["group"])) == drawn and {"all", "big"} <= set(out["group"])
+    assert (out.attrs["suppressed"] == ["small"]) == (not drawn)
