@@ -362,3 +362,16 @@ def test_cox_bootstrap_refit_reaches_the_same_maximum_as_a_fit_from_scratch():
             b, ll, _ = cf.fit(w=w, beta0=start)
             np.testing.assert_allclose(b, ref_b, atol=1e-6)
             assert ll == pytest.approx(ref_ll, abs=1e-7)
+
+
+def test_auto_refit_is_one_step_on_large_bases_only(monkeypatch):
+    import cxlab.drivers as drv
+
+    df = _respondents(1500, seed=16)
+    kw = dict(model="cox", controls=["segment"], n_boot=3, seed=2, n_jobs=1)
+    converge = shapley_importance(df, CONSTRUCTS, boot_refit="converge", **kw).boot_shares_
+    one = shapley_importance(df, CONSTRUCTS, boot_refit="one-step", **kw).boot_shares_
+    assert not np.allclose(one.to_numpy(), converge.to_numpy(), atol=1e-12, rtol=0)   # they do differ
+    pd.testing.assert_frame_equal(shapley_importance(df, CONSTRUCTS, **kw).boot_shares_, converge)
+    monkeypatch.setattr(drv, "_ONE_STEP_MIN_EVENTS", int(df["event"].sum()))
+    pd.testing.assert_frame_equal(shapley_importance(df, CONSTRUCTS, **kw).boot_shares_, one)
