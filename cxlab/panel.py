@@ -16,7 +16,7 @@ Two tables and an exclusion flow come out of :func:`build_panel`:
 
 The anchor is the *first* answer because choosing a later one would condition on surviving to it
 (a decision that looks ahead). The same expressions run on any ibis backend (PySpark for bases
-that outgrow one machine); only :func:`_connect` is DuckDB-specific.
+that outgrow one machine); only :class:`_Engine` knows the backend (``build_panel(con=...)``).
 
 Rules the panel applies before anything else (each counted in ``exclusions``):
 
@@ -41,6 +41,7 @@ give identical tables on every build and thread count.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from dataclasses import dataclass, field
 
 import ibis
@@ -144,17 +145,58 @@ def _connect(threads: int | None = None):
     return con
 
 
+class _Engine:
+    """The backend the panel's expressions run on: the embedded DuckDB (default) or any ibis
+    connection given to :func:`build_panel` (``con=``: PostgreSQL is tested), where every
+    intermediate table is a temporary table with a name unique to this build."""
+
+    def __init__(self, con=None, threads: int | None = None):
+        self.own = con is None
+        self.con = _connect(threads) if con is None else con
+        self.duckdb = self.con.name == "duckdb"
+        self.prefix = "" if self.own else f"cxlab_{uuid.uuid4().hex[:12]}_"
+        self.made: list[str] = []
+
+    def table(self, name: str, df: pd.DataFrame):
+        """Expose a pandas frame to the backend (DuckDB scans it in place; others: a temp table)."""
+        if self.own:
+            self.con.con.register(name, df)
+            return self.con.table(name)
+        return self._create(name, df)
+
+    def materialize(self, expr, name: str):
+        """Run ``expr`` now and expose its result as a table: later expressions stay shallow, so
+        compiling them is cheap, and nothing is computed twice."""
+        if self.own:
+            self.con.con.register(name, self.con.to_pyarrow(expr))
+            return self.con.table(name)
+        return self._create(name, expr)
+
+    def _create(self, name: str, obj):
+        full = self.prefix + name
+        self.made.append(full)
+        return self.con.create_table(full, obj, temp=True)
+
+    def close(self):
+        if self.own:
+            self.con.disconnect()
+            return
+        for name in self.made:
+            try:
+                self.con.drop_table(name, force=True)
+            except Exception:  # noqa: BLE001 - temporary tables go with the session anyway
+                pass
+
+
 def _table(con, name: str, df: pd.DataFrame):
-    """Expose a pandas frame to the backend without copying (DuckDB scans it in place)."""
-    con.con.register(name, df)
-    return con.table(name)
+    return con.table(name, df)
 
 
 def _materialize(con, expr, name: str):
-    """Run ``expr`` now and expose its result as a table: later expressions stay shallow, so
-    compiling them is cheap, and nothing is computed twice."""
-    con.con.register(name, con.to_pyarrow(expr))
-    return con.table(name)
+    return con.materialize(expr, name)
+
+
+# booleans become integers through int32: PostgreSQL casts boolean to integer only (not smallint)
 
 
 def _count(expr) -> int:
@@ -239,7 +281,7 @@ def survey_answers(study, data) -> pd.DataFrame:
 
 def build_panel(study, data, *, follow_up: str = "snapshot", min_item_share: float = 0.5,
                 good_customer_min: float | None = None, recognised_min: float | None = None,
-                threads: int | None = None) -> Panel:
+                threads: int | None = None, con=None) -> Panel:
     """Build the analysis tables of a study.
 
     Parameters
@@ -263,6 +305,10 @@ def build_panel(study, data, *, follow_up: str = "snapshot", min_item_share: flo
         ``study.dgc_definition``); below it, a good customer is a *disappointed good customer*.
     threads : int, optional
         DuckDB threads (default: DuckDB's own choice). The tables do not depend on it.
+    con : ibis backend, optional
+        Build on this backend instead of an embedded DuckDB (the frames of ``data`` are uploaded
+        as temporary tables; the same expressions run there, and only the respondent table, the
+        counting-process rows and the flow's counts come back). Tested on DuckDB and PostgreSQL.
     """
     if follow_up not in ("snapshot", "next_survey"):
         raise CxlabError(f"follow_up must be 'snapshot' or 'next_survey', got {follow_up!r}.")
@@ -279,7 +325,7 @@ def build_panel(study, data, *, follow_up: str = "snapshot", min_item_share: flo
     recognition = study.recognition_construct
     flow = _Flow()
 
-    con = _connect(threads)
+    con = _Engine(con, threads)
     cust_df = data.customers[["customer_id", "start", "end", "value", *covariates]].copy()
     cust_df["customer_key"] = np.arange(len(cust_df), dtype="int64")
     answer_cols = _answer_columns(spec)
@@ -306,7 +352,7 @@ def build_panel(study, data, *, follow_up: str = "snapshot", min_item_share: flo
     defected = _.end.notnull() & (_.end < cutoff)
     customers = _materialize(con, customers.mutate(
         exit_date=ibis.ifelse(defected, _.end, ibis.literal(snapshot)),
-        event=defected.cast("int8"),
+        event=defected.cast("int32").cast("int8"),
     ), "customers_known")
 
     # ---- answers: cut at the snapshot, attach tenure, score constructs ----------------------
@@ -329,7 +375,7 @@ def build_panel(study, data, *, follow_up: str = "snapshot", min_item_share: flo
     if recognition is not None:
         answers = answers.mutate(
             dgc=ibis.ifelse(_.self_status.isnull() | _[recognition].isnull(), ibis.null("int8"),
-                            ((_.self_status >= good_min) & (_[recognition] < rec_min)).cast("int8")))
+                            ((_.self_status >= good_min) & (_[recognition] < rec_min)).cast("int32").cast("int8")))
     else:
         answers = answers.mutate(dgc=ibis.null("int8"))
     w = ibis.window(group_by="customer_key", order_by=["date", "source_row"])
@@ -352,7 +398,7 @@ def build_panel(study, data, *, follow_up: str = "snapshot", min_item_share: flo
     have_all, counts = ibis.literal(True), {"n_pos": first_pos.count()}
     for i, c in enumerate(constructs):
         have_all = have_all & first_pos[c].notnull()
-        counts[f"n_{i}"] = have_all.cast("int64").sum()
+        counts[f"n_{i}"] = have_all.cast("int32").cast("int64").sum()
     counts = first_pos.aggregate(**counts).execute().iloc[0]
     n_pos = int(counts["n_pos"])
     flow.add("respondents", "follow-up after the survey",
@@ -387,7 +433,7 @@ def build_panel(study, data, *, follow_up: str = "snapshot", min_item_share: flo
 
     intervals = _counting_process(con, answers, customers, complete, comp_df, constructs, covariates,
                                   cutoff)
-    con.disconnect()
+    con.close()
 
     return Panel(respondents=respondents, intervals=intervals, exclusions=flow.frame(),
                  constructs=constructs, covariates=covariates, outcomes=outcomes,
@@ -474,11 +520,11 @@ def _counting_process(con, answers, customers, complete, comp_df, constructs, co
         ), "complaint_status")
         iv = iv.left_join(status, ["customer_key", "start"]).select(
             "customer_key", "start", "stop", "event", *constructs, "dgc",
-            complaint_open=(_.n_open.fill_null(0) > 0).cast("int8"),
+            complaint_open=(_.n_open.fill_null(0) > 0).cast("int32").cast("int8"),
             complaint_resolved_no_goodwill=((_.n_open.fill_null(0) == 0) & _.any_resolved.fill_null(False)
-                                            & (_.last_goodwill == 0)).fill_null(False).cast("int8"),
+                                            & (_.last_goodwill == 0)).fill_null(False).cast("int32").cast("int8"),
             complaint_resolved_goodwill=((_.n_open.fill_null(0) == 0) & _.any_resolved.fill_null(False)
-                                         & (_.last_goodwill > 0)).fill_null(False).cast("int8"),
+                                         & (_.last_goodwill > 0)).fill_null(False).cast("int32").cast("int8"),
         )
     else:
         iv = iv.mutate(**{s: ibis.literal(0, "int8") for s in _COMPLAINT_STATES})

@@ -139,7 +139,8 @@ class _Spec(BaseModel):
 
 
 class _FileSpec(_Spec):
-    path: str = Field(description="CSV or Parquet file, relative to the spec's folder")
+    path: str | None = Field(None, description="CSV or Parquet file, relative to the spec's folder "
+                                               "(required unless the study names a source:)")
     id: str = Field(description="customer identifier column")
     delimiter: str = Field(",", description="CSV field separator")
     decimal: Literal[".", ","] = Field(".", description="decimal mark of numbers")
@@ -377,6 +378,50 @@ class DisappointedSpec(_Spec):
                           "default: midpoint of surveys.scale")
 
 
+SOURCE_BACKENDS = ("duckdb", "postgres")
+
+
+class SourceSpec(_Spec):
+    """Where the tables live when they are not files: an ibis backend and one table per role.
+
+    ``source: {backend: postgres, url_env: CXLAB_WAREHOUSE_URL, tables: {customers: crm.customers,
+    surveys: crm.barometer, complaints: crm.complaints}}``. The connection string is read from
+    the environment variable named by ``url_env`` (never written in the spec, never shown in any
+    output: ``cxlab run`` scrubs it like a secret parameter). ``backend: duckdb`` takes ``path``
+    (a .duckdb file, relative to the spec's folder) or ``url_env``.
+    """
+
+    backend: Literal["duckdb", "postgres"] = Field(description="ibis backend holding the tables")
+    url_env: str | None = Field(None, description="environment variable holding the connection URL")
+    path: str | None = Field(None, description="duckdb: the .duckdb file, relative to the spec's folder")
+    tables: dict[str, str] = Field(description="role (customers, surveys, complaints) -> table name "
+                                               "(schema.table allowed)")
+
+    @field_validator("tables")
+    @classmethod
+    def _known_roles(cls, v):
+        bad = sorted(set(v) - {"customers", "surveys", "complaints"})
+        if bad:
+            raise ValueError(f"source.tables names the roles {bad}; the roles are customers, surveys, complaints")
+        for role, name in v.items():
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?", str(name)):
+                raise ValueError(f"source.tables.{role} is {name!r}: give a table name, optionally "
+                                 f"schema.table (letters, digits, _)")
+        return v
+
+    @model_validator(mode="after")
+    def _where(self):
+        if self.backend == "postgres" and not self.url_env:
+            raise ValueError("a postgres source needs url_env: the environment variable holding the "
+                             "connection URL (postgresql://user:password@host:port/database)")
+        if self.backend == "duckdb" and not (self.path or self.url_env):
+            raise ValueError("a duckdb source needs path: the .duckdb file (or url_env)")
+        if self.url_env is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.url_env):
+            raise ValueError(f"source.url_env is {self.url_env!r}: give the NAME of an environment "
+                             f"variable (e.g. CXLAB_WAREHOUSE_URL), never the URL itself")
+        return self
+
+
 class SegmentsSpec(_Spec):
     disappointed: DisappointedSpec = Field(default_factory=DisappointedSpec)
 
@@ -390,8 +435,32 @@ class Study(_Spec):
     surveys: SurveysSpec
     complaints: ComplaintsSpec | None = None
     segments: SegmentsSpec = Field(default_factory=SegmentsSpec)
+    source: SourceSpec | None = Field(None, description="tables in a database instead of files")
     base_dir: Path = Field(Path("."), exclude=True, description="folder of the spec file")
     spec_path: Path | None = Field(None, exclude=True)
+
+    @model_validator(mode="after")
+    def _files_or_source(self):
+        roles = ["customers", "surveys", *(["complaints"] if self.complaints is not None else [])]
+        if self.source is None:
+            missing = [f"{r}.path" for r in roles if getattr(self, r).path is None]
+            if missing:
+                raise ValueError(f"{', '.join(missing)} missing: name the CSV or Parquet file, or give "
+                                 f"a source: section naming the database tables")
+            return self
+        both = [r for r in roles if getattr(self, r).path is not None]
+        if both:
+            raise ValueError(f"{', '.join(f'{r}.path' for r in both)} and source: both given; a study "
+                             f"reads its tables either from files or from the source, not both")
+        missing = [r for r in roles if r not in self.source.tables]
+        if missing:
+            raise ValueError(f"source.tables has no {', '.join(missing)}: name the table of each role "
+                             f"the spec describes")
+        extra = [r for r in self.source.tables if r not in roles]
+        if extra:
+            raise ValueError(f"source.tables names {', '.join(extra)}, which the spec does not describe; "
+                             f"add its section ({extra[0]}: {{id: ..., ...}}) or drop the table")
+        return self
 
     @model_validator(mode="after")
     def _recognition_is_a_construct(self):
@@ -481,7 +550,10 @@ class Study(_Spec):
         """Refuse data paths outside the spec's folder and ``data_roots`` (StudyError, exit 2)."""
         roots = [self.base_dir.resolve(), *(Path(r).resolve() for r in data_roots)]
         bad = []
-        for role, path in self.files.items():
+        paths = dict(self.files)
+        if self.source is not None and self.source.path:
+            paths["source"] = self.resolve(self.source.path)
+        for role, path in paths.items():
             if not any(path == r or r in path.parents for r in roots):
                 bad.append(f"{role}.path {getattr(self, role).path!r}")
         if bad:
@@ -491,9 +563,17 @@ class Study(_Spec):
                 f"{where}; data files must be inside {where}. Move or link the extracts there (a link "
                 f"must not lead outside either), or name their folder as a data root in the run config.")
 
+    def label(self, role: str) -> str:
+        """How problems name the table of ``role``: its file as written, or ``backend:table``."""
+        if self.source is not None:
+            return f"{self.source.backend}:{self.source.tables[role]}"
+        return getattr(self, role).path
+
     @property
     def files(self) -> dict[str, Path]:
-        """Role -> resolved path of every data file in the study."""
+        """Role -> resolved path of every data file in the study (none for a ``source:``)."""
+        if self.source is not None:
+            return {}
         out = {"customers": self.resolve(self.customers.path), "surveys": self.resolve(self.surveys.path)}
         if self.complaints is not None:
             out["complaints"] = self.resolve(self.complaints.path)

@@ -510,6 +510,16 @@ class _Table:
 
 
 def _read(study: Study, role: str, problems: _Problems) -> _Table:
+    if study.source is not None:        # a database table: collected whole (issue 11, first step)
+        from cxlab.sources import read_table as read_source_table
+
+        table = _Table(role, study.label(role))
+        raw = read_source_table(study, role)      # StudyError (exit 2) names the table or variable
+        table.raw = raw.reset_index(drop=True)
+        table.dialect = _Dialect.of(getattr(study, role))
+        if len(table.raw) == 0:
+            problems.add(table.label, "", "has_rows", f"{table.label} has no rows; check source.tables.{role}.")
+        return table
     label = getattr(study, role).path
     table = _Table(role, label)
     path = study.resolve(label)

@@ -622,6 +622,8 @@ def _run(config: RunConfig, overrides, jobs, lock_timeout, log, progress, secret
     from cxlab.study import load_study
 
     study = load_study(config.study)            # user errors surface before anything runs
+    from cxlab.sources import secret_values     # a source's connection URL is a secret too
+    scrubber = Scrubber(scrubber.values + secret_values(study))
     try:
         params = resolve_parameters(config, overrides)
     except ParameterError as bad_parameters:   # report the data's problems with them, at once

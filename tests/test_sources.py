@@ -1,0 +1,232 @@
+"""Studies whose tables live in a database (``source:``): the spec, the connection, and the same
+answers as from the CSV files on DuckDB and on a real PostgreSQL server (issue 11)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import ibis
+import pandas as pd
+import pytest
+import yaml
+
+sys.path.insert(0, str(Path(__file__).parent))
+import warehouse as wh  # noqa: E402
+
+from cxlab.errors import StudyError  # noqa: E402
+from cxlab.panel import build_panel  # noqa: E402
+from cxlab.sources import secret_values  # noqa: E402
+from cxlab.study import load_study, parse_study  # noqa: E402
+from cxlab.validate import validate_study  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+CXLAB = str(ROOT / ".venv" / "bin" / "cxlab")
+ENV = "CXLAB_TEST_WAREHOUSE_URL"
+PARTS = ("respondents", "intervals", "exclusions")
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    subprocess.run([CXLAB, "demo", "--customers", "2000", "--out", str(out)], check=True, capture_output=True)
+    return out / "study.yaml"
+
+
+@pytest.fixture(scope="module")
+def csv_build(demo):
+    study = load_study(demo)
+    report = validate_study(study)
+    assert report.ok, report.to_text()
+    return study, report.data, build_panel(study, report.data)
+
+
+def _raw(demo) -> dict:
+    return yaml.safe_load(Path(demo).read_text())
+
+
+def _assert_same_data(a, b):
+    for role in ("customers", "surveys", "complaints"):
+        pd.testing.assert_frame_equal(getattr(a, role), getattr(b, role), obj=role)
+
+
+def _assert_same_panel(a, b):
+    for part in PARTS:
+        pd.testing.assert_frame_equal(getattr(a, part), getattr(b, part), obj=part)
+
+
+# ---- the spec -----------------------------------------------------------------------------
+
+def _spec_with_source(demo, **source):
+    raw = _raw(demo)
+    for role in wh.TABLES:
+        raw[role].pop("path")
+    raw["source"] = {"backend": "postgres", "url_env": ENV, "tables": dict(wh.TABLES), **source}
+    return raw
+
+
+def test_source_spec_parses_and_files_stay_the_default(demo):
+    study = parse_study(_spec_with_source(demo), base_dir=demo.parent)
+    assert study.source.backend == "postgres" and study.files == {}
+    assert study.label("surveys") == "postgres:crm.barometer"
+    assert load_study(demo).source is None          # an existing spec: files, as before
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda r: r["customers"].__setitem__("path", "customers.csv"), "customers.path and source: both given"),
+    (lambda r: r["source"]["tables"].pop("complaints"), "source.tables has no complaints"),
+    (lambda r: r.pop("complaints"), "source.tables names complaints, which the spec does not describe"),
+    (lambda r: r["source"].pop("url_env"), "a postgres source needs url_env"),
+    (lambda r: r["source"].__setitem__("url_env", "postgresql://u:p@h/db"), "give the NAME of an environment"),
+    (lambda r: r["source"]["tables"].__setitem__("surveys", "crm.bar; drop"), "give a table name"),
+    (lambda r: r["source"].__setitem__("backend", "oracle"), "source.backend"),
+])
+def test_bad_source_specs_say_what_to_fix(demo, change, words):
+    raw = _spec_with_source(demo)
+    change(raw)
+    with pytest.raises(StudyError, match=words.replace("(", r"\(").replace(".", r"\.")):
+        parse_study(raw, base_dir=demo.parent)
+
+
+def test_no_path_and_no_source_is_refused(demo):
+    raw = _raw(demo)
+    raw["surveys"].pop("path")
+    with pytest.raises(StudyError, match="surveys.path missing"):
+        parse_study(raw, base_dir=demo.parent)
+
+
+def test_unset_url_variable_is_a_clear_error(demo, monkeypatch):
+    monkeypatch.delenv(ENV, raising=False)
+    study = parse_study(_spec_with_source(demo), base_dir=demo.parent)
+    with pytest.raises(StudyError, match=f"{ENV}, which is not set"):
+        validate_study(study)
+    assert secret_values(study) == []
+
+
+# ---- DuckDB file ----------------------------------------------------------------------------
+
+def test_duckdb_file_source_gives_the_csv_answers(demo, csv_build, tmp_path):
+    db = tmp_path / "warehouse.duckdb"
+    con = ibis.duckdb.connect(str(db))
+    wh.load_into(con, wh.typed_tables(demo))
+    con.disconnect()
+    spec = wh.source_spec(demo, tmp_path / "study.yaml", {"backend": "duckdb", "path": "warehouse.duckdb"})
+    study = load_study(spec)
+    report = validate_study(study)
+    assert report.ok, report.to_text()
+    ref_study, ref_data, ref_panel = csv_build
+    _assert_same_data(report.data, ref_data)
+    _assert_same_panel(build_panel(study, report.data), ref_panel)
+
+
+def test_duckdb_source_outside_the_spec_folder_is_refused(demo, tmp_path):
+    raw = _spec_with_source(demo, backend="duckdb", path="../elsewhere.duckdb")
+    raw["source"].pop("url_env")
+    spec = tmp_path / "sub" / "study.yaml"
+    spec.parent.mkdir()
+    spec.write_text(yaml.safe_dump(raw))
+    with pytest.raises(StudyError, match="source.path"):
+        load_study(spec)
+
+
+# ---- PostgreSQL ---------------------------------------------------------------------------
+
+needs_postgres = pytest.mark.skipif(wh.postgres_bin() is None,
+                                    reason="PostgreSQL is not installed (make system-deps installs it)")
+
+
+@pytest.fixture(scope="module")
+def postgres(demo):
+    with wh.postgres_server() as url:
+        con = ibis.connect(url)
+        wh.load_into(con, wh.typed_tables(demo))
+        con.disconnect()
+        yield url
+
+
+@pytest.fixture(scope="module")
+def pg_spec(demo, postgres, tmp_path_factory):
+    os.environ[ENV] = postgres
+    yield wh.source_spec(demo, tmp_path_factory.mktemp("pgspec") / "study.yaml",
+                         {"backend": "postgres", "url_env": ENV})
+    os.environ.pop(ENV, None)
+
+
+@needs_postgres
+def test_postgres_source_validates_to_the_csv_tables(pg_spec, csv_build):
+    report = validate_study(load_study(pg_spec))
+    assert report.ok, report.to_text()
+    assert "postgres:crm.barometer" in report.to_text()
+    _assert_same_data(report.data, csv_build[1])
+    _assert_same_panel(build_panel(load_study(pg_spec), report.data), csv_build[2])
+
+
+@needs_postgres
+def test_panel_expressions_on_postgres_give_the_duckdb_tables(postgres, csv_build):
+    """The same ibis expressions, run by PostgreSQL (temporary tables) instead of DuckDB."""
+    study, data, ref = csv_build
+    con = ibis.connect(postgres)
+    try:
+        _assert_same_panel(build_panel(study, data, con=con), ref)
+        _assert_same_panel(build_panel(study, data, con=con, follow_up="next_survey"),
+                           build_panel(study, data, follow_up="next_survey"))
+    finally:
+        con.disconnect()
+
+
+@needs_postgres
+def test_failed_connection_names_the_variable_never_the_password(pg_spec, monkeypatch):
+    url = os.environ[ENV]
+    host, port = url.rsplit("@", 1)[1].split("/")[0].split(":")
+    monkeypatch.setenv(ENV, url.replace(f":{port}/", f":{int(port) + 1 if int(port) < 65535 else 1}/"))
+    with pytest.raises(StudyError) as err:
+        validate_study(load_study(pg_spec))
+    assert ENV in str(err.value) and wh.PASSWORD not in str(err.value)
+    monkeypatch.setenv(ENV, url.replace(wh.PASSWORD, "wrong-password"))
+    with pytest.raises(StudyError) as err:
+        validate_study(load_study(pg_spec))
+    assert "wrong-password" not in str(err.value)
+
+
+def test_missing_table_is_named(demo, tmp_path):
+    con = ibis.duckdb.connect(str(tmp_path / "w.duckdb"))
+    tabs = wh.typed_tables(demo)
+    tabs.pop("complaints")
+    wh.load_into(con, tabs)
+    con.disconnect()
+    spec = wh.source_spec(demo, tmp_path / "study.yaml", {"backend": "duckdb", "path": "w.duckdb"})
+    with pytest.raises(StudyError, match="source.tables.complaints names 'crm.complaints'"):
+        validate_study(load_study(spec))
+
+
+def _run(spec, out, extra_env=None):
+    cfg = out.parent / f"{out.name}.yaml"
+    cfg.write_text(yaml.safe_dump({"name": out.name, "study": str(spec), "out": str(out)}))
+    env = {**os.environ, **(extra_env or {})}
+    proc = subprocess.run([CXLAB, "run", str(cfg), "--jobs", "2"], capture_output=True, text=True, env=env,
+                          timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads((out / "latest" / "manifest.json").read_text()), proc.stderr, out / "latest"
+
+
+def _metrics(manifest) -> dict:
+    return manifest["metrics"]
+
+
+@pytest.mark.slow
+@needs_postgres
+def test_cxlab_run_on_postgres_gives_the_csv_metrics_and_never_shows_the_url(demo, pg_spec, tmp_path_factory):
+    base = tmp_path_factory.mktemp("runs")
+    csv_manifest, _, _ = _run(demo, base / "csv")
+    pg_manifest, stderr, folder = _run(pg_spec, base / "pg")
+    assert _metrics(pg_manifest) == _metrics(csv_manifest)
+    assert len(_metrics(csv_manifest)) > 20 and all(nb["status"] == "succeeded" for nb in pg_manifest["notebooks"])
+    secrets = [os.environ[ENV], wh.PASSWORD]
+    assert not any(s in stderr for s in secrets)
+    for path in folder.resolve().rglob("*"):
+        if path.is_file():
+            text = path.read_text(errors="replace")
+            assert not any(s in text for s in secrets), path
