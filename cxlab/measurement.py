@@ -27,6 +27,7 @@ import pandas as pd
 from scipy import optimize, stats
 
 from cxlab.errors import DataContractError, ParameterError
+from cxlab.privacy import resolve_min_cell
 
 __all__ = ["score_constructs", "reliability", "reliability_findings", "item_statistics", "construct_correlations",
            "cronbach_alpha", "omega_total", "one_factor_ml"]
@@ -148,6 +149,14 @@ def omega_total(items: np.ndarray) -> float:
     return s / (s + psi.sum())
 
 
+def _min_cell(min_cell: int | None, min_n: int | None) -> int:
+    """The privacy threshold: ``min_cell`` (``min_n`` is its old name), else the notebook's."""
+    if min_n is not None:
+        warnings.warn("'min_n' is now called 'min_cell'", DeprecationWarning, stacklevel=3)
+        min_cell = min_n if min_cell is None else min_cell
+    return resolve_min_cell(min_cell)
+
+
 def _feldt_ci(alpha, n, k, ci):
     df1 = n - 1
     df2 = (n - 1) * (k - 1)
@@ -158,7 +167,8 @@ def _feldt_ci(alpha, n, k, ci):
 
 
 def reliability(answers_df: pd.DataFrame, constructs: dict[str, list[str]], n_boot: int = 0,
-                seed: int = 0, ci: float = 0.95, min_n: int = 10) -> pd.DataFrame:
+                seed: int = 0, ci: float = 0.95, min_cell: int | None = None,
+                min_n: int | None = None) -> pd.DataFrame:
     """Reliability of each construct on the respondents who answered all its items.
 
     Columns: construct, n, n_items, alpha, alpha_lower, alpha_upper (Feldt, or percentile
@@ -167,6 +177,7 @@ def reliability(answers_df: pd.DataFrame, constructs: dict[str, list[str]], n_bo
     both at least 0.7), note.
     """
     _check_constructs(answers_df, constructs)
+    min_cell = _min_cell(min_cell, min_n)
     if not (isinstance(n_boot, (int, np.integer)) and n_boot >= 0):
         raise ParameterError(f"The 'n_boot' parameter of reliability must be a non-negative integer. "
                              f"Got {n_boot!r} instead.")
@@ -178,8 +189,9 @@ def reliability(answers_df: pd.DataFrame, constructs: dict[str, list[str]], n_bo
         row = {"construct": name, "n": n, "n_items": k, "alpha": np.nan, "alpha_lower": np.nan,
                "alpha_upper": np.nan, "omega": np.nan, "spearman_brown": np.nan, "flag": "",
                "note": ""}
-        if n < min_n:
-            row["note"] = f"fewer than {min_n} complete answers: not reported"
+        if n < min_cell:
+            row["n"] = np.nan   # a count of fewer than min_cell respondents is itself a small cell
+            row["note"] = f"fewer than {min_cell} complete answers: not reported"
             rows.append(row)
             continue
         if k == 1:
@@ -246,11 +258,13 @@ def reliability_findings(rel: pd.DataFrame) -> list[tuple[str, str]]:
 
 
 def item_statistics(answers_df: pd.DataFrame, constructs: dict[str, list[str]],
-                    min_n: int = 10) -> pd.DataFrame:
+                    min_cell: int | None = None, min_n: int | None = None) -> pd.DataFrame:
     """Per item: construct, item, n (answered), mean, sd, share_missing, item_rest_r
     (correlation with the sum of the construct's other items) and alpha_if_deleted, the last
-    two on the respondents who answered every item of the construct."""
+    two on the respondents who answered every item of the construct. Items answered by fewer
+    than ``min_cell`` respondents show no figure (their ``n`` included)."""
     _check_constructs(answers_df, constructs)
+    min_cell = _min_cell(min_cell, min_n)
     rows = []
     for name, items in constructs.items():
         block = answers_df[list(items)].astype(float)
@@ -259,12 +273,12 @@ def item_statistics(answers_df: pd.DataFrame, constructs: dict[str, list[str]],
         for j, it in enumerate(items):
             col = block[it]
             n_ans = int(col.notna().sum())
-            row = {"construct": name, "item": it, "n": n_ans,
-                   "mean": col.mean() if n_ans >= min_n else np.nan,
-                   "sd": col.std(ddof=1) if n_ans >= min_n else np.nan,
+            row = {"construct": name, "item": it, "n": n_ans if n_ans >= min_cell else np.nan,
+                   "mean": col.mean() if n_ans >= min_cell else np.nan,
+                   "sd": col.std(ddof=1) if n_ans >= min_cell else np.nan,
                    "share_missing": float(col.isna().mean()) if len(col) else np.nan,
                    "item_rest_r": np.nan, "alpha_if_deleted": np.nan}
-            if len(items) >= 2 and nc >= min_n:
+            if len(items) >= 2 and nc >= min_cell:
                 rest = np.delete(complete, j, axis=1)
                 row["item_rest_r"] = np.corrcoef(complete[:, j], rest.sum(axis=1))[0, 1]
                 row["alpha_if_deleted"] = cronbach_alpha(rest) if rest.shape[1] >= 2 else np.nan
@@ -272,12 +286,14 @@ def item_statistics(answers_df: pd.DataFrame, constructs: dict[str, list[str]],
     return pd.DataFrame(rows)
 
 
-def construct_correlations(scores_df: pd.DataFrame, ci: float = 0.95, min_n: int = 10) -> pd.DataFrame:
+def construct_correlations(scores_df: pd.DataFrame, ci: float = 0.95, min_cell: int | None = None,
+                           min_n: int | None = None) -> pd.DataFrame:
     """Pairwise Pearson correlations between construct scores (pairwise complete).
 
     Columns: construct_a, construct_b, r, lower, upper (Fisher z interval), p, n. Pairs answered
-    by fewer than ``min_n`` respondents are not reported (NaN) for privacy.
+    by fewer than ``min_cell`` respondents are not reported (NaN, their ``n`` included) for privacy.
     """
+    min_cell = _min_cell(min_cell, min_n)
     cols = list(scores_df.columns)
     z = stats.norm.ppf((1 + ci) / 2)
     rows = []
@@ -286,15 +302,15 @@ def construct_correlations(scores_df: pd.DataFrame, ci: float = 0.95, min_n: int
             pair = scores_df[[a, b]].astype(float).dropna()
             n = len(pair)
             r = lo = hi = p = np.nan
-            if n >= max(min_n, 4):
+            if n >= max(min_cell, 4):
                 if pair[a].std() > 0 and pair[b].std() > 0:
                     r, p = stats.pearsonr(pair[a], pair[b])
                     fz = np.arctanh(np.clip(r, -0.9999999, 0.9999999))
                     se = 1 / np.sqrt(n - 3)
                     lo, hi = np.tanh(fz - z * se), np.tanh(fz + z * se)
             elif n:
-                warnings.warn(f"construct_correlations: {a} x {b} has {n} < {min_n} complete pairs; "
-                              "not reported.", stacklevel=2)
+                warnings.warn(f"construct_correlations: {a} x {b} has fewer than {max(min_cell, 4)} "
+                              "complete pairs; not reported.", stacklevel=2)
             rows.append({"construct_a": a, "construct_b": b, "r": r, "lower": lo, "upper": hi,
-                         "p": p, "n": n})
+                         "p": p, "n": n if n >= min_cell else np.nan})
     return pd.DataFrame(rows)

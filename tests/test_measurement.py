@@ -145,9 +145,25 @@ def test_construct_correlations_with_n(bfi):
     # scipy's Fisher z interval (as R's cor.test), not "inside its own interval"
     ci = res.confidence_interval(confidence_level=0.95)
     assert row["lower"] == pytest.approx(ci.low, rel=1e-10) and row["upper"] == pytest.approx(ci.high, rel=1e-10)
-    with pytest.warns(UserWarning, match="5 < 10 complete pairs"):
+    with pytest.warns(UserWarning, match="fewer than 10 complete pairs") as caught:
         small = construct_correlations(scores.iloc[:5])
-    assert small["r"].isna().all()  # fewer than 10 respondents: not reported
+    assert small["r"].isna().all() and small["n"].isna().all()  # fewer than 10 respondents: no figure
+    assert not any(" 5 " in str(w.message) for w in caught)      # the warning does not quote the count
+
+
+@pytest.mark.parametrize("min_cell", [10, 25])
+def test_measurement_tables_show_nothing_below_min_cell(bfi, min_cell):
+    # boundary: min_cell - 1 complete answers hides every figure (n included), min_cell shows them
+    items = {"neuroticism": BFI_CONSTRUCTS["neuroticism"]}
+    complete = bfi.dropna(subset=items["neuroticism"])
+    scores = score_constructs(complete, BFI_CONSTRUCTS)[["agreeableness", "neuroticism"]].dropna()
+    for n, shown in [(min_cell - 1, False), (min_cell, True)]:
+        rel = reliability(complete.iloc[:n], items, min_cell=min_cell)
+        assert np.isfinite(rel.loc[0, "alpha"]) == shown and np.isfinite(rel.loc[0, "n"]) == shown
+        stats_ = item_statistics(complete.iloc[:n], items, min_cell=min_cell)
+        assert stats_["mean"].notna().all() == shown and stats_["n"].notna().all() == shown
+        cor = construct_correlations(scores.iloc[:n], min_cell=min_cell)
+        assert np.isfinite(cor.loc[0, "r"]) == shown and np.isfinite(cor.loc[0, "n"]) == shown
 
 
 def test_too_few_respondents_are_not_reported(bfi):
