@@ -29,13 +29,14 @@ $(STAMP): pyproject.toml
 	  || { echo "Set PYTHON=/path/to/python3.11"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,warehouse]"
 	@touch $(STAMP)
 
 # Debian packages the tests use, one word each (adding one is one word): R and every R package a
 # script under tests/reference loads (survival, jsonlite, psych, and GPArotation for psych::omega),
-# Debian's Chromium (browser checks), python3-venv (`python -m venv` on a bare Debian python).
-SYSTEM_PACKAGES := r-base-core r-cran-survival r-cran-jsonlite r-cran-psych r-cran-gparotation chromium python3-venv
+# Debian's Chromium (browser checks), python3-venv (`python -m venv` on a bare Debian python),
+# postgresql (the server tests/test_sources.py starts in a temporary folder).
+SYSTEM_PACKAGES := r-base-core r-cran-survival r-cran-jsonlite r-cran-psych r-cran-gparotation chromium python3-venv postgresql
 APT_LOG := /tmp/cxlab-system-deps.log
 
 # Checks each package with dpkg; runs apt-get (update + install) only when one is missing and we

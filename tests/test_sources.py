@@ -134,8 +134,13 @@ def test_duckdb_source_outside_the_spec_folder_is_refused(demo, tmp_path):
 
 # ---- PostgreSQL ---------------------------------------------------------------------------
 
-needs_postgres = pytest.mark.skipif(wh.postgres_bin() is None,
-                                    reason="PostgreSQL is not installed (make system-deps installs it)")
+try:
+    import psycopg  # noqa: F401
+except ImportError:
+    psycopg = None
+needs_postgres = pytest.mark.skipif(
+    wh.postgres_bin() is None or psycopg is None,
+    reason="PostgreSQL or psycopg is not installed (make system-deps / the warehouse extra install them)")
 
 
 @pytest.fixture(scope="module")
