@@ -189,11 +189,13 @@ def test_failed_connection_names_the_variable_never_the_password(pg_spec, monkey
     monkeypatch.setenv(ENV, url.replace(f":{port}/", f":{int(port) + 1 if int(port) < 65535 else 1}/"))
     with pytest.raises(StudyError) as err:
         validate_study(load_study(pg_spec))
-    assert ENV in str(err.value) and wh.PASSWORD not in str(err.value)
+    assert ENV in str(err.value) and wh.PASSWORD not in str(err.value) and os.environ[ENV] not in str(err.value)
+    assert "OperationalError" in str(err.value)
     monkeypatch.setenv(ENV, url.replace(wh.PASSWORD, "wrong-password"))
     with pytest.raises(StudyError) as err:
         validate_study(load_study(pg_spec))
-    assert "wrong-password" not in str(err.value)
+    assert "wrong-password" not in str(err.value) and os.environ[ENV] not in str(err.value)
+    assert "could not connect to the postgres source named by " + ENV in str(err.value)
 
 
 def test_missing_table_is_named(demo, tmp_path):
