@@ -2,11 +2,13 @@
 
 import datetime as dt
 import textwrap
+from pathlib import Path
 
 import pytest
+import yaml
 
 from cxlab.errors import StudyError
-from cxlab.study import load_study
+from cxlab.study import load_study, parse_study
 
 SPEC = """
 name: Baromètre relationnel
@@ -283,3 +285,19 @@ def test_paths_outside_the_spec_folder_are_refused(tmp_path):
     (tmp_path / "etude" / "lien.csv").symlink_to(outside)
     with pytest.raises(StudyError, match="outside"):
         spec_with(tmp_path, "path: enquete/barometre.csv", "path: lien.csv")
+
+
+def test_readme_own_data_example_parses_as_documented():
+    # README's "Your own data" example is a public contract: it must parse and mean what it says
+    import re
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    block = next(b for b in re.findall(r"```yaml\n(.*?)```", readme, re.S) if "Baromètre" in b)
+    study = parse_study(yaml.safe_load(block), base_dir=Path("."))
+    assert study.outcome_for_role("recommend") == "recommandation"
+    assert study.outcome_for_role("intention_to_stay") == "rester"
+    assert study.surveys.missing_codes == [99, "NSP"]
+    assert (study.customers.delimiter, study.customers.decimal, study.customers.encoding) == (";", ",", "latin-1")
+    assert study.dgc_definition.good_customer_min == 4 and study.dgc_definition.recognised_min == 5
+    assert study.dgc_definition.recognition == "reconnaissance"
+    assert study.customers.value_currency == "EUR"
