@@ -54,7 +54,8 @@ def _bound_options(panel_options: dict) -> dict:
     sig = inspect.signature(build_panel)
     bound = sig.bind(None, None, **panel_options)
     bound.apply_defaults()
-    return {k: v for k, v in bound.arguments.items() if k not in ("study", "data")}
+    # ``threads`` changes the speed of the build, not the panel
+    return {k: v for k, v in bound.arguments.items() if k not in ("study", "data", "threads", "con")}
 
 
 def panel_key(study, panel_options: dict) -> str:
@@ -133,7 +134,11 @@ def cached_build_panel(study, data, **panel_options) -> Panel:
     """:func:`cxlab.panel.build_panel`, built once per key in the folder named by ``CXLAB_PANEL_CACHE``
     (when the variable is set; else simply built)."""
     root = os.environ.get(ENV_VAR)
-    if not root:
+    files = [Path(p) for p in study.files.values()]
+    if (not root or panel_options.get("con") is not None or getattr(study, "source", None) is not None
+            or not files or not all(p.is_file() for p in files)):
+        # no cache asked for, or data not in files (a database source or connection): the key
+        # could not fingerprint it, so the panel is built
         return build_panel(study, data, **panel_options)
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)

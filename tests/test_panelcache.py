@@ -110,3 +110,17 @@ def test_the_runner_puts_the_cache_inside_the_work_folder_it_deletes():
 
     assert 'CXLAB_PANEL_CACHE=str(work / ".exec" / "panel-cache")' in inspect.getsource(workers)
     assert 'shutil.rmtree(work / ".exec"' in inspect.getsource(runner)
+
+
+def test_a_panel_from_a_connection_is_never_cached(small_demo, tmp_path, monkeypatch):
+    """The key fingerprints data files; a panel built on a database connection is built every time."""
+    from cxlab.study import load_study
+    from cxlab.validate import validate_study
+
+    study = load_study(small_demo)
+    data = validate_study(study).data
+    monkeypatch.setenv(panelcache.ENV_VAR, str(tmp_path))
+    calls = []
+    monkeypatch.setattr(panelcache, "build_panel", lambda *a, **k: calls.append(k) or "built")
+    assert panelcache.cached_build_panel(study, data, con=object()) == "built"
+    assert list(tmp_path.iterdir()) == []
