@@ -198,6 +198,13 @@ def test_no_finding_quotes_a_suppressed_group(large_min_cell_run):
     assert not leaks, leaks[:5]
 
 
+def test_findings_never_print_a_withheld_figure_as_nan(large_min_cell_run):
+    # a suppressed figure is NaN inside cxlab; a sentence built from it would read "nan%"
+    bad = [(name, text[:160]) for name, text in _findings(large_min_cell_run["folder"])
+           if re.search(r"\bnan\b", text, re.I)]
+    assert not bad, bad[:5]
+
+
 def test_no_manifest_metric_is_a_suppressed_figure(large_min_cell_run):
     run = large_min_cell_run
     values = [v for _, _, vals in run["groups"] for v in vals] + run["overall"]
