@@ -381,9 +381,10 @@ def dgc_answer(cells: Mapping[str, tuple], focus: str = "disappointed good custo
     sentence).
 
     ``cells``: cell -> (hazard ratio, lower, upper) against ``reference`` (the reference itself
-    may be omitted: its ratio is 1). "yes" when the focus cell's interval lies above 1 and its
-    ratio is the highest of the cells; "no" when its interval lies below 1 or another cell's
-    interval lies entirely above it; otherwise "can't tell"."""
+    may be omitted: its ratio is 1). "yes" when the focus cell's interval lies above 1, its ratio
+    is the highest of the cells, and no other cell's interval reaches it; "no" when its interval
+    lies below 1 or another cell's interval lies entirely above it; otherwise "can't tell" (among
+    them: the highest estimate, but another cell's interval includes it)."""
     if focus not in cells or not _finite(*cells[focus]):
         return "can't tell", (f"Can't tell: the hazard ratio of {focus} could not be estimated "
                               "(too few respondents in the cell, or the model failed).")
@@ -399,11 +400,14 @@ def dgc_answer(cells: Mapping[str, tuple], focus: str = "disappointed good custo
         return "no", f"No: {clearly_above[0]} leave sooner. {effect}"
     if lo > 1 and hr >= others[top_other][0]:
         close = [c for c, t in others.items() if c != reference and t[2] >= hr]
-        caveat = (f" But it is not clearly higher than that of {close[0]} (hazard ratio {others[close[0]][0]:.2f}, "
-                  f"95 % CI {others[close[0]][1]:.2f}–{others[close[0]][2]:.2f}), whose interval includes it."
-                  if close else "")
+        if close:
+            c = close[0]
+            return "can't tell", (f"Can't tell: {effect[:1].lower()}{effect[1:]} Theirs is the highest estimated "
+                                  f"risk of the four cells, but not clearly higher than that of {c} (hazard ratio "
+                                  f"{others[c][0]:.2f}, 95 % CI {others[c][1]:.2f}–{others[c][2]:.2f}), whose "
+                                  f"interval includes it.")
         return "yes", (f"Yes: {effect[:1].lower()}{effect[1:]} This is the highest estimated risk of the four "
-                       f"cells.{caveat}")
+                       f"cells, and no other cell's interval reaches it.")
     if lo > 1:
         return "can't tell", (f"Can't tell: {effect[:1].lower()}{effect[1:]} But {top_other} have a higher "
                               f"estimated risk (hazard ratio {others[top_other][0]:.2f}) and the intervals overlap.")

@@ -203,10 +203,14 @@ def test_dgc_answer_yes_no_cant_tell():
 
     dgc = "disappointed good customers"
     yes, s = dgc_answer({dgc: (2.0, 1.5, 2.6), "disappointed others": (1.4, 1.1, 1.8)})
-    assert yes == "yes" and s.startswith("Yes: ") and "highest estimated risk of the four cells." in s
+    assert yes == "yes" and s.startswith("Yes: ") and "highest estimated risk of the four cells" in s
     assert "not clearly higher" not in s
-    yes2, s = dgc_answer({dgc: (3.42, 2.40, 4.89), "modest and unrecognised": (3.07, 1.94, 4.84)})
-    assert yes2 == "yes" and "not clearly higher than that of modest and unrecognised (hazard ratio 3.07" in s
+    # the highest estimate, but another cell's interval includes it: not a "yes"
+    ct0, s = dgc_answer({dgc: (3.42, 2.40, 4.89), "modest and unrecognised": (3.07, 1.94, 4.84)})
+    assert ct0 == "can't tell" and "not clearly higher than that of modest and unrecognised (hazard ratio 3.07" in s
+    # boundary: the other cell's upper bound just below / at the focus estimate
+    assert dgc_answer({dgc: (3.0, 2.0, 4.0), "modest and unrecognised": (2.0, 1.5, 2.99)})[0] == "yes"
+    assert dgc_answer({dgc: (3.0, 2.0, 4.0), "modest and unrecognised": (2.0, 1.5, 3.0)})[0] == "can't tell"
     no, s = dgc_answer({dgc: (0.7, 0.55, 0.9)})
     assert no == "no" and "30 % lower risk" in s
     no2, s = dgc_answer({dgc: (1.3, 1.1, 1.5), "disappointed others": (2.5, 1.9, 3.2)})

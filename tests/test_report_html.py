@@ -660,7 +660,7 @@ def _summary_manifest(recognition=(0.64, 0.53, 0.77), status04="succeeded"):
     if status04 == "succeeded":
         metrics |= {"segments.hr.recognised_good_customers": m(1.0, 1.0, 1.0),
                     "segments.hr.disappointed_good_customers": m(3.42, 2.40, 4.89),
-                    "segments.hr.recognised_others": m(1.3, 0.9, 1.8),
+                    "segments.hr.modest_but_recognised": m(1.3, 0.9, 1.8),
                     "value.whatif.delta_defections": m(-11.2, -17.0, -6.0),
                     "value.whatif.delta_margin": m(5967.4, 3721.0, 8604.2, unit="EUR"),
                     "value.whatif.horizon_months": m(24),
@@ -685,6 +685,25 @@ def test_summary_answers_the_five_questions_with_uncertainty():
     assert "fallback model" in a["checks"]["answer"]
     assert a["importance"]["href"] == "03-measurement-loyalty.html#cx-findings"
     assert a["who"]["href"] == "01-data-audit.html#cx-findings"
+
+
+def test_summary_dgc_answer_reads_every_cell_notebook_04_records():
+    # the metric names are those 04 records (segments.hr.<slug of each 2x2 cell>): a cell other than
+    # the reference that is clearly riskier turns the answer into "No"; one whose interval reaches the
+    # DGC estimate turns it into "can't tell"
+    from cxlab.report.summary import executive_summary
+    from cxlab.segments import SEGMENTS_2X2
+    from cxlab.study import slug
+
+    assert {"disappointed good customers", "modest and unrecognised"} <= set(SEGMENTS_2X2)
+    for cell in SEGMENTS_2X2[2:]:
+        man = _summary_manifest()
+        man["metrics"][f"segments.hr.{slug(cell)}"] = {"estimate": 6.0, "lower": 4.9, "upper": 8.0}
+        answer = {x["key"]: x for x in executive_summary(man)}["dgc"]["answer"]
+        assert answer.startswith(f"No: {cell} leave sooner"), (cell, answer)
+        man["metrics"][f"segments.hr.{slug(cell)}"] = {"estimate": 3.0, "lower": 2.0, "upper": 4.0}
+        answer = {x["key"]: x for x in executive_summary(man)}["dgc"]["answer"]
+        assert answer.startswith("Can't tell") and cell in answer, (cell, answer)
 
 
 def test_summary_null_recognition_says_no_clear_link():

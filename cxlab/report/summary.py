@@ -29,7 +29,7 @@ __all__ = ["executive_summary", "summary_html"]
 _NB = {"audit": "01-data-audit", "survival": "02-survival-drivers", "drivers": "03-measurement-loyalty",
        "segments": "04-segments-value"}
 
-_CELLS = ("recognised good customers", "disappointed good customers", "recognised others", "disappointed others")
+from cxlab.segments import SEGMENTS_2X2 as _CELLS  # noqa: E402  (the cell names 04 records metrics under)
 
 
 def _slug(text: str) -> str:
