@@ -310,9 +310,11 @@ def cox_findings(summary: pd.DataFrame, model_label: str | None = None, t_ref: f
         others = (", ".join(rest_terms[:-1]) + " and " + rest_terms[-1]) if len(rest_terms) > 1 else "".join(rest_terms)
         verb = "protect" if len(rest_terms) > 1 else "protects"
         first = sentence(top)
-        second = protective.iloc[1] if len(protective) > 1 else None
-        # "matters most" only when the next perception's interval does not reach this one's
-        if second is not None and second["lower_per_sd"] <= top["upper_per_sd"]:
+        # "matters most" only when no other perception's interval reaches this one's (whether or not
+        # that other interval includes 1: an uncertain perception may be as strong)
+        reach = c[(c["term"] != top["term"]) & (c["lower_per_sd"] <= top["upper_per_sd"])]
+        second = reach.iloc[0] if len(reach) else None
+        if second is not None:
             lead = (f"{_cap(human_label(top['term']))} has the strongest estimated link, though its interval "
                     f"overlaps that of {human_label(second['term'])}, so which matters most is uncertain")
             also = f" {_cap(others)} also {verb}." if others else ""

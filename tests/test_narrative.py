@@ -142,6 +142,12 @@ def test_cox_findings_name_the_strongest_and_grammar():
     assert close[0].startswith("A has the strongest estimated link, though its interval overlaps that of b, "
                                "so which matters most is uncertain: customers one SD higher on a have a 30 %")
     assert "matters most:" not in close[0] and "less strongly" not in close[0]
+    # the verifier's demo case: the other perception's interval includes 1 AND reaches this one's
+    vague = cox_findings(summary([["affect", 0.62, 0.50, 0.77], ["recognition", 0.86, 0.66, 1.11]]))
+    assert "matters most:" not in vague[0] and "overlaps that of recognition" in vague[0]
+    # boundary: the other's lower bound just above / at this one's upper bound
+    assert "matters most:" in cox_findings(summary([["a", 0.62, 0.5, 0.77], ["b", 0.9, 0.771, 1.1]]))[0]
+    assert "matters most:" not in cox_findings(summary([["a", 0.62, 0.5, 0.77], ["b", 0.9, 0.77, 1.1]]))[0]
     two = cox_findings(summary([["a", 0.7, 0.6, 0.8], ["b", 0.9, 0.85, 0.95]]))
     assert "B also protects" in two[0]
     none = cox_findings(summary([["a", 1.0, 0.9, 1.1]]))
