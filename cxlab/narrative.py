@@ -237,7 +237,7 @@ def effect_sentence(kind: str, subject: str, estimate: float, lower: float, uppe
             versus = f", compared with {comparison[len(' than '):]}" if comparison.startswith(" than ") else comparison
             the = "" if outcome.startswith(("how ", "the ")) else "the "
             return (f"{subject}: no clear link with {the}{outcome}{scope_txt}{versus} "
-                    f"({stat}, which includes 1, no difference).")
+                    f"({stat}, which includes 1, the value for no difference).")
         size = _ratio_size(estimate)
         if kind == "aft":
             return f"{subject} stay {size} {word}{comparison}{scope_txt} ({stat})."
