@@ -178,6 +178,7 @@ def test_panel_expressions_on_postgres_give_the_duckdb_tables(postgres, csv_buil
         _assert_same_panel(build_panel(study, data, con=con), ref)
         _assert_same_panel(build_panel(study, data, con=con, follow_up="next_survey"),
                            build_panel(study, data, follow_up="next_survey"))
+        assert not [t for t in con.list_tables() if t.startswith("cxlab_")]   # its temporary tables dropped
     finally:
         con.disconnect()
 
