@@ -238,3 +238,17 @@ def test_cxlab_run_on_postgres_gives_the_csv_metrics_and_never_shows_the_url(dem
         if path.is_file():
             text = path.read_text(errors="replace")
             assert not any(s in text for s in secrets), path
+
+
+def test_cli_source_problems_exit_2_without_the_url(demo, tmp_path):
+    spec = wh.source_spec(demo, tmp_path / "study.yaml", {"backend": "postgres", "url_env": ENV})
+    env = {k: v for k, v in os.environ.items() if k != ENV}
+    proc = subprocess.run([CXLAB, "validate", str(spec)], capture_output=True, text=True, env=env)
+    assert proc.returncode == 2 and f"{ENV}, which is not set" in proc.stderr
+    url = "postgresql://cxlab:hunter22-password@127.0.0.1:1/cxlab"    # nothing listens on port 1
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(yaml.safe_dump({"name": "t", "study": str(spec), "out": str(tmp_path / "out")}))
+    proc = subprocess.run([CXLAB, "run", str(cfg)], capture_output=True, text=True, env={**env, ENV: url})
+    assert proc.returncode == 2 and "could not connect to the postgres source named by" in proc.stderr
+    assert "hunter22" not in proc.stderr + proc.stdout
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
