@@ -170,9 +170,17 @@ def segment_hazard_ratios(df: pd.DataFrame, reference: str = "recognised good cu
                      "segment_hazard_ratios")
     d = df[df[segment_col].astype(object) != UNCLASSIFIED]
     counts = d[segment_col].astype(object).value_counts()
-    if counts.get(reference, 0) < min_cell:   # privacy: the message does not quote the small count
-        raise ParameterError(f"segment_hazard_ratios: the reference cell {reference!r} has fewer than "
-                             f"{min_cell} respondents (min_cell); choose another reference=.")
+    if reference not in SEGMENTS_2X2:
+        raise ParameterError(f"segment_hazard_ratios: the reference {reference!r} is not a cell of the 2 x 2 grid; "
+                             f"cells are {', '.join(SEGMENTS_2X2)}.")
+    if counts.get(reference, 0) < min_cell:
+        # every ratio would compare with a group below min_cell: none is shown (privacy: the
+        # warning does not quote the small count)
+        warnings.warn(f"The reference cell ({reference}) has fewer than {min_cell} respondents: no hazard "
+                      f"ratio between the cells is shown.", stacklevel=2)
+        return pd.DataFrame([{"cell": c, "hr": np.nan, "lower": np.nan, "upper": np.nan, "p": np.nan,
+                              "n": np.nan, "events": np.nan, "reference": c == reference, "suppressed": True}
+                             for c in SEGMENTS_2X2])
     small = [c for c in SEGMENTS_2X2 if 0 < counts.get(c, 0) < min_cell]
     d = d[~d[segment_col].astype(object).isin(small)]
     cells = [c for c in SEGMENTS_2X2 if c != reference and counts.get(c, 0) >= min_cell]
@@ -181,12 +189,14 @@ def segment_hazard_ratios(df: pd.DataFrame, reference: str = "recognised good cu
     for cov in covariates or []:
         X[cov] = pd.to_numeric(d[cov], errors="raise")
     X[entry_col], X[duration_col], X[event_col] = d[entry_col], d[duration_col], d[event_col]
-    try:
-        cph = CoxModel([], controls=[c for c in X.columns if c not in (entry_col, duration_col, event_col)]).fit(
-            X, duration_col, event_col, entry_col=entry_col)
-    except CxlabError as exc:  # separation, no events, ...
-        raise ModelError(f"segment_hazard_ratios: the Cox model could not be fitted ({exc}).") from exc
-    fitted = cph.summary.set_index("term")
+    terms = [c for c in X.columns if c not in (entry_col, duration_col, event_col)]
+    fitted = pd.DataFrame()
+    if terms:   # else only the reference cell is large enough: nothing to compare it with
+        try:
+            cph = CoxModel([], controls=terms).fit(X, duration_col, event_col, entry_col=entry_col)
+        except CxlabError as exc:  # separation, no events, ...
+            raise ModelError(f"segment_hazard_ratios: the Cox model could not be fitted ({exc}).") from exc
+        fitted = cph.summary.set_index("term")
     z = stats.norm.ppf(0.5 + ci / 2)
     rows = [{"cell": reference, "hr": 1.0, "lower": np.nan, "upper": np.nan, "p": np.nan,
              "n": int(counts[reference]), "events": int(d.loc[d[segment_col] == reference, event_col].sum()),

@@ -276,4 +276,18 @@ def open_study(study_path: str | Path, **panel_options) -> Workbook:
     from cxlab.panelcache import cached_build_panel   # built once per run under `cxlab run`
 
     panel = cached_build_panel(study, validation.data, **panel_options)
+    _check_sample_size(panel)
     return Workbook(study=study, validation=validation, panel=panel)
+
+
+def _check_sample_size(panel: Panel) -> None:
+    """The whole analysed sample is itself a group: below ``min_cell`` no figure may be shown.
+
+    Raises :class:`cxlab.errors.ParameterError` (the count itself is not quoted)."""
+    from cxlab import privacy
+
+    min_cell = privacy.get_min_cell()
+    if panel.n_respondents < min_cell:
+        raise ParameterError(
+            f"The study has fewer analysed respondents than min_cell ({min_cell}): every figure would describe "
+            f"fewer than {min_cell} customers, so none can be shown. Lower min_cell (at least 5) or add respondents.")

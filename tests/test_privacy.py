@@ -307,6 +307,25 @@ def test_segment_grid_boundary(n_dgc, hidden):
     assert np.isfinite(hr.loc["modest and unrecognised", "hr"])
 
 
+@pytest.mark.parametrize(("n_ref", "hidden"), [(MC - 1, True), (MC, False)])
+def test_segment_hazard_ratios_with_a_small_reference_show_nothing(n_ref, hidden):
+    # every ratio compares with the reference cell: below min_cell none is shown (and nothing fails)
+    rng = np.random.default_rng(3)
+    sizes = {segments.DGC: 150, "recognised good customers": n_ref, "modest but recognised": 120,
+             "modest and unrecognised": 80}
+    cell = np.concatenate([[k] * v for k, v in sizes.items()])
+    d = pd.DataFrame({"segment_2x2": cell, "entry": 0.0, "duration": rng.uniform(1, 30, cell.size),
+                      "event": rng.integers(0, 2, cell.size)})
+    if hidden:
+        with pytest.warns(UserWarning, match="reference cell") as caught:
+            hr = segments.segment_hazard_ratios(d, min_cell=MC).set_index("cell")
+        assert not any(str(MC - 1) in str(w.message) for w in caught)   # the small count is not quoted
+    else:
+        hr = segments.segment_hazard_ratios(d, min_cell=MC).set_index("cell")
+    assert hr[["hr", "n"]].isna().all().all() == hidden
+    assert hr["suppressed"].all() == hidden
+
+
 # ---- audit tables with totals -------------------------------------------------------------------
 
 

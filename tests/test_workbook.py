@@ -214,3 +214,23 @@ def test_what_if_without_dgc_or_value_raises_everyone_and_counts_no_money(shape_
     with pytest.raises(ParameterError, match="segment"):
         workbook.recognition_what_if(wb.panel, None, delta_points=0.5, segment="disappointed good customers",
                                      move_share=0.25, horizons=[12], n_boot=0, discount_rate=0.1, with_value=False)
+
+
+def test_a_sample_smaller_than_min_cell_is_refused_without_quoting_its_size(tmp_path):
+    # the whole analysed sample is a group too: below min_cell no notebook may show anything
+    from cxlab import privacy
+    from cxlab.errors import ParameterError
+
+    from shapes import write_shape
+
+    spec = write_shape("minimal", tmp_path / "minimal", n_customers=300)
+    n = workbook.open_study(spec).panel.n_respondents
+    try:
+        privacy.set_min_cell(n)
+        assert workbook.open_study(spec).panel.n_respondents == n        # boundary: exactly min_cell is shown
+        privacy.set_min_cell(n + 1)
+        with pytest.raises(ParameterError, match="fewer analysed respondents than min_cell") as err:
+            workbook.open_study(spec)
+        assert f"{n}" not in str(err.value).replace(f"({n + 1})", "")
+    finally:
+        privacy.set_min_cell(privacy.MIN_CELL)
