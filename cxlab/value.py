@@ -819,8 +819,11 @@ class SBGResult:
         self.fit_on_ = n
         self.log_likelihood_ = float(-res.fun)
         self.variance_matrix_ = pd.DataFrame(cov, index=["alpha", "beta"], columns=["alpha", "beta"])
-        self.params_ = pd.DataFrame({"estimate": [a, b], "se": se,
-                                     "lower": [a, b] - _Z95 * se, "upper": [a, b] + _Z95 * se},
+        # alpha and beta are positive: the 95 % interval is Wald on the log scale (delta method,
+        # se(log a) = se(a) / a), so it can never reach below zero as a plain Wald interval can
+        est = np.array([a, b])
+        spread = np.exp(_Z95 * se / est)
+        self.params_ = pd.DataFrame({"estimate": est, "se": se, "lower": est / spread, "upper": est * spread},
                                     index=pd.Index(["alpha", "beta"], name="parameter"))
         return self
 

@@ -277,6 +277,19 @@ def test_sbg_recovers_simulated_parameters():
     assert p.loc["beta", "lower"] < 2.5 < p.loc["beta", "upper"]
 
 
+def test_sbg_interval_is_on_the_log_scale_and_stays_positive():
+    # a small cohort: a plain Wald interval (estimate +- 1.96 se) would go below zero
+    rng = np.random.default_rng(0)
+    life = rng.geometric(rng.beta(0.8, 3.0, 120))
+    res = fit_sbg([int((life > t).sum()) for t in range(6)])
+    p = res.params_
+    assert (p["estimate"] - 1.96 * p["se"] < 0).any()     # the case the log scale is for
+    assert (p["lower"] > 0).all()
+    # delta method: log(upper / estimate) = log(estimate / lower) = 1.96 se / estimate
+    np.testing.assert_allclose(np.log(p["upper"] / p["estimate"]), 1.959963984540054 * p["se"] / p["estimate"])
+    np.testing.assert_allclose(np.log(p["estimate"] / p["lower"]), 1.959963984540054 * p["se"] / p["estimate"])
+
+
 def test_cohort_survivors_counts_and_no_lookahead():
     start = pd.to_datetime(["2020-01-15"] * 12 + ["2021-03-01"] * 12)
     end = pd.to_datetime([None] * 6 + ["2020-06-01"] * 3 + ["2021-08-01"] * 3
