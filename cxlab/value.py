@@ -901,7 +901,8 @@ def cohort_survivors(df: pd.DataFrame, start_col: str = "start", end_col: str = 
     ``start_col``; ``survivors`` at period k counts those still active k periods after their start
     (``end`` missing or later than start + k periods). Only periods fully observed before
     ``snapshot`` are reported (no look-ahead). Cohorts under ``min_cell`` customers are dropped
-    with a warning. Tidy columns: cohort, period, survivors, cohort_size, survival.
+    with a warning, and a cohort's series stops before the first period with fewer than
+    ``min_cell`` survivors (as a Kaplan-Meier curve stops). Tidy columns: cohort, period, survivors, cohort_size, survival.
     """
     if period not in ("year", "month"):
         raise ParameterError(f"The 'period' parameter must be 'year' or 'month'. Got {period!r} instead.")
@@ -936,6 +937,8 @@ def cohort_survivors(df: pd.DataFrame, start_col: str = "start", end_col: str = 
             if (~within_snapshot(horizon, snapshot)).any():
                 break  # period k not fully observed for every member (by the snapshot day)
             alive = int((e_c.isna() | (e_c > horizon)).sum())
+            if alive < min_cell:
+                break  # privacy: as a curve stops before fewer than min_cell are at risk
             rows.append({"cohort": str(c), "period": k, "survivors": alive, "cohort_size": size,
                          "survival": alive / size})
             k += 1

@@ -295,7 +295,7 @@ def test_cohort_survivors_counts_and_no_lookahead():
     end = pd.to_datetime([None] * 6 + ["2020-06-01"] * 3 + ["2021-08-01"] * 3
                          + [None] * 10 + ["2021-05-01", "2023-01-01"])
     df = pd.DataFrame({"start": start, "end": end})
-    out = cohort_survivors(df, snapshot="2022-06-30")
+    out = cohort_survivors(df, snapshot="2022-06-30", min_cell=5)
     c20 = out[out["cohort"] == "2020"].set_index("period")["survivors"]
     # 2020 cohort: periods 0, 1, 2 fully observed (2022-01-15 <= snapshot; 2023-01-15 is not)
     assert c20.to_dict() == {0: 12, 1: 9, 2: 6}
@@ -304,6 +304,10 @@ def test_cohort_survivors_counts_and_no_lookahead():
     assert c21.to_dict() == {0: 12, 1: 11}
     with pytest.warns(UserWarning, match="dropped"):
         cohort_survivors(df.iloc[:15], snapshot="2022-06-30")
+    # privacy boundary: the series stops before the first period with fewer than min_cell survivors
+    for min_cell, periods in ((9, {0: 12, 1: 9}), (10, {0: 12})):
+        out = cohort_survivors(df, snapshot="2022-06-30", min_cell=min_cell)
+        assert out[out["cohort"] == "2020"].set_index("period")["survivors"].to_dict() == periods
 
 
 def test_what_if_parallel_draws_equal_serial_and_formula_models():
@@ -330,7 +334,8 @@ def test_value_plots_return_axes():
     ax = plot_retention_projection(fit_sbg(ref["cohorts"]["regular"]["survivors"], fit_on=7))
     assert isinstance(ax, Axes) and len(ax.lines) >= 3
     ax = plot_lorenz(lorenz(np.arange(1, 21), groups=["a", "b"] * 10))
-    assert isinstance(ax, Axes) and len(ax.lines) == 4  # all, a, b, equality
+    curves = [ln.get_label() for ln in ax.lines if not ln.get_label().startswith("_")]
+    assert isinstance(ax, Axes) and curves == ["all", "a", "b", "equality"]  # (+ the top-20 % marker)
     matplotlib.pyplot.close("all")
 
 
