@@ -185,7 +185,8 @@ class CoxModel:
                     s = s.astype(int)
                     x = s.to_numpy(float)
                 else:
-                    s, usable = privacy.pool_for_model(s, c)  # privacy: rare levels pooled into "other"
+                    s, usable = privacy.pool_for_model(  # privacy: rare levels pooled into "other"
+                        s, c, ids=df[cluster_col] if cluster_col is not None else None)
                     if not usable:
                         continue
                     codes, uniques = pd.factorize(s.astype(str))   # once: a million rows, several levels
