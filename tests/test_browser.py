@@ -228,7 +228,7 @@ def test_real_run_pages_fit_a_laptop_and_read_as_words(browser, real_run):
     for n in manifest["notebooks"]:
         seen = _reviewer_view(browser, folder / n["html"], f"reviewer-{n['name']}.png")
         wide = [t for t in seen["tables"] if t["right"] > REVIEWER_VIEWPORT["width"]]
-        raw = re.findall(_RAW_WARNING, seen["main"])
+        raw = re.findall(_RAW_WARNING, seen["text"])   # the whole page, the Checks section included
         code = [h for h in seen["headers"] if re.search(_CODE_HEADER, h)]
         # figures at twice their shown size (sharp at 2x), each with a description
         blurry = [f for f in seen["figures"] if f["shown"] and f["natural"] < 1.8 * f["shown"]]

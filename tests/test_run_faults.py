@@ -7,6 +7,7 @@ of notebook time."""
 import errno
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -232,33 +233,68 @@ def test_min_cell_is_one_value_for_every_notebook(project):
 
 def _missing_file(folder):
     (folder / "answers.csv").unlink()
-    return "answers.csv"
+    return 'answers.csv', None   # (file, column) the problem table must name
 
 
 def _renamed_column(folder):
     (folder / "answers.csv").write_text("id,date,q1\nA,2024-05-01,4\nB,2024-06-01,2\n")
-    return "d"
+    return 'answers.csv', 'd'   # (file, column) the problem table must name
 
 
 def _header_only(folder):
     (folder / "customers.csv").write_text("id,s,e\n")
-    return "customers.csv"
+    return 'customers.csv', None   # (file, column) the problem table must name
 
 
 def _day_first_dates(folder):
     (folder / "customers.csv").write_text("id,s,e\nA,13/01/2020,\nB,25/03/2021,31/01/2025\n")
-    return "s"
+    return 'customers.csv', 's'   # (file, column) the problem table must name
 
 
-@pytest.mark.parametrize("break_data", [_missing_file, _renamed_column, _header_only, _day_first_dates])
+def _binary_junk(folder):
+    (folder / "answers.csv").write_bytes(bytes(range(256)) * 8)
+    return 'answers.csv', None   # (file, column) the problem table must name
+
+
+def _empty_file(folder):
+    (folder / "customers.csv").write_bytes(b"")
+    return 'customers.csv', None   # (file, column) the problem table must name
+
+
+def _duplicate_ids(folder):
+    (folder / "customers.csv").write_text("id,s,e\nA,2020-01-01,\nA,2021-03-01,2025-01-31\n")
+    return 'customers.csv', 'id'   # (file, column) the problem table must name
+
+
+def _end_before_start(folder):
+    (folder / "customers.csv").write_text("id,s,e\nA,2020-01-01,\nB,2021-03-01,2019-01-31\n")
+    return 'customers.csv', 'e'   # (file, column) the problem table must name
+
+
+def _out_of_scale(folder):
+    (folder / "answers.csv").write_text("id,d,q1\nA,2024-05-01,4\nB,2024-06-01,7\n")
+    return 'answers.csv', 'q1'   # (file, column) the problem table must name
+
+
+def _truncated_last_line(folder):
+    (folder / "answers.csv").write_text("id,d,q1\nA,2024-05-01,4\nB,2024-06-01")
+    return 'answers.csv', None   # (file, column) the problem table must name
+
+
+@pytest.mark.parametrize("break_data", [_missing_file, _renamed_column, _header_only, _day_first_dates,
+                                        _binary_junk, _empty_file, _duplicate_ids, _end_before_start,
+                                        _out_of_scale, _truncated_last_line])
 def test_bad_data_exits_2_before_any_kernel_with_the_problem_table(project, capsys, break_data):
     out = project / "reports"
     before = earlier_run(out)
-    named = break_data(project)
+    file, column = break_data(project)
     code = main(["run", str(write_config(project))])
     err = capsys.readouterr().err
     assert code == 2, err
-    assert "nothing was run" in err and named in err and "Traceback" not in err
+    assert "nothing was run" in err and "Traceback" not in err
+    # a row of the problem table names the file and, where one is at fault, the column
+    row = "^" + re.escape(file) + r"\s+" + (re.escape(column) + r"\s" if column else "")
+    assert re.search(row, err, re.M), err
     assert "fix" in err                                           # the table's fix column
     assert sorted(p.name for p in out.iterdir()) == ["20260101T000000Z-abcdef", "latest"]   # no run folder
     assert snapshot(out) == before

@@ -591,8 +591,9 @@ def _split_warnings(text: str) -> list[str]:
 
 
 def checks_html(notes: list[dict]) -> str:
-    """The page's one Checks section: every warning the notebook raised, in plain words, the
-    section it came from, and the raw text one click away. Identical notes are shown once."""
+    """The page's one Checks section: every warning the notebook raised, in plain words, and the
+    section it came from (no raw warning text: it stays in the executed .ipynb for analysts).
+    Identical notes are shown once."""
     out = ['<section class="cx-box cx-checks" id="cx-checks"><h2>Checks and notes</h2>']
     seen: dict[str, dict] = {}
     for n in notes:
@@ -610,8 +611,7 @@ def checks_html(notes: list[dict]) -> str:
     for n in main + tech:
         where = f' <span class="cx-muted-text">(in: {esc(", ".join(n["sections"]))})</span>' if n["sections"] else ""
         cls = ' class="cx-note-technical"' if n["technical"] else ""
-        out.append(f"<li{cls}>{esc(n['text'])}{where}<details><summary>as reported</summary>"
-                   f"<pre>{esc(n['detail'])}</pre></details></li>")
+        out.append(f"<li{cls}>{esc(n['text'])}{where}</li>")   # the raw text stays in the .ipynb
     out.append("</ul></section>")
     return "".join(out)
 
