@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml
 	  || { echo "Set PYTHON=/path/to/python3.11"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,warehouse]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,warehouse,spark]"
 	@touch $(STAMP)
 
 # Debian packages the tests use, one word each (adding one is one word): R and every R package a

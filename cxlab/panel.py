@@ -153,11 +153,11 @@ class _Engine:
     def __init__(self, con=None, threads: int | None = None):
         self.own = con is None
         self.con = _connect(threads) if con is None else con
-        if self.con.name == "pyspark":
-            # tried (cached temporary views instead of temporary tables): the demo's respondents
-            # differ from DuckDB's (fewer construct scores available); not yet found why
-            raise CxlabError("build_panel(con=...) on PySpark is not supported yet: its tables do not "
-                             "yet match DuckDB's. Use DuckDB or PostgreSQL.")
+        self.spark = self.con.name == "pyspark"
+        if self.spark:
+            # frames go to Spark through Arrow, so that a missing number is NULL (pandas' NaN would
+            # stay NaN: a number to Spark, which COALESCE keeps; the scores would all be NaN)
+            self.con._session.conf.set("spark.sql.execution.arrow.pyspark.enabled", "true")
         self.duckdb = self.con.name == "duckdb"
         self.prefix = "" if self.own else f"cxlab_{uuid.uuid4().hex[:12]}_"
         self.made: list[str] = []
@@ -180,6 +180,13 @@ class _Engine:
     def _create(self, name: str, obj):
         full = self.prefix + name
         self.made.append(full)
+        if self.spark:     # no temporary tables on Spark: cached temporary views
+            if isinstance(obj, pd.DataFrame):
+                self.con._session.createDataFrame(obj).createOrReplaceTempView(full)
+            else:
+                self.con.create_view(full, obj, overwrite=True)
+            self.con.raw_sql(f"CACHE TABLE `{full}`")
+            return self.con.table(full)
         return self.con.create_table(full, obj, temp=True)
 
     def close(self):
@@ -188,6 +195,9 @@ class _Engine:
             return
         for name in self.made:     # (ibis 12's drop_table emits no name with this sqlglot)
             try:
+                if self.spark:     # (dropping a cached view uncaches it)
+                    self.con._session.catalog.dropTempView(name)
+                    continue
                 cur = self.con.raw_sql(f'DROP TABLE IF EXISTS "{name}"')
                 getattr(cur, "close", lambda: None)()
             except Exception:  # noqa: BLE001 - temporary tables go with the session anyway
@@ -314,7 +324,8 @@ def build_panel(study, data, *, follow_up: str = "snapshot", min_item_share: flo
     con : ibis backend, optional
         Build on this backend instead of an embedded DuckDB (the frames of ``data`` are uploaded
         as temporary tables; the same expressions run there, and only the respondent table, the
-        counting-process rows and the flow's counts come back). Tested on DuckDB and PostgreSQL.
+        counting-process rows and the flow's counts come back). Tested on DuckDB, PostgreSQL and
+        PySpark ``local[2]`` (a SparkSession: ``ibis.pyspark.connect(session)``).
     """
     if follow_up not in ("snapshot", "next_survey"):
         raise CxlabError(f"follow_up must be 'snapshot' or 'next_survey', got {follow_up!r}.")

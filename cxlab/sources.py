@@ -20,7 +20,9 @@ What runs where (first step of issue 11): :func:`read_table` collects a role's t
 pandas for validation (the data contract's checks are not yet queries on the engine), then the
 panel is built from the validated tables as for files. The panel's ibis expressions are backend
 independent (:func:`cxlab.panel.build_panel` takes ``con=`` and builds on that backend: they are
-tested on DuckDB and PostgreSQL).
+tested on DuckDB, PostgreSQL and PySpark ``local[2]``). Not done yet: ``backend: pyspark`` in the
+spec (a Spark session's master and options from configuration), validation as queries on the
+engine, and reading the raw tables in the engine without collecting them.
 """
 
 from __future__ import annotations

@@ -252,3 +252,29 @@ def test_cli_source_problems_exit_2_without_the_url(demo, tmp_path):
     assert proc.returncode == 2 and "could not connect to the postgres source named by" in proc.stderr
     assert "hunter22" not in proc.stderr + proc.stdout
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+# ---- PySpark --------------------------------------------------------------------------------
+
+def _have_spark() -> bool:
+    import importlib.util
+    import shutil
+
+    return importlib.util.find_spec("pyspark") is not None and shutil.which("java") is not None
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _have_spark(), reason="PySpark or Java is not installed (the spark extra installs PySpark)")
+def test_panel_expressions_on_pyspark_give_the_duckdb_tables(csv_build):
+    from pyspark.sql import SparkSession
+
+    spark = (SparkSession.builder.master("local[2]").appName("cxlab-test")
+             .config("spark.sql.session.timeZone", "UTC").config("spark.ui.enabled", "false")
+             .config("spark.sql.shuffle.partitions", "4").getOrCreate())
+    try:
+        con = ibis.pyspark.connect(spark)
+        study, data, ref = csv_build
+        _assert_same_panel(build_panel(study, data, con=con), ref)
+        assert not [t for t in spark.catalog.listTables() if t.name.startswith("cxlab_")]
+    finally:
+        spark.stop()
