@@ -740,10 +740,14 @@ def test_summary_checks_list_the_notes_notebooks_raised(tmp_path):
         "stream", name="stderr", text="/tmp/ipykernel_1/1.py:3: UserWarning: 3 of 200 bootstrap fits failed\n"
                                       "  warnings.warn(msg)\n"
                                       "/x.py:1: FutureWarning: applymap is deprecated\n")])]
+    nb.cells.append(nbformat.v4.new_code_cell("y", outputs=[nbformat.v4.new_output(
+        "stream", name="stderr", text="/tmp/ipykernel_1/1.py:9: UserWarning: 3 of 200 bootstrap fits failed\n")]))
     nbformat.write(nb, tmp_path / "03-measurement-loyalty.ipynb")
     man = _summary_manifest()
     man["notebooks"][1]["findings"] = []
     man["notebooks"][2]["ipynb"] = "03-measurement-loyalty.ipynb"
+    man["notebooks"][2]["title"] = "Measurement, loyalty and key drivers"
     checks = {a["key"]: a for a in executive_summary(man, tmp_path)}["checks"]["answer"]
-    assert checks == "03-measurement-loyalty noted: 3 of 200 bootstrap fits failed."
+    # one sentence per notebook, by its title; a note raised twice is said once
+    assert checks == "Notes from Measurement, loyalty and key drivers: 3 of 200 bootstrap fits failed."
     assert {a["key"]: a for a in executive_summary(man)}["checks"]["answer"].startswith("No notebook failed")

@@ -142,7 +142,8 @@ def _dgc(run: _Run) -> str:
         cells["disappointed good customers"] = run.triple("segments.disappointed.hr")
     if not cells:
         left = run.omitted("segments")
-        return "Can't tell: the segment hazard ratios were not recorded." + (f" {left[0]}" if left else "")
+        return ("Can't tell: the segment hazard ratios are not shown (withheld because a cell has fewer than "
+                "min_cell customers, or not estimable)." + (f" {left[0]}" if left else ""))
     _, sentence = narrative.dgc_answer(cells)
     adj = run.triple("cox.hr.dgc")
     crude = cells.get("disappointed good customers")
@@ -245,8 +246,9 @@ def _checks(run: _Run) -> str:
             if o.get("text"):
                 notes.append(f"Left out: {o['text']}")
         if run.run_dir is not None and nb.get("ipynb"):
-            for text in notebook_notes(run.run_dir / str(nb["ipynb"]))[:3]:
-                notes.append(f"{name} noted: {text}")
+            texts = [t.rstrip(".") for t in dict.fromkeys(notebook_notes(run.run_dir / str(nb["ipynb"])))][:3]
+            if texts:   # one sentence per notebook, named by its title, each note once
+                notes.append(f"Notes from {nb.get('title') or name}: {'; '.join(texts)}")
     if not notes:
         return ("No notebook failed and no model check warned (events per parameter, collinearity, convergence, "
                 "proportional hazards, scale reliability); each notebook's \"Checks and notes\" lists what the "
