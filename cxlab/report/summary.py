@@ -142,8 +142,8 @@ def _dgc(run: _Run) -> str:
         cells["disappointed good customers"] = run.triple("segments.disappointed.hr")
     if not cells:
         left = run.omitted("segments")
-        return ("Can't tell: the segment hazard ratios are not shown (withheld because a cell has fewer than "
-                "min_cell customers, or not estimable)." + (f" {left[0]}" if left else ""))
+        return ("Can't tell: the segment hazard ratios are not shown (withheld because a cell is smaller than "
+                "the privacy threshold, or not estimable)." + (f" {left[0]}" if left else ""))
     _, sentence = narrative.dgc_answer(cells)
     adj = run.triple("cox.hr.dgc")
     crude = cells.get("disappointed good customers")
