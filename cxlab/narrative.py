@@ -153,13 +153,12 @@ def _finite(*xs) -> bool:
 # ---- the grammar --------------------------------------------------------------------------------
 
 #: what each model kind's estimate is, its null value and its words
+_HAZARD = {"stat": "hazard ratio", "null": 1.0, "ratio": True, "up": "higher", "down": "lower",
+           "outcome": "risk of defecting"}
 EFFECT_KINDS: dict[str, dict] = {
-    "cox": {"stat": "hazard ratio", "null": 1.0, "ratio": True, "up": "higher", "down": "lower",
-            "outcome": "risk of defecting"},
-    "tv_cox": {"stat": "hazard ratio", "null": 1.0, "ratio": True, "up": "higher", "down": "lower",
-               "outcome": "risk of defecting"},
-    "dgc": {"stat": "hazard ratio", "null": 1.0, "ratio": True, "up": "higher", "down": "lower",
-            "outcome": "risk of defecting"},
+    "cox": _HAZARD,
+    "tv_cox": _HAZARD,      # time-varying Cox: the same words
+    "dgc": _HAZARD,         # the disappointed-good-customer cell or flag
     "aft": {"stat": "time ratio", "null": 1.0, "ratio": True, "up": "longer", "down": "shorter",
             "outcome": "how long they stay"},
     "logistic": {"stat": "odds ratio", "null": 1.0, "ratio": True, "up": "higher", "down": "lower",
