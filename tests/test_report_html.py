@@ -751,3 +751,13 @@ def test_summary_checks_list_the_notes_notebooks_raised(tmp_path):
     # one sentence per notebook, by its title; a note raised twice is said once
     assert checks == "Notes from Measurement, loyalty and key drivers: 3 of 200 bootstrap fits failed."
     assert {a["key"]: a for a in executive_summary(man)}["checks"]["answer"].startswith("No notebook failed")
+
+
+def test_plain_note_keeps_the_variable_a_note_is_about():
+    # a cxlab function's prefix goes; a variable's name (as the study spells it) stays
+    from cxlab.report.html import plain_note
+
+    kept = plain_note("UserWarning: segment: 1 level with fewer than 10 customers pooled into 'other'")["text"]
+    assert kept == "segment: 1 level with fewer than 10 customers pooled into 'other'."
+    gone = plain_note("UserWarning: check_and_fallback: splitting at all 400 event times")["text"]
+    assert gone == "Splitting at all 400 event times."

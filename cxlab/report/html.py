@@ -566,8 +566,11 @@ def plain_note(text: str) -> dict:
         kind, msg = m.group(1), " ".join([m.group(2), *lines[1:]]).strip()
     else:
         kind, msg = "", " ".join(lines)
-    msg = re.sub(r"^[\w.]+: ", "", msg) if re.match(r"^[a-z_][\w.]*: ", msg) else msg  # "func_name: " prefix
-    msg = msg[:1].upper() + msg[1:]
+    # a cxlab function's "func_name: " prefix goes; a one-word prefix is kept, as it names the variable the
+    # note is about ("segment: 1 level with fewer than 10 customers pooled into 'other'")
+    msg = re.sub(r"^[\w.]+: ", "", msg) if re.match(r"^[a-z]\w*[_.][\w.]*: ", msg) else msg
+    if not re.match(r"^[\w.]+: ", msg):   # a kept variable name stays as the study spells it
+        msg = msg[:1].upper() + msg[1:]
     if msg and msg[-1] not in ".!?":
         msg += "."
     technical = kind in _TECHNICAL
