@@ -8,7 +8,7 @@ import re
 import pytest
 
 from cxlab.cli import main
-from cxlab.study import load_study
+from cxlab.study import load_study, slug
 
 pytestmark = pytest.mark.slow
 
@@ -29,8 +29,9 @@ def check_run(code, folder, manifest, spec, id_pattern):
     assert metrics["panel.respondents"]["estimate"] > 100
     assert 0 < metrics["panel.events"]["estimate"] < metrics["panel.respondents"]["estimate"]
     for c in study.constructs:
-        m = metrics[f"cox.hr_per_sd.{c}"]
+        m = metrics[f"cox.hr_per_sd.{slug(c)}"]   # the manifest's name is the slug; the label is the study's
         assert 0 < m["lower"] < m["estimate"] < m["upper"], c
+        assert m.get("label") in (None, c) or c in m["label"], (c, m.get("label"))
     for n in manifest["notebooks"]:
         assert (folder / n["html"]).stat().st_size > 10_000
         assert (folder / n["ipynb"]).is_file()
