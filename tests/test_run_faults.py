@@ -231,63 +231,39 @@ def test_min_cell_is_one_value_for_every_notebook(project):
 # ---- bad data: the same checks as `cxlab validate`, before any kernel --------------------------
 
 
-def _missing_file(folder):
-    (folder / "answers.csv").unlink()
-    return 'answers.csv', None   # (file, column) the problem table must name
+#: each bad-data case of issue 8: (file, its new content — None deletes it, bytes are written as they
+#: are —, the column the problem table must name or None when the whole file is at fault)
+BAD_DATA = {
+    "missing_file": ("answers.csv", None, None),
+    "renamed_column": ("answers.csv", "id,date,q1\nA,2024-05-01,4\nB,2024-06-01,2\n", "d"),
+    "header_only": ("customers.csv", "id,s,e\n", None),
+    "day_first_dates": ("customers.csv", "id,s,e\nA,13/01/2020,\nB,25/03/2021,31/01/2025\n", "s"),
+    "binary_junk": ("answers.csv", bytes(range(256)) * 8, None),
+    "empty_file": ("customers.csv", b"", None),
+    "duplicate_ids": ("customers.csv", "id,s,e\nA,2020-01-01,\nA,2021-03-01,2025-01-31\n", "id"),
+    "end_before_start": ("customers.csv", "id,s,e\nA,2020-01-01,\nB,2021-03-01,2019-01-31\n", "e"),
+    "out_of_scale": ("answers.csv", "id,d,q1\nA,2024-05-01,4\nB,2024-06-01,7\n", "q1"),
+    "truncated_last_line": ("answers.csv", "id,d,q1\nA,2024-05-01,4\nB,2024-06-01", None),
+}
 
 
-def _renamed_column(folder):
-    (folder / "answers.csv").write_text("id,date,q1\nA,2024-05-01,4\nB,2024-06-01,2\n")
-    return 'answers.csv', 'd'   # (file, column) the problem table must name
+def break_data(folder: Path, case: str) -> tuple[str, str | None]:
+    file, content, column = BAD_DATA[case]
+    path = folder / file
+    if content is None:
+        path.unlink()
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    return file, column
 
 
-def _header_only(folder):
-    (folder / "customers.csv").write_text("id,s,e\n")
-    return 'customers.csv', None   # (file, column) the problem table must name
-
-
-def _day_first_dates(folder):
-    (folder / "customers.csv").write_text("id,s,e\nA,13/01/2020,\nB,25/03/2021,31/01/2025\n")
-    return 'customers.csv', 's'   # (file, column) the problem table must name
-
-
-def _binary_junk(folder):
-    (folder / "answers.csv").write_bytes(bytes(range(256)) * 8)
-    return 'answers.csv', None   # (file, column) the problem table must name
-
-
-def _empty_file(folder):
-    (folder / "customers.csv").write_bytes(b"")
-    return 'customers.csv', None   # (file, column) the problem table must name
-
-
-def _duplicate_ids(folder):
-    (folder / "customers.csv").write_text("id,s,e\nA,2020-01-01,\nA,2021-03-01,2025-01-31\n")
-    return 'customers.csv', 'id'   # (file, column) the problem table must name
-
-
-def _end_before_start(folder):
-    (folder / "customers.csv").write_text("id,s,e\nA,2020-01-01,\nB,2021-03-01,2019-01-31\n")
-    return 'customers.csv', 'e'   # (file, column) the problem table must name
-
-
-def _out_of_scale(folder):
-    (folder / "answers.csv").write_text("id,d,q1\nA,2024-05-01,4\nB,2024-06-01,7\n")
-    return 'answers.csv', 'q1'   # (file, column) the problem table must name
-
-
-def _truncated_last_line(folder):
-    (folder / "answers.csv").write_text("id,d,q1\nA,2024-05-01,4\nB,2024-06-01")
-    return 'answers.csv', None   # (file, column) the problem table must name
-
-
-@pytest.mark.parametrize("break_data", [_missing_file, _renamed_column, _header_only, _day_first_dates,
-                                        _binary_junk, _empty_file, _duplicate_ids, _end_before_start,
-                                        _out_of_scale, _truncated_last_line])
-def test_bad_data_exits_2_before_any_kernel_with_the_problem_table(project, capsys, break_data):
+@pytest.mark.parametrize("case", list(BAD_DATA))
+def test_bad_data_exits_2_before_any_kernel_with_the_problem_table(project, capsys, case):
     out = project / "reports"
     before = earlier_run(out)
-    file, column = break_data(project)
+    file, column = break_data(project, case)
     code = main(["run", str(write_config(project))])
     err = capsys.readouterr().err
     assert code == 2, err
@@ -580,7 +556,7 @@ def test_no_permission_for_out_is_exit_2(project, capsys, monkeypatch):
 
 
 def test_bad_parameters_and_bad_data_are_reported_together(project, capsys):
-    _renamed_column(project)
+    break_data(project, "renamed_column")
     code = main(["run", str(write_config(project)), "--set", "n_boot=10"])
     err = capsys.readouterr().err
     assert code == 2 and "'n_boot' must be int [>= 50], got 10" in err
