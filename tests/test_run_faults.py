@@ -299,6 +299,8 @@ def test_a_signal_stops_workers_and_kernels_and_publishes_an_interrupted_run(pro
     assert all_gone(children) == [] and strays(project) == []     # no orphan worker or kernel
     assert f"interrupted by {signal.Signals(sig).name}" in err and "Traceback" not in err
     assert err.strip().splitlines()[-1].startswith("cxlab run: run ")       # one final line says so
+    counts = [int(k) for k in re.findall(r"· (\d+)/3 notebooks finished", err)]
+    assert counts == [1, 1], err          # in order, and the interrupted notebook is not counted as finished
     assert no_tmp_left(out)
     assert snapshot(out) == before                                # latest and earlier runs untouched
     runs = [p for p in out.iterdir() if p.is_dir() and not p.is_symlink() and p.name != "20260101T000000Z-abcdef"]
@@ -354,6 +356,43 @@ def test_a_signal_outside_the_notebooks_aborts_and_a_second_signal_is_not_queued
         s._handle(signal.SIGINT, None)
     s.phase = "commit"
     s._handle(signal.SIGTERM, None)                # the folder is being moved in place: deferred
+
+
+def test_a_second_signal_that_lands_in_a_finaliser_still_aborts_and_prints_nothing():
+    """CI once saw the second signal arrive while Python ran a weakref callback (pandera's):
+    Python prints such an exception and drops it, so the run went on publishing."""
+    import gc
+    import weakref
+
+    from cxlab.report.workers import Abort, Stopper
+
+    class Owner:
+        pass
+
+    def dropped_in_finaliser(callback):
+        owner = Owner()
+        ref = weakref.ref(owner, lambda _: callback())
+        del owner
+        gc.collect()
+        assert ref() is None
+
+    seen = []                                       # what Python would print as "Exception ignored"
+    old_hook, sys.unraisablehook = sys.unraisablehook, seen.append
+    try:
+        with Stopper() as s:
+            s.phase = "running"
+            s._handle(signal.SIGINT, None)          # the first signal: stop the notebooks, then publish
+            dropped_in_finaliser(lambda: s._handle(signal.SIGTERM, None))   # the second: raised, lost ...
+            with pytest.raises(Abort) as stop:      # ... but the runner's next check aborts
+                s.check()
+            assert stop.value.signum == signal.SIGTERM
+            assert seen == []                       # and nothing was printed about it
+            dropped_in_finaliser(lambda: 1 / 0)     # any other finaliser error is still reported
+            assert [type(u.exc_value) for u in seen] == [ZeroDivisionError]
+    finally:
+        sys.unraisablehook = old_hook
+    s = Stopper()
+    s.check()                                      # no signal: nothing to raise
 
 
 @pytest.mark.slow

@@ -55,6 +55,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -721,10 +722,15 @@ def _execute_all(config: RunConfig, params, work: Path, log, progress, jobs, pre
     from cxlab.report.workers import execute_notebook
 
     order = schedule(config.notebooks, previous)
-    done = iter(range(1, len(config.notebooks) + 1))   # next() is atomic under the GIL
+    count = {"done": 0}
+    lock = threading.Lock()
 
-    def finished() -> str:
-        return f"{next(done)}/{len(config.notebooks)} notebooks finished"
+    def finished(line: str, counted: bool) -> None:
+        """Log a notebook's last line with the run's progress; counting and logging under one
+        lock, so the counts appear in order. An interrupted notebook is not counted as finished."""
+        with lock:
+            count["done"] += counted
+            log(f"{line} · {count['done']}/{len(config.notebooks)} notebooks finished")
 
     pool = ThreadPoolExecutor(max_workers=max(1, min(jobs, len(config.notebooks))))
     try:
@@ -734,6 +740,7 @@ def _execute_all(config: RunConfig, params, work: Path, log, progress, jobs, pre
         pending = set(futures.values())
         while pending:   # short waits: the main thread stays responsive to signals
             _, pending = wait(pending, timeout=0.5)
+            stopper.check()
         by_name = {n: f.result() for n, f in futures.items()}
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
@@ -756,6 +763,7 @@ def _publish(config: RunConfig, study, params, data, results, work: Path, run_id
                    "secret_values": scrubber.values}   # the HTML step scrubs with the real values
     notebooks, metrics = [], {}
     for r in results:
+        stopper.check()
         nb, status = r["nb"], r["status"]
         scrubber.scrub_notebook(nb)
         _mask_short_secrets(nb, secret_names)
@@ -819,6 +827,7 @@ def _publish(config: RunConfig, study, params, data, results, work: Path, run_id
         log(f"warning: a secret value was still found in {', '.join(left)} after scrubbing, and removed")
     (work / OWNER_FILE).unlink(missing_ok=True)
     final = config.out / run_id
+    stopper.check()
     stopper.phase = "commit"      # a signal now is deferred: the folder is complete
     os.replace(work, final)
     if status_text == "succeeded":

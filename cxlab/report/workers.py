@@ -54,6 +54,8 @@ class Stopper:
         self._procs: set[subprocess.Popen] = set()
         self._lock = threading.Lock()
         self._old: dict[int, object] = {}
+        self._abort: int | None = None   # a signal that must abort, kept until check() sees it
+        self._old_hook = None
 
     @property
     def signal_name(self) -> str | None:
@@ -63,12 +65,22 @@ class Stopper:
         if threading.current_thread() is threading.main_thread():
             for sig in SIGNAL_NAMES:
                 self._old[sig] = signal.signal(sig, self._handle)
+            self._old_hook = sys.unraisablehook
+            sys.unraisablehook = self._unraisable
         return self
 
     def __exit__(self, *exc):
         for sig, old in self._old.items():
             signal.signal(sig, old)
         self._old.clear()
+        if getattr(self, "_old_hook", None) is not None:
+            sys.unraisablehook, self._old_hook = self._old_hook, None
+
+    def _unraisable(self, info) -> None:
+        """An Abort raised inside a finaliser is not an error to print: check() raises it again."""
+        if isinstance(info.exc_value, Abort):
+            return
+        (self._old_hook or sys.__unraisablehook__)(info)
 
     def _handle(self, signum, frame):
         if self.phase in ("commit", "done", "cleanup"):
@@ -79,7 +91,16 @@ class Stopper:
         self.event.set()
         self.kill_all(wait=0)
         if self.phase != "running" or not first:
+            # kept as well as raised: a signal that lands while Python runs a finaliser (a
+            # weakref callback, __del__) has its exception printed and dropped, so the
+            # runner's loops call check() and the abort happens there instead
+            self._abort = signum
             raise Abort(signum)
+
+    def check(self) -> None:
+        """Raise :class:`Abort` if a signal asked for one (also when its own raise was lost)."""
+        if self._abort is not None:
+            raise Abort(self._abort)
 
     def register(self, proc: subprocess.Popen) -> None:
         with self._lock:
@@ -148,8 +169,8 @@ def execute_notebook(name: str, src: Path, cwd: Path, params: dict, work: Path, 
                      progress: bool = False, finished=None, stopper: Stopper | None = None) -> dict:
     """Run one notebook in a worker process; returns {name, nb, status}.
 
-    ``finished()`` returns the run's progress text ("2/4 notebooks finished") for the notebook's
-    last log line. With a ``stopper``, a notebook not yet started when the run is stopped is not
+    ``finished(line, counted)`` logs the notebook's last line with the run's progress ("2/4
+    notebooks finished"); ``counted`` is false for a notebook that was interrupted. With a ``stopper``, a notebook not yet started when the run is stopped is not
     started, and one running is reported as interrupted."""
     stopper = stopper or Stopper()
     if stopper.event.is_set():
@@ -235,7 +256,10 @@ def execute_notebook(name: str, src: Path, cwd: Path, params: dict, work: Path, 
     status["timings"] = {"startup_s": round(ready - t0, 3) if ready is not None else None,
                          **{k: worker_timings.get(k) for k in WORKER_PHASES},
                          "worker_s": round(duration, 3)}
-    log(f"{name}: {status['status']} in {duration:.1f} s"
-        + ("" if status["status"] == "succeeded" else f" ({status.get('ename')}: {status.get('evalue')})")
-        + (f" · {finished()}" if finished is not None else ""))
+    line = (f"{name}: {status['status']} in {duration:.1f} s"
+            + ("" if status["status"] == "succeeded" else f" ({status.get('ename')}: {status.get('evalue')})"))
+    if finished is not None:
+        finished(line, status["status"] in ("succeeded", "failed"))
+    else:
+        log(line)
     return {"name": name, "nb": nb, "status": status}
