@@ -37,6 +37,10 @@ URL``) marks the parameter secret; its value never reaches an output (see
 Values given to a run are checked before any kernel starts: an unknown name is an error listing
 the valid ones, a wrong type or a value outside the rule is an error naming the parameter and
 what it allows.
+
+**The run config file** (``runs/monthly.yaml``) is read by :func:`parse_run_config`: a pydantic
+model (:class:`RunConfigFile`), as the study spec is, so an unknown key is an error that names
+the closest valid key, and a value of the wrong kind names the key and what it takes.
 """
 
 from __future__ import annotations
@@ -46,13 +50,15 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import nbformat
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from cxlab.errors import ParameterError
+from cxlab.errors import CxlabError, ParameterError
 
-__all__ = ["NotebookParameter", "Rule", "parse_rule", "read_parameters", "check_parameters", "parse_override"]
+__all__ = ["NotebookParameter", "Rule", "parse_rule", "read_parameters", "check_parameters", "parse_override",
+           "RunConfigFile", "parse_run_config"]
 
 _TYPES: dict[str, tuple[type, ...]] = {
     "int": (int,),
@@ -328,3 +334,83 @@ def parse_override(text: str) -> tuple[str | None, str, Any]:
     except yaml.YAMLError:
         value = raw
     return (notebook.strip() or None), name, value
+
+
+# ---------------------------------------------------------------------------------------------
+# the run config file
+
+
+_WholeNumber = Annotated[int, Field(strict=True, ge=1)]
+
+
+class RunConfigFile(BaseModel):
+    """The keys of a run config file, as written (paths not yet resolved; see
+    :func:`cxlab.report.runner.load_run_config`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str | None = None                                  # default: the file name
+    study: str | None = None                                 # the study spec (relative to the file)
+    out: str | None = None                                   # output folder
+    notebooks: list[str] | None = None                       # default: every notebooks/NN-*.ipynb
+    notebooks_dir: str | None = None                         # the notebooks' folder
+    parameters: dict[str, Any] = Field(default_factory=dict)  # shared by every notebook
+    notebook_parameters: dict[str, dict[str, Any] | None] = Field(default_factory=dict)
+    secret: list[str] = Field(default_factory=list)          # parameter names never shown
+    timeout: _WholeNumber = 1800                             # seconds per notebook
+    jobs: _WholeNumber | None = None                         # notebooks at once
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _name_as_text(cls, v):
+        return str(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
+
+
+#: what each key takes, for the message when a value is of the wrong kind
+_RUN_CONFIG_TAKES = {
+    "name": "a text",
+    "study": "the path of a study spec (text)",
+    "out": "a folder path (text)",
+    "notebooks": "a list of notebook names, e.g. [01-data-audit]",
+    "notebooks_dir": "a folder path (text)",
+    "parameters": "a dict (parameter: value)",
+    "notebook_parameters": "a dict (notebook: {parameter: value})",
+    "secret": "a list of parameter names",
+    "timeout": "a whole number (seconds per notebook, > 0)",
+    "jobs": "a whole number (notebooks at once, >= 1)",
+}
+
+
+def unknown_key_message(source: str, key: str, valid: list[str], where: str | None = None) -> str:
+    """``<source>: unknown key 'x'. Did you mean 'y'? Valid keys: ...`` (the closest valid key, as
+    the study spec's messages)."""
+    import difflib
+
+    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return f"{source}: unknown key {where or key!r}.{hint} Valid keys: {', '.join(valid)}."
+
+
+def parse_run_config(raw: dict, source: str = "run config") -> dict[str, Any]:
+    """Check a run config mapping against :class:`RunConfigFile`; return the keys it sets.
+
+    A key given as ``null`` counts as not given (its default). Raises
+    :class:`cxlab.errors.CxlabError` (exit 2) listing every problem: an unknown key with
+    the closest valid one, a value of the wrong kind with what the key takes."""
+    try:
+        spec = RunConfigFile(**raw)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = str(err["loc"][0]) if err["loc"] else ""
+            if err["type"] == "extra_forbidden" and len(err["loc"]) == 1:
+                problems.append(unknown_key_message(source, key, list(RunConfigFile.model_fields)))
+            else:
+                takes = _RUN_CONFIG_TAKES.get(key, "something else")
+                got = raw.get(key)   # a value is quoted only when it is a number (never a secret)
+                shown = repr(got) if key in ("timeout", "jobs") else f"a {type(got).__name__}"
+                line = f"{source}: `{key}` must be {takes}, got {shown}."
+                if line not in problems:
+                    problems.append(line)
+        raise CxlabError("\n".join(problems)) from None
+    return {k: v for k, v in spec.model_dump(exclude_unset=True).items() if v is not None}

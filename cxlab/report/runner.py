@@ -67,7 +67,7 @@ import nbformat
 import yaml
 
 from cxlab.errors import CxlabError, ParameterError
-from cxlab.report.params import check_parameters, parse_override, read_parameters
+from cxlab.report.params import check_parameters, parse_override, parse_run_config, read_parameters
 from cxlab.report.record import read_findings, read_metrics, read_omissions
 
 __all__ = ["RunConfig", "load_run_config", "run", "run_from_cli", "schedule", "MANIFEST_SCHEMA_VERSION",
@@ -79,9 +79,6 @@ MANIFEST_SCHEMA_PATH = Path(__file__).with_name("manifest.schema.json")
 EXIT_OK, EXIT_FAILED, EXIT_USER_ERROR, EXIT_LOCKED = 0, 1, 2, 3
 from cxlab.report.scrub import MASK as REDACTED  # noqa: E402
 from cxlab.report.scrub import SECRET_WORDS as _SECRET_WORDS  # noqa: E402
-
-_CONFIG_KEYS = {"name", "study", "out", "notebooks", "notebooks_dir", "parameters",
-                "notebook_parameters", "secret", "timeout", "jobs"}
 
 
 def _repo_root() -> Path:
@@ -138,14 +135,7 @@ def load_run_config(path: Path | None = None, *, study: Path | None = None, out:
             raise CxlabError(f"{path}: not valid YAML: {exc}") from None
         if not isinstance(raw, dict):
             raise CxlabError(f"{path}: a run config is a YAML mapping (study:, notebooks:, ...).")
-        unknown = set(raw) - _CONFIG_KEYS
-        if unknown:
-            import difflib
-
-            k = sorted(unknown)[0]
-            close = difflib.get_close_matches(k, sorted(_CONFIG_KEYS), n=1)
-            raise CxlabError(f"{path}: unknown key {k!r}." + (f" Did you mean {close[0]!r}?" if close else "")
-                             + f" Valid keys: {', '.join(sorted(_CONFIG_KEYS))}.")
+        raw = parse_run_config(raw, str(path))   # pydantic: unknown keys, kinds of values
         base = path.parent.resolve()
     source = str(path) if path is not None else None
 
@@ -173,12 +163,6 @@ def load_run_config(path: Path | None = None, *, study: Path | None = None, out:
         raise CxlabError(f"No notebooks (NN-topic.ipynb) in {nb_dir}.")
     out_dir = (Path(out).resolve() if out is not None else resolve(raw["out"]) if "out" in raw
                else nb_dir.parent / "reports")
-    for key, kind in (("parameters", dict), ("notebook_parameters", dict), ("secret", list)):
-        if key in raw and not isinstance(raw[key], kind):
-            raise CxlabError(f"{source}: `{key}` must be a {kind.__name__}.")
-    for key, what in (("timeout", "seconds per notebook, > 0"), ("jobs", "notebooks at once, >= 1")):
-        if key in raw and (not isinstance(raw[key], int) or isinstance(raw[key], bool) or raw[key] < 1):
-            raise CxlabError(f"{source}: `{key}` must be a whole number ({what}), got {raw[key]!r}.")
     unknown_nb = set(raw.get("notebook_parameters", {})) - set(names)
     if unknown_nb:
         raise ParameterError(f"{source}: notebook_parameters names {sorted(unknown_nb)}, which are not "
