@@ -16,6 +16,7 @@ the run's manifest and index (:func:`cxlab.report.record_omission`)::
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +27,8 @@ from cxlab.panel import Panel, build_panel
 from cxlab.study import Study, load_study
 
 __all__ = ["Workbook", "open_study", "PARTS", "has_part", "omission_sentence", "outcome_for_role",
-           "dgc_definition", "dgc_comparison", "resolve_horizon", "resolve_n_jobs", "varying_terms", "recognition_what_if"]
+           "dgc_definition", "dgc_comparison", "resolve_horizon", "resolve_n_jobs", "varying_terms", "recognition_what_if",
+           "Concentration", "margin_concentration"]
 
 #: optional part -> (what is missing, in words; the spec key that enables it)
 PARTS: dict[str, tuple[str, str]] = {
@@ -209,6 +211,73 @@ def recognition_what_if(panel: Panel, dgc, *, delta_points: float, segment: str 
                      dgc_threshold=dgc.recognised_min if dgc is not None else None, **common)
     moved = what_if(rows, cox, panel.recognition, move_share=move_share, **common) if dgc is not None else None
     return raised, moved
+
+
+@dataclass
+class Concentration:
+    """Margin concentration on one stated population (see :func:`margin_concentration`)."""
+
+    scope: str                 # the population in words ("respondents in the 2 × 2 grid")
+    rows: pd.DataFrame         # that population, one row per respondent with a margin
+    group_col: str | None      # the cell column of the Lorenz curves (None: one curve)
+    n: int
+    gini: pd.DataFrame | None  # value.gini (None: fewer than min_cell respondents)
+    top_share: pd.DataFrame | None
+    lorenz: pd.DataFrame
+    top: float = 0.2
+
+    @property
+    def title(self) -> str:
+        return f"Margin concentration among {self.n:,} {self.scope}" + (", by cell" if self.group_col else "")
+
+    @property
+    def sentence(self) -> str:
+        """The finding: names the population and its size, with the top share's interval and the Gini."""
+        if self.gini is None or self.top_share is None:
+            return f"Margin concentration is withheld: the {self.scope} are fewer than the privacy threshold."
+        from cxlab.narrative import pct
+
+        g, t = self.gini.iloc[0], self.top_share.iloc[0]
+        ci = (f"95 % CI {pct(t['lower'])}–{pct(t['upper'])}; " if pd.notna(t["lower"]) and pd.notna(t["upper"]) else "")
+        return (f"Among the {self.n:,} {self.scope}, the top {pct(self.top)} hold {pct(t['estimate'])} of the margin "
+                f"({ci}Gini {g['estimate']:.2f}).")
+
+
+def margin_concentration(wb: "Workbook", *, top: float = 0.2, n_boot: int = 0, seed: int = 0,
+                         min_cell: int | None = None) -> Concentration:
+    """Notebook 04's profit concentration (Gini, top-``top`` share, Lorenz curves), all three on one
+    population: the respondents the audit kept (``wb.panel.respondents``, never ``wb.data.customers``:
+    non-respondents and the respondents set aside are not in it), classified into the 2 × 2 grid of
+    the run's DGC definition when the study has one (the unclassified left out), with a known margin.
+    The Lorenz curves (one per cell, plus "all") are drawn from the same rows as the figures."""
+    from cxlab import privacy
+    from cxlab.segments import UNCLASSIFIED, perception_segments
+    from cxlab.value import gini, lorenz, top_share
+
+    m = privacy.resolve_min_cell(min_cell)
+    panel, dgc = wb.panel, wb.dgc_definition
+    rows, group_col = panel.respondents, None
+    scope = "respondents analysed"
+    if dgc is not None:
+        with warnings.catch_warnings():   # the unclassified are counted where the notebook builds its grid
+            warnings.simplefilter("ignore", UserWarning)
+            rows = perception_segments(rows, panel.recognition, scale=panel.scale,
+                                       good_customer_min=dgc.good_customer_min, recognised_min=dgc.recognised_min)
+        rows = rows[rows["segment_2x2"] != UNCLASSIFIED]
+        group_col, scope = "segment_2x2", "respondents in the 2 × 2 grid"
+    known = rows["value"].notna()
+    if not known.all():
+        scope += " with a known margin"
+    rows = rows[known].reset_index(drop=True)
+    n = len(rows)
+    g = t = None
+    if n >= m:
+        g = gini(rows["value"], n_boot=n_boot, seed=seed).assign(scope=scope)
+        t = top_share(rows["value"], top, n_boot=n_boot, seed=seed).assign(scope=scope)
+    curves = (lorenz(rows["value"], groups=rows[group_col] if group_col else None, min_cell=m) if n
+              else pd.DataFrame(columns=["group", "customer_share", "margin_share", "n"]))
+    return Concentration(scope=scope, rows=rows, group_col=group_col, n=n, gini=g, top_share=t, lorenz=curves,
+                         top=top)
 
 
 # --------------------------------------------------------------------------------------------
