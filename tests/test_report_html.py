@@ -761,3 +761,45 @@ def test_plain_note_keeps_the_variable_a_note_is_about():
     assert kept == "segment: 1 level with fewer than 10 customers pooled into 'other'."
     gone = plain_note("UserWarning: check_and_fallback: splitting at all 400 event times")["text"]
     assert gone == "Splitting at all 400 event times."
+
+
+# ------------------------------------------------------------------------------ interrupted notebooks
+
+def _interrupted_page(tmp_path, evalue, *, ran_cells=True):
+    """What the runner exports for a notebook its stop signal cut short (cxlab.report.workers):
+    the notebook as far as it ran, the runner's "Interrupted" error cell appended, status
+    "interrupted"."""
+    from cxlab.report.workers import error_notebook
+
+    src = tmp_path / "src.ipynb"
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [_md("# Survival drivers"), _md("## Kaplan–Meier"), _code("x = 1")]
+    if ran_cells:
+        nb.cells[2].outputs = [nbformat.v4.new_output("stream", name="stdout", text="half way\n")]
+    nbformat.write(nb, src)
+    done = error_notebook(src, evalue, "Interrupted")
+    header = header_for("02-survival-drivers", "interrupted") | {"error": {
+        "ename": "Interrupted", "evalue": evalue, "cell": None, "reason": "interrupted"}}
+    path = export_html(done, tmp_path / "r.html", header)
+    return BeautifulSoup(path.read_text(encoding="utf-8"), "html.parser")
+
+
+def test_an_interrupted_notebook_says_interrupted_by_which_signal_not_failed(tmp_path):
+    soup = _interrupted_page(tmp_path, "stopped by SIGTERM while running")
+    box = soup.body.find(True)
+    assert box.get("id") == "cx-error" and "cx-interruptbox" in box.get("class", [])
+    text = box.get_text(" ", strip=True)
+    assert text.startswith("This notebook was interrupted")
+    assert "stopped by SIGTERM while this notebook was running" in text
+    assert "not a failure of the notebook" in text and "partial" in text
+    assert "failed" not in text.lower()
+    assert soup.select_one(".cx-status-interrupted") is not None and soup.select_one(".cx-status-failed") is None
+    assert soup.select_one('#cx-error a[href="#cx-failed-cell"]') is not None   # where it stopped
+    assert soup.find(string=re.compile("This notebook failed")) is None
+
+
+def test_a_notebook_the_signal_kept_from_starting_says_so(tmp_path):
+    soup = _interrupted_page(tmp_path, "not started: the run was stopped by SIGINT", ran_cells=False)
+    text = soup.find(id="cx-error").get_text(" ", strip=True)
+    assert "stopped by SIGINT before this notebook started" in text and "none of its cells ran" in text
+    assert "not a failure of the notebook" in text and "failed" not in text.lower()

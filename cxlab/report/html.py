@@ -3,7 +3,8 @@
 One notebook -> one HTML file that a reviewer opens offline: no ``<script>``, no external
 stylesheet, font or image, figures embedded as data URIs. The page reads top-down as
 
-1. an error box when the notebook failed (exception, message, which cell),
+1. an error box when the notebook failed (exception, message, which cell), or, when the run's
+   stop signal (SIGINT/SIGTERM) cut it short, a box saying it was interrupted and by which signal,
 2. the title and a provenance header (study, snapshot date, run, status, parameters with
    secrets masked, data fingerprints, versions, git commit),
 3. "Key findings": every finding recorded with :func:`cxlab.report.record_finding`, then the
@@ -97,6 +98,9 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
              vertical-align: middle; }
 .cx-status-succeeded { background: var(--ok); }
 .cx-status-failed { background: var(--err-line); }
+.cx-status-interrupted { background: #9a6700; }
+.cx-interruptbox { border: 2px solid var(--warn-line); background: var(--warn-bg); }
+.cx-interruptbox h2 { color: #7d4e00; }
 .cx-box { border: 1px solid var(--line); border-radius: 6px; padding: .8rem 1.1rem;
           margin: 1rem 0; background: #fff; }
 .cx-box > h2 { margin-top: 0; border: 0; font-size: 1.15rem; }
@@ -908,6 +912,27 @@ def _error_box(err: dict | None, status: Any, reported: dict | None = None) -> s
             "below is partial.</p></section>")
 
 
+def _interrupted_box(err: dict | None, reported: dict | None) -> str:
+    """The header box of a notebook the run's stop signal cut short (status "interrupted"): says
+    so, by which signal, and that the notebook itself did not fail."""
+    reported = reported or {}
+    why = str(reported.get("evalue") or (err or {}).get("evalue") or "")
+    sig = re.search(r"\bSIG[A-Z]+\b", why)
+    by = f"by {sig.group(0)}" if sig else "by a signal"
+    link = ""
+    if why.startswith("not started"):
+        what = (f"The run was stopped {by} before this notebook started, so none of its cells ran. "
+                "This is not a failure of the notebook.")
+    else:
+        what = (f"The run was stopped {by} while this notebook was running; this is not a failure of the "
+                "notebook. Cells after that point did not run, so the report below is partial.")
+        if err and err.get("cell_id"):
+            link = ' <a href="#cx-failed-cell">Go to where it stopped</a>.'
+    return ('<section class="cx-box cx-interruptbox" id="cx-error" role="status">'
+            f"<h2>This notebook was interrupted</h2><p>{esc(what)}{link}</p>"
+            "<p>Run it again for the full report.</p></section>")
+
+
 def _mark_failed_cell(body: str, err: dict | None) -> str:
     if not err or not err.get("cell_id"):
         return body
@@ -938,7 +963,8 @@ def export_html(nb, out_path, header: dict, *, title: str | None = None) -> Path
     if err is not None:
         err = {k: _scrub(v, secrets) if isinstance(v, str) else v for k, v in err.items()}
     findings = [{**f, "text": _scrub(str(f.get("text", "")), secrets)} for f in read_findings(nb)]
-    failed = err is not None or str(header.get("status", "")).lower() == "failed"
+    interrupted = str(header.get("status", "")).lower() == "interrupted"   # the run's stop signal, not a failure
+    failed = not interrupted and (err is not None or str(header.get("status", "")).lower() == "failed")
     metrics = read_metrics(nb)
 
     notes: list[dict] = []
@@ -958,10 +984,13 @@ def export_html(nb, out_path, header: dict, *, title: str | None = None) -> Path
                                            f"run {header['run_id']}" if header.get("run_id")
                                            else None, nb_name) if x)
     parts = []
-    if failed:
+    if interrupted:
+        parts.append(_interrupted_box(err, header.get("error")))
+    elif failed:
         parts.append(_error_box(err, header.get("status", "failed"), header.get("error")))
+    badge = "interrupted" if interrupted else "failed" if err else header.get("status")
     parts.append(f'<header class="cx-page-header"><h1>{esc(page_title)} '
-                 f'{status_badge("failed" if err else header.get("status"))}</h1>'
+                 f'{status_badge(badge)}</h1>'
                  f'<p class="cx-subtitle">{subtitle}</p></header>')
     parts.append(findings_html(findings, top_html + metrics_html(metrics)))
     parts.append(_toc_html(toc))
