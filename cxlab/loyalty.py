@@ -263,15 +263,10 @@ def censoring_survival(time, event, at, left_limit=True):
     risk (as ``lifelines.KaplanMeierFitter(time, 1 - event)``). ``left_limit=True`` returns
     ``G(t-)``, the probability of being still under observation just before ``t``.
     """
-    time = np.asarray(time, float)
-    cens = 1 - np.asarray(event, float)
-    ct = np.unique(time[cens == 1])
-    at_risk = len(time) - np.searchsorted(np.sort(time), ct, side="left")  # time >= t
-    n_c = np.bincount(np.searchsorted(ct, time[cens == 1]), minlength=len(ct))
-    G = np.cumprod(1 - n_c / at_risk)
-    at = np.asarray(at, float)
-    idx = np.searchsorted(ct, at, side="left" if left_limit else "right")
-    return np.concatenate([[1.0], G])[idx]
+    from cxlab.survival.km import km_steps   # cxlab's one Kaplan–Meier; censorings are its events
+
+    g = km_steps(None, np.asarray(time, float), 1 - np.asarray(event, int))
+    return g.survival_at(np.asarray(at, float), left=left_limit)
 
 
 def retention_logit(df: pd.DataFrame, horizon_months: float, constructs, controls=(),

@@ -40,6 +40,7 @@ __all__ = [
     "pooling_sentences",
     "pool_for_model",
     "pooled",
+    "curve_suppressed",
 ]
 
 #: default threshold: no figure about fewer than this many customers is shown
@@ -79,6 +80,16 @@ def is_small(n, min_cell: int | None = None):
     x = pd.to_numeric(pd.Series(n) if not isinstance(n, pd.Series) else n, errors="coerce")
     out = (x.notna() & (x < m)).to_numpy()
     return bool(out[0]) if np.ndim(n) == 0 else out
+
+
+def curve_suppressed(at_risk, group_size, min_cell: int | None = None) -> np.ndarray:
+    """The Kaplan–Meier rule: a point of a survival curve is withheld where fewer than
+    ``min_cell`` customers are at risk, and every point of a group of fewer than ``min_cell``
+    customers (a curve stops before it would describe fewer than ``min_cell`` customers).
+    Used by :func:`cxlab.survival.km.kaplan_meier` (and so ``plot_km``) and
+    :func:`cxlab.value.cohort_survivors`."""
+    m = resolve_min_cell(min_cell)
+    return (np.asarray(at_risk) < m) | (np.asarray(group_size) < m)
 
 
 def _figure_columns(table: pd.DataFrame, exclude=()) -> list[str]:

@@ -20,7 +20,9 @@ import pandas as pd
 from scipy import stats
 
 from cxlab.errors import CxlabError, DataContractError, ModelError, ParameterError
-from cxlab.value import _RiskSets, _require_columns, _step_at, _survival_arrays
+from cxlab.survival.engine import RiskSets
+from cxlab.survival.km import km_read, km_steps
+from cxlab.value import _require_columns, _survival_arrays
 
 __all__ = [
     "SEGMENTS_2X2",
@@ -87,16 +89,7 @@ def perception_segments(df: pd.DataFrame, recognition_col: str, self_status_col:
 
 def _km_at(since, event, horizon, ci=0.95):
     """KM defection probability within ``horizon`` with a log-log interval (as R/lifelines)."""
-    rs = _RiskSets(np.zeros(since.size), since, event)
-    _, _, surv, gw = rs.km()
-    s = float(_step_at(rs.times, surv, horizon))
-    v = float(_step_at(rs.times, np.cumsum(gw), horizon, before=0.0))
-    z = stats.norm.ppf(0.5 + ci / 2)
-    if 0 < s < 1 and v > 0:
-        se = np.sqrt(v) / abs(np.log(s))
-        s_lo, s_hi = s ** np.exp(z * se), s ** np.exp(-z * se)
-    else:
-        s_lo = s_hi = s
+    s, s_lo, s_hi = km_read(km_steps(None, since, event), horizon, ci, "log-log")
     return 1 - s, 1 - s_hi, 1 - s_lo
 
 
@@ -262,27 +255,27 @@ def would_be_defectors(df: pd.DataFrame, horizon: float = 12, *, segment_col: st
     cells = [c for c in SEGMENTS_2X2 if (seg == c).any()]
     if len(cells) < 2:
         raise DataContractError("would_be_defectors: fewer than two segments have respondents.")
-    risk = [_RiskSets(np.zeros(int((seg == c).sum())), since[seg == c], E[seg == c]) for c in cells]
+    risk = [RiskSets(since[seg == c], E[seg == c]) for c in cells]
 
     def shares(weights):
         n = np.array([w.sum() for w in weights])
-        f = np.array([1 - _step_at(r.times, r.km(w)[2], horizon) for r, w in zip(risk, weights)])
+        f = np.array([1 - km_steps(weights=w, risk_sets=r).survival_at(horizon) for r, w in zip(risk, weights)])
         exp_def = n * f
         cust = n / n.sum()
         dshare = exp_def / exp_def.sum() if exp_def.sum() > 0 else np.full(n.size, np.nan)
         return n, exp_def, cust, dshare, dshare / cust
 
-    ones = [np.ones(r.duration.size) for r in risk]
+    ones = [np.ones(r.n) for r in risk]
     n, exp_def, cust, dshare, ratio = shares(ones)
     if exp_def.sum() == 0:
         raise ModelError(f"would_be_defectors: no defections within {horizon} months of the survey.")
     rng = np.random.default_rng(seed)
-    idx_cell = np.concatenate([np.full(r.duration.size, i) for i, r in enumerate(risk)])
-    pos = np.concatenate([np.arange(r.duration.size) for r in risk])
+    idx_cell = np.concatenate([np.full(r.n, i) for i, r in enumerate(risk)])
+    pos = np.concatenate([np.arange(r.n) for r in risk])
     boot_d, boot_r = [], []
     for _ in range(int(n_boot)):
         pick = rng.integers(0, idx_cell.size, idx_cell.size)
-        w = [np.bincount(pos[pick[idx_cell[pick] == i]], minlength=r.duration.size).astype(float)
+        w = [np.bincount(pos[pick[idx_cell[pick] == i]], minlength=r.n).astype(float)
              for i, r in enumerate(risk)]
         if any(x.sum() == 0 for x in w):
             continue

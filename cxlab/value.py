@@ -25,6 +25,7 @@ from scipy import optimize, special, stats
 from cxlab import privacy
 from cxlab.errors import DataContractError, ModelError, ParameterError
 from cxlab.survival.engine import CoxProblem, RiskSets, breslow_baseline
+from cxlab.survival.km import km_steps
 
 __all__ = [
     "lorenz",
@@ -204,44 +205,7 @@ def top_share(values, top: float = 0.2, *, n_boot: int = 0, seed: int = 0, ci: f
                           "upper": upper, "n": x.size}])
 
 
-# ---- risk sets (delayed entry) shared by KM and Cox ------------------------------------------
-
-
-class _RiskSets:
-    """Index arrays for risk sets with delayed entry: a row is at risk at event time t when
-    ``entry < t <= duration`` (R survival's counting-process convention)."""
-
-    def __init__(self, entry, duration, event):
-        self.entry, self.duration, self.event = entry, duration, event
-        self.times = np.unique(duration[event == 1])
-        self.K = self.times.size
-        self.lo = np.searchsorted(self.times, entry, side="right")
-        self.hi = np.searchsorted(self.times, duration, side="right")
-        self.ev = np.flatnonzero(event == 1)
-        self.k_ev = self.hi[self.ev] - 1
-
-    def at_risk(self, w):
-        """Sum of ``w`` over each event time's risk set."""
-        d = np.bincount(self.lo, w, minlength=self.K + 1) - np.bincount(self.hi, w, minlength=self.K + 1)
-        return np.cumsum(d)[: self.K]
-
-    def deaths(self, w):
-        return np.bincount(self.k_ev, w[self.ev], minlength=self.K)
-
-    def km(self, w=None):
-        w = np.ones(self.duration.size) if w is None else w
-        n = self.at_risk(w)
-        d = self.deaths(w)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            q = np.where(n > 0, d / n, 0.0)
-            gw = np.where(n - d > 0, d / (n * (n - d)), 0.0)
-        return n, d, np.cumprod(1.0 - q), gw
-
-
-def _step_at(times, values, t, before=1.0):
-    """Right-continuous step function (value ``before`` until the first time) evaluated at t."""
-    idx = np.searchsorted(times, t, side="right")
-    return np.concatenate([[before], values])[idx]
+# ---- restricted mean survival (tenure clock) -------------------------------------------------
 
 
 def _rmst_from_km(times, surv, gw, horizon):
@@ -253,7 +217,8 @@ def _rmst_from_km(times, surv, gw, horizon):
     # R survival (print.survfit rmean / survmean): var = sum_i A_i^2 d_i / (n_i (n_i - d_i)),
     # A_i = area under the curve from event time t_i to the horizon
     tail = np.cumsum(rect[::-1])[::-1][1:]
-    var = float(np.sum(tail ** 2 * gw[keep]))
+    g = gw[keep]
+    var = float(np.sum(tail ** 2 * np.where(np.isfinite(g), g, 0.0)))   # R survmean: 0 where n == d
     return float(mean), math.sqrt(var)
 
 
@@ -291,9 +256,9 @@ def rmst(df: pd.DataFrame, horizon: float, group_col: str | None = None, *, entr
             rows.append({"group": level, "horizon": horizon, "estimate": np.nan, "se": np.nan, "lower": np.nan,
                          "upper": np.nan, "n": int(m.sum()), "events": int(E[m].sum()), "method": ""})
             continue
-        rs = _RiskSets(S[m], T[m], E[m])
-        _, _, surv, gw = rs.km()
-        est, se = _rmst_from_km(rs.times, surv, gw, horizon)
+        rs = RiskSets(T[m], E[m], S[m])
+        km = km_steps(risk_sets=rs)
+        est, se = _rmst_from_km(km.times, km.survival, km.greenwood, horizon)
         if horizon > T[m].max():
             warnings.warn(f"rmst: horizon {horizon} is beyond the longest follow-up ({T[m].max():.1f}) in group "
                           f"{level!r}; the KM curve is carried flat.", stacklevel=2)
@@ -302,7 +267,7 @@ def rmst(df: pd.DataFrame, horizon: float, group_col: str | None = None, *, entr
             draws = []
             for _ in range(int(n_boot)):
                 w = np.bincount(rng.integers(0, nm, nm), minlength=nm).astype(float)
-                _, _, sb, _ = rs.km(w)
+                sb = km_steps(weights=w, risk_sets=rs).survival
                 draws.append(_rmst_from_km(rs.times, sb, np.zeros_like(sb), horizon)[0])
             lower, upper, method = float(np.quantile(draws, a)), float(np.quantile(draws, 1 - a)), "bootstrap"
         else:
@@ -341,13 +306,12 @@ def _survey_clock_curves(df, entry_col, duration_col, event_col, group_col, hori
         if m.sum() < min_cell:   # privacy: not estimated, and no warning quoting its follow-up
             out[level] = (m, np.full(months.size, np.nan))
             continue
-        rs = _RiskSets(np.zeros(int(m.sum())), since[m], E[m])
-        _, _, surv, _ = rs.km()
+        km = km_steps(None, since[m], E[m])
         if horizon > since[m].max():
             warnings.warn(f"{what}: horizon {horizon} months is beyond the longest follow-up since the survey "
                           f"({since[m].max():.1f}) in group {level!r}; the survival curve is carried flat.",
                           stacklevel=3)
-        out[level] = (m, _step_at(rs.times, surv, months))
+        out[level] = (m, km.survival_at(months))
     return months, out
 
 
@@ -937,8 +901,8 @@ def cohort_survivors(df: pd.DataFrame, start_col: str = "start", end_col: str = 
             if (~within_snapshot(horizon, snapshot)).any():
                 break  # period k not fully observed for every member (by the snapshot day)
             alive = int((e_c.isna() | (e_c > horizon)).sum())
-            if alive < min_cell:
-                break  # privacy: as a curve stops before fewer than min_cell are at risk
+            if privacy.curve_suppressed(alive, size, min_cell):
+                break  # privacy: as a KM curve stops before fewer than min_cell are at risk
             rows.append({"cohort": str(c), "period": k, "survivors": alive, "cohort_size": size,
                          "survival": alive / size})
             k += 1

@@ -50,6 +50,7 @@ from scipy import stats
 from cxlab.errors import ModelError, ParameterError
 from cxlab.survival.aft import _prepare_design
 from cxlab.survival.engine import breslow_baseline, fit_cox
+from cxlab.survival.km import km_product, km_read, km_steps
 
 __all__ = [
     "EvaluationResult",
@@ -187,11 +188,10 @@ class _CensoringKM:
             return
         n_events = np.bincount(inv, weights=event, minlength=uniq.size)
         n_cens = np.bincount(inv, weights=~event, minlength=uniq.size)
+        # sksurv's risk set: those still followed at t, less the events at t (they leave first)
         at_risk = time.size - np.concatenate([[0], np.cumsum(n_events + n_cens)[:-1]]) - n_events
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.where(n_cens != 0, n_cens / np.where(at_risk > 0, at_risk, 1), 0.0)
         self.unique_time_ = np.concatenate([[-np.inf], uniq])
-        self.prob_ = np.concatenate([[1.0], np.cumprod(1.0 - ratio)])
+        self.prob_ = np.concatenate([[1.0], km_product(at_risk, n_cens)[0]])
 
     def predict_proba(self, time):
         time = np.asarray(time, dtype=float)
@@ -512,8 +512,6 @@ def calibration(
     fewer than ``min_cell`` respondents every other figure is suppressed (NaN). The observed
     figure is also NaN when nobody in the group is followed ``time`` months.
     """
-    from cxlab.survival.km import kaplan_meier
-
     if not isinstance(bins, (int, np.integer)) or bins < 2:
         raise ParameterError(f"The 'bins' parameter must be an int >= 2. Got {bins!r} instead.")
     design = _prepare_design(df, constructs, controls, duration_col, event_col, entry_col)
@@ -540,13 +538,8 @@ def calibration(
             row["predicted_defection"] = float(predicted[m].mean())
             if since[m].max() >= time:
                 # the KM curve (log-log CI, lifelines' "exponential Greenwood") read at ``time``;
-                # the group is shown whole (>= min_cell), so no row of its curve is suppressed
-                curve = kaplan_meier(pd.DataFrame({"t": since[m], "e": event[m].astype(int)}), "t", "e",
-                                     conf_type="log-log", min_cell=1, timefix=False).survival_
-                i = np.searchsorted(curve["time"].to_numpy(float), time, side="right") - 1
-                s, s_lo, s_hi = ((1.0, 1.0, 1.0) if i < 0 else
-                                 (float(curve["survival"].iloc[i]), float(curve["lower"].iloc[i]),
-                                  float(curve["upper"].iloc[i])))
+                # the group is shown whole (>= min_cell), so no point of its curve is withheld
+                s, s_lo, s_hi = km_read(km_steps(None, since[m], event[m]), time, 0.95, "log-log")
                 row.update(observed_defection=1 - s, lower=float(1 - s_hi), upper=float(1 - s_lo))
         rows.append(row)
     return pd.DataFrame(rows)

@@ -1,5 +1,12 @@
 """Kaplan–Meier curves and log-rank tests on the tenure clock, with delayed entry.
 
+**The one Kaplan–Meier of cxlab.** Every KM in the package is :func:`km_product` (the product
+``prod (1 - d/n)`` and its Greenwood terms) on risk sets counted by the engine's
+:class:`~cxlab.survival.engine.RiskSets` (``entry < t <= duration``): :func:`kaplan_meier` (curves
+at every observed time, suppression by :func:`cxlab.privacy.suppress_curve`), :func:`km_steps`
+(at the event times, with case or bootstrap weights: RMST, CLV, value at risk, the segment
+tables, the PH test's transform) and :func:`km_read` (the curve and its CI read at a time).
+
 Matches R's ``survival`` package: ``survfit`` (Greenwood variance, ``conf.type`` "log" (default),
 "log-log", "plain"), ``quantile.survfit`` (median and its CI), ``survdiff`` (log-rank). With an
 ``entry_col`` the risk set at time t is ``{entry < t <= duration}`` (left truncation), as R's
@@ -18,8 +25,10 @@ from scipy import stats
 
 from cxlab import privacy
 from cxlab.errors import ModelError, ParameterError
+from cxlab.survival.engine import RiskSets
 
-__all__ = ["KaplanMeierResult", "kaplan_meier", "logrank", "pairwise_logrank"]
+__all__ = ["KaplanMeierResult", "kaplan_meier", "logrank", "pairwise_logrank", "KMSteps", "km_product",
+           "km_steps", "km_read"]
 
 _CONF_TYPES = ("log", "log-log", "plain")
 _TOL = float(np.sqrt(np.finfo(float).eps))
@@ -101,16 +110,78 @@ def _n_at_risk(entry, time, t):
     return out
 
 
-def _km_curve(entry, time, event, z, conf_type):
-    """KM at every distinct observed time (events and censorings), as R's survfit."""
-    times, inv = np.unique(time, return_inverse=True)
-    at_risk = _n_at_risk(entry, time, times)
-    events = np.bincount(inv, weights=(event == 1), minlength=len(times)).astype(np.int64)
-    censored = np.bincount(inv, weights=(event == 0), minlength=len(times)).astype(np.int64)
+def km_product(at_risk, events):
+    """The Kaplan–Meier product and its Greenwood terms, from the number at risk ``n`` and the
+    (weighted) events ``d`` at each time: ``S = cumprod(1 - d/n)`` (a time with nobody at risk
+    leaves S unchanged) and ``d / (n (n - d))`` (0 without an event; infinite where everyone at
+    risk defects, as R's ``std.err``). ``cumsum`` of the terms is the Greenwood variance of log S."""
+    n = np.asarray(at_risk, float)
+    d = np.asarray(events, float)
     with np.errstate(divide="ignore", invalid="ignore"):
-        step = np.where(at_risk > 0, 1.0 - events / np.where(at_risk > 0, at_risk, 1), 1.0)
-        surv = np.cumprod(step)
-        green = np.where(events > 0, events / (at_risk * (at_risk - events)), 0.0)
+        surv = np.cumprod(np.where(n > 0, 1.0 - d / np.where(n > 0, n, 1), 1.0))
+        greenwood = np.where(d > 0, d / (n * (n - d)), 0.0)
+    return surv, greenwood
+
+
+@dataclass(frozen=True)
+class KMSteps:
+    """A Kaplan–Meier curve at its event times (see :func:`km_steps`): ``times``, ``at_risk``,
+    ``events`` (weighted), ``survival`` and ``greenwood`` (per-time terms of :func:`km_product`)."""
+
+    times: np.ndarray
+    at_risk: np.ndarray
+    events: np.ndarray
+    survival: np.ndarray
+    greenwood: np.ndarray
+
+    def survival_at(self, t, left: bool = False) -> np.ndarray:
+        """S(t), right-continuous (1 before the first event time); ``left=True``: S(t-)."""
+        idx = np.searchsorted(self.times, t, side="left" if left else "right")
+        return np.concatenate([[1.0], self.survival])[idx]
+
+    def variance_at(self, t) -> np.ndarray:
+        """Greenwood variance of log S(t) (0 before the first event time)."""
+        idx = np.searchsorted(self.times, t, side="right")
+        return np.concatenate([[0.0], np.cumsum(self.greenwood)])[idx]
+
+
+def km_steps(entry=None, time=None, event=None, weights=None, *, risk_sets: RiskSets | None = None) -> KMSteps:
+    """Kaplan–Meier at the event times, risk set ``entry < t <= time`` (``entry=None``: from 0).
+
+    ``weights``: case or integer bootstrap weights (a row counted ``w`` times); ``risk_sets``: the
+    engine's sorted structure of the same rows, computed once and reused (bootstrap draws)."""
+    rs = RiskSets(time, event, entry) if risk_sets is None else risk_sets
+    w = np.ones(rs.n) if weights is None else np.asarray(weights, float)
+    n = rs.risk_sums(w)
+    d = np.bincount(rs.dead_group, w[rs.dead], rs.G)
+    surv, greenwood = km_product(n, d)
+    return KMSteps(rs.times, n, d, surv, greenwood)
+
+
+def km_read(steps: KMSteps, t: float, ci: float = 0.95, conf_type: str = "log-log") -> tuple[float, float, float]:
+    """(S(t), lower, upper): the curve read at ``t`` with its ``ci`` interval (R ``survfit``'s
+    ``conf.type``; "log-log" is lifelines' exponential Greenwood). Where S is 0 or 1, or its
+    variance 0 or infinite, the interval is the point (nothing to spread)."""
+    s = float(steps.survival_at(t))
+    v = float(steps.variance_at(t))
+    if not (0 < s < 1 and 0 < v < np.inf):
+        return s, s, s
+    lower, upper = _confint(np.array([s]), np.array([np.sqrt(v)]), stats.norm.ppf(0.5 + ci / 2), conf_type)
+    return s, float(lower[0]), float(upper[0])
+
+
+def _km_curve(entry, time, event, z, conf_type):
+    """KM at every distinct observed time (events and censorings), as R's survfit: the engine's
+    risk sets on the grid of all observed times."""
+    finite = None if np.all(np.isneginf(entry)) else entry
+    rs = RiskSets(time, np.ones(time.size, bool), finite)   # every distinct time is a group
+    times = rs.times
+    at_risk = rs.risk_sums(np.ones(time.size)).round().astype(np.int64)
+    last = rs.hi - 1                                          # each row's own time
+    events = np.bincount(last, weights=(event == 1), minlength=len(times)).astype(np.int64)
+    censored = np.bincount(last, weights=(event == 0), minlength=len(times)).astype(np.int64)
+    surv, green = km_product(at_risk, events)
+    with np.errstate(invalid="ignore"):
         std_err = np.sqrt(np.cumsum(green))  # standard error of log S (R: survfit's std.err)
     lower, upper = _confint(surv, std_err, z, conf_type)
     return pd.DataFrame(
@@ -320,7 +391,7 @@ def kaplan_meier(
         d = data[data["group"] == g]
         c = _km_curve(d["entry"].to_numpy(), d["time"].to_numpy(), d["event"].to_numpy(), z, conf_type)
         c.insert(0, "group", g)
-        c["suppressed"] = (c["at_risk"] < min_cell) | (len(d) < min_cell)
+        c["suppressed"] = privacy.curve_suppressed(c["at_risk"].to_numpy(), len(d), min_cell)
         curves.append(c)
         x = np.r_[0.0, c["time"].to_numpy()]
         medians.append(

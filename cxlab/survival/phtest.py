@@ -25,6 +25,7 @@ from scipy import stats
 from cxlab.errors import ModelError, ParameterError
 from cxlab.survival.cox import CoxModel, efron_statistics
 from cxlab.survival.engine import RiskSets
+from cxlab.survival.km import km_steps
 
 __all__ = ["ph_test", "check_and_fallback", "FallbackResult", "split_at_event_times"]
 
@@ -34,9 +35,7 @@ _TRANSFORMS = ("km", "identity", "log", "rank")
 def _left_km_transform(start, stop, event):
     """1 - S(t-) at every row's stop time, S = KM with risk set {start < t <= stop} (R cox.zph 'km')."""
     rs = RiskSets(stop, event, None if np.all(np.isneginf(start)) else start)
-    at_risk = rs.risk_sums(np.ones(len(stop)))
-    deaths = rs.n_dead_rows
-    surv = np.cumprod(1.0 - deaths / at_risk)
+    surv = km_steps(risk_sets=rs).survival
     idx = np.searchsorted(rs.times, stop, side="left")  # number of event times strictly before t
     return 1.0 - np.r_[1.0, surv][idx]
 
