@@ -320,6 +320,9 @@ def test_metric_shown_readably_not_as_json(good):
     metric = soup.select_one("#cx-findings .cx-metrics").get_text(" ", strip=True)
     assert "cox.hr_per_sd.recognition" in metric and "0.823" in metric
     assert "0.741 – 0.915" in metric
+    cell = soup.select_one("#cx-findings .cx-metrics tbody td")   # in words; the code name small below
+    assert cell.find(string=True, recursive=False) == "hazard ratio per SD of recognition"
+    assert cell.select_one("code.cx-metric-name").get_text() == "cox.hr_per_sd.recognition"
 
 
 @pytest.mark.slow
@@ -496,6 +499,7 @@ def test_index_page(reports):
             for tr in soup.select("#cx-metrics tbody tr")}
     assert rows["cox.hr_per_sd.recognition"][1:3] == ["0.823", "0.741 – 0.915"]
     assert rows["value.retained_months.uplift"][1:3] == ["12,346", "9,876 – 15,000"]
+    assert rows["cox.hr_per_sd.recognition"][0].startswith("hazard ratio per SD of recognition")
     flagged = soup.select("#cx-comparison tr.cx-flag")
     assert len(flagged) == 1 and "cox.hr_per_sd.recognition" in flagged[0].get_text()
     assert "⚑ changed" in flagged[0].get_text()
@@ -803,3 +807,57 @@ def test_a_notebook_the_signal_kept_from_starting_says_so(tmp_path):
     text = soup.find(id="cx-error").get_text(" ", strip=True)
     assert "stopped by SIGINT before this notebook started" in text and "none of its cells ran" in text
     assert "not a failure of the notebook" in text and "failed" not in text.lower()
+
+
+# ------------------------------------------------------------------------------ headline-metrics appendix
+
+def _recorded_metric_names() -> list[str]:
+    """Every metric name the notebooks record (their record_metric calls), placeholders filled in."""
+    import json as _json
+
+    names = []
+    for path in sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("0*.ipynb")):
+        nb = _json.loads(path.read_text(encoding="utf-8"))
+        code = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
+        for _, lit in re.findall(r"record_metric\(\s*f?([\"'])(.*?)\1", code):
+            lit = lit.replace("{metric}{suffix}", "delta_margin.move_24m")
+            lit = re.sub(r"retention_\{[^}]*\}m", "retention_12m", lit)
+            lit = lit.replace("eval.{metric}", "eval.auc_12m").replace("sbg.{name}", "sbg.alpha")
+            lit = re.sub(r"\{[^}]*\}", "proximity", lit)
+            names.append(lit)
+    return names
+
+
+def test_every_recorded_metric_has_a_label_in_words():
+    from cxlab.report.index import _METRIC_WORDS, metric_label
+
+    names = _recorded_metric_names()
+    assert len(names) >= 30 and "value.gini" in names and "cox.hr_per_sd.proximity" in names
+    for name in names + ["value.whatif.delta_margin.move_24m", "value.whatif.delta_defections.raise_24m"]:
+        assert any(re.fullmatch(p, name) for p, _ in _METRIC_WORDS), f"no words for {name}"
+        label = metric_label(name, {})
+        assert "_" not in label and "." not in label.replace("e.g.", ""), (name, label)
+    # the study's spelling travels in the label; a descriptive label is used as is
+    assert metric_label("cox.hr_per_sd.proximite", {"label": "cox.hr_per_sd.proximité"}) == "hazard ratio per SD of proximité"
+    assert metric_label("value.gini", {"label": "Gini of the margin among respondents in the 2 × 2 grid"}) == (
+        "Gini of the margin among respondents in the 2 × 2 grid")
+    assert metric_label("value.whatif.delta_margin", {}, {"value.whatif.horizon_months": {"estimate": 12.0}}) == (
+        "what-if, recognition raised: change in discounted margin within 12 months")
+
+
+def test_index_metrics_appendix_shows_labels_code_names_small_and_muted(tmp_path):
+    m = example_manifest() | {"status": "succeeded", "failed_reason": None}
+    m["metrics"] = {"panel.respondents": {"estimate": 1098, "notebook": "01-drivers"},
+                    "tv.hr.complaint_open": {"estimate": 1.8, "lower": 1.4, "upper": 2.3, "notebook": "01-drivers"},
+                    "drivers.importance.recognition": {"estimate": 0.38, "lower": 0.3, "upper": 0.45,
+                                                       "notebook": "01-drivers"}}
+    soup = BeautifulSoup(write_index(tmp_path, m).read_text(encoding="utf-8"), "html.parser")
+    table = soup.select_one("#cx-metrics table")
+    assert [th.get_text() for th in table.select("thead th")] == ["figure", "estimate", "95 % CI"]
+    first = [tr.find("td") for tr in table.select("tbody tr")]
+    shown = [td.find(string=True, recursive=False) for td in first]
+    assert shown == ["respondents analysed", "hazard ratio (scores updated at each answer): a complaint open",
+                     "share of the explanation of time to defection: recognition"]
+    # the code name: a hover title and a small muted line, never the figure's main text
+    assert [td["title"] for td in first] == list(m["metrics"])
+    assert [td.select_one("code.cx-metric-name").get_text() for td in first] == list(m["metrics"])

@@ -142,6 +142,9 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
               monospace; font-size: .75rem; margin-top: .2rem; }
 .cx-run-summary { margin: .35rem 0 0; font-weight: 600; }
 #cx-metrics details { margin: .3rem 0; }
+.cx-metrics-table { width: auto; max-width: 52rem; }
+.cx-metrics-table td:first-child { max-width: 34rem; }
+.cx-metric-name { display: block; color: var(--muted); font-size: .72rem; margin-top: .1rem; }
 .cx-finding-error { list-style: none; margin-left: -1rem !important; background: var(--err-bg);
                     border-left: 4px solid var(--err-line); padding: .25rem .6rem; }
 .cx-kv { display: grid; grid-template-columns: max-content 1fr; gap: .15rem 1rem;
@@ -526,14 +529,19 @@ def metrics_html(metrics: dict[str, dict]) -> str:
     """The recorded headline figures as one compact, collapsed table."""
     if not metrics:
         return ""
+    from cxlab.report.index import metric_label
+
     rows = []
     for name, m in metrics.items():
         est, ci = format_estimate_ci(m.get("estimate"), m.get("lower"), m.get("upper"))
         unit = f" {esc(m['unit'])}" if m.get("unit") else ""
-        rows.append(f"<tr><td><code>{esc(name)}</code></td><td>{est}{unit}</td><td>{ci}</td></tr>")
+        rows.append(f'<tr><td title="{esc(name)}">{esc(metric_label(name, m, metrics))}'
+                    f'<code class="cx-metric-name">{esc(name)}</code></td>'
+                    f'<td class="num">{est}{unit}</td><td class="num">{ci}</td></tr>')
     return (f'<details class="cx-metrics"><summary>Headline figures recorded for the run '
-            f'({len(metrics)})</summary><table><thead><tr><th>figure</th><th>estimate</th>'
-            f'<th>95 % CI</th></tr></thead><tbody>{"".join(rows)}</tbody></table></details>')
+            f'({len(metrics)})</summary><table class="cx-metrics-table"><thead><tr><th>figure</th>'
+            f'<th class="num">estimate</th><th class="num">95 % CI</th></tr></thead><tbody>{"".join(rows)}</tbody>'
+            "</table></details>")
 
 
 _WARNING_HEADER = re.compile(r"^(?:\S.*?\.py|<[^>]+>):\d+: (\w*Warning): (.*)$")

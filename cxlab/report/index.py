@@ -23,7 +23,7 @@ from cxlab.report.html import (
     status_badge,
 )
 
-__all__ = ["write_index"]
+__all__ = ["write_index", "metric_label"]
 
 
 def _relative_href(html_path) -> str | None:
@@ -81,36 +81,120 @@ def _notebooks_table(notebooks: list[dict]) -> str:
 
 _OPEN_METRICS = 12  # up to this many figures in all, the tables start open
 
+#: metric name patterns (see the README's manifest section) -> the figure in words; ``{x}`` is the
+#: construct, term or cell the last dotted part names (as the study spells it when recorded so)
+_METRIC_WORDS: tuple[tuple[str, str], ...] = (
+    (r"panel\.respondents", "respondents analysed"),
+    (r"panel\.customers", "customers known at the snapshot"),
+    (r"panel\.response_rate", "response rate (respondents analysed / customers)"),
+    (r"panel\.set_aside", "respondents set aside by the audit"),
+    (r"panel\.events", "respondents who defected by the snapshot"),
+    (r"panel\.censored_share", "share of respondents still customers at the snapshot"),
+    (r"cox\.respondents", "respondents in the survival models"),
+    (r"cox\.events", "defections in the survival models"),
+    (r"cox\.hr_per_sd\.(.+)", "hazard ratio per SD of {x}"),
+    (r"cox\.hr_per_point\.(.+)", "hazard ratio per scale point of {x}"),
+    (r"cox\.hr\.dgc", "hazard ratio of the disappointed good customers, adjusted"),
+    (r"cox\.hr\.(.+)", "hazard ratio of {x}"),
+    (r"km\.retention_(\d+)m", "still customers {x} months after the survey (Kaplan–Meier)"),
+    (r"ph\.global_p", "proportional-hazards test, all terms together (p-value)"),
+    (r"ph\.fallback", "fallback model with a time interaction used (1 = yes)"),
+    (r"aft\.time_ratio_per_sd\.(.+)", "time ratio per SD of {x} (accelerated failure time)"),
+    (r"tv\.hr\.(.+)", "hazard ratio (scores updated at each answer): {x}"),
+    (r"eval\.c_index", "Harrell's C (how well the model ranks who leaves first)"),
+    (r"eval\.uno_c", "Uno's C (how well the model ranks who leaves first)"),
+    (r"eval\.auc_(\d+)m", "AUC at {x} months"),
+    (r"eval\.integrated_brier_score", "integrated Brier score (prediction error)"),
+    (r"drivers\.importance\.(.+)", "share of the explanation of time to defection: {x}"),
+    (r"drivers\.rank_stability\.(.+)", "share of bootstrap samples where {x} keeps its rank"),
+    (r"loyalty\.importance\.(.+)", "share of the explanation of loyalty: {x}"),
+    (r"measurement\.alpha\.(.+)", "Cronbach's alpha of {x}"),
+    (r"measurement\.omega\.(.+)", "McDonald's omega of {x}"),
+    (r"segments\.disappointed\.share", "share of respondents who are disappointed good customers"),
+    (r"segments\.disappointed\.hr", "hazard ratio of the disappointed good customers, crude"),
+    (r"segments\.disappointed\.defector_ratio",
+     "disappointed good customers: share of expected defectors / share of respondents"),
+    (r"segments\.hr\.(.+)", "hazard ratio, crude, of {x} (reference: recognised good customers)"),
+    (r"value\.gini", "Gini of the margin"),
+    (r"value\.top20_share", "share of the margin held by the top 20 %"),
+    (r"value\.whatif\.horizon_months", "what-if: months after the survey of its headline"),
+    (r"value\.whatif\.delta_points", "what-if: scale points added to recognition"),
+    (r"value\.whatif\.delta_(defections|months|margin)(?:\.(raise|move)_(\d+)m)?", None),
+    (r"sbg\.alpha", "cohort retention model (shifted beta-geometric): alpha"),
+    (r"sbg\.beta", "cohort retention model (shifted beta-geometric): beta"),
+)
+
+_WHATIF = {"defections": "change in defections", "months": "change in months as a customer",
+           "margin": "change in discounted margin"}
+
+
+def metric_label(name: str, metric: dict | None = None, metrics: dict | None = None) -> str:
+    """A recorded figure in words (``cox.hr_per_sd.recognition`` -> "hazard ratio per SD of
+    recognition"), using the study's spelling when the metric carries it as its ``label``; a
+    descriptive ``label`` (``value.gini``: "Gini of the margin among ...") is used as is. Unknown
+    names fall back to their last parts in words. ``metrics`` (the run's, optional) gives the
+    what-if's main horizon in months."""
+    import re
+
+    from cxlab.narrative import human_label
+
+    metric = metric or {}
+    label = str(metric.get("label") or "")
+    for pattern, words in _METRIC_WORDS:
+        m = re.fullmatch(pattern, str(name))
+        if not m:
+            continue
+        if words is None:    # the what-if deltas: scenario and horizon in the name
+            what, scenario, months = m.groups()
+            if not scenario:
+                h = ((metrics or {}).get("value.whatif.horizon_months") or {}).get("estimate")
+                within = f"within {h:g} months" if isinstance(h, (int, float)) else "at the main horizon"
+                return f"what-if, recognition raised: {_WHATIF[what]} {within}"
+            who = "recognition raised" if scenario == "raise" else "a share moved to recognised"
+            return f"what-if, {who}: {_WHATIF[what]} within {months} months"
+        if "{x}" not in words:
+            if label and "." not in label and name.split(".")[0] == "value" and name != "value.whatif.delta_points":
+                return label
+            if name == "value.whatif.delta_points" and label:
+                return f"{words}, for {label}"
+            return words
+        part = m.group(1)
+        subject = label.split(".")[-1] if "." in label else (label or part)
+        return words.format(x=human_label(subject) if subject == part else subject)
+    parts = str(name).split(".")
+    return " ".join(human_label(p) for p in parts[1:] or parts)
+
 
 def _metrics_table(metrics: dict, notebooks: list[dict] = ()) -> str:
-    """Every recorded figure, one collapsible table per notebook (in run order)."""
+    """Every recorded figure, one collapsible table per notebook (in run order): the figure in
+    words, its name in ``manifest.json`` small and muted below it."""
     if not metrics:
         return "<p>No metrics were recorded.</p>"
     order = [nb.get("name") for nb in notebooks or []]
     groups: dict[str, list[str]] = {}
-    for name in sorted(metrics, key=str):
+    for name in metrics:
         groups.setdefault(str((metrics[name] or {}).get("notebook") or "–"), []).append(name)
     titles = {nb.get("name"): nb.get("title") for nb in notebooks or []}
     opened = " open" if len(metrics) <= _OPEN_METRICS else ""
     out = [f"<p>The {len(metrics)} figures the notebooks recorded with their 95 % confidence intervals "
-           "(also in <code>manifest.json</code>; the next run is compared with them). The findings above say "
-           "what they mean; each notebook's report shows how they were obtained.</p>"]
+           "(also in <code>manifest.json</code>, under the name shown small below each; the next run is compared "
+           "with them). The findings above say what they mean; each notebook's report shows how they were "
+           "obtained.</p>"]
     for nb_name in sorted(groups, key=lambda n: (order.index(n) if n in order else len(order), n)):
-        names = groups[nb_name]
-        title = f" — {esc(titles[nb_name])}" if titles.get(nb_name) else ""
-        out.append(f"<details{opened}><summary>{esc(nb_name)}{title}: {len(names)} figure"
+        names = groups[nb_name]     # in the order the notebook recorded them
+        title = esc(titles[nb_name]) if titles.get(nb_name) else esc(nb_name)
+        out.append(f"<details{opened}><summary>{title}: {len(names)} figure"
                    f"{'s' if len(names) != 1 else ''}</summary>"
-                   '<table class="cx-table cx-metrics"><thead><tr><th>metric</th>'
-                   '<th class="num">estimate</th><th class="num">95 % CI</th><th>notebook</th>'
+                   '<table class="cx-table cx-metrics-table"><thead><tr><th>figure</th>'
+                   '<th class="num">estimate</th><th class="num">95 % CI</th>'
                    "</tr></thead><tbody>")
         for name in names:
             m = metrics[name] or {}
             est, ci = format_estimate_ci(m.get("estimate"), m.get("lower"), m.get("upper"))
-            label = f'<br><small>{esc(m["label"])}</small>' if m.get("label") else ""
             unit = f" {esc(m['unit'])}" if m.get("unit") else ""
-            out.append(f"<tr><td><code>{esc(name)}</code>{label}</td>"
-                       f'<td class="num">{est}{unit}</td><td class="num">{ci}</td>'
-                       f"<td>{esc(m.get('notebook') or '–')}</td></tr>")
+            out.append(f'<tr><td title="{esc(name)}">{esc(metric_label(name, m, metrics))}'
+                       f'<code class="cx-metric-name">{esc(name)}</code></td>'
+                       f'<td class="num">{est}{unit}</td><td class="num">{ci}</td></tr>')
         out.append("</tbody></table></details>")
     return "\n".join(out)
 
