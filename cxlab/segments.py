@@ -22,7 +22,7 @@ from scipy import stats
 from cxlab.errors import CxlabError, DataContractError, ModelError, ParameterError
 from cxlab.survival.engine import RiskSets
 from cxlab.survival.km import km_read, km_steps
-from cxlab.value import _require_columns, _survival_arrays
+from cxlab.value._inputs import _require_columns, _survival_arrays
 
 __all__ = [
     "SEGMENTS_2X2",
