@@ -25,8 +25,8 @@ import pandas as pd
 from scipy import special, stats
 from threadpoolctl import threadpool_limits
 
-from cxlab import privacy
 from cxlab.errors import ModelError, ParameterError
+from cxlab.survival.design import dummy_code
 
 __all__ = ["AFTComparison", "fit_aft", "time_ratio_sentence"]
 
@@ -52,6 +52,7 @@ class _Design:
     mean: dict[str, float]
     references: dict[str, str] = field(default_factory=dict)  # categorical control -> reference level
     n_dropped: int = 0
+    term_reference: dict[str, str] = field(default_factory=dict)  # dummy column -> its reference level
 
 
 def _check_columns(df: pd.DataFrame, columns: Sequence[str], role: str) -> None:
@@ -78,7 +79,8 @@ def _prepare_design(
     Rows with a missing value in any used column are dropped (with a warning that counts them).
     Constructs are standardised to mean 0 and SD 1 (sample SD) so effects are "per SD";
     numeric controls enter as they are; string/categorical/boolean controls are dummy-coded
-    against their most frequent level (the reference).
+    by :func:`cxlab.survival.design.dummy_code` (rare levels pooled; the reference is the most
+    frequent level, ties: first in text order).
     """
     if not isinstance(df, pd.DataFrame):
         raise ParameterError(f"The 'df' argument must be a pandas DataFrame. Got {type(df).__name__} instead.")
@@ -148,6 +150,7 @@ def _prepare_design(
 
     covariates = list(constructs)
     references: dict[str, str] = {}
+    term_reference: dict[str, str] = {}
     for c in controls:
         x = data[c]
         if pd.api.types.is_numeric_dtype(x) and not pd.api.types.is_bool_dtype(x):
@@ -156,22 +159,16 @@ def _prepare_design(
             out[c] = x.astype(float)
             covariates.append(c)
             continue
-        x, usable = privacy.pool_for_model(x, c)  # privacy: rare levels pooled into "other"
-        if not usable:
+        coded = dummy_code(x, c, style="=", what="AFT model")   # the one builder: pooling, reference
+        if coded is None:
             continue
-        x = x.astype(str)
-        counts = x.value_counts()
-        if len(counts) < 2:
-            raise ModelError(f"Control '{c}' has a single level ({counts.index[0]!r}): drop it from 'controls'.")
-        ref = str(counts.index[0])
-        references[c] = ref
-        for level in sorted(counts.index):
-            if level == ref:
-                continue
-            name = f"{c}={level}"
-            out[name] = (x == level).astype(float)
+        coding, D = coded
+        references[c] = coding.reference
+        for name, column in zip(coding.terms, D.T):
+            out[name] = column
             covariates.append(name)
-    return _Design(out, covariates, constructs, sd, mean, references, n_dropped)
+            term_reference[name] = coding.reference
+    return _Design(out, covariates, constructs, sd, mean, references, n_dropped, term_reference)
 
 
 # ---- plain-English sentences ----------------------------------------------------------------
@@ -351,8 +348,8 @@ class AFTComparison:
     Attributes (after :meth:`fit`): ``models_`` (distribution -> fitted model with lifelines'
     attributes: ``params_``, ``summary``, ``log_likelihood_``, ``AIC_``),
     ``comparison`` (distribution, log_likelihood, n_params, aic, delta_aic, best), ``best_``
-    (name of the lowest-AIC distribution), ``summary`` (distribution, term, time_ratio, lower,
-    upper, p: time ratios per SD of each construct, per unit of numeric controls and versus the
+    (name of the lowest-AIC distribution), ``summary`` (distribution, term, reference, time_ratio,
+    lower, upper, p: ``reference`` is the level a dummy term is compared with; time ratios per SD of each construct, per unit of numeric controls and versus the
     reference level of categorical controls), ``n_`` and ``n_events_``.
     """
 
@@ -419,6 +416,7 @@ class AFTComparison:
                     {
                         "distribution": dist,
                         "term": s.index.astype(str),
+                        "reference": [design.term_reference.get(t) for t in s.index.astype(str)],
                         "time_ratio": np.exp(s["coef"].to_numpy()),
                         "lower": np.exp(s[lo_col].to_numpy()),
                         "upper": np.exp(s[hi_col].to_numpy()),

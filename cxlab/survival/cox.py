@@ -24,8 +24,8 @@ import pandas as pd
 from scipy import stats
 from threadpoolctl import threadpool_limits
 
-from cxlab import privacy
 from cxlab.errors import ModelError, ParameterError
+from cxlab.survival.design import dummy_code, is_categorical
 from cxlab.survival.engine import CoxProblem, RiskSets, _efron_statistics_loop, efron_statistics  # noqa: F401
 
 # efron_statistics is re-exported for the PH test (cxlab.survival.phtest); _efron_statistics_loop
@@ -39,8 +39,6 @@ _Z = stats.norm.ppf(0.975)
 # ---- the model ----------------------------------------------------------------------------
 
 
-def _is_categorical(s: pd.Series) -> bool:
-    return not pd.api.types.is_numeric_dtype(s) or isinstance(s.dtype, pd.CategoricalDtype)
 
 
 class CoxModel:
@@ -64,7 +62,7 @@ class CoxModel:
 
     Fitted attributes: ``params_`` (log-HR per model column), ``variance_matrix_``,
     ``summary`` (tidy), ``diagnostics_`` (tidy), ``n_``, ``events_``, ``reference_levels_``,
-    ``construct_scales_``, ``log_likelihood_``, ``log_likelihood_null_``, ``n_iterations_``.
+    ``codings_`` (categorical control -> :class:`~cxlab.survival.design.DummyCoding`), ``construct_scales_``, ``log_likelihood_``, ``log_likelihood_null_``, ``n_iterations_``.
     """
 
     alpha = 0.05
@@ -177,36 +175,25 @@ class CoxModel:
             kinds.append("construct")
             sources.append(c)
             refs.append(None)
-        reference_levels = {}
+        reference_levels, codings = {}, {}
         for c in controls:
             s = df[c]
-            if _is_categorical(s) or pd.api.types.is_bool_dtype(s):
+            if is_categorical(s) or pd.api.types.is_bool_dtype(s):
                 if pd.api.types.is_bool_dtype(s):
                     s = s.astype(int)
                     x = s.to_numpy(float)
-                else:
-                    s, usable = privacy.pool_for_model(  # privacy: rare levels pooled into "other"
-                        s, c, ids=df[cluster_col] if cluster_col is not None else None)
-                    if not usable:
+                else:   # the one builder: rare levels pooled, one reference chosen once
+                    coded = dummy_code(s, c, ids=df[cluster_col] if cluster_col is not None else None)
+                    if coded is None:
                         continue
-                    codes, uniques = pd.factorize(s.astype(str))   # once: a million rows, several levels
-                    counts = pd.Series(np.bincount(codes, minlength=len(uniques)), index=uniques)
-                    if len(counts) < 2:
-                        raise ModelError(
-                            f"Cox model: control '{c}' has a single level ({counts.index[0]!r}); it cannot be "
-                            "estimated. Drop it from the controls."
-                        )
-                    top = counts.max()
-                    ref = sorted(counts.index[counts == top])[0]
-                    reference_levels[c] = ref
-                    for level in sorted(counts.index):
-                        if level == ref:
-                            continue
-                        cols.append((codes == uniques.get_loc(level)).astype(float))
-                        names.append(f"{c}[{level}]")
-                        kinds.append("control")
-                        sources.append(c)
-                        refs.append(ref)
+                    coding, D = coded
+                    reference_levels[c] = coding.reference
+                    codings[c] = coding
+                    cols.extend(D.T)
+                    names.extend(coding.terms)
+                    kinds.extend(["control"] * len(coding.levels))
+                    sources.extend([c] * len(coding.levels))
+                    refs.extend([coding.reference] * len(coding.levels))
                     continue
             x = s.to_numpy(float)
             if np.ptp(x) == 0:
@@ -234,6 +221,7 @@ class CoxModel:
                             f"({int(m.sum())} rows), so its hazard ratio is zero or infinite and the fit cannot "
                             f"converge. Merge small levels of '{sources[j]}', drop it, or use a penalizer (e.g. 0.1)."
                         )
+        self._codings = codings
         return X, names, kinds, sources, refs, scales, reference_levels
 
     # -- fit ----------------------------------------------------------------------------------
@@ -317,6 +305,7 @@ class CoxModel:
         self.n_ = n
         self.events_ = events
         self.reference_levels_ = reference_levels
+        self.codings_ = dict(self._codings)   # variable -> DummyCoding (what_if re-encodes new rows)
         self.construct_scales_ = scales
         self.log_likelihood_ = float(res.loglik)
         self.log_likelihood_null_ = float(res.loglik_null)

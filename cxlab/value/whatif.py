@@ -111,18 +111,14 @@ def _model_columns(model):
 def _design(model, df: pd.DataFrame) -> np.ndarray:
     """The model's covariates on ``df``, on their own scale (scale points, 0/1 dummies)."""
     if _is_cxlab_cox(model):
-        from cxlab import privacy
-
-        cols, text = [], {}
+        cols, coded = [], {}
         for term, kind, var, ref in model.terms_[["term", "kind", "variable", "reference"]].itertuples(index=False):
             _require_columns(df, [var], "what_if (covariates of the Cox model)")
-            if ref is not None:   # a level of a categorical control, against its reference
-                if var not in text:   # rare levels pooled as CoxModel pooled them (same table, same rule)
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore")
-                        text[var] = privacy.pool_for_model(df[var], var)[0].astype(str)
-                level = term[len(var) + 1:-1]
-                cols.append((text[var] == level).to_numpy(dtype=float))
+            if ref is not None:   # a level of a categorical control: the model's own coding, same pooling rule
+                coding = model.codings_[var]
+                if var not in coded:
+                    coded[var] = dict(zip(coding.terms, coding.encode(df[var]).T))
+                cols.append(coded[var][term])
             elif pd.api.types.is_bool_dtype(df[var]):
                 cols.append(df[var].astype(int).to_numpy(dtype=float))
             else:

@@ -1,0 +1,92 @@
+"""One design-matrix builder (cxlab.survival.design, issue 13): the reference level of a categorical
+control is chosen once, by one rule, for every model, and stated in every model table.
+
+Truth by construction: tables whose most frequent level (rows or customers) is known."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cxlab.survival import CoxModel, fit_aft
+from cxlab.survival.design import dummy_code, reference_level
+
+PACKAGE = Path(__file__).resolve().parents[1] / "cxlab"
+
+
+def _table(sizes, n_extra=0, seed=0):
+    """Respondents with a categorical 'region' of the given level sizes, a construct and a
+    delayed-entry survival outcome."""
+    rng = np.random.default_rng(seed)
+    region = np.concatenate([[level] * n for level, n in sizes.items()])
+    n = region.size
+    rec = rng.integers(1, 6, n).astype(float)
+    entry = rng.uniform(0, 12, n)
+    duration = entry + rng.exponential(20 * np.exp(0.2 * (rec - 3)), n) + 0.1
+    cut = entry + 24
+    event = (duration < cut).astype(int)
+    return pd.DataFrame({"region": region, "recognition": rec, "entry": entry,
+                         "duration": np.minimum(duration, cut), "event": event})
+
+
+def test_reference_is_the_most_frequent_level_ties_first_in_text_order():
+    assert reference_level(pd.Series({"north": 40, "south": 60, "east": 10})) == "south"
+    assert reference_level(pd.Series({"south": 50, "north": 50, "east": 10})) == "north"
+    assert reference_level(pd.Series({"b": 5, "a": 5, "c": 5})) == "a"
+
+
+def test_levels_are_counted_in_customers_when_customers_have_several_rows():
+    # 'a': 30 customers with 5 rows each (150 rows), 'b': 50 customers with one row each
+    ids = pd.Series(np.r_[np.repeat(np.arange(30), 5), 100 + np.arange(50)])
+    region = pd.Series(["a"] * 150 + ["b"] * 50)
+    coding, X = dummy_code(region, "region", ids=ids)
+    assert coding.reference == "b" and coding.levels == ("a",)
+    np.testing.assert_array_equal(X[:, 0], (region == "a").to_numpy(float))
+    assert dummy_code(region, "region")[0].reference == "a"   # counted in rows without ids
+
+
+def test_cox_and_aft_choose_the_same_reference_and_state_it():
+    # a tie between 'north' and 'south': both models must break it the same way (text order)
+    df = _table({"south": 400, "north": 400, "east": 200})
+    cox = CoxModel(["recognition"], controls=["region"]).fit(df, entry_col="entry")
+    aft = fit_aft(df, ["recognition"], controls=["region"], entry_col="entry", distributions=("weibull",))
+    assert cox.reference_levels_ == aft.design_.references == {"region": "north"}
+    cox_terms = cox.summary.set_index("term")
+    assert list(cox_terms.loc[["region[east]", "region[south]"], "reference"]) == ["north", "north"]
+    aft_terms = aft.summary.set_index("term")
+    assert list(aft_terms.loc[["region=east", "region=south"], "reference"]) == ["north", "north"]
+    assert aft_terms.loc["recognition", "reference"] is None and cox_terms.loc["recognition", "reference"] is None
+
+
+def test_what_if_rebuilds_the_models_own_columns():
+    df = _table({"south": 300, "north": 500, "east": 200}, seed=4)
+    cox = CoxModel(["recognition"], controls=["region"]).fit(df, entry_col="entry")
+    coding = cox.codings_["region"]
+    X = cox._fit_data["X"]
+    j = [list(cox.params_.index).index(t) for t in coding.terms]
+    np.testing.assert_array_equal(coding.encode(df["region"]), X[:, j])
+    # on other rows (one level absent), the same levels in the same order
+    sub = df[df["region"] != "east"]
+    np.testing.assert_array_equal(coding.encode(sub["region"]), X[(df["region"] != "east").to_numpy()][:, j])
+
+
+def test_no_second_dummy_coder_in_the_model_modules():
+    # get_dummies / hand-made level loops belong to cxlab/survival/design.py only
+    offenders = []
+    for path in [*(PACKAGE / "survival").glob("*.py"), *(PACKAGE / "value").glob("*.py"), PACKAGE / "segments.py"]:
+        if path.name == "design.py":
+            continue
+        text = path.read_text(encoding="utf-8")
+        if re.search(r"get_dummies|pool_for_model\(", text):
+            offenders.append(path.name)
+    assert offenders == []
+
+
+@pytest.mark.parametrize("sizes, expected", [({"x": 11, "y": 10}, "x"), ({"x": 10, "y": 11}, "y")])
+def test_reference_boundary_by_one_customer(sizes, expected):
+    coding, _ = dummy_code(pd.Series(np.concatenate([[k] * n for k, n in sizes.items()])), "g")
+    assert coding.reference == expected
