@@ -68,6 +68,18 @@ def new_axes(ax=None, figsize=None):
     return ax
 
 
+def _labelled(ax, title, xlabel=None, ylabel=None, legend=None):
+    """The last step of a plot: title, axis labels and (``legend``: its location) the legend."""
+    ax.set_title(title)
+    if xlabel is not None:
+        ax.set_xlabel(xlabel)
+    if ylabel is not None:
+        ax.set_ylabel(ylabel)
+    if legend is not None:
+        ax.legend(loc=legend)
+    return ax
+
+
 def plot_construct_distributions(scores, constructs, scale=(1, 5), ax=None):
     """Histograms of construct scores, one row of small panels sharing the scale."""
     import numpy as np
@@ -122,11 +134,8 @@ def plot_calibration(calibration_df, ax=None):
     ax.set_xlim(0, top)
     ax.set_ylim(0, top)
     ax.set_aspect("equal")
-    ax.set_xlabel("predicted defection")
-    ax.set_ylabel("observed defection (1 - Kaplan-Meier)")
-    ax.set_title("Calibration by risk decile")
-    ax.legend(loc="upper left")
-    return ax
+    return _labelled(ax, "Calibration by risk decile", "predicted defection",
+                     "observed defection (1 - Kaplan-Meier)", legend="upper left")
 
 
 def plot_km(km_result, ax=None, at_risk=True):
@@ -243,11 +252,9 @@ def plot_lorenz(lorenz_df, ax=None):
                     xytext=(-12, 18), ha="right", fontsize=9,
                     arrowprops={"arrowstyle": "-", "color": "black", "linewidth": 0.8})
         ax.vlines(0.8, 0, at80, colors="black", linestyles=":", linewidth=0.8)
-    ax.set_xlabel("cumulative share of customers (least profitable first)")
-    ax.set_ylabel("cumulative share of margin")
-    ax.set_title("Profit concentration (Lorenz curve)")
-    ax.legend(loc="upper left")
-    return ax
+    return _labelled(ax, "Profit concentration (Lorenz curve)",
+                     "cumulative share of customers (least profitable first)", "cumulative share of margin",
+                     legend="upper left")
 
 
 def plot_retention_projection(sbg_result, ax=None, periods=None):
@@ -265,11 +272,8 @@ def plot_retention_projection(sbg_result, ax=None, periods=None):
                 label="observed (held out)")
     ax.axvline(sbg_result.fit_on_, color="grey", linestyle=":", linewidth=1)
     ax.set_ylim(0, 1.02)
-    ax.set_xlabel("period since acquisition")
-    ax.set_ylabel("share of cohort still active")
-    ax.set_title("Retention: observed and projected")
-    ax.legend()
-    return ax
+    return _labelled(ax, "Retention: observed and projected", "period since acquisition",
+                     "share of cohort still active", legend="best")
 
 
 def plot_segment_grid(table_df, ax=None, value="share"):
@@ -418,10 +422,8 @@ def plot_whatif(whatif_df, metric="expected defections", ax=None, title=None):
     ax.set_xticks(x)
     ax.set_xticklabels([f"within {h:g} months" for h in d["horizon"]])
     ax.grid(axis="x", visible=False)
-    ax.set_ylabel(metric)
-    ax.set_title(title or f"What-if: {metric}, as today and with the change")
-    ax.legend(loc="upper left")
-    return ax
+    return _labelled(ax, title or f"What-if: {metric}, as today and with the change", None, metric,
+                     legend="upper left")
 
 
 def ph_residuals(model, terms=None):

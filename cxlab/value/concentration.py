@@ -80,6 +80,15 @@ def _bootstrap_ci(stat, x, n_boot, seed, ci=0.95):
     return float(np.quantile(draws, a)), float(np.quantile(draws, 1 - a))
 
 
+def _with_ci(stat, x, n_boot, seed, ci):
+    """(estimate, lower, upper): ``stat(x)`` and, with ``n_boot`` resamples, its percentile bootstrap
+    interval (NaN without)."""
+    lower = upper = float("nan")
+    if n_boot:
+        lower, upper = _bootstrap_ci(stat, x, int(n_boot), seed, ci)
+    return stat(x), lower, upper
+
+
 def gini(values, *, unbiased: bool = False, n_boot: int = 0, seed: int = 0, ci: float = 0.95) -> pd.DataFrame:
     """Gini coefficient of margin concentration (one-row tidy DataFrame).
 
@@ -89,10 +98,7 @@ def gini(values, *, unbiased: bool = False, n_boot: int = 0, seed: int = 0, ci: 
     ``n_boot > 0`` adds a percentile bootstrap interval (resampling customers).
     """
     x = _values(values)
-    est = _gini(x, unbiased)
-    lower = upper = float("nan")
-    if n_boot:
-        lower, upper = _bootstrap_ci(lambda v: _gini(v, unbiased), x, int(n_boot), seed, ci)
+    est, lower, upper = _with_ci(lambda v: _gini(v, unbiased), x, n_boot, seed, ci)
     return pd.DataFrame([{"metric": "gini", "estimate": est, "lower": lower, "upper": upper,
                           "n": x.size, "convention": "n/(n-1)" if unbiased else "population (no n/(n-1))"}])
 
@@ -115,9 +121,6 @@ def top_share(values, top: float = 0.2, *, n_boot: int = 0, seed: int = 0, ci: f
     if not 0 < top <= 1:
         raise ParameterError(f"The 'top' parameter of top_share must be a float in (0, 1]. Got {top!r} instead.")
     x = _values(values)
-    est = _top_share(x, top)
-    lower = upper = float("nan")
-    if n_boot:
-        lower, upper = _bootstrap_ci(lambda v: _top_share(v, top), x, int(n_boot), seed, ci)
+    est, lower, upper = _with_ci(lambda v: _top_share(v, top), x, n_boot, seed, ci)
     return pd.DataFrame([{"metric": "top_share", "top": top, "estimate": est, "lower": lower,
                           "upper": upper, "n": x.size}])
