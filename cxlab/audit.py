@@ -14,7 +14,7 @@ from cxlab.panel import Panel
 
 __all__ = ["suppress_small_cells", "response_summary", "answers_per_respondent", "censoring_summary",
            "validation_overview",
-           "construct_distribution", "audit_findings"]
+           "construct_distribution", "audit_findings", "population_metrics", "population_finding"]
 
 
 def suppress_small_cells(table: pd.DataFrame, n_col: str = "n", min_cell: int | None = None,
@@ -120,10 +120,10 @@ def audit_findings(panel: Panel, validation_summary: pd.DataFrame | None = None)
         f"({r['event'].mean():.0%}) defected by the snapshot ({panel.snapshot_date}); the others are "
         f"censored there.",
     ]
-    dropped = ex[(ex["table"] == "respondents") & (ex["excluded"] > 0)]
+    dropped = _set_aside(ex)
+    dropped = dropped[dropped["excluded"] > 0]
     if len(dropped):
-        parts = [f"{reason} ({int(n):,})" for reason, n in zip(dropped["reason"], dropped["excluded"])
-                 if "later answers" not in reason]
+        parts = [f"{reason} ({int(n):,})" for reason, n in zip(dropped["reason"], dropped["excluded"])]
         if parts:
             out.append("Respondents set aside, by reason: " + "; ".join(parts) + ".")
     later = ex[ex["reason"].str.contains("after the snapshot")]["excluded"].sum()
@@ -135,6 +135,41 @@ def audit_findings(panel: Panel, validation_summary: pd.DataFrame | None = None)
         out.append(f"{row['construct']}: {row['share_at_ceiling']:.0%} of respondents are at the top of the "
                    f"scale (ceiling effect: differences among the most satisfied are not measured).")
     return out
+
+
+def _set_aside(exclusions: pd.DataFrame) -> pd.DataFrame:
+    """The exclusion rows of respondents set aside (a respondent's later answers are not: the
+    respondent is analysed on their first)."""
+    ex = exclusions
+    return ex[(ex["table"] == "respondents") & ~ex["reason"].str.contains("later answers")]
+
+
+def population_metrics(panel: Panel, customers: pd.DataFrame, min_cell: int | None = None) -> dict[str, float]:
+    """Who was analysed, for the run's summary: ``panel.respondents``, ``panel.events``,
+    ``panel.censored_share``, ``panel.customers`` (known at the snapshot), ``panel.response_rate``
+    and ``panel.set_aside`` (respondents set aside, every reason). Customers and response rate
+    come from :func:`response_summary` (NaN when it withholds them: fewer than ``min_cell``)."""
+    everyone = response_summary(panel, customers, min_cell).iloc[0]
+    return {
+        "panel.respondents": panel.n_respondents,
+        "panel.events": panel.n_events,
+        "panel.censored_share": 1 - panel.n_events / panel.n_respondents,
+        "panel.customers": everyone["customers"],
+        "panel.response_rate": everyone["response_rate"],
+        "panel.set_aside": _set_aside(panel.exclusions)["excluded"].sum(),
+    }
+
+
+def population_finding(metrics: dict) -> str:
+    """The sentence saying whom every figure is about, from :func:`population_metrics`."""
+    n = int(metrics["panel.respondents"])
+    customers, rate = metrics["panel.customers"], metrics["panel.response_rate"]
+    if pd.isna(customers) or pd.isna(rate):
+        return (f"{n:,} analysed respondents: every figure in these reports is about respondents, not about "
+                "the whole customer base.")
+    return (f"{n:,} of the {int(customers):,} customers known at the snapshot are analysed respondents "
+            f"(response rate {rate:.0%}): every figure in these reports is about respondents, not about the "
+            "whole customer base.")
 
 
 def validation_overview(summary: pd.DataFrame, min_cell: int | None = None) -> pd.DataFrame:
