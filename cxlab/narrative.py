@@ -189,6 +189,13 @@ def _ratio_size(est: float) -> str:
     return pct(abs(est - 1))
 
 
+def _article(figure: str) -> str:
+    """ "an " before a figure said with a vowel sound (8, 11, 18, 80–89, 8.5-fold), else "a "."""
+    whole = re.match(r"\d+", figure)
+    n = whole.group(0) if whole else ""
+    return "an " if n.startswith("8") or n in ("11", "18") else "a "
+
+
 def effect_sentence(kind: str, subject: str, estimate: float, lower: float, upper: float, *,
                     outcome: str | None = None, comparison: str = "", at_tenure: float | None = None,
                     scope: str | None = None, digits: int = 2, money: str | None = None,
@@ -240,7 +247,7 @@ def effect_sentence(kind: str, subject: str, estimate: float, lower: float, uppe
         size = _ratio_size(estimate)
         if kind == "aft":
             return f"{subject} stay {size} {word}{comparison}{scope_txt} ({stat})."
-        article = "" if outcome.startswith("odds") else "a "
+        article = "" if outcome.startswith("odds") else _article(size)
         return f"{subject} have {article}{size} {word} {outcome}{comparison}{scope_txt} ({stat})."
 
     # differences (what-if)
@@ -360,7 +367,7 @@ def retention_findings(retention: pd.DataFrame, label: str = "of respondents") -
         if r.get("suppressed", False):
             continue
         out.append(f"{pct(r['estimate'])} {label} were still customers {r['time']:.0f} months after the survey "
-                   f"({_ci(r['lower'], r['upper'], '{:.0%}')}).")
+                   f"(95 % CI {pct(r['lower'])}–{pct(r['upper'])}).")
     return out
 
 
@@ -442,3 +449,36 @@ def ci_table(df: pd.DataFrame, columns: Mapping[str, tuple[str, str, str]], *, t
 
 
 __all__.append("ci_table")
+
+
+# ---- answers first, evidence one click away --------------------------------------------------
+
+#: the most findings a notebook leads with (the rest are evidence, folded)
+MAX_LEAD_FINDINGS = 6
+
+
+def split_findings(lead, evidence=(), *, limit: int = MAX_LEAD_FINDINGS) -> tuple[list[str], list[str]]:
+    """(findings to record, evidence to fold): the ``lead`` answers first, at most ``limit`` of
+    them (any beyond join the evidence, in order), then ``evidence``; blanks and repeats dropped."""
+    def clean(texts):
+        return [str(t).strip() for t in texts if str(t or "").strip()]
+
+    lead = list(dict.fromkeys(clean(lead)))
+    evidence = [t for t in dict.fromkeys(clean(evidence)) if t not in lead]
+    return lead[:limit], lead[limit:] + evidence
+
+
+def evidence_fold(texts, summary: str = "More findings") -> str:
+    """The evidence behind a notebook's answers as one closed fold (HTML, every sentence escaped),
+    for the findings cell to display under the recorded answers; "" when there is none."""
+    from html import escape
+
+    items = [str(t).strip() for t in texts if str(t or "").strip()]
+    if not items:
+        return ""
+    lis = "".join(f"<li>{escape(t)}</li>" for t in items)
+    return (f'<details class="cx-evidence-fold"><summary>{escape(summary)} ({len(items)}: the evidence behind '
+            f"these answers)</summary><ul>{lis}</ul></details>")
+
+
+__all__ += ["MAX_LEAD_FINDINGS", "split_findings", "evidence_fold"]

@@ -181,7 +181,7 @@ def test_retention_and_diagnostics_in_words():
     ret = pd.DataFrame({"time": [12.0, 24.0], "estimate": [0.891, 0.5], "lower": [0.88, 0.4], "upper": [0.9, 0.6],
                         "suppressed": [False, True]})
     out = retention_findings(ret)
-    assert out == ["89 % of respondents were still customers 12 months after the survey (95 % CI 88%–90%)."]
+    assert out == ["89 % of respondents were still customers 12 months after the survey (95 % CI 88 %–90 %)."]
     diag = pd.DataFrame({"check": ["events_per_parameter", "vif"], "term": [None, "empathy"], "value": [6.0, 2.0],
                          "threshold": [10.0, 5.0], "status": ["warning", "ok"], "message": ["60 events for 10", ""]})
     assert diagnostic_warnings(diag) == ["Few events per model parameter (value 6, threshold 10): 60 events for 10."]

@@ -29,3 +29,48 @@ def test_markdown_names_no_parameter_or_spec_key(path):
             if code in names or re.fullmatch(r"[a-z_]+\.[a-z_.]+", code):   # a parameter, or a dotted spec key
                 bad.append((i, code))
     assert not bad, f"{path.name}: code names in reviewer prose (cell, name): {bad}"
+
+
+# ---- answers first: a notebook leads with a few findings, the evidence folded ------------------
+
+def test_split_findings_leads_with_at_most_the_limit_and_keeps_the_rest_in_order():
+    from cxlab.narrative import MAX_LEAD_FINDINGS, split_findings
+
+    assert 5 <= MAX_LEAD_FINDINGS <= 7
+    lead = [f"answer {i}." for i in range(9)]
+    answers, evidence = split_findings(lead, ["detail a.", "answer 1.", "", "detail b."], limit=6)
+    assert answers == lead[:6]
+    assert evidence == ["answer 6.", "answer 7.", "answer 8.", "detail a.", "detail b."]   # no repeat, no blank
+    assert split_findings(["only."], []) == (["only."], [])
+
+
+def test_evidence_fold_is_one_closed_fold_of_escaped_sentences():
+    from cxlab.narrative import evidence_fold
+
+    html = evidence_fold(["Hazard ratio 0.74 <b>x</b>.", "Second."])
+    assert html.startswith('<details class="cx-evidence-fold"><summary>More findings (2:') and " open" not in html
+    assert "<li>Hazard ratio 0.74 &lt;b&gt;x&lt;/b&gt;.</li><li>Second.</li>" in html
+    assert evidence_fold([]) == "" and evidence_fold(["", None]) == ""
+
+
+def test_effect_sentences_take_the_article_their_figure_is_said_with():
+    from cxlab.narrative import effect_sentence
+
+    def sentence(hr):
+        return effect_sentence("cox", "Customers with a complaint open", hr, hr * 0.97, hr * 1.03)
+
+    assert " have an 84 % higher risk" in sentence(1.84)
+    assert " have an 8.5-fold higher risk" in sentence(8.5)
+    assert " have an 11 % higher risk" in sentence(1.11) and " have an 18 % lower risk" in sentence(0.82)
+    assert " have a 26 % lower risk" in sentence(0.74) and " have a 2.5-fold higher risk" in sentence(2.5)
+
+
+def test_notebook_02_records_its_answers_through_split_findings_and_folds_the_rest():
+    nb = nbformat.read(next(p for p in NOTEBOOKS if p.stem.startswith("02-")), as_version=4)
+    cell = next(c for c in nb.cells if "findings" in c.metadata.get("tags", []))
+    src = cell.source
+    assert "answers, evidence = narrative.split_findings(lead, evidence)" in src
+    assert "display(HTML(narrative.evidence_fold(evidence)))" in src
+    # every plain finding goes through the answers; only warnings are recorded besides
+    recorded = re.findall(r"record_finding\(([^\n]*)", src)
+    assert recorded and all(r.startswith("text)") or 'level="warning"' in r for r in recorded), recorded

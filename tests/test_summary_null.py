@@ -118,3 +118,16 @@ def test_the_demo_summary_still_answers_the_five_questions(small_demo, tmp_path)
     assert "recognition" not in (re.search(r"No clear link with defection[^.]*\.", a["importance"]) or [""])[0]
     assert re.match(r"(Yes|No|Can't tell): ", a["dgc"]) and "fewer defections" in a["whatif"]
     assert re.search(r"response rate \d+ %", a["who"])
+    # the survival notebook leads with a few answers; its evidence is folded in its findings box
+    from cxlab.narrative import MAX_LEAD_FINDINGS
+
+    m = json.loads((tmp_path / "latest" / "manifest.json").read_text(encoding="utf-8"))
+    nb02 = next(n for n in m["notebooks"] if n["name"] == "02-survival-drivers")
+    plain = [f["text"] for f in nb02["findings"] if f["level"] == "finding"]
+    assert 3 <= len(plain) <= MAX_LEAD_FINDINGS and len(nb02["findings"]) <= MAX_LEAD_FINDINGS + 2, plain
+    page = BeautifulSoup((tmp_path / "latest" / nb02["html"]).read_text(encoding="utf-8"), "html.parser")
+    fold = page.select_one("#cx-findings details.cx-evidence-fold")
+    assert fold is not None and fold.get("open") is None
+    folded = [li.get_text(" ", strip=True) for li in fold.select("li")]
+    assert any("accelerated failure time" in t for t in folded) and any("Harrell's C" in t for t in folded)
+    assert not set(folded) & set(plain)
