@@ -861,3 +861,39 @@ def test_index_metrics_appendix_shows_labels_code_names_small_and_muted(tmp_path
     # the code name: a hover title and a small muted line, never the figure's main text
     assert [td["title"] for td in first] == list(m["metrics"])
     assert [td.select_one("code.cx-metric-name").get_text() for td in first] == list(m["metrics"])
+
+
+def test_plain_note_says_cxlab_diagnostics_that_name_code_in_words():
+    from cxlab.report.html import plain_note
+
+    approx = plain_note("UserWarning: check_and_fallback: splitting at all 973 event times would create 1748011 rows "
+                        "(> max_rows=200000); the time interaction uses 88 event-time quantiles instead.")["text"]
+    assert "max_rows" not in approx and "cut at 88 points" in approx and "each of the 973 defection times" in approx
+    assert "1,748,011 data rows" in approx
+    grid = plain_note("UserWarning: perception_segments: 31 of 7330 respondents have no 'recognition' or "
+                      "'self_status' answer and are 'unclassified'.")["text"]
+    assert grid == ("31 of 7,330 respondents have no recognition or self status answer, so they are left out of "
+                    "the 2 × 2 grid.")
+
+
+def test_a_hidden_cell_s_warning_is_a_check_too(tmp_path):
+    # a setup cell tagged "remove" is not shown, but what it warned about is in the Checks section
+    # (the index's checks answer reads every cell's warnings: both say the same)
+    from cxlab.report.summary import notebook_notes
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [_md("# Segments"),
+                _code("setup()", ["remove"]),
+                _md("## Grid"), _code("grid()")]
+    nb.cells[1].outputs = [nbformat.v4.new_output("stream", name="stderr", text=(
+        "/x/segments.py:80: UserWarning: perception_segments: 31 of 7330 respondents have no 'recognition' or "
+        "'self_status' answer and are 'unclassified'.\n  warnings.warn(\n"))]
+    nb.cells[3].outputs = [nbformat.v4.new_output("stream", name="stdout", text="REMOVED_CELL_HAS_NO_OUTPUT\n")]
+    path = export_html(nb, tmp_path / "r.html", header_for("04", "succeeded"))
+    soup = BeautifulSoup(path.read_text(encoding="utf-8"), "html.parser")
+    checks = soup.find(id="cx-checks").get_text(" ", strip=True)
+    assert "31 of 7,330 respondents have no recognition or self status answer" in checks
+    assert "perception_segments" not in soup.get_text() and "'unclassified'" not in soup.get_text()
+    nbformat.write(nb, tmp_path / "04.ipynb")
+    assert notebook_notes(tmp_path / "04.ipynb") == [
+        "31 of 7,330 respondents have no recognition or self status answer, so they are left out of the 2 × 2 grid."]

@@ -565,6 +565,26 @@ _WARNING_LINE = re.compile(r"^(\w*Warning): (.*)$")
 _TECHNICAL = ("FutureWarning", "DeprecationWarning", "PendingDeprecationWarning", "SyntaxWarning")
 
 
+def _words(name: str) -> str:
+    from cxlab.narrative import human_label
+
+    return human_label(name)
+
+
+#: cxlab diagnostics whose text names code (a parameter, a column) -> the same note in words
+_PLAIN_REWRITES = (
+    (r"Splitting at all (\d+) event times would create (\d+) rows \(> max_rows=\d+\); "
+     r"the time interaction uses (\d+) event-time quantiles instead\.",
+     lambda m: (f"The effects that change with tenure were estimated with tenure cut at {int(m.group(3)):,} points "
+                f"(quantiles of the defection times) rather than at each of the {int(m.group(1)):,} defection times, "
+                f"which would have needed {int(m.group(2)):,} data rows: a standard approximation that keeps the "
+                "model to a workable size.")),
+    (r"(\d+) of (\d+) respondents have no '([^']+)' or '([^']+)' answer and are 'unclassified'\.",
+     lambda m: (f"{int(m.group(1)):,} of {int(m.group(2)):,} respondents have no {_words(m.group(3))} or "
+                f"{_words(m.group(4))} answer, so they are left out of the 2 × 2 grid.")),
+)
+
+
 def plain_note(text: str) -> dict:
     """A warning or stderr text in plain language: {text, technical, detail}.
 
@@ -585,6 +605,11 @@ def plain_note(text: str) -> dict:
         msg = msg[:1].upper() + msg[1:]
     if msg and msg[-1] not in ".!?":
         msg += "."
+    for pattern, words in _PLAIN_REWRITES:   # cxlab's own diagnostics that name code: said in words
+        hit = re.fullmatch(pattern, msg)
+        if hit:
+            msg = words(hit)
+            break
     technical = kind in _TECHNICAL
     if technical:
         msg = f"A software library reported a coming change (this does not affect the results): {msg}"
@@ -643,8 +668,16 @@ def _prepare(nb, secrets: list[str], notes: list | None = None):
             if heads:
                 section = heads[-1].strip()
         tags = _tags(cell)
-        if REMOVE_TAG in tags or PAPERMILL_MARKER_TAG in tags:
+        if PAPERMILL_MARKER_TAG in tags:
             continue  # papermill's red "exception here" markers: our error box replaces them
+        if REMOVE_TAG in tags:   # a hidden cell (setup): not shown, but its warnings are checks too
+            if notes is not None:
+                for out in cell.get("outputs", []):
+                    if out.get("output_type") == "stream" and out.get("name") == "stderr":
+                        text = out.get("text", "")
+                        text = _scrub(tidy_stderr("".join(text) if isinstance(text, list) else text), secrets)
+                        notes.extend(dict(plain_note(chunk), section=section) for chunk in _split_warnings(text))
+            continue
         cell["source"] = _scrub(cell.get("source", ""), secrets)
         if cell.get("cell_type") == "code":
             show = SHOW_CODE_TAG in tags and not (tags & NEVER_SHOW_CODE_TAGS)
