@@ -86,19 +86,33 @@ class RiskSets:
         o = np.argsort(dgrp, kind="stable")
         self.dead, self.dead_group = dead[o], dgrp[o]
         self.lo, self.hi = lo, hi
+        self._lo_varies = bool(np.any(lo))
         self.n_dead_rows = np.bincount(self.dead_group, minlength=self.G)
 
     def risk_sums(self, v):
-        """Sum of ``v`` (n,) or of each row of ``v`` (k x n) over the risk set of every group."""
+        """Sum of ``v`` (n,) or of each row of ``v`` (k x n) over the risk set of every group.
+
+        As tail sums: ``#{hi > g} - #{lo > g}`` (the second term only with delayed entry or strata),
+        each summed from the last group back, so a risk set is never the small difference of two
+        large running totals (a forward sum of entries minus exits loses the small risk scores
+        that remain once the large ones have left, as when a coefficient grows large)."""
         G = self.G
         if v.ndim == 1:
-            return np.cumsum(np.bincount(self.lo, v, G + 1) - np.bincount(self.hi, v, G + 1))[:G]
+            out = _tail_sums(np.bincount(self.hi, v, G + 1))
+            if self._lo_varies:
+                out -= _tail_sums(np.bincount(self.lo, v, G + 1))
+            return out
         return np.stack([self.risk_sums(row) for row in v]) if len(v) else np.zeros((0, G))
 
     def window_sums(self, cum_per_group):
         """For a per-group array ``a`` (G, or G x k): sum of ``a`` over each row's window [lo, hi)."""
         c = np.concatenate([np.zeros((1,) + cum_per_group.shape[1:]), np.cumsum(cum_per_group, axis=0)])
         return c[self.hi] - c[self.lo]
+
+
+def _tail_sums(c):
+    """``out[g] = sum(c[g + 1:])`` for g = 0 .. len(c) - 2, summed from the end."""
+    return np.cumsum(c[::-1])[::-1][1:]
 
 
 def _factorize(values):
@@ -242,9 +256,10 @@ class CoxProblem:
         p = XT.shape[0]
         if p == 0:
             return ll, np.zeros(0), np.zeros((0, 0))
-        A = self._xbar(XT, rt, den)
-        grad = XT[:, rs.dead] @ self.twd - A @ self.mw
-        info = self._information(XT, rt, den, A, self.mw)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):   # a diverging fit: caught by fit
+            A = self._xbar(XT, rt, den)
+            grad = XT[:, rs.dead] @ self.twd - A @ self.mw
+            info = self._information(XT, rt, den, A, self.mw)
         return ll, grad, -info
 
     def _xbar(self, XT, rt, den):
@@ -319,8 +334,10 @@ class CoxProblem:
             beta = np.zeros(p)
             ll, g, H = self.loglik(beta, cols)
         for it in range(1, max_iter + 1):
+            last = step   # the last finite step, reported when a diverging fit ends in a non-finite one
             try:
-                step = np.linalg.solve(-H, g)
+                with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                    step = np.linalg.solve(-H, g)
             except np.linalg.LinAlgError:
                 msg = "singular information matrix (a column is constant or collinear with others)"
                 break
@@ -332,6 +349,7 @@ class CoxProblem:
                 one_step = False
             if not np.isfinite(decrement):
                 msg = "non-finite Newton step"
+                step = last
                 break
             if decrement < tol * (1 + abs(ll)):
                 beta = beta + step
