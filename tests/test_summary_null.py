@@ -131,3 +131,10 @@ def test_the_demo_summary_still_answers_the_five_questions(small_demo, tmp_path)
     folded = [li.get_text(" ", strip=True) for li in fold.select("li")]
     assert any("accelerated failure time" in t for t in folded) and any("Harrell's C" in t for t in folded)
     assert not set(folded) & set(plain)
+    # 04 states one share of disappointed good customers, on one base, in every sentence (was 14 % then 15 %)
+    nb04 = next(n for n in m["notebooks"] if n["name"] == "04-segments-value")
+    shares = {re.search(r"Disappointed good customers are (\d+) ?% of (the respondents in the 2 × 2 grid|classified "
+                        r"respondents)", f["text"]).group(1) for f in nb04["findings"][:2]}
+    assert shares == {f"{100 * m['metrics']['segments.disappointed.share']['estimate']:.0f}"}, nb04["findings"][:2]
+    assert "Disappointed good customers are " in nb04["findings"][0]["text"]
+    assert " % of the respondents in the 2 × 2 grid. " in nb04["findings"][0]["text"]     # the base, named

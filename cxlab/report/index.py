@@ -110,7 +110,7 @@ _METRIC_WORDS: tuple[tuple[str, str], ...] = (
     (r"loyalty\.importance\.(.+)", "share of the explanation of loyalty: {x}"),
     (r"measurement\.alpha\.(.+)", "Cronbach's alpha of {x}"),
     (r"measurement\.omega\.(.+)", "McDonald's omega of {x}"),
-    (r"segments\.disappointed\.share", "share of respondents who are disappointed good customers"),
+    (r"segments\.disappointed\.share", "share of the respondents in the 2 × 2 grid who are disappointed good customers"),
     (r"segments\.disappointed\.hr", "hazard ratio of the disappointed good customers, crude"),
     (r"segments\.disappointed\.defector_ratio",
      "disappointed good customers: share of expected defectors / share of respondents"),
@@ -153,11 +153,9 @@ def metric_label(name: str, metric: dict | None = None, metrics: dict | None = N
             who = "recognition raised" if scenario == "raise" else "a share moved to recognised"
             return f"what-if, {who}: {_WHATIF[what]} within {months} months"
         if "{x}" not in words:
-            if label and "." not in label and name.split(".")[0] == "value" and name != "value.whatif.delta_points":
-                return label
-            if name == "value.whatif.delta_points" and label:
-                return f"{words}, for {label}"
-            return words
+            if name == "value.whatif.delta_points":    # its label names who the raise is for
+                return f"{words}, for {label}" if label else words
+            return label if label and "." not in label else words
         part = m.group(1)
         subject = label.split(".")[-1] if "." in label else (label or part)
         return words.format(x=human_label(subject) if subject == part else subject)
