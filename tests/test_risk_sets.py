@@ -48,3 +48,15 @@ def test_small_scores_left_after_the_large_ones_have_gone():
     expected = _brute(stop, event, np.full(stop.size, -np.inf), np.zeros(stop.size), v)
     np.testing.assert_allclose(got, expected, rtol=1e-12)
     assert (got > 0).all()
+
+
+def test_at_risk_at_any_time_counts_entry_below_t_up_to_stop():
+    rng = np.random.default_rng(3)
+    entry = rng.integers(0, 10, 200).astype(float)
+    stop = entry + rng.integers(1, 20, 200)
+    rs = RiskSets(stop, rng.random(200) < 0.5, entry)
+    t = np.r_[entry[:20], stop[:20], 0.0, 5.5, 40.0]          # the boundaries themselves
+    expected = [int(((entry < x) & (x <= stop)).sum()) for x in t]
+    np.testing.assert_array_equal(rs.at_risk_at(t), expected)
+    no_entry = RiskSets(stop, np.zeros(200, bool))
+    np.testing.assert_array_equal(no_entry.at_risk_at(t), [int((x <= stop).sum()) for x in t])

@@ -87,6 +87,7 @@ class RiskSets:
         self.dead, self.dead_group = dead[o], dgrp[o]
         self.lo, self.hi = lo, hi
         self._lo_varies = bool(np.any(lo))
+        self._sorted = None   # stop and entry sorted, for at_risk_at
         self.n_dead_rows = np.bincount(self.dead_group, minlength=self.G)
 
     def risk_sums(self, v):
@@ -103,6 +104,18 @@ class RiskSets:
                 out -= _tail_sums(np.bincount(self.lo, v, G + 1))
             return out
         return np.stack([self.risk_sums(row) for row in v]) if len(v) else np.zeros((0, G))
+
+    def at_risk_at(self, t) -> np.ndarray:
+        """Rows at risk (``entry < t <= stop``, strata pooled) at any times ``t``: ``#{stop >= t} -
+        #{entry >= t}`` (the number-at-risk table under a KM plot, the log-rank test's counts)."""
+        if self._sorted is None:
+            self._sorted = (np.sort(self.stop), None if self.entry is None else np.sort(self.entry))
+        stop, entry = self._sorted
+        t = np.asarray(t, dtype=float)
+        out = self.n - np.searchsorted(stop, t, side="left")
+        if entry is not None:
+            out = out - (self.n - np.searchsorted(entry, t, side="left"))
+        return out
 
     def window_sums(self, cum_per_group):
         """For a per-group array ``a`` (G, or G x k): sum of ``a`` over each row's window [lo, hi)."""

@@ -102,12 +102,8 @@ def _arrays(df, duration_col, event_col, entry_col, what, timefix=True):
 
 
 def _n_at_risk(entry, time, t):
-    """#{entry < t <= time} for every t (entry < time on every row): #{time >= t} - #{entry >= t}."""
-    n = len(time)
-    out = n - np.searchsorted(np.sort(time), t, side="left")
-    if not np.all(np.isneginf(entry)):
-        out = out - (n - np.searchsorted(np.sort(entry), t, side="left"))
-    return out
+    """#{entry < t <= time} at the times ``t``: the engine's risk sets (``entry = -inf``: none)."""
+    return RiskSets(time, np.zeros(time.size, bool), None if np.all(np.isneginf(entry)) else entry).at_risk_at(t)
 
 
 def km_product(at_risk, events):
