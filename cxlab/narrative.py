@@ -426,23 +426,32 @@ __all__.append("dgc_answer")
 
 
 def ci_table(df: pd.DataFrame, columns: Mapping[str, tuple[str, str, str]], *, term_col: str = "term",
-             term_header: str = "term", p_col: str | None = "p", digits: int = 2) -> pd.DataFrame:
+             term_header: str = "term", p_col: str | None = "p", digits: int = 2,
+             percent: bool = False) -> pd.DataFrame:
     """A narrow table for a report: one human-labelled term per row and, per estimate, one
-    column "0.72 (0.65–0.80)" (estimate and 95 % CI) instead of three numeric columns.
+    column "0.72 (0.65–0.80)" (estimate and 95 % CI) instead of three numeric columns;
+    ``percent=True`` for shares: "23.7 % (21.1–26.6 %)".
 
     ``columns``: header -> (estimate, lower, upper) column names of ``df``. Missing values show
-    as "–"; ``p_col`` (if present) is kept as "p-value", formatted "< 0.001" below 0.001."""
+    as "–", and so does every estimate of a row flagged in a ``suppressed`` column (privacy);
+    ``p_col`` (if present) is kept as "p-value", formatted "< 0.001" below 0.001."""
     out = pd.DataFrame({term_header: [human_label(t) for t in df[term_col]]})
+    hidden = (df["suppressed"].fillna(False).astype(bool).to_numpy() if "suppressed" in df.columns
+              else [False] * len(df))
 
-    def cell(e, lo, hi):
-        if not _finite(e):
+    def num(x):
+        return f"{100 * x:.1f}" if percent else f"{x:.{digits}f}"
+
+    def cell(e, lo, hi, hide):
+        if hide or not _finite(e):
             return "–"
+        unit = " %" if percent else ""
         if not _finite(lo, hi):
-            return f"{e:.{digits}f}"
-        return f"{e:.{digits}f} ({lo:.{digits}f}–{hi:.{digits}f})"
+            return f"{num(e)}{unit}"
+        return f"{num(e)}{unit} ({num(lo)}–{num(hi)}{unit})"
 
     for header, (e, lo, hi) in columns.items():
-        out[header] = [cell(a, b, c) for a, b, c in zip(df[e], df[lo], df[hi])]
+        out[header] = [cell(a, b, c, h) for a, b, c, h in zip(df[e], df[lo], df[hi], hidden)]
     if p_col and p_col in df.columns:
         out["p-value"] = ["–" if not _finite(p) else "< 0.001" if p < 0.001 else f"{p:.3f}" for p in df[p_col]]
     return out

@@ -226,6 +226,27 @@ class Concentration:
     lorenz: pd.DataFrame
     top: float = 0.2
 
+    def table(self) -> pd.DataFrame:
+        """The two figures as a narrow table for the report: figure, estimate (95 % CI), respondents."""
+        from cxlab.narrative import pct
+
+        def ci(e, lo, hi, fmt):
+            return fmt(e) + (f" ({fmt(lo)}–{fmt(hi)})" if pd.notna(lo) and pd.notna(hi) else "")
+
+        rows = []
+        if self.gini is not None:
+            g = self.gini.iloc[0]
+            rows.append({"figure": "Gini coefficient of the margin (0: everyone the same; near 1: a few hold it all)",
+                         "estimate (95 % CI)": ci(g["estimate"], g["lower"], g["upper"], lambda x: f"{x:.2f}")})
+        if self.top_share is not None:
+            t = self.top_share.iloc[0]
+            rows.append({"figure": f"share of the margin held by the top {pct(self.top)}",
+                         "estimate (95 % CI)": ci(t["estimate"], t["lower"], t["upper"], pct)})
+        out = pd.DataFrame(rows, columns=["figure", "estimate (95 % CI)"])
+        out["respondents"] = self.n
+        out["who"] = self.scope
+        return out
+
     @property
     def title(self) -> str:
         return f"Margin concentration among {self.n:,} {self.scope}" + (", by cell" if self.group_col else "")

@@ -182,6 +182,11 @@ def _reviewer_view(browser, path: Path, screenshot: str) -> dict:
         "tables": page.eval_on_selector_all(
             "table", "els => els.map(t => ({w: Math.ceil(t.getBoundingClientRect().width), "
                      "right: Math.ceil(t.getBoundingClientRect().right), text: t.innerText.slice(0, 80)}))"),
+        # a table wider than the box it sits in (it would scroll sideways inside the page)
+        "scrolling": page.eval_on_selector_all(
+            "table", "els => els.map(t => { const c = t.closest('.jp-OutputArea-output, .cx-box, main, body'); "
+                     "return {w: t.offsetWidth, box: c.clientWidth, text: t.innerText.slice(0, 80)}; })"
+                     ".filter(x => x.w > x.box + 1)"),
         "page_width": page.evaluate("document.documentElement.scrollWidth"),
         "headers": page.eval_on_selector_all("th", "els => els.map(e => e.innerText.trim())"),
         "figures": page.eval_on_selector_all(
@@ -233,8 +238,9 @@ def test_real_run_pages_fit_a_laptop_and_read_as_words(browser, real_run):
         # figures at twice their shown size (sharp at 2x), each with a description
         blurry = [f for f in seen["figures"] if f["shown"] and f["natural"] < 1.8 * f["shown"]]
         no_alt = [f for f in seen["figures"] if not f["alt"].strip() or f["alt"].startswith("No description")]
-        if wide or raw or code or blurry or no_alt or seen["page_width"] > REVIEWER_VIEWPORT["width"]:
-            problems[n["name"]] = {"wide tables": wide[:3], "raw warnings": raw[:3], "code headers": code[:5],
+        if wide or seen["scrolling"] or raw or code or blurry or no_alt or seen["page_width"] > REVIEWER_VIEWPORT["width"]:
+            problems[n["name"]] = {"wide tables": wide[:3], "tables scrolling sideways": seen["scrolling"][:3],
+                                   "raw warnings": raw[:3], "code headers": code[:5],
                                    "blurry figures": blurry[:3], "figures without alt": no_alt[:3],
                                    "page width": seen["page_width"]}
     assert problems == {}

@@ -99,3 +99,14 @@ def test_notebook_04_shows_and_records_the_function_s_figures_only():
     assert code.count("margin_concentration(wb") == 1
     assert "value.gini(" not in code and "value.top_share(" not in code and "value.lorenz(" not in code
     assert "plot_lorenz(conc.lorenz)" in code and "record_finding(conc.sentence)" in code
+
+
+def test_the_report_table_shows_the_same_two_figures_and_population(wb):
+    conc = margin_concentration(wb, n_boot=50)
+    t = conc.table()
+    assert list(t.columns) == ["figure", "estimate (95 % CI)", "respondents", "who"]
+    g, s = conc.gini.iloc[0], conc.top_share.iloc[0]
+    assert t["estimate (95 % CI)"].tolist() == [
+        f"{g['estimate']:.2f} ({g['lower']:.2f}–{g['upper']:.2f})",
+        f"{100 * s['estimate']:.0f} % ({100 * s['lower']:.0f} %–{100 * s['upper']:.0f} %)"]
+    assert set(t["respondents"]) == {conc.n} and set(t["who"]) == {"respondents in the 2 × 2 grid"}

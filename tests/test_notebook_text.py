@@ -74,3 +74,16 @@ def test_notebook_02_records_its_answers_through_split_findings_and_folds_the_re
     # every plain finding goes through the answers; only warnings are recorded besides
     recorded = re.findall(r"record_finding\(([^\n]*)", src)
     assert recorded and all(r.startswith("text)") or 'level="warning"' in r for r in recorded), recorded
+
+
+def test_ci_table_percent_cells_and_suppressed_rows_blank():
+    import pandas as pd
+
+    from cxlab.narrative import ci_table
+
+    df = pd.DataFrame({"cell": ["a", "b"], "d": [0.237, 0.5], "lo": [0.211, 0.4], "hi": [0.266, 0.6],
+                       "suppressed": [False, True]})
+    out = ci_table(df, {"defection (95 % CI)": ("d", "lo", "hi")}, term_col="cell", p_col=None, percent=True)
+    assert out["defection (95 % CI)"].tolist() == ["23.7 % (21.1–26.6 %)", "–"]   # privacy: the small row says nothing
+    plain = ci_table(df.assign(suppressed=False), {"x": ("d", "lo", "hi")}, term_col="cell", p_col=None)
+    assert plain["x"].tolist() == ["0.24 (0.21–0.27)", "0.50 (0.40–0.60)"]
