@@ -434,8 +434,14 @@ def ci_table(df: pd.DataFrame, columns: Mapping[str, tuple[str, str, str]], *, t
 
     ``columns``: header -> (estimate, lower, upper) column names of ``df``. Missing values show
     as "–", and so does every estimate of a row flagged in a ``suppressed`` column (privacy);
-    ``p_col`` (if present) is kept as "p-value", formatted "< 0.001" below 0.001."""
-    out = pd.DataFrame({term_header: [human_label(t) for t in df[term_col]]})
+    ``p_col`` (if present) is kept as "p-value", formatted "< 0.001" below 0.001. A text
+    ``reference`` column (a model table's reference level) is stated in the label: "channel:
+    online (vs branch)"."""
+    labels = [human_label(t) for t in df[term_col]]
+    if "reference" in df.columns:   # a dummy term says what it is compared with (model tables)
+        labels = [f"{label} (vs {ref})" if isinstance(ref, str) and ref else label
+                  for label, ref in zip(labels, df["reference"])]
+    out = pd.DataFrame({term_header: labels})
     hidden = (df["suppressed"].fillna(False).astype(bool).to_numpy() if "suppressed" in df.columns
               else [False] * len(df))
 

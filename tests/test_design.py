@@ -90,3 +90,12 @@ def test_no_second_dummy_coder_in_the_model_modules():
 def test_reference_boundary_by_one_customer(sizes, expected):
     coding, _ = dummy_code(pd.Series(np.concatenate([[k] * n for k, n in sizes.items()])), "g")
     assert coding.reference == expected
+
+
+def test_the_report_table_of_a_model_states_the_reference():
+    from cxlab.narrative import ci_table
+
+    df = _table({"south": 300, "north": 500, "east": 200}, seed=2)
+    cox = CoxModel(["recognition"], controls=["region"]).fit(df, entry_col="entry")
+    t = ci_table(cox.summary, {"hazard ratio (95 % CI)": ("hr", "lower", "upper")})
+    assert t["term"].tolist() == ["recognition", "region: east (vs north)", "region: south (vs north)"]
