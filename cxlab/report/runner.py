@@ -607,7 +607,8 @@ def _run(config: RunConfig, overrides, jobs, lock_timeout, log, progress, secret
     from cxlab.study import load_study
 
     study = load_study(config.study)            # user errors surface before anything runs
-    from cxlab.sources import secret_values     # a source's connection URL is a secret too
+    from cxlab.sources import describe, secret_values, take_url_parameter   # a source's URL is a secret too
+    config, overrides = take_url_parameter(study, config, overrides)   # source.url_param -> its variable
     scrubber = Scrubber(scrubber.values + secret_values(study))
     try:
         params = resolve_parameters(config, overrides)
@@ -624,7 +625,7 @@ def _run(config: RunConfig, overrides, jobs, lock_timeout, log, progress, secret
     if progress is None:
         progress = sys.stderr.isatty()
     jobs = jobs or config.jobs or os.cpu_count() or 1
-    data = {role: fingerprint(p) for role, p in study.files.items() if p.is_file()}
+    data = {role: fingerprint(p) for role, p in study.files.items() if p.is_file()} or describe(study)
 
     work: Path | None = None
     with contextlib.nullcontext():
@@ -716,10 +717,12 @@ def _execute_all(config: RunConfig, params, work: Path, log, progress, jobs, pre
             count["done"] += counted
             log(f"{line} · {count['done']}/{len(config.notebooks)} notebooks finished")
 
-    pool = ThreadPoolExecutor(max_workers=max(1, min(jobs, len(config.notebooks))))
+    at_once = max(1, min(jobs, len(config.notebooks)))
+    n_jobs = max(1, (os.cpu_count() or 1) // at_once)   # each notebook's share of the cores (CXLAB_N_JOBS)
+    pool = ThreadPoolExecutor(max_workers=at_once)
     try:
         futures = {n: pool.submit(execute_notebook, n, config.notebooks_dir / f"{n}.ipynb", config.notebooks_dir,
-                                  params[n], work, config.timeout, log, progress, finished, stopper)
+                                  params[n], work, config.timeout, log, progress, finished, stopper, n_jobs=n_jobs)
                    for n in order}
         pending = set(futures.values())
         while pending:   # short waits: the main thread stays responsive to signals

@@ -166,7 +166,8 @@ def _not_started(name: str, src: Path, stopper: Stopper) -> dict:
 
 
 def execute_notebook(name: str, src: Path, cwd: Path, params: dict, work: Path, timeout: int | None, log,
-                     progress: bool = False, finished=None, stopper: Stopper | None = None) -> dict:
+                     progress: bool = False, finished=None, stopper: Stopper | None = None,
+                     n_jobs: int | None = None) -> dict:
     """Run one notebook in a worker process; returns {name, nb, status}.
 
     ``finished(line, counted)`` logs the notebook's last line with the run's progress ("2/4
@@ -187,6 +188,8 @@ def execute_notebook(name: str, src: Path, cwd: Path, params: dict, work: Path, 
     env = dict(os.environ, PYDEVD_DISABLE_FILE_VALIDATION="1", PYTHONUNBUFFERED="1",
                CXLAB_RUNNER_PID=str(os.getpid()),
                CXLAB_PANEL_CACHE=str(work / ".exec" / "panel-cache"))  # one panel per run (cxlab.panelcache)
+    if n_jobs:
+        env["CXLAB_N_JOBS"] = str(n_jobs)  # the notebook's share of the cores (cxlab.workbook.resolve_n_jobs)
     env.pop("MPLBACKEND", None)  # the kernel's inline backend embeds the figures
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
                             env=env)
