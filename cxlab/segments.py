@@ -87,9 +87,10 @@ def perception_segments(df: pd.DataFrame, recognition_col: str, self_status_col:
     return out
 
 
-def _km_at(since, event, horizon, ci=0.95):
-    """KM defection probability within ``horizon`` with a log-log interval (as R/lifelines)."""
-    s, s_lo, s_hi = km_read(km_steps(None, since, event), horizon, ci, "log-log")
+def _km_at(since, event, horizon, ci=0.95, min_cell=None):
+    """KM defection probability within ``horizon`` with a log-log interval (as R/lifelines);
+    withheld (NaN) where fewer than ``min_cell`` customers are still at risk (the curve's rule)."""
+    s, s_lo, s_hi = km_read(km_steps(None, since, event), horizon, ci, "log-log", min_cell=min_cell)
     return 1 - s, 1 - s_hi, 1 - s_lo
 
 
@@ -108,7 +109,9 @@ def segment_table(df: pd.DataFrame, min_cell: int | None = None, *, segment_col:
     survey, log-log 95 % CI), margin total and share. Cells with fewer than ``min_cell``
     respondents have their numbers replaced by NaN and ``suppressed = True``; the next-smallest
     cell's n, share, events and margin are blanked too (complementary suppression: the cells add up
-    to the respondents' total). ``min_cell=None``: the process-wide value (default 10).
+    to the respondents' total). A defection figure with fewer than ``min_cell`` respondents of the
+    cell still at risk at its horizon is withheld (NaN), as a Kaplan–Meier curve stops there.
+    ``min_cell=None``: the process-wide value (default 10).
     """
     from cxlab import privacy
 
@@ -128,7 +131,7 @@ def segment_table(df: pd.DataFrame, min_cell: int | None = None, *, segment_col:
         n = int(m.sum())
         row = {"cell": c, "n": n, "share": n / len(df), "events": int(E[m].sum())}
         for h in horizons:
-            est, lo, hi = _km_at(since[m], E[m], h)
+            est, lo, hi = _km_at(since[m], E[m], h, min_cell=min_cell)
             row[f"defection_{h}m"], row[f"defection_{h}m_lower"], row[f"defection_{h}m_upper"] = est, lo, hi
         if margin is not None:
             row["margin_total"] = float(np.nansum(margin[m]))

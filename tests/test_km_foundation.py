@@ -103,3 +103,21 @@ def test_no_second_kaplan_meier_in_the_package():
         if re.search(r"\bcumprod\(", text) or re.search(r"class \w*RiskSets?\b", text) and "engine.py" not in str(path):
             offenders.append(str(path.relative_to(PACKAGE)))
     assert offenders == []
+
+
+@pytest.mark.parametrize("still_at_risk, withheld", [(10, False), (9, True)])
+def test_segment_table_reads_the_curve_only_where_min_cell_are_at_risk(still_at_risk, withheld):
+    from cxlab import segments
+
+    # one cell of 20 respondents: `still_at_risk` followed 30 months after the survey, the others
+    # defect at month 5 -> at 12 and 24 months exactly `still_at_risk` are at risk
+    n = 20
+    since = np.r_[np.full(still_at_risk, 30.0), np.full(n - still_at_risk, 5.0)]
+    df = pd.DataFrame({"segment_2x2": segments.SEGMENTS_2X2[0], "entry": 3.0, "duration": 3.0 + since,
+                       "event": (since == 5.0).astype(int), "value": 1.0})
+    tab = segments.segment_table(df, min_cell=10, margin_col=None, horizons=(3, 24)).iloc[0]
+    assert not tab["suppressed"] and tab["n"] == n
+    assert tab["defection_3m"] == 0.0                    # 20 at risk at 3 months: shown
+    assert np.isnan(tab["defection_24m"]) == withheld
+    if not withheld:
+        assert tab["defection_24m"] == pytest.approx((n - still_at_risk) / n)

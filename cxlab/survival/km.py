@@ -129,6 +129,7 @@ class KMSteps:
     events: np.ndarray
     survival: np.ndarray
     greenwood: np.ndarray
+    risk_sets: RiskSets | None = None   # the rows' risk sets (number at risk at any time)
 
     def survival_at(self, t, left: bool = False) -> np.ndarray:
         """S(t), right-continuous (1 before the first event time); ``left=True``: S(t-)."""
@@ -151,13 +152,23 @@ def km_steps(entry=None, time=None, event=None, weights=None, *, risk_sets: Risk
     n = rs.risk_sums(w)
     d = np.bincount(rs.dead_group, w[rs.dead], rs.G)
     surv, greenwood = km_product(n, d)
-    return KMSteps(rs.times, n, d, surv, greenwood)
+    return KMSteps(rs.times, n, d, surv, greenwood, rs)
 
 
-def km_read(steps: KMSteps, t: float, ci: float = 0.95, conf_type: str = "log-log") -> tuple[float, float, float]:
+def km_read(steps: KMSteps, t: float, ci: float = 0.95, conf_type: str = "log-log",
+            min_cell: int | None = None) -> tuple[float, float, float]:
     """(S(t), lower, upper): the curve read at ``t`` with its ``ci`` interval (R ``survfit``'s
     ``conf.type``; "log-log" is lifelines' exponential Greenwood). Where S is 0 or 1, or its
-    variance 0 or infinite, the interval is the point (nothing to spread)."""
+    variance 0 or infinite, the interval is the point (nothing to spread).
+
+    ``min_cell``: the curve's privacy rule (:func:`cxlab.privacy.curve_suppressed`, as
+    :func:`kaplan_meier` and ``plot_km``): with fewer than ``min_cell`` customers at risk at ``t``,
+    or in the whole group, the reading is withheld (NaN). None: no rule (a caller whose group is
+    shown whole, e.g. the calibration deciles)."""
+    if min_cell is not None and steps.risk_sets is not None:
+        rs = steps.risk_sets
+        if privacy.curve_suppressed(rs.at_risk_at([t])[0], rs.n, min_cell):
+            return np.nan, np.nan, np.nan
     s = float(steps.survival_at(t))
     v = float(steps.variance_at(t))
     if not (0 < s < 1 and 0 < v < np.inf):
