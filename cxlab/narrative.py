@@ -497,3 +497,17 @@ def evidence_fold(texts, summary: str = "More findings") -> str:
 
 
 __all__ += ["MAX_LEAD_FINDINGS", "split_findings", "evidence_fold"]
+
+
+def fallback_sentence(variables) -> str:
+    """The proportional-hazards decision when the fallback model is used, in words, once:
+    "Findings use the fallback model: the effects of affect and segment change with tenure"."""
+    names = [human_label(v) for v in dict.fromkeys(variables)]
+    if not names:
+        return "Findings use the fallback model"
+    joined = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    verb = "effect of {} changes" if len(names) == 1 else "effects of {} change"
+    return f"Findings use the fallback model: the {verb.format(joined)} with tenure"
+
+
+__all__.append("fallback_sentence")

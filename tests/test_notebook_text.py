@@ -87,3 +87,13 @@ def test_ci_table_percent_cells_and_suppressed_rows_blank():
     assert out["defection (95 % CI)"].tolist() == ["23.7 % (21.1–26.6 %)", "–"]   # privacy: the small row says nothing
     plain = ci_table(df.assign(suppressed=False), {"x": ("d", "lo", "hi")}, term_col="cell", p_col=None)
     assert plain["x"].tolist() == ["0.24 (0.21–0.27)", "0.50 (0.40–0.60)"]
+
+
+def test_the_fallback_sentence_lists_its_terms_in_words_with_agreement():
+    from cxlab.narrative import fallback_sentence
+
+    assert fallback_sentence(["affect"]) == "Findings use the fallback model: the effect of affect changes with tenure"
+    assert fallback_sentence(["affect", "segment", "affect"]) == (
+        "Findings use the fallback model: the effects of affect and segment change with tenure")
+    assert fallback_sentence(["dgc", "channel", "complaint_open"]).endswith(
+        "effects of disappointed good customer, channel and a complaint open change with tenure")

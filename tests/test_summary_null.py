@@ -131,6 +131,10 @@ def test_the_demo_summary_still_answers_the_five_questions(small_demo, tmp_path)
     folded = [li.get_text(" ", strip=True) for li in fold.select("li")]
     assert any("accelerated failure time" in t for t in folded) and any("Harrell's C" in t for t in folded)
     assert not set(folded) & set(plain)
+    for f in nb02["findings"]:   # the PH fallback's terms said as a list in words, with agreement
+        if f["text"].startswith("Findings use the fallback model"):
+            assert re.match(r"Findings use the fallback model: the (effect of [^,]+ changes|effects of .+ and [^,]+ "
+                            r"change) with tenure", f["text"]), f["text"]
     # 04 states one share of disappointed good customers, on one base, in every sentence (was 14 % then 15 %)
     nb04 = next(n for n in m["notebooks"] if n["name"] == "04-segments-value")
     shares = {re.search(r"Disappointed good customers are (\d+) ?% of (the respondents in the 2 × 2 grid|classified "
