@@ -16,25 +16,54 @@ backend named under ``source:``::
 * ``tables``: one table per role (``schema.table`` allowed); its columns are named in the role's
   section as for a file (``customers: {id: cust, start: opened, ...}``, without ``path``).
 
-What runs where (first step of issue 11): :func:`read_table` collects a role's table into
-pandas for validation (the data contract's checks are not yet queries on the engine), then the
-panel is built from the validated tables as for files. The panel's ibis expressions are backend
-independent (:func:`cxlab.panel.build_panel` takes ``con=`` and builds on that backend: they are
-tested on DuckDB, PostgreSQL and PySpark ``local[2]``). Not done yet: ``backend: pyspark`` in the
-spec (a Spark session's master and options from configuration), validation as queries on the
-engine, and reading the raw tables in the engine without collecting them.
+* ``url_param`` (optional): the name of a secret run parameter that supplies the URL under
+  ``cxlab run`` (``parameters: {warehouse_url: ...}`` and ``secret: [warehouse_url]`` in the run
+  config, or ``--set warehouse_url=...``). The runner takes it out of the notebooks' parameters
+  and hands it to the notebooks' kernels in the environment variable ``url_env`` (default
+  ``CXLAB_SOURCE_URL``): :func:`take_url_parameter`. It is scrubbed from every output like any
+  secret.
+* ``backend: pyspark``: catalog tables (``tables``) or Parquet files / folders / URLs
+  (``parquet: {role: path}``) on a Spark session from configuration (:func:`spark_session`):
+  master ``$CXLAB_SPARK_MASTER``, else ``source.master``, else ``local[*]``; options
+  ``source.spark_conf`` with ``$CXLAB_SPARK_CONF`` (a JSON object) on top. Tests use
+  ``local[2]``; production a cluster URL (``spark://host:7077``, ``yarn``, ``k8s://...``).
+
+What runs where: :func:`read_table` collects a role's table into pandas for validation (the
+data contract's checks are not yet queries on the engine), then the panel is built from the
+validated tables as for files. The panel's ibis expressions are backend independent
+(:func:`cxlab.panel.build_panel` takes ``con=``: tested on DuckDB, PostgreSQL and PySpark
+``local[2]``). :func:`describe` gives the run manifest's ``data`` section for a source: backend,
+table names, row and column counts and a fingerprint of the columns and their types (never the
+URL).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 from pathlib import Path
 
 import pandas as pd
 
 from cxlab.errors import StudyError
 
-__all__ = ["connect", "read_table", "secret_values", "source_url"]
+__all__ = ["connect", "describe", "read_table", "secret_values", "source_url", "spark_session",
+           "take_url_parameter", "DEFAULT_URL_ENV"]
+
+#: the variable a URL given as a run parameter travels in when the spec names no ``url_env``
+DEFAULT_URL_ENV = "CXLAB_SOURCE_URL"
+#: Spark options cxlab sets unless the configuration says otherwise (UTC: dates are calendar days)
+SPARK_DEFAULTS = {"spark.sql.session.timeZone": "UTC", "spark.ui.enabled": "false",
+                  "spark.ui.showConsoleProgress": "false",
+                  "spark.sql.execution.arrow.pyspark.enabled": "true"}
+
+
+def url_variable(src) -> str | None:
+    """The environment variable the source's URL is read from (None: the source needs no URL)."""
+    if src is None or not (src.url_env or src.url_param):
+        return None
+    return src.url_env or DEFAULT_URL_ENV
 
 
 def source_url(study) -> str | None:
@@ -42,24 +71,116 @@ def source_url(study) -> str | None:
 
     Raises StudyError (exit 2) when the variable is not set."""
     src = study.source
-    if src is None or not src.url_env:
+    var = url_variable(src)
+    if var is None:
         return None
-    url = os.environ.get(src.url_env, "")
+    url = os.environ.get(var, "")
     if not url.strip():
+        if src.url_param and not src.url_env:
+            raise StudyError(f"{study.spec_path or 'study spec'}: source.url_param names the run parameter "
+                             f"{src.url_param}, which this run does not give (nor is {var} set). Give it in "
+                             f"the run config (parameters: {{{src.url_param}: ...}}, secret: [{src.url_param}]) "
+                             f"or with --set {src.url_param}=..., or export {var}.")
+        via = f" or give it as the run parameter {src.url_param}" if src.url_param else ""
         raise StudyError(f"{study.spec_path or 'study spec'}: source.url_env names the environment variable "
-                         f"{src.url_env}, which is not set (or empty). Export the connection URL in it "
-                         f"(e.g. {src.url_env}=postgresql://user:password@host:5432/database) before "
+                         f"{var}, which is not set (or empty). Export the connection URL in it "
+                         f"(e.g. {var}=postgresql://user:password@host:5432/database){via} before "
                          f"running cxlab.")
     return url
 
 
 def secret_values(study) -> list[str]:
-    """Values no output may show: the source's connection URL (if any; never raises)."""
+    """Values no output may show: the source's connection URL and its password (never raises)."""
     try:
         url = source_url(study)
     except StudyError:
         return []
-    return [url] if url else []
+    if not url:
+        return []
+    out = [url]
+    try:
+        from urllib.parse import unquote, urlsplit
+
+        password = urlsplit(url).password
+        if password:
+            out += [password, unquote(password)]
+    except ValueError:
+        pass
+    return list(dict.fromkeys(out))
+
+
+def take_url_parameter(study, config, overrides=()):
+    """Under ``cxlab run``: take the parameter ``source.url_param`` out of the run's parameters
+    (run config ``parameters:`` or ``--set name=value``) and put its value in the environment
+    variable the notebooks' kernels read the URL from (they inherit the runner's environment).
+
+    Returns ``(config, overrides)`` without that parameter (it is no notebook's parameter, so it
+    is never passed to, or recorded by, a notebook). Nothing changes when the spec names no
+    ``url_param`` or the run does not give it (the variable is then read as exported)."""
+    import dataclasses
+
+    src = study.source
+    name = src.url_param if src is not None else None
+    if not name:
+        return config, list(overrides)
+    from cxlab.report.params import parse_override
+
+    value, kept = None, []
+    params = dict(config.parameters)
+    if name in params:
+        value = params.pop(name)
+    for text in overrides:
+        try:
+            nb, key, got = parse_override(text)
+        except Exception:  # noqa: BLE001 - the runner reports a malformed --set itself
+            kept.append(text)
+            continue
+        if key == name and nb is None:
+            value = got
+            continue
+        kept.append(text)
+    if value not in (None, ""):
+        os.environ[url_variable(src)] = str(value)
+    secret = list(dict.fromkeys([*config.secret, name]))
+    return dataclasses.replace(config, parameters=params, secret=secret), kept
+
+
+def spark_master(study) -> str:
+    """``$CXLAB_SPARK_MASTER``, else the spec's ``source.master``, else ``local[*]``."""
+    return os.environ.get("CXLAB_SPARK_MASTER", "").strip() or (study.source.master or "local[*]")
+
+
+def spark_conf(study) -> dict[str, str]:
+    """Spark options: cxlab's defaults, then ``source.spark_conf``, then ``$CXLAB_SPARK_CONF``."""
+    import json
+
+    conf = dict(SPARK_DEFAULTS)
+    conf.update({k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in study.source.spark_conf.items()})
+    extra = os.environ.get("CXLAB_SPARK_CONF", "").strip()
+    if extra:
+        try:
+            got = json.loads(extra)
+            if not isinstance(got, dict):
+                raise ValueError
+        except ValueError:
+            raise StudyError("CXLAB_SPARK_CONF must be a JSON object of Spark options, e.g. "
+                             '{"spark.executor.memory": "8g"}.') from None
+        conf.update({str(k): str(v) for k, v in got.items()})
+    return conf
+
+
+def spark_session(study):
+    """The Spark session of a ``pyspark`` source (created, or the running one reused)."""
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.master(spark_master(study)).appName(f"cxlab-{study.name}"[:60])
+    for key, value in spark_conf(study).items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    for key, value in spark_conf(study).items():     # a reused session: runtime options still apply
+        with contextlib.suppress(Exception):
+            session.conf.set(key, value)
+    return session
 
 
 def connect(study):
@@ -71,6 +192,8 @@ def connect(study):
         raise StudyError("the study reads files; it has no source: section to connect to.")
     url = source_url(study)
     try:
+        if src.backend == "pyspark":
+            return ibis.pyspark.connect(spark_session(study))
         if src.backend == "duckdb":
             if url is not None:
                 return ibis.connect(url, read_only=True)
@@ -81,25 +204,46 @@ def connect(study):
                                  f"spec's folder). Correct source.path.")
             return ibis.duckdb.connect(str(path), read_only=True)
         if not url.startswith(("postgres://", "postgresql://")):
-            raise StudyError(f"the URL in {src.url_env} does not start with postgresql://; give "
+            raise StudyError(f"the URL in {url_variable(src)} does not start with postgresql://; give "
                              f"postgresql://user:password@host:port/database.")
         return ibis.connect(url)
     except StudyError:
         raise
     except Exception as exc:  # noqa: BLE001 - its text may quote the URL: give its type only
+        where = url_variable(src) or ("the Spark master" if src.backend == "pyspark" else "source.path")
         raise StudyError(f"could not connect to the {src.backend} source named by "
-                         f"{src.url_env or 'source.path'} ({type(exc).__name__}); check that the server "
+                         f"{where} ({type(exc).__name__}); check that the server "
                          f"is up and the URL (user, password, host, port, database) is right.") from None
+
+
+def disconnect(con) -> None:
+    """Close a connection made by :func:`connect` (a Spark session is kept for the process: its
+    JVM is slow to start, and the panel and the next table use it again)."""
+    if con.name != "pyspark":
+        con.disconnect()
+
+
+def _parquet_location(study, path: str) -> str:
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", path):     # s3a://, hdfs://, file://, ...
+        return path
+    return str(study.resolve(path))
 
 
 def table(con, study, role: str):
     """The ibis table of ``role`` on ``con`` (StudyError naming the table if it is missing)."""
-    name = study.source.tables[role]
+    src = study.source
+    name = src.name_of(role)
+    if role in src.parquet:
+        try:
+            return con.read_parquet(_parquet_location(study, name), table_name=f"cxlab_{role}_{os.getpid()}")
+        except Exception as exc:  # noqa: BLE001
+            raise StudyError(f"source.parquet.{role} names {name!r}, which Spark cannot read as Parquet "
+                             f"({type(exc).__name__}); relative paths start from the spec's folder.") from None
     schema, _, tab = name.rpartition(".")
     try:
         return con.table(tab, database=schema) if schema else con.table(tab)
     except Exception as exc:  # noqa: BLE001
-        raise StudyError(f"source.tables.{role} names {name!r}, which the {study.source.backend} source does "
+        raise StudyError(f"source.tables.{role} names {name!r}, which the {src.backend} source does "
                          f"not hold or cxlab may not read ({type(exc).__name__}); correct the table name "
                          f"or grant SELECT on it.") from None
 
@@ -112,7 +256,7 @@ def read_table(study, role: str, con=None) -> pd.DataFrame:
         df = table(con, study, role).to_pandas()
     finally:
         if own:
-            con.disconnect()
+            disconnect(con)
     # database decimals arrive as Python Decimal objects: numbers for the checks
     for col in df.columns:
         if df[col].dtype == object:
@@ -120,3 +264,27 @@ def read_table(study, role: str, con=None) -> pd.DataFrame:
             if len(first) and type(first.iloc[0]).__name__ == "Decimal":
                 df[col] = pd.to_numeric(df[col], errors="coerce")
     return df
+
+
+def describe(study) -> dict:
+    """The run manifest's ``data`` section for a source: per role the backend, the table (or
+    Parquet path as written in the spec), its rows and columns, and ``schema_sha256``, a hash of
+    the column names and types (the same columns and types, not the same content). Never the
+    URL. {} for a study of files."""
+    import hashlib
+
+    if study.source is None:
+        return {}
+    con = connect(study)
+    out = {}
+    try:
+        for role in study.source.roles:
+            t = table(con, study, role)
+            sch = t.schema()
+            text = "\n".join(f"{n}\t{dtype}" for n, dtype in sch.items())
+            out[role] = {"backend": study.source.backend, "table": study.source.name_of(role),
+                         "rows": int(t.count().execute()), "columns": len(sch),
+                         "schema_sha256": hashlib.sha256(text.encode()).hexdigest()}
+    finally:
+        disconnect(con)
+    return out

@@ -378,7 +378,7 @@ class DisappointedSpec(_Spec):
                           "default: midpoint of surveys.scale")
 
 
-SOURCE_BACKENDS = ("duckdb", "postgres")
+SOURCE_BACKENDS = ("duckdb", "postgres", "pyspark")
 
 
 class SourceSpec(_Spec):
@@ -388,14 +388,39 @@ class SourceSpec(_Spec):
     surveys: crm.barometer, complaints: crm.complaints}}``. The connection string is read from
     the environment variable named by ``url_env`` (never written in the spec, never shown in any
     output: ``cxlab run`` scrubs it like a secret parameter). ``backend: duckdb`` takes ``path``
-    (a .duckdb file, relative to the spec's folder) or ``url_env``.
+    (a .duckdb file, relative to the spec's folder) or ``url_env``. ``url_param`` names a secret
+    run parameter that may supply the URL under ``cxlab run`` instead of the variable.
+
+    ``backend: pyspark``: tables of the Spark session's catalog (``tables``) and/or Parquet files
+    or folders (``parquet: {role: path}``, relative to the spec's folder, or a URL such as
+    ``s3a://bucket/customers/``). The session's master is ``$CXLAB_SPARK_MASTER``, else
+    ``master``, else ``local[*]``; its options ``spark_conf`` (then ``$CXLAB_SPARK_CONF``, a JSON
+    object, on top): see :func:`cxlab.sources.spark_session`.
     """
 
-    backend: Literal["duckdb", "postgres"] = Field(description="ibis backend holding the tables")
+    backend: Literal["duckdb", "postgres", "pyspark"] = Field(description="ibis backend holding the tables")
     url_env: str | None = Field(None, description="environment variable holding the connection URL")
+    url_param: str | None = Field(None, description="secret run parameter that may supply the URL "
+                                                    "under cxlab run")
     path: str | None = Field(None, description="duckdb: the .duckdb file, relative to the spec's folder")
-    tables: dict[str, str] = Field(description="role (customers, surveys, complaints) -> table name "
+    tables: dict[str, str] = Field(default_factory=dict,
+                                   description="role (customers, surveys, complaints) -> table name "
                                                "(schema.table allowed)")
+    parquet: dict[str, str] = Field(default_factory=dict, description="pyspark: role -> Parquet file or "
+                                                                      "folder (or URL)")
+    master: str | None = Field(None, description="pyspark: the Spark master (default local[*]; "
+                                                 "$CXLAB_SPARK_MASTER wins)")
+    spark_conf: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, description="pyspark: Spark options (spark.executor.memory: 8g, ...)")
+
+    @property
+    def roles(self) -> list[str]:
+        """Roles with a table or a Parquet path."""
+        return list(dict.fromkeys([*self.tables, *self.parquet]))
+
+    def name_of(self, role: str) -> str:
+        """The table (or Parquet path) of ``role``, as problems name it."""
+        return self.tables[role] if role in self.tables else self.parquet[role]
 
     @field_validator("tables")
     @classmethod
@@ -409,12 +434,31 @@ class SourceSpec(_Spec):
                                  f"schema.table (letters, digits, _)")
         return v
 
+    @field_validator("parquet")
+    @classmethod
+    def _parquet_roles(cls, v):
+        bad = sorted(set(v) - {"customers", "surveys", "complaints"})
+        if bad:
+            raise ValueError(f"source.parquet names the roles {bad}; the roles are customers, surveys, complaints")
+        return v
+
     @model_validator(mode="after")
     def _where(self):
-        if self.backend == "postgres" and not self.url_env:
+        if self.backend == "postgres" and not (self.url_env or self.url_param):
             raise ValueError("a postgres source needs url_env: the environment variable holding the "
                              "connection URL (postgresql://user:password@host:port/database)")
-        if self.backend == "duckdb" and not (self.path or self.url_env):
+        if self.parquet and self.backend != "pyspark":
+            raise ValueError("source.parquet is for backend: pyspark; a study on DuckDB reads Parquet "
+                             "files as files (customers.path: customers.parquet)")
+        both = sorted(set(self.tables) & set(self.parquet))
+        if both:
+            raise ValueError(f"source.tables and source.parquet both name {', '.join(both)}; give one")
+        if self.backend != "pyspark" and (self.master or self.spark_conf):
+            raise ValueError("source.master and source.spark_conf are for backend: pyspark")
+        if self.url_param is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.url_param):
+            raise ValueError(f"source.url_param is {self.url_param!r}: give the NAME of a run parameter "
+                             f"(e.g. warehouse_url), never the URL itself")
+        if self.backend == "duckdb" and not (self.path or self.url_env or self.url_param):
             raise ValueError("a duckdb source needs path: the .duckdb file (or url_env)")
         if self.url_env is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.url_env):
             raise ValueError(f"source.url_env is {self.url_env!r}: give the NAME of an environment "
@@ -452,11 +496,11 @@ class Study(_Spec):
         if both:
             raise ValueError(f"{', '.join(f'{r}.path' for r in both)} and source: both given; a study "
                              f"reads its tables either from files or from the source, not both")
-        missing = [r for r in roles if r not in self.source.tables]
+        missing = [r for r in roles if r not in self.source.roles]
         if missing:
             raise ValueError(f"source.tables has no {', '.join(missing)}: name the table of each role "
                              f"the spec describes")
-        extra = [r for r in self.source.tables if r not in roles]
+        extra = [r for r in self.source.roles if r not in roles]
         if extra:
             raise ValueError(f"source.tables names {', '.join(extra)}, which the spec does not describe; "
                              f"add its section ({extra[0]}: {{id: ..., ...}}) or drop the table")
@@ -566,7 +610,7 @@ class Study(_Spec):
     def label(self, role: str) -> str:
         """How problems name the table of ``role``: its file as written, or ``backend:table``."""
         if self.source is not None:
-            return f"{self.source.backend}:{self.source.tables[role]}"
+            return f"{self.source.backend}:{self.source.name_of(role)}"
         return getattr(self, role).path
 
     @property

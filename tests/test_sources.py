@@ -278,3 +278,193 @@ def test_panel_expressions_on_pyspark_give_the_duckdb_tables(csv_build):
         assert not [t for t in spark.catalog.listTables() if t.name.startswith("cxlab_")]
     finally:
         spark.stop()
+
+
+# ---- backend: pyspark in the spec, its configuration ------------------------------------------
+
+def _pyspark_spec(demo, folder: Path, **source) -> Path:
+    """The demo's tables as Parquet files read by a pyspark source on local[2]."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for role, df in wh.typed_tables(demo).items():
+        df.to_parquet(folder / f"{role}.parquet")
+    raw = _raw(demo)
+    for role in wh.TABLES:
+        raw[role].pop("path")
+    raw["source"] = {"backend": "pyspark", "master": "local[2]",
+                     "spark_conf": {"spark.sql.shuffle.partitions": 4},
+                     "parquet": {r: f"{r}.parquet" for r in wh.TABLES}, **source}
+    spec = folder / "study.yaml"
+    spec.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return spec
+
+
+def test_pyspark_source_spec_parses(demo):
+    raw = _spec_with_source(demo)
+    raw["source"] = {"backend": "pyspark", "tables": {"customers": "crm.customers"},
+                     "parquet": {"surveys": "s.parquet", "complaints": "s3a://bucket/complaints/"},
+                     "master": "spark://head:7077", "spark_conf": {"spark.executor.memory": "8g"}}
+    study = parse_study(raw, base_dir=demo.parent)
+    assert study.source.roles == ["customers", "surveys", "complaints"]
+    assert study.label("customers") == "pyspark:crm.customers"
+    assert study.label("complaints") == "pyspark:s3a://bucket/complaints/"
+    assert secret_values(study) == []           # no URL: nothing to scrub
+
+
+@pytest.mark.parametrize("source, words", [
+    ({"backend": "duckdb", "path": "w.duckdb", "parquet": {"customers": "c.parquet"}},
+     "source.parquet is for backend: pyspark"),
+    ({"backend": "pyspark", "tables": dict(wh.TABLES), "parquet": {"customers": "c.parquet"}},
+     "source.tables and source.parquet both name customers"),
+    ({"backend": "postgres", "url_env": ENV, "master": "local[2]"}, "source.master and source.spark_conf are for"),
+    ({"backend": "pyspark", "parquet": {"customers": "c.parquet", "surveys": "s.parquet"}},
+     "source.tables has no complaints"),
+    ({"backend": "pyspark", "parquet": {"buyers": "b.parquet"}}, "source.parquet names the roles"),
+    ({"backend": "postgres", "url_param": "postgresql://u:p@h/db"}, "give the NAME of a run parameter"),
+])
+def test_bad_pyspark_and_url_param_specs_say_what_to_fix(demo, source, words):
+    raw = _spec_with_source(demo)
+    raw["source"] = {"tables": {}, **source} if "tables" not in source else source
+    if "parquet" not in source and "tables" not in source:
+        raw["source"]["tables"] = dict(wh.TABLES)
+    with pytest.raises(StudyError, match=words.replace("(", r"\(").replace(".", r"\.")):
+        parse_study(raw, base_dir=demo.parent)
+
+
+def test_spark_master_and_options_come_from_the_environment_then_the_spec(demo, monkeypatch):
+    from cxlab.sources import spark_conf, spark_master
+
+    raw = _spec_with_source(demo)
+    raw["source"] = {"backend": "pyspark", "tables": dict(wh.TABLES), "master": "local[2]",
+                     "spark_conf": {"spark.executor.memory": "2g", "spark.sql.shuffle.partitions": 4,
+                                    "spark.ui.enabled": True}}
+    study = parse_study(raw, base_dir=demo.parent)
+    monkeypatch.delenv("CXLAB_SPARK_MASTER", raising=False)
+    monkeypatch.delenv("CXLAB_SPARK_CONF", raising=False)
+    assert spark_master(study) == "local[2]"
+    conf = spark_conf(study)
+    assert conf["spark.executor.memory"] == "2g" and conf["spark.sql.shuffle.partitions"] == "4"
+    assert conf["spark.ui.enabled"] == "true"                       # the spec wins over cxlab's default
+    assert conf["spark.sql.session.timeZone"] == "UTC"               # cxlab's default kept
+    monkeypatch.setenv("CXLAB_SPARK_MASTER", "spark://head:7077")
+    monkeypatch.setenv("CXLAB_SPARK_CONF", '{"spark.executor.memory": "8g"}')
+    assert spark_master(study) == "spark://head:7077"               # production: the variable wins
+    assert spark_conf(study)["spark.executor.memory"] == "8g"
+    monkeypatch.setenv("CXLAB_SPARK_CONF", "spark.executor.memory=8g")
+    with pytest.raises(StudyError, match="CXLAB_SPARK_CONF must be a JSON object"):
+        spark_conf(study)
+    raw["source"].pop("master")
+    monkeypatch.delenv("CXLAB_SPARK_MASTER")
+    assert spark_master(parse_study(raw, base_dir=demo.parent)) == "local[*]"
+
+
+needs_spark = pytest.mark.skipif(not _have_spark(),
+                                 reason="PySpark or Java is not installed (the spark extra installs PySpark)")
+
+
+@pytest.mark.slow
+@needs_spark
+def test_pyspark_parquet_source_validates_to_the_csv_tables(demo, csv_build, tmp_path):
+    from cxlab.sources import describe
+
+    study = load_study(_pyspark_spec(demo, tmp_path / "spark"))
+    report = validate_study(study)
+    assert report.ok, report.to_text()
+    assert "pyspark:surveys.parquet" in report.to_text()
+    _assert_same_data(report.data, csv_build[1])
+    _assert_same_panel(build_panel(study, report.data), csv_build[2])
+    described = describe(study)
+    assert {r: d["rows"] for r, d in described.items()} == {
+        r: len(getattr(csv_build[1], r)) for r in ("customers", "surveys", "complaints")}
+    assert all(d["backend"] == "pyspark" for d in described.values())
+
+
+@pytest.mark.slow
+@needs_spark
+def test_cxlab_run_on_pyspark_gives_the_csv_metrics(demo, tmp_path_factory):
+    base = tmp_path_factory.mktemp("sparkruns")
+    spec = _pyspark_spec(demo, base / "spark")
+    csv_manifest, _, _ = _run(demo, base / "csv")
+    spark_manifest, _, _ = _run(spec, base / "spark-run", {"CXLAB_SPARK_MASTER": "local[2]"})
+    assert all(nb["status"] == "succeeded" for nb in spark_manifest["notebooks"])
+    assert len(_metrics(csv_manifest)) > 20 and _metrics(spark_manifest) == _metrics(csv_manifest)
+    data = spark_manifest["data"]
+    assert sorted(data) == ["complaints", "customers", "surveys"]
+    assert data["customers"]["backend"] == "pyspark" and data["customers"]["rows"] == \
+        csv_manifest["data"]["customers"]["rows"]
+
+
+# ---- the URL as a secret run parameter ------------------------------------------------------
+
+def test_url_parameter_is_taken_out_of_the_run_and_exported(demo, monkeypatch):
+    from cxlab.report.runner import RunConfig
+    from cxlab.sources import source_url, take_url_parameter
+
+    monkeypatch.delenv(ENV, raising=False)
+    raw = _spec_with_source(demo, url_param="warehouse_url")
+    study = parse_study(raw, base_dir=demo.parent)
+    url = "postgresql://cxlab:p4ss-w0rd@127.0.0.1:5/cxlab"
+    config = RunConfig(name="t", study=demo, notebooks_dir=demo.parent, notebooks=[], out=demo.parent,
+                       parameters={"warehouse_url": url, "min_cell": 10})
+    new, overrides = take_url_parameter(study, config, ["horizons=[12]"])
+    assert new.parameters == {"min_cell": 10} and "warehouse_url" in new.secret
+    assert overrides == ["horizons=[12]"] and config.parameters["warehouse_url"] == url   # a copy
+    assert source_url(study) == url == os.environ[ENV]
+    assert secret_values(study) == [url, "p4ss-w0rd"]
+    # --set wins over the config; a per-notebook --set of another name stays
+    new, overrides = take_url_parameter(study, config, ["warehouse_url=postgresql://u:other@h/d", "01-x:a=1"])
+    assert os.environ[ENV] == "postgresql://u:other@h/d" and overrides == ["01-x:a=1"]
+    # no url_env: the default variable carries it
+    raw["source"].pop("url_env")
+    study = parse_study(raw, base_dir=demo.parent)
+    monkeypatch.delenv("CXLAB_SOURCE_URL", raising=False)
+    with pytest.raises(StudyError, match="run parameter warehouse_url, which this run does not give"):
+        source_url(study)
+    take_url_parameter(study, config)
+    assert os.environ.pop("CXLAB_SOURCE_URL") == url
+
+
+@pytest.mark.slow
+@needs_postgres
+def test_cxlab_run_with_the_url_as_a_secret_parameter_never_shows_it(demo, postgres, tmp_path):
+    spec = wh.source_spec(demo, tmp_path / "study.yaml", {"backend": "postgres", "url_param": "warehouse_url"})
+    out = tmp_path / "out"
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(yaml.safe_dump({"name": "pgparam", "study": str(spec), "out": str(out),
+                                   "notebooks": ["01-data-audit"],
+                                   "parameters": {"warehouse_url": postgres}, "secret": ["warehouse_url"]}))
+    env = {k: v for k, v in os.environ.items() if k not in (ENV, "CXLAB_SOURCE_URL")}
+    proc = subprocess.run([CXLAB, "run", str(cfg), "--jobs", "1"], capture_output=True, text=True, env=env,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    manifest = json.loads((out / "latest" / "manifest.json").read_text())
+    assert manifest["data"]["surveys"]["backend"] == "postgres" and manifest["data"]["surveys"]["rows"] > 0
+    assert manifest["data"]["surveys"]["table"] == "crm.barometer"
+    secrets = [postgres, wh.PASSWORD]
+    assert not any(s in proc.stderr + proc.stdout for s in secrets)
+    n_files = 0
+    for path in (out / "latest").resolve().rglob("*"):
+        if path.is_file():
+            n_files += 1
+            text = path.read_text(errors="replace")
+            assert not any(s in text for s in secrets), path
+    assert n_files >= 3
+
+
+def test_manifest_data_section_of_a_duckdb_source(demo, tmp_path):
+    from cxlab.sources import describe
+
+    db = tmp_path / "warehouse.duckdb"
+    con = ibis.duckdb.connect(str(db))
+    tables = wh.typed_tables(demo)
+    wh.load_into(con, tables)
+    con.disconnect()
+    study = load_study(wh.source_spec(demo, tmp_path / "study.yaml", {"backend": "duckdb", "path": "warehouse.duckdb"}))
+    got = describe(study)
+    assert {r: (d["table"], d["rows"], d["columns"]) for r, d in got.items()} == {
+        r: (wh.TABLES[r], len(df), df.shape[1]) for r, df in tables.items()}
+    con = ibis.duckdb.connect(str(db))
+    con.raw_sql("ALTER TABLE crm.customers ADD COLUMN extra INTEGER")
+    con.disconnect()
+    again = describe(study)
+    assert again["customers"]["schema_sha256"] != got["customers"]["schema_sha256"]
+    assert again["surveys"]["schema_sha256"] == got["surveys"]["schema_sha256"]
