@@ -178,15 +178,12 @@ def km_read(steps: KMSteps, t: float, ci: float = 0.95, conf_type: str = "log-lo
 
 
 def _km_curve(entry, time, event, z, conf_type):
-    """KM at every distinct observed time (events and censorings), as R's survfit: the engine's
-    risk sets on the grid of all observed times."""
-    finite = None if np.all(np.isneginf(entry)) else entry
-    rs = RiskSets(time, np.ones(time.size, bool), finite)   # every distinct time is a group
-    times = rs.times
-    at_risk = rs.risk_sums(np.ones(time.size)).round().astype(np.int64)
-    last = rs.hi - 1                                          # each row's own time
-    events = np.bincount(last, weights=(event == 1), minlength=len(times)).astype(np.int64)
-    censored = np.bincount(last, weights=(event == 0), minlength=len(times)).astype(np.int64)
+    """KM at every distinct observed time (events and censorings), as R's survfit; the number at
+    risk from the engine's risk sets (:meth:`RiskSets.at_risk_at`)."""
+    times, inv = np.unique(time, return_inverse=True)
+    at_risk = _n_at_risk(entry, time, times).astype(np.int64)
+    events = np.bincount(inv, weights=(event == 1), minlength=len(times)).astype(np.int64)
+    censored = np.bincount(inv, weights=(event == 0), minlength=len(times)).astype(np.int64)
     surv, green = km_product(at_risk, events)
     with np.errstate(invalid="ignore"):
         std_err = np.sqrt(np.cumsum(green))  # standard error of log S (R: survfit's std.err)
