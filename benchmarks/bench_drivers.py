@@ -1,6 +1,6 @@
 """Benchmark: Shapley Cox driver importance with a bootstrap on a large simulated base.
 
-Usage: ``python benchmarks/bench_drivers.py [--n 200000] [--boot 200] [--refit one-step|converge]``. The fit runs in a
+Usage: ``python benchmarks/bench_drivers.py [--n 200000] [--boot 200] [--refit auto|chord|one-step|converge]``. The fit runs in a
 subprocess so that its peak memory (``ru_maxrss``) is measured on its own; prints one JSON line
 with wall time, CPU time, peak memory of the main
 process and of the largest bootstrap worker (``n_jobs=2``), and the load average.
@@ -50,7 +50,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--n", type=int, default=200_000)
     ap.add_argument("--boot", type=int, default=200)
-    ap.add_argument("--refit", choices=["converge", "one-step"], default="one-step")
+    ap.add_argument("--refit", choices=["auto", "chord", "converge", "one-step"], default="auto")
     args = ap.parse_args(argv)
     load_before = open("/proc/loadavg").read().split()[:3] if sys.platform == "linux" else None
     t0 = time.perf_counter()

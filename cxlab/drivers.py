@@ -15,7 +15,10 @@ weights; Budescu 1993, Azen & Budescu 2003). The fit measure is
 The shares always add up to one and the importances to the full model's fit minus the baseline
 (exactly, up to floating point). The bootstrap resamples respondents (multinomial frequency
 weights, so the sort orders computed once are reused) and reports percentile intervals of the
-shares and how often each construct keeps its rank.
+shares and how often each construct keeps its rank. On large bases every draw takes one chord
+step from the full-sample estimates (``boot_refit="chord"``): all draws at once, as matrix
+products over the respondents (or over their distinct answer patterns), tested draw by draw
+against refits to convergence.
 
 The logit and ordinal fitters here are small Newton-Raphson solvers written for speed (thousands
 of fits for a bootstrap); Cox fits use cxlab's engine (:mod:`cxlab.survival.engine`). The tests
@@ -487,6 +490,90 @@ class _Problem:
             out[mask] = ll
         return out
 
+    def prepare_chord(self):
+        """``(-H)^-1`` at the full-sample estimate of every subset (after :meth:`fits`), for
+        :meth:`chord_fits`; the ordinal model keeps the ones :meth:`fits` computed."""
+        if self.model in ("linear", "ordinal"):
+            return
+        ones = np.ones(self.n)
+        for mask in range(2**self.k):
+            cols = self.cols(mask)
+            if self.model == "logit":
+                Z = np.column_stack([np.ones(self.n), self.C, self.X])[:, [0] + [1 + c for c in cols]]
+                mu = special.expit(Z @ self.params[mask])
+                H = -(Z * (mu * (1 - mu))[:, None]).T @ Z
+            elif not cols:
+                continue
+            else:
+                H = self.cox.loglik(self.params[mask], cols, ones)[2]
+            self.covariance[mask] = _inverse_information(H)
+
+    def chord_fits(self, W):
+        """Fit measure of every subset for every draw (the columns of the n x B counts ``W``) after
+        one chord step from the full-sample estimates (see the section on chord draws): B x 2**k."""
+        k, n, B = self.k, self.n, W.shape[1]
+        out = np.empty((B, 2**k))
+        if self.model == "linear":             # exact and cheap already: sufficient statistics
+            for j in range(B):
+                out[j] = self.fits(W[:, j].astype(float))
+            return out
+        if self.model == "cox":
+            draws = _CoxDraws(self.cox._weighted(None))
+            for s, Wf in _blocks(W):
+                draws.use(Wf)
+                for mask in range(2**k):
+                    cols = self.cols(mask)
+                    if not cols:
+                        out[s, mask] = draws.loglik_score(np.zeros(0), cols)[0]
+                        continue
+                    beta = self.params[mask]
+                    ll, g = draws.loglik_score(beta, cols)
+                    out[s, mask] = np.maximum(ll, draws.loglik_at(beta[:, None] + self.covariance[mask] @ g, cols))
+            return out
+        # logit and ordinal: McFadden's pseudo-R2. Respondents with the same answers (outcome and the
+        # subset's columns) enter every sum alike: each subset works on its distinct rows, with the
+        # draws' counts summed over each (the same sums, regrouped; 16 % of the rows on average for
+        # four constructs and two controls)
+        from scipy import sparse
+
+        Z = np.column_stack([self.C, self.X])
+        rows, first = _distinct_rows(np.column_stack([Z, self.y]))
+        to_rows = sparse.csr_matrix((np.ones(n), (first, np.arange(n))), shape=(len(rows), n))
+        y_rows = rows[:, -1].astype(int)
+        K = self.K if self.model == "ordinal" else 2
+        to_levels = sparse.csr_matrix((np.ones(len(rows)), (y_rows, np.arange(len(rows)))), shape=(K, len(rows)))
+        subsets = {}
+        for mask in range(1, 2**k) if self.pc == 0 else range(2**k):
+            cols = self.cols(mask)
+            V = self.covariance.get(mask)
+            if V is None:
+                raise ModelError("Bootstrap: singular information matrix of a full-sample fit (a constant "
+                                 "or collinear column); drop or merge it.")
+            distinct, inv = _distinct_rows(rows[:, cols + [-1]])
+            merge = sparse.csr_matrix((np.ones(len(rows)), (inv, np.arange(len(rows)))),
+                                      shape=(len(distinct), len(rows)))
+            Zm, ym, par = np.ascontiguousarray(distinct[:, :-1]), distinct[:, -1].astype(int), self.params[mask]
+            if self.model == "logit":
+                Zm = np.column_stack([np.ones(len(Zm)), Zm])
+                LT = np.ascontiguousarray(_logit_obs(Zm, ym.astype(float), par).T)
+            else:
+                LT = np.ascontiguousarray(_ordinal_obs(Zm, ym, K, par).T)
+            subsets[mask] = (merge, Zm, ym, par, LT, V)
+        out[:, 0] = 0.0                        # thresholds / intercept only: the null model, exactly
+        for s, Wf in _blocks(W):
+            Wr = to_rows @ Wf
+            c = to_levels @ Wr
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ll0 = np.sum(np.where(c > 0, c * np.log(c / c.sum(0)), 0.0), axis=0)
+            for mask, (merge, Zm, ym, par, LT, V) in subsets.items():
+                Wm = merge @ Wr
+                R = LT @ Wm                    # row 0: log-likelihood at the estimate; then the score
+                pars = par[:, None] + V @ R[1:]
+                at = (_ordinal_ll_at(Zm, ym, K, Wm, pars) if self.model == "ordinal"
+                      else _logit_ll_at(Zm, ym.astype(float), Wm, pars))
+                out[s, mask] = 1 - np.maximum(R[0], at) / ll0
+        return out
+
     def _start(self, mask, warm, extend):
         """Starting values: ``warm[mask]`` for a bootstrap draw, else the nearest smaller subset's
         estimate extended by ``extend`` with a zero for the construct added last (None if none)."""
@@ -528,6 +615,187 @@ def _boot_chunk(prob, seeds):
     return draws, failed
 
 
+# ---------------------------------------------------------------------------------------------
+# Bootstrap draws by one chord step from the full-sample estimate, all draws at once
+# ---------------------------------------------------------------------------------------------
+#
+# For a resample with frequency weights w, each subset's model takes one Newton step from its
+# full-sample estimate t with the full-sample information I (the first step of the chord method):
+# t_w = t + I^-1 g_w(t), and its fit is the exact log-likelihood there (or at t, if higher). Both are
+# lower bounds of the resample's maximum; t_w is O(n^-1) from it (the resample's own information
+# differs from I by O(n^-1/2) relatively, the step is O(n^-1/2)), so the log-likelihood falls short by
+# O(n^-1) and a share moves by O(n^-2), as with a Newton step ("one-step"), far inside its bootstrap
+# spread O(n^-1/2); tests/test_drivers.py checks it draw by draw against refits to convergence.
+# The score g_w(t) is linear in w for the logit and ordinal models (one (1 + q) x n by n x B
+# product per subset); for Cox the risk-set sums are linear in w (sparse products over an n x B
+# block; Efron ties, delayed entry and R's case-weight convention, as CoxProblem; tested against
+# CoxProblem.loglik). The log-likelihoods at the B new points are n x B array passes.
+
+_BLOCK = 2_000_000       # elements of an n x draws float block (16 MB): the draws go in column blocks
+
+
+def _boot_counts(seeds, n):
+    """n x B resampling counts (multinomial, one seed per draw as the refits draw them), compact."""
+    W = np.empty((n, len(seeds)), dtype=np.uint8)
+    for j, ss in enumerate(seeds):
+        c = np.random.default_rng(ss).multinomial(n, np.full(n, 1.0 / n))
+        if c.max() > 255 and W.dtype == np.uint8:     # never seen (mean count 1), but exact
+            W = W.astype(np.int32)
+        W[:, j] = c
+    return W
+
+
+def _blocks(W):
+    """Column blocks of W as float n x b arrays (b draws at a time)."""
+    n, B = W.shape
+    b = max(1, min(B, _BLOCK // max(n, 1)))
+    for j in range(0, B, b):
+        yield slice(j, min(j + b, B)), np.ascontiguousarray(W[:, j:j + b], dtype=float)
+
+
+def _distinct_rows(M):
+    """(the distinct rows of ``M``, the index of each row of ``M`` among them), by hashing."""
+    code = np.zeros(len(M), dtype=np.int64)
+    for j in range(M.shape[1]):
+        c, u = pd.factorize(M[:, j])
+        code, _ = pd.factorize(code * len(u) + c)
+    _, first = np.unique(code, return_index=True)
+    return M[first], code
+
+
+def _logit_obs(Z, y, beta):
+    """Per-respondent log-likelihood and score of the logistic model: n x (1 + q)."""
+    eta = Z @ beta
+    return np.column_stack([y * eta - np.logaddexp(0, eta), Z * (y - special.expit(eta))[:, None]])
+
+
+def _logit_ll_at(Z, y, Wf, betas):
+    """Weighted log-likelihood of each weight column of ``Wf`` at its own coefficients (q x b)."""
+    eta = Z @ betas
+    return np.sum(Wf * (y[:, None] * eta - np.logaddexp(0, eta)), axis=0)
+
+
+def _ordinal_obs(X, y, K, par):
+    """Per-respondent log-likelihood and score of the proportional-odds model: n x (1 + p + K - 1),
+    the rows whose weighted sums are the log-likelihood and :func:`_ordinal_gradient`."""
+    n, p = X.shape
+    m = K - 1
+    _, _, Fa, Fb, P = _ordinal_parts(X, y, K, par[:p], par[p:])
+    ga, gb = Fa * (1 - Fa) / P, -Fb * (1 - Fb) / P
+    L = np.zeros((n, 1 + p + m))
+    L[:, 0] = np.log(P)
+    L[:, 1:1 + p] = -X * (ga + gb)[:, None]
+    rows = np.arange(n)
+    top, bot = y < m, y > 0
+    L[rows[top], 1 + p + y[top]] += ga[top]
+    L[rows[bot], 1 + p + y[bot] - 1] += gb[bot]
+    return L
+
+
+def _ordinal_ll_at(X, y, K, Wf, pars):
+    """Weighted log-likelihood of each weight column of ``Wf`` at its own parameters (q x b);
+    -inf where the thresholds are not increasing."""
+    p = X.shape[1]
+    th = pars[p:]
+    eta = X @ pars[:p] if p else np.zeros((len(y), pars.shape[1]))
+    edge = np.full((1, pars.shape[1]), np.inf)
+    T = np.concatenate([-edge, th, edge])
+    P = special.expit(T[y + 1] - eta) - special.expit(T[y] - eta)
+    ll = np.sum(Wf * np.log(np.maximum(P, 1e-300)), axis=0)
+    return np.where(np.all(np.diff(th, axis=0) > 0, axis=0), ll, -np.inf)
+
+
+class _CoxDraws:
+    """Partial log-likelihood (and score) of many case-weight vectors (the columns of an n x b
+    block, :meth:`use`): the sums over risk sets as sparse products, Efron's tied fractions per
+    entry, the score pushed back onto rows (as :meth:`CoxProblem._information` does)."""
+
+    def __init__(self, problem: CoxProblem):
+        from scipy import sparse
+
+        rs = problem.rs
+        n, G = rs.n, rs.G
+        self.problem, self.rs = problem, rs
+        rows = np.arange(n)
+        # S0[g] = cumulative sum over groups of (+ rows entering at lo) and (- rows leaving at hi)
+        self.enter_leave = sparse.csr_matrix(
+            (np.concatenate([np.ones(n), -np.ones(n)]), (np.concatenate([rs.lo, rs.hi]), np.concatenate([rows, rows]))),
+            shape=(G + 1, n))
+        self.deaths = sparse.csr_matrix((np.ones(rs.dead.size), (rs.dead_group, rs.dead)), shape=(G, n))
+        d = rs.n_dead_rows                     # case weights: Efron's d counts the tied rows
+        self.grp = np.repeat(np.arange(G), d)
+        self.starts = np.concatenate([[0], np.cumsum(d)[:-1]])   # every group has a death
+        frac = (np.arange(self.grp.size) - self.starts[self.grp]) / d[self.grp]
+        self.efron = problem.ties == "efron" and bool(np.any(d > 1))
+        self.frac = frac[:, None]
+        self.d = d.astype(float)[:, None]
+
+    def use(self, Wf):
+        """Work on the weight columns of ``Wf`` (n x b) from now on."""
+        self.Wf, self.W_dead = Wf, Wf[self.rs.dead]
+        self.mw = (self.deaths @ Wf) / self.d              # mean weight of each group's tied deaths
+        self.live = self.mw[self.grp] > 0                  # a time whose deaths were all left out adds 0
+
+    def _loglik(self, eta):
+        """Log-likelihood per weight column at linear predictors ``eta`` (n, or n x b), and the
+        parts the score needs."""
+        rs, Wf = self.rs, self.Wf
+        eta = eta - eta.max(axis=0)            # ratios unchanged; no overflow
+        r = np.exp(eta)
+        RW = Wf * (r[:, None] if r.ndim == 1 else r)
+        S0 = np.cumsum(self.enter_leave @ RW, axis=0)
+        den = S0[self.grp]
+        if self.efron:
+            den -= self.frac * (self.deaths @ RW)[self.grp]
+        np.putmask(den, ~self.live, 1.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            logden = np.log(den)               # finite: a live time's risk set holds its deaths
+        eta_dead = eta[rs.dead][:, None] if eta.ndim == 1 else eta[rs.dead]
+        ll = (np.sum(eta_dead * self.W_dead, axis=0)
+              - np.sum(self.mw * np.add.reduceat(logden, self.starts, axis=0), axis=0))
+        return ll, r, RW, den
+
+    def loglik_score(self, beta, cols):
+        """(log-likelihood (b,), score (q x b)) of the weight columns at ``beta``."""
+        rs, Wf = self.rs, self.Wf
+        XT = self.problem.XT[cols]
+        eta = beta @ XT if len(cols) else np.zeros(rs.n)
+        ll, r, RW, den = self._loglik(eta)
+        if not len(cols):
+            return ll, np.zeros((0, Wf.shape[1]))
+        inv = np.reciprocal(den, out=den)
+        c = self.mw * np.add.reduceat(inv, self.starts, axis=0)
+        cum = np.concatenate([np.zeros((1, Wf.shape[1])), np.cumsum(c, axis=0)])
+        U = cum[rs.hi]
+        U -= cum[rs.lo]
+        U *= -r[:, None]
+        U[rs.dead] += 1.0
+        U *= Wf
+        if self.efron:
+            e = self.mw * np.add.reduceat(self.frac * inv, self.starts, axis=0)
+            U[rs.dead] += RW[rs.dead] * e[rs.dead_group]
+        return ll, XT @ U
+
+    def loglik_at(self, betas, cols):
+        """Log-likelihood of each weight column at its own coefficients (q x b)."""
+        return self._loglik(self.problem.XT[cols].T @ betas)[0]
+
+
+def _inverse_information(H):
+    try:
+        return np.linalg.inv(-H)
+    except np.linalg.LinAlgError:
+        return np.linalg.pinv(-H)
+
+
+def _boot_chunk_chord(prob, seeds):
+    """Bootstrap draws for one worker by one chord step per subset (all its draws at once)."""
+    with threadpool_limits(1, "blas"):
+        fits = prob.chord_fits(_boot_counts(seeds, prob.n))
+    gain = fits[:, -1] - fits[:, 0]
+    return list(shapley_values(fits, prob.k) / gain[:, None]), 0
+
+
 @dataclass
 class DriverImportance:
     """Result of :func:`shapley_importance`.
@@ -560,9 +828,12 @@ class DriverImportance:
         return head + self.summary.to_html(index=False, float_format=lambda x: f"{x:.3f}")
 
 
-# "auto": one Newton step per Cox bootstrap refit from this many defections on (its error, third
-# order in the bootstrap perturbation, is ~1e-5 of a share at 3 000 respondents and shrinks with n)
-_ONE_STEP_MIN_EVENTS = 2000
+_REFITS = ("auto", "chord", "converge", "one-step")
+# "auto": chord draws from this many events on (defections for Cox, the rarer outcome for the
+# logit, the answers outside the most common category for the ordinal model), refits to
+# convergence below. A share's error shrinks as n^-2: ~1e-3 of a share (0.1 of its bootstrap
+# spread) at 500 events, ~1e-4 at 1 200 (tests/test_drivers.py)
+_CHORD_MIN_EVENTS = 500
 
 _MEASURE = {"linear": "R²", "logit": "McFadden pseudo-R²", "ordinal": "McFadden pseudo-R²",
             "cox": "Cox partial log-likelihood (Efron)"}
@@ -585,14 +856,19 @@ def shapley_importance(df: pd.DataFrame, constructs, model: str = "linear", outc
     controls : always in the model; string/categorical columns become dummies.
     n_boot : bootstrap draws (respondents resampled) for percentile intervals of the shares and
         the rank stability; 0 = none. Each draw (multinomial frequency weights, no copied
-        frame) refits every subset started at its full-sample estimate: Newton-Raphson for Cox,
-        the chord method (the full-sample Hessian, new gradients) for the ordinal model, both to
-        convergence.
-    boot_refit : ``"converge"`` iterates every bootstrap refit to convergence; ``"one-step"``
-        (Cox only) takes one Newton step from the full-sample estimate and uses the exact partial
-        log-likelihood there — for large bases, where the bootstrap perturbation is small and the
-        error (third order in it) is negligible; tested to agree with ``"converge"``.
-        ``"auto"`` (default): ``"one-step"`` from 2 000 defections on, else ``"converge"``.
+        frame) refits every subset started at its full-sample estimate, as ``boot_refit`` says.
+    boot_refit : how a draw refits each subset (linear models are always exact).
+        ``"chord"``: one Newton step with the full-sample information matrix and the draw's own
+        score, every draw at once (the scores are sums over respondents, or over risk sets for
+        Cox), and the exact log-likelihood there (or at the full-sample estimate, if higher): a
+        lower bound of the draw's maximum that misses it by O(1/n), so a share moves by O(1/n^2)
+        (~1e-4 at 3 000 respondents, a few per cent of its bootstrap spread; tested against
+        ``"converge"``). ``"converge"``: every refit iterated to convergence (Newton-Raphson for
+        Cox and the logit, the chord method for the ordinal model). ``"one-step"`` (Cox only):
+        one Newton step with the draw's own information, the exact partial log-likelihood there.
+        ``"auto"`` (default): ``"chord"`` from 500 events on (defections for Cox, the rarer
+        outcome for the logit, the answers outside the most common one for the ordinal model),
+        else ``"converge"``.
     n_jobs : worker processes for the bootstrap (joblib): -1 (default) = every core, -2 = all but
         one, 1 = none. Draws are seeded one by one, so the result does not depend on ``n_jobs``;
         BLAS runs single-threaded inside each worker.
@@ -610,9 +886,9 @@ def shapley_importance(df: pd.DataFrame, constructs, model: str = "linear", outc
         raise ParameterError("constructs must be distinct and must not also be controls.")
     if not (isinstance(n_boot, (int, np.integer)) and n_boot >= 0):
         raise ParameterError(f"The 'n_boot' parameter must be a non-negative integer. Got {n_boot!r}.")
-    if boot_refit not in ("auto", "converge", "one-step"):
-        raise ParameterError(f"The 'boot_refit' parameter of shapley_importance must be 'auto', "
-                             f"'converge' or 'one-step'. Got {boot_refit!r} instead.")
+    if boot_refit not in _REFITS:
+        raise ParameterError(f"The 'boot_refit' parameter of shapley_importance must be one of {_REFITS}. "
+                             f"Got {boot_refit!r} instead.")
     if model == "cox":
         used = constructs + controls + [duration_col, event_col] + ([entry_col] if entry_col else [])
     else:
@@ -665,10 +941,20 @@ def shapley_importance(df: pd.DataFrame, constructs, model: str = "linear", outc
         if n_events < min_n:
             raise ModelError(f"Too few defections for a Cox model: {n_events} events (need {min_n}).")
         prob = _Problem(model, C, X, cox=CoxFit(np.column_stack([C, X]), stop, ev, entry))
-        prob.one_step = boot_refit == "one-step" or (boot_refit == "auto" and n_events >= _ONE_STEP_MIN_EVENTS)
+        prob.one_step = boot_refit == "one-step"
+    refit = boot_refit
+    if refit == "auto":
+        if model == "ordinal":
+            events = n - int(np.bincount(prob.y).max())   # answers outside the most common one
+        else:
+            events = 0 if model == "linear" else min(n_events, n - n_events) if model == "logit" else n_events
+        refit = "chord" if events >= _CHORD_MIN_EVENTS else "converge"
     k = len(constructs)
     with threadpool_limits(1, "blas"):
         fits = prob.fits()
+        if n_boot and refit == "chord":
+            prob.prepare_chord()
+    chunk = _boot_chunk_chord if refit == "chord" else _boot_chunk
     phi = shapley_values(fits, k)
     gain = fits[-1] - fits[0]
     share = phi / gain if gain != 0 else np.full(k, np.nan)
@@ -683,9 +969,9 @@ def shapley_importance(df: pd.DataFrame, constructs, model: str = "linear", outc
             from joblib import Parallel, delayed
 
             chunks = [seeds[i::workers] for i in range(workers)]
-            parts = Parallel(n_jobs=workers)(delayed(_boot_chunk)(prob, chunk) for chunk in chunks)
+            parts = Parallel(n_jobs=workers)(delayed(chunk)(prob, part) for part in chunks)
         else:
-            parts = [_boot_chunk(prob, seeds)]
+            parts = [chunk(prob, seeds)]
         draws = [d for part in parts for d in part[0]]
         failed = sum(part[1] for part in parts)
         if failed:
