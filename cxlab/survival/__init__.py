@@ -4,6 +4,11 @@ Kaplan–Meier and log-rank tests (:mod:`.km`), Cox models fixed and time-varyin
 proportional-hazards tests with their documented fallback (:mod:`.phtest`), accelerated
 failure time models (:mod:`.aft`) and cross-validated evaluation (:mod:`.evaluate`). Every
 estimate is checked against R's survival package (tests/reference/).
+
+One foundation under all of them: the risk sets of :class:`.engine.RiskSets` (``entry < t <=
+stop``), one Cox engine (:mod:`.engine`), one Kaplan–Meier (:func:`.km.km_product`, with the
+curve's privacy rule :func:`cxlab.privacy.curve_suppressed`) and one design-matrix builder
+(:mod:`.design`: dummy coding against one reference level, stated in every model table).
 """
 
 from cxlab.survival.aft import AFTComparison, fit_aft, time_ratio_sentence
