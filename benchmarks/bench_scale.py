@@ -1,0 +1,147 @@
+"""Benchmark (issue 11): validation + panel at 1 M and 3 M customers on DuckDB and PySpark local[2].
+
+For each size the demo study is written once as Parquet (``cxlab.synth.write_demo(fmt="parquet")``),
+then, each in a fresh subprocess:
+
+* ``duckdb``: ``validate_study`` on the Parquet files, then ``build_panel`` on the embedded DuckDB
+  (what ``open_study`` does);
+* ``pyspark``: the same files read by a ``source: {backend: pyspark, parquet: ...}`` spec on a
+  Spark session ``local[2]`` (validation collects each table through Arrow), then
+  ``build_panel(con=<that session>)``.
+
+Prints wall time, the driver's peak memory (max RSS of the Python process; for PySpark also the
+peak RSS of the local JVM, which in ``local[2]`` is driver and executors at once, sampled every
+0.2 s), the machine's load average at the start, and the growth exponent between sizes
+(``log(t2 / t1) / log(n2 / n1)``: 1 = linear).
+
+    .venv/bin/python benchmarks/bench_scale.py [--sizes 1000000 3000000] [--engines duckdb pyspark]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+STEP = r"""
+import json, os, resource, sys, threading, time
+step, size, folder = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+t0 = time.perf_counter()
+extra = {}
+if step == "demo":
+    from cxlab.synth import write_demo
+    write_demo(folder, n_customers=size, seed=1, fmt="parquet")
+else:
+    import psutil
+    jvm_peak = [0]
+    stop = threading.Event()
+    def sample():
+        me = psutil.Process()
+        while not stop.is_set():
+            try:
+                rss = sum(c.memory_info().rss for c in me.children(recursive=True))
+            except psutil.Error:
+                rss = 0
+            jvm_peak[0] = max(jvm_peak[0], rss)
+            stop.wait(0.2)
+    threading.Thread(target=sample, daemon=True).start()
+    from cxlab.study import load_study
+    from cxlab.validate import validate_study
+    from cxlab.panel import build_panel
+    spec = f"{folder}/study.yaml" if step == "duckdb" else f"{folder}/spark/study.yaml"
+    study = load_study(spec)
+    t_load = time.perf_counter()
+    report = validate_study(study)
+    report.raise_if_failed()
+    t_valid = time.perf_counter()
+    con = None
+    if step == "pyspark":
+        import ibis
+        from cxlab.sources import spark_session
+        con = ibis.pyspark.connect(spark_session(study))
+    panel = build_panel(study, report.data, con=con)
+    t_panel = time.perf_counter()
+    stop.set()
+    extra = {"validate_s": t_valid - t_load, "panel_only_s": t_panel - t_valid,
+             "respondents": panel.n_respondents, "intervals": len(panel.intervals),
+             "jvm_peak_gib": jvm_peak[0] / 2**30}
+wall = time.perf_counter() - t0
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024  # KiB -> GiB
+print(json.dumps({"step": step, "size": size, "wall_s": wall, "peak_gib": peak, **extra}))
+"""
+
+
+def spark_spec(folder: Path) -> None:
+    """A copy of the demo spec reading its Parquet files through a pyspark source (local[2])."""
+    import yaml
+
+    raw = yaml.safe_load((folder / "study.yaml").read_text())
+    parquet = {}
+    for role in ("customers", "surveys", "complaints"):
+        if raw.get(role):
+            parquet[role] = "../" + raw[role].pop("path")
+    raw["source"] = {"backend": "pyspark", "master": "local[2]", "parquet": parquet,
+                     "spark_conf": {"spark.driver.memory": "8g", "spark.sql.shuffle.partitions": 8}}
+    (folder / "spark").mkdir(exist_ok=True)
+    (folder / "spark" / "study.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+
+
+def measure(step: str, size: int, folder: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "CXLAB_SPARK_MASTER"}
+    out = subprocess.run([sys.executable, "-c", STEP, step, str(size), folder], capture_output=True,
+                         text=True, env=env)
+    if out.returncode != 0:
+        return {"step": step, "size": size, "error": out.stderr.strip().splitlines()[-1][:300]}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def exponent(a: dict, b: dict, key: str) -> float:
+    return math.log(b[key] / a[key]) / math.log(b["size"] / a["size"])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 3_000_000])
+    ap.add_argument("--engines", nargs="+", default=["duckdb", "pyspark"], choices=["duckdb", "pyspark"])
+    ap.add_argument("--tmp", default=None, help="folder for the generated data (default: a temporary one)")
+    args = ap.parse_args()
+    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
+          f"({os.cpu_count()} cores)", flush=True)
+    results: dict[str, list[dict]] = {e: [] for e in args.engines}
+    with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
+        for size in args.sizes:
+            folder = Path(tmp) / f"demo-{size}"
+            t = time.perf_counter()
+            demo = measure("demo", size, str(folder))
+            if "error" in demo:
+                print(f"{size:>10,}: demo failed: {demo['error']}")
+                continue
+            spark_spec(folder)
+            print(f"{size:>10,} customers: demo written as Parquet in {time.perf_counter() - t:.0f} s", flush=True)
+            for engine in args.engines:
+                r = measure(engine, size, str(folder))
+                results[engine].append(r)
+                if "error" in r:
+                    print(f"  {engine:8s} failed: {r['error']}", flush=True)
+                    continue
+                jvm = f", JVM {r['jvm_peak_gib']:.2f} GiB" if engine == "pyspark" else ""
+                print(f"  {engine:8s} validate+panel {r['wall_s']:7.1f} s (validate {r['validate_s']:.1f} s, "
+                      f"panel {r['panel_only_s']:.1f} s), driver peak {r['peak_gib']:.2f} GiB{jvm}; "
+                      f"{r['respondents']:,} respondents, {r['intervals']:,} intervals; "
+                      f"load {os.getloadavg()[0]:.2f}", flush=True)
+    for engine, rows in results.items():
+        rows = [r for r in rows if "error" not in r]
+        for a, b in zip(rows, rows[1:]):
+            print(f"{engine}: {a['size']:,} -> {b['size']:,} customers: time x{b['wall_s'] / a['wall_s']:.2f} "
+                  f"(exponent {exponent(a, b, 'wall_s'):.2f}), driver memory x{b['peak_gib'] / a['peak_gib']:.2f} "
+                  f"(exponent {exponent(a, b, 'peak_gib'):.2f})")
+
+
+if __name__ == "__main__":
+    main()
