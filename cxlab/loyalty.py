@@ -166,6 +166,43 @@ def _ordinal_start(X, codes, K):
     return np.concatenate([par[:p], theta[:1], np.log(np.diff(theta))])
 
 
+def _analytic_derivatives(X, codes, K):
+    """Score and Hessian of the proportional-odds log-likelihood in statsmodels' ``OrderedModel``
+    parametrisation ``phi = [b, t_1, log(t_2 - t_1), ...]``, analytic: cxlab's block derivatives
+    in ``theta = [b, t_1, t_2, ...]`` (:func:`cxlab.drivers._ordinal_derivatives`) through the chain
+    rule ``g_phi = J' g_theta``, ``H_phi = J' H_theta J + diag(e^phi_k sum_{j >= k} g_theta_j)``
+    (``dt_j / dphi_k = e^phi_k`` for ``2 <= k <= j``). statsmodels' own are numerical (hundreds of
+    log-likelihood passes per Hessian: minutes at a million respondents)."""
+    from cxlab.drivers import _ordinal_derivatives, _ordinal_ll
+
+    p = X.shape[1]
+    w = np.ones(len(codes))
+
+    def parts(phi):
+        phi = np.asarray(phi, dtype=float)
+        steps = np.concatenate([phi[p:p + 1], np.exp(phi[p + 1:])])
+        theta = np.concatenate([phi[:p], np.cumsum(steps)])
+        J = np.eye(len(phi))
+        slope = np.concatenate([[1.0], steps[1:]])           # d step_k / d phi_k
+        J[p:, p:] = np.tril(np.ones((K - 1, K - 1))) * slope[None, :]
+        _, lp = _ordinal_ll(X, codes, K, w, theta)
+        g, H = _ordinal_derivatives(X, codes, K, w, lp)
+        return J, g, H, slope
+
+    def score(phi):
+        J, g, _, _ = parts(phi)
+        return J.T @ g
+
+    def hessian(phi):
+        J, g, H, slope = parts(phi)
+        out = J.T @ H @ J
+        tail = np.cumsum(g[p:][::-1])[::-1]           # sum_{j >= k} g_theta_j
+        out[p + 1:, p + 1:] += np.diag(slope[1:] * tail[1:])
+        return out
+
+    return score, hessian
+
+
 def ordinal_model(df: pd.DataFrame, outcome: str, constructs, controls=(), bins=None,
                   ci: float = 0.95, min_per_category: int = 10) -> LoyaltyResult:
     """Proportional-odds model of ``outcome`` on the constructs (per SD) and controls.
@@ -212,6 +249,8 @@ def ordinal_model(df: pd.DataFrame, outcome: str, constructs, controls=(), bins=
     endog = pd.Series(pd.Categorical.from_codes(codes.to_numpy(), categories=[str(v) for v in labels],
                                                 ordered=True), index=data.index)
     model = OrderedModel(endog, X, distr="logit")
+    # statsmodels' Newton steps and covariance with analytic derivatives (tested against its numerical ones)
+    model.score, model.hessian = _analytic_derivatives(X.to_numpy(float), codes.to_numpy(), K)
     start = _ordinal_start(X.to_numpy(float), codes.to_numpy(), K)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
