@@ -46,18 +46,35 @@ def _tree_rss(proc: psutil.Process) -> int:
     return total
 
 
+def _tree_cpu(proc: psutil.Process, seen: dict) -> None:
+    """Record the CPU seconds (user + system) of every process of the tree, by pid."""
+    for p in [proc, *proc.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+            seen[(p.pid, p.create_time())] = t.user + t.system
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+
+
 def _run_sampled(cmd, env=None):
-    """Run ``cmd``; return (returncode, wall seconds, peak RSS of its process tree, stderr tail)."""
+    """Run ``cmd``; return (returncode, wall seconds, peak RSS of its process tree, CPU seconds of
+    the tree, stderr tail). CPU: the larger of the reaped children's rusage and the per-process
+    samples (a process's last 0.2 s may be missed by the samples, an orphan by the rusage)."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
     ps = psutil.Process(proc.pid)
     peak = [0]
+    cpu: dict = {}
     done = threading.Event()
 
     def sample():
         while not done.is_set():
             try:
                 peak[0] = max(peak[0], _tree_rss(ps))
+                _tree_cpu(ps, cpu)
             except psutil.NoSuchProcess:
                 break
             done.wait(0.2)
@@ -68,7 +85,9 @@ def _run_sampled(cmd, env=None):
     wall = time.perf_counter() - t0
     done.set()
     sampler.join()
-    return proc.returncode, wall, peak[0], err[-3000:]
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    reaped = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return proc.returncode, wall, peak[0], max(reaped, sum(cpu.values())), err[-3000:]
 
 
 def _slowest_cells(run_dir: Path, k: int):
@@ -98,12 +117,15 @@ def main(argv=None):
                    capture_output=True, cwd=REPO)
     demo_s = time.perf_counter() - t0
     load_before = os.getloadavg()
-    rc, wall, peak, err = _run_sampled([*CXLAB, "run", "--study", str(data / "study.yaml"), "--out", str(out),
-                                        "--jobs", str(args.jobs)])
+    rc, wall, peak, cpu, err = _run_sampled([*CXLAB, "run", "--study", str(data / "study.yaml"), "--out", str(out),
+                                             "--jobs", str(args.jobs)])
     load_after = os.getloadavg()
     print(f"cxlab run --study (demo, {args.customers:,} customers, --jobs {args.jobs}) on {os.cpu_count()} cores")
     print(f"  demo data built in {demo_s:.1f} s (not counted)")
+    cores = os.cpu_count() or 1
     print(f"  exit code {rc}; wall {wall:.1f} s; peak memory of the process tree {peak / 1024**3:.2f} GiB")
+    print(f"  CPU of the process tree {cpu:.1f} s = {cpu / wall:.2f} cores busy on average "
+          f"(CPU / {cores} cores = {cpu / cores:.1f} s: the wall time's floor on an idle machine)")
     print(f"  load average before {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}, "
           f"after {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}")
     if rc not in (0, 1):
