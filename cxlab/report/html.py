@@ -99,8 +99,6 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 .cx-status-succeeded { background: var(--ok); }
 .cx-status-failed { background: var(--err-line); }
 .cx-status-interrupted { background: #9a6700; }
-.cx-interruptbox { border: 2px solid var(--warn-line); background: var(--warn-bg); }
-.cx-interruptbox h2 { color: #7d4e00; }
 .cx-box { border: 1px solid var(--line); border-radius: 6px; padding: .8rem 1.1rem;
           margin: 1rem 0; background: #fff; }
 .cx-box > h2 { margin-top: 0; border: 0; font-size: 1.15rem; }
@@ -112,6 +110,8 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
                       padding: .25rem .6rem; }
 .cx-errorbox { border: 2px solid var(--err-line); background: var(--err-bg); }
 .cx-errorbox h2 { color: var(--err-line); }
+.cx-interruptbox { border: 2px solid var(--warn-line); background: var(--warn-bg); }
+.cx-interruptbox h2 { color: #7d4e00; }
 .cx-callout { border-radius: 4px; padding: .45rem .8rem; margin: .5rem 0; }
 .cx-callout-title { font-weight: 600; margin: 0 0 .2rem; font-size: .85rem; }
 .cx-warning { background: var(--warn-bg); border-left: 4px solid var(--warn-line); }
