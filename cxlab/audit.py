@@ -9,11 +9,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from cxlab import privacy
+from cxlab import narrative, privacy
 from cxlab.panel import Panel
 
 __all__ = ["suppress_small_cells", "response_summary", "answers_per_respondent", "censoring_summary",
-           "validation_overview",
+           "validation_overview", "exclusion_flow", "set_aside_total",
            "construct_distribution", "audit_findings", "population_metrics", "population_finding"]
 
 
@@ -111,43 +111,88 @@ def construct_distribution(panel: Panel) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def audit_findings(panel: Panel, validation_summary: pd.DataFrame | None = None) -> list[str]:
-    """Plain-language findings of the audit, generated from the numbers."""
+def audit_findings(panel: Panel, validation_summary: pd.DataFrame | None = None,
+                   min_cell: int | None = None) -> list[str]:
+    """Plain-language findings of the audit, generated from the numbers.
+
+    Exclusion counts are quoted as :func:`exclusion_flow` shows them (``"fewer than 10"``,
+    ``"withheld"``): every reason is named, no count of 1..``min_cell - 1`` is printed, and the
+    total set aside is exact when it is at least ``min_cell`` (and follows from the flow's shown
+    rows in / out, so it gives away no withheld count)."""
     r = panel.respondents
-    ex = panel.exclusions
     out = [
         f"{len(r):,} respondents are analysed, of whom {int(r['event'].sum()):,} "
-        f"({r['event'].mean():.0%}) defected by the snapshot ({panel.snapshot_date}); the others are "
+        f"({narrative.pct(r['event'].mean())}) defected by the snapshot ({panel.snapshot_date}); the others are "
         f"censored there.",
     ]
-    dropped = _set_aside(ex)
-    dropped = dropped[dropped["excluded"] > 0]
+    flow = exclusion_flow(panel, min_cell)
+    aside = flow[_aside_mask(panel.exclusions)]
+    dropped = aside[aside["excluded"] != "0"]
     if len(dropped):
-        parts = [f"{reason} ({int(n):,})" for reason, n in zip(dropped["reason"], dropped["excluded"])]
-        if parts:
-            out.append("Respondents set aside, by reason: " + "; ".join(parts) + ".")
-    later = ex[ex["reason"].str.contains("after the snapshot")]["excluded"].sum()
-    if later:
-        out.append(f"{int(later):,} records dated after the snapshot were set aside (no look-ahead).")
+        parts = [f"{reason} ({n})" for reason, n in zip(dropped["reason"], dropped["excluded"])]
+        total = set_aside_total(panel, min_cell)
+        m = privacy.resolve_min_cell(min_cell)
+        in_all = (f"{int(total):,} in all" if np.isfinite(total) else
+                  f"fewer than {m} in all" if 0 < _set_aside(panel.exclusions)["excluded"].sum() < m
+                  else "the total withheld")
+        note = (f" Counts below the privacy threshold read 'fewer than {m}'; '{privacy.WITHHELD}' marks a count "
+                "hidden so that they cannot be recovered by subtraction."
+                if (dropped["small"] | dropped["withheld"]).any() else "")
+        out.append("Respondents set aside, by reason: " + "; ".join(parts) + f"; {in_all}." + note)
+    later = flow[panel.exclusions["reason"].str.contains("after the snapshot").to_numpy()
+                 & (flow["excluded"] != "0").to_numpy()]
+    if len(later):
+        parts = [f"{t}: {n}" for t, n in zip(later["table"], later["excluded"])]
+        out.append("Records dated after the snapshot were set aside (no look-ahead): " + "; ".join(parts) + ".")
     dist = construct_distribution(panel)
     ceiling = dist[dist["share_at_ceiling"] > 0.25]
     for _, row in ceiling.iterrows():
-        out.append(f"{row['construct']}: {row['share_at_ceiling']:.0%} of respondents are at the top of the "
+        out.append(f"{row['construct']}: {narrative.pct(row['share_at_ceiling'])} of respondents are at the top of the "
                    f"scale (ceiling effect: differences among the most satisfied are not measured).")
     return out
+
+
+def _aside_mask(exclusions: pd.DataFrame) -> np.ndarray:
+    ex = exclusions
+    return ((ex["table"] == "respondents") & ~ex["reason"].str.contains("later answers")).to_numpy()
 
 
 def _set_aside(exclusions: pd.DataFrame) -> pd.DataFrame:
     """The exclusion rows of respondents set aside (a respondent's later answers are not: the
     respondent is analysed on their first)."""
-    ex = exclusions
-    return ex[(ex["table"] == "respondents") & ~ex["reason"].str.contains("later answers")]
+    return exclusions[_aside_mask(exclusions)]
+
+
+def exclusion_flow(panel: Panel, min_cell: int | None = None) -> pd.DataFrame:
+    """The panel's exclusion flow as a report shows it (:func:`cxlab.privacy.flow_suppression`,
+    one block per table): counts of 1..``min_cell - 1`` read "fewer than <min_cell>", the
+    next-smallest count of the table is withheld (taken among the respondents set aside first, so
+    the total set aside stays exact), and rows in / out between withheld steps are blanked."""
+    return privacy.flow_suppression(panel.exclusions, min_cell, prefer=_aside_mask(panel.exclusions))
+
+
+def set_aside_total(panel: Panel, min_cell: int | None = None) -> float:
+    """Respondents set aside (every reason), as a report may show it: exact when 0 or at least
+    ``min_cell`` and the flow's shown rows in / out already give it; NaN otherwise."""
+    m = privacy.resolve_min_cell(min_cell)
+    ex = panel.exclusions
+    mask = _aside_mask(ex)
+    total = int(ex.loc[mask, "excluded"].sum())
+    if total == 0:
+        return 0.0
+    if total < m or not mask.any():
+        return float("nan")
+    flow = exclusion_flow(panel, m)
+    pos = np.flatnonzero(mask)
+    shown = flow["rows_in"].iloc[pos[0]] != "–" and flow["rows_out"].iloc[pos[-1]] != "–"
+    return float(total) if shown else float("nan")
 
 
 def population_metrics(panel: Panel, customers: pd.DataFrame, min_cell: int | None = None) -> dict[str, float]:
     """Who was analysed, for the run's summary: ``panel.respondents``, ``panel.events``,
     ``panel.censored_share``, ``panel.customers`` (known at the snapshot), ``panel.response_rate``
-    and ``panel.set_aside`` (respondents set aside, every reason). Customers and response rate
+    and ``panel.set_aside`` (respondents set aside, every reason; NaN when fewer than ``min_cell``:
+    :func:`set_aside_total`). Customers and response rate
     come from :func:`response_summary` (NaN when it withholds them: fewer than ``min_cell``)."""
     everyone = response_summary(panel, customers, min_cell).iloc[0]
     return {
@@ -156,7 +201,7 @@ def population_metrics(panel: Panel, customers: pd.DataFrame, min_cell: int | No
         "panel.censored_share": 1 - panel.n_events / panel.n_respondents,
         "panel.customers": everyone["customers"],
         "panel.response_rate": everyone["response_rate"],
-        "panel.set_aside": _set_aside(panel.exclusions)["excluded"].sum(),
+        "panel.set_aside": set_aside_total(panel, min_cell),
     }
 
 
@@ -168,7 +213,7 @@ def population_finding(metrics: dict) -> str:
         return (f"{n:,} analysed respondents: every figure in these reports is about respondents, not about "
                 "the whole customer base.")
     return (f"{n:,} of the {int(customers):,} customers known at the snapshot are analysed respondents "
-            f"(response rate {rate:.0%}): every figure in these reports is about respondents, not about the "
+            f"(response rate {narrative.pct(rate)}): every figure in these reports is about respondents, not about the "
             "whole customer base.")
 
 

@@ -12,6 +12,11 @@ One threshold, ``min_cell`` (default 10, README "Methods"), one set of rules:
 * :func:`pool_rare_levels` — category levels held by fewer than ``min_cell`` customers are pooled
   into ``"other"`` before a model is fitted (no model term, hence no hazard ratio, for a tiny
   group; no separation failure on it); :func:`pooling_sentences` says so in words.
+* :func:`flow_suppression` — the exclusion flow (rows in -> rows out, step by step): a count of
+  1..``min_cell - 1`` reads "fewer than 10" (:func:`count_text`), the next-smallest count is
+  withheld until no reader can narrow a withheld count below the whole 1..min_cell-1 from the
+  other figures, and rows in / out are blanked between withheld steps (they would give a count by
+  subtraction). Zero stays 0; a total of at least ``min_cell`` stays exact.
 
 :func:`set_min_cell` sets the threshold of the process (a notebook calls it once with its
 ``min_cell`` parameter); functions that take ``min_cell=None`` use it.
@@ -41,6 +46,9 @@ __all__ = [
     "pool_for_model",
     "pooled",
     "curve_suppressed",
+    "count_text",
+    "flow_suppression",
+    "WITHHELD",
 ]
 
 #: default threshold: no figure about fewer than this many customers is shown
@@ -326,3 +334,106 @@ def pool_for_model(series: pd.Series, name: str, min_cell: int | None = None,
         return series, True
     _announce(rep)
     return new, len(rep["remaining"]) >= 2
+
+
+# ---- a flow of exclusions (rows in -> rows out, step by step) ---------------------------------
+
+
+def count_text(n, min_cell: int | None = None) -> str:
+    """A count for a sentence or a table: ``0`` and counts of at least ``min_cell`` exactly
+    (``1,234``), counts 1..``min_cell - 1`` as ``"fewer than 10"`` (with the run's ``min_cell``)."""
+    m = resolve_min_cell(min_cell)
+    n = int(n)
+    return f"fewer than {m}" if 0 < n < m else f"{n:,}"
+
+
+#: how a count withheld only to protect a smaller one (complementary suppression) is shown
+WITHHELD = "withheld"
+
+
+def _flow_protected(counts: np.ndarray, primary: np.ndarray, secondary: np.ndarray, m: int) -> bool:
+    """Whether every count below ``m`` (``primary``) of one block of a flow could still be any of
+    1..m-1, for a reader who sees everything else: the exact counts, the block's ends (so the sum
+    of the withheld counts), "fewer than m" for the primary counts (1..m-1), and, for the counts
+    withheld to protect them, that they are at least ``m`` and at most the smallest count shown
+    that is at least ``m`` (the rule picks the smallest)."""
+    if not primary.any():
+        return True
+    shown_big = counts[~primary & ~secondary & (counts >= m)]
+    cap = float(shown_big.min()) if shown_big.size else np.inf
+    w = primary | secondary
+    total = float(counts[w].sum())
+    lo = np.where(primary, 1.0, float(m))[w]
+    hi = np.where(primary, float(m - 1), cap)[w]
+    for i in np.flatnonzero(primary[w]):
+        lo_i = max(1.0, total - (hi.sum() - hi[i]))
+        hi_i = min(float(m - 1), total - (lo.sum() - lo[i]))
+        if lo_i > 1 or hi_i < m - 1:
+            return False
+    return True
+
+
+def flow_suppression(flow: pd.DataFrame, min_cell: int | None = None, *, block: str = "table",
+                     count_col: str = "excluded", rows_in: str = "rows_in", rows_out: str = "rows_out",
+                     prefer=None) -> pd.DataFrame:
+    """The exclusion flow as a report shows it: no count of 1..``min_cell - 1`` excluded rows, and
+    none recoverable by difference.
+
+    ``flow``: one row per step, in order, with ``rows_in``, ``rows_out`` and the ``count_col``
+    (rows_in - rows_out); within a ``block`` (a table) each step's rows in are the previous
+    step's rows out. Rules, per block:
+
+    * a count of 1..``min_cell - 1`` reads ``"fewer than <min_cell>"`` (primary); 0 stays 0;
+    * complementary: while some primary count could be narrowed below the full 1..min_cell-1 by a
+      reader who sees the rest (:func:`_flow_protected`: the block's ends give the sum of the withheld
+      counts), the smallest other non-zero count is withheld too and reads ``"withheld"``
+      (``prefer``: a boolean mask of rows to take it from first, e.g. the rows a sentence totals);
+    * rows in / rows out are shown at the block's ends and around the withheld steps, and
+      blanked (``NaN``) between the first and the last withheld step of the block, where they would
+      give a withheld count by subtraction; if no count is left to withhold, every rows in / out
+      after the first withheld step is blanked.
+
+    Returns a copy with ``count_col``, ``rows_in``, ``rows_out`` as display text (``"–"`` where
+    blanked) and boolean ``small`` (primary) and ``withheld`` (complementary) columns.
+    """
+    m = resolve_min_cell(min_cell)
+    for c in (count_col, rows_in, rows_out):
+        if c not in flow.columns:
+            raise ParameterError(f"flow_suppression: column {c!r} not in the table (columns: {list(flow.columns)}).")
+    counts = pd.to_numeric(flow[count_col]).to_numpy(float)
+    nin = pd.to_numeric(flow[rows_in]).to_numpy(float)
+    nout = pd.to_numeric(flow[rows_out]).to_numpy(float)
+    primary = (counts > 0) & (counts < m)
+    secondary = np.zeros(len(flow), dtype=bool)
+    blank_in = np.zeros(len(flow), dtype=bool)
+    blank_out = np.zeros(len(flow), dtype=bool)
+    pref = np.zeros(len(flow), dtype=bool) if prefer is None else np.asarray(prefer, dtype=bool)
+    keys = flow[block].astype(str).to_numpy() if block in flow.columns else np.zeros(len(flow), dtype=str)
+    for k in pd.unique(keys):
+        idx = np.flatnonzero(keys == k)
+        p, s = primary[idx], secondary[idx]
+        exhausted = False
+        while not _flow_protected(counts[idx], p, s, m):
+            cand = ~p & ~s & (counts[idx] > 0)
+            if not cand.any():
+                exhausted = True
+                break
+            first = cand & pref[idx]
+            pool = np.flatnonzero(first if first.any() else cand)
+            s[pool[np.argmin(counts[idx][pool])]] = True
+        secondary[idx] = s
+        w = np.flatnonzero(p | s)
+        if not w.size:
+            continue
+        a, b = w.min(), (len(idx) - 1 if exhausted else w.max())
+        blank_out[idx[a:b]] = True
+        blank_in[idx[a + 1:b + 1]] = True
+        if exhausted:
+            blank_out[idx[b]] = True
+    out = flow.copy()
+    out[count_col] = [WITHHELD if s else count_text(n, m) for n, s in zip(counts, secondary)]
+    out[rows_in] = ["–" if bl else f"{int(n):,}" for n, bl in zip(nin, blank_in)]
+    out[rows_out] = ["–" if bl else f"{int(n):,}" for n, bl in zip(nout, blank_out)]
+    out["small"] = primary
+    out["withheld"] = secondary
+    return out

@@ -1,5 +1,7 @@
 """Audit tables: small cells suppressed, counts that add up, findings generated from numbers."""
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -45,11 +47,39 @@ def test_censoring_and_distribution(panel):
 
 
 def test_findings_are_generated_from_the_numbers(panel):
-    text = " ".join(audit.audit_findings(panel))
-    assert "3 respondents are analysed, of whom 2 (67%) defected" in text
-    assert "records dated after the snapshot were set aside" in text
+    text = " ".join(audit.audit_findings(panel, min_cell=1))
+    assert "3 respondents are analysed, of whom 2 (67 %) defected" in text
+    assert "Records dated after the snapshot were set aside" in text
     assert "Respondents set aside, by reason: " in text
     assert "fewer than 50% of the reconnaissance items answered (1)" in text
+
+
+def test_findings_never_print_a_set_aside_count_below_min_cell(panel):
+    ex = audit._set_aside(panel.exclusions)
+    small = ex[(ex["excluded"] > 0) & (ex["excluded"] < 10)]
+    assert len(small) >= 2, "the fixture has small counts of respondents set aside"
+    text = " ".join(audit.audit_findings(panel, min_cell=10))
+    assert "fewer than 50% of the reconnaissance items answered (fewer than 10)" in text
+    for reason in small["reason"]:    # every reason is still named ...
+        assert f"{reason} (fewer than 10)" in text, reason
+    # ... and no small count is printed next to a reason or a table name
+    assert not re.search(r"\((?:[1-9])\)|: [1-9]\b", text), text
+    # the boundary: min_cell = the count itself shows it
+    reason = small["reason"].iloc[0]
+    n = int(small["excluded"].iloc[0])
+    assert f"{reason} ({n})" in " ".join(audit.audit_findings(panel, min_cell=n))
+    assert f"{reason} (fewer than {n + 1})" in " ".join(audit.audit_findings(panel, min_cell=n + 1))
+
+
+def test_set_aside_metric_is_withheld_below_min_cell(panel):
+    total = int(audit._set_aside(panel.exclusions)["excluded"].sum())
+    assert 0 < total < 10
+    assert np.isnan(audit.set_aside_total(panel, total + 1))
+    assert audit.set_aside_total(panel, 1) == total
+    # min_cell = total: 2 >= min_cell, but its two parts (1 and 1) are withheld and nothing is left
+    # to withhold beside them, so the total would give them away: withheld too
+    assert np.isnan(audit.set_aside_total(panel, total))
+    assert np.isnan(audit.population_metrics(panel, make_data().customers, 10)["panel.set_aside"])
 
 
 def test_validation_overview_hides_small_counts():

@@ -487,3 +487,127 @@ def test_lorenz_curve_of_a_small_cell_is_not_drawn(n_small, drawn):
     out = value.lorenz(x, groups=groups, min_cell=MC)
     assert ("small" in set(out["group"])) == drawn and {"all", "big"} <= set(out["group"])
     assert (out.attrs["suppressed"] == ["small"]) == (not drawn)
+
+
+# ---- the exclusion flow: small counts withheld, none recoverable by difference -----------------
+
+import itertools  # noqa: E402
+
+
+def _flow(blocks):
+    """A flow from {table: (rows in at the start, [excluded per step])}."""
+    rows = []
+    for table, (start, counts) in blocks.items():
+        n = start
+        for i, c in enumerate(counts):
+            rows.append({"table": table, "step": f"{table} {i}", "reason": f"{table} reason {i}",
+                         "rows_in": n, "rows_out": n - c, "excluded": c})
+            n -= c
+    return pd.DataFrame(rows)
+
+
+def _num(text):
+    return None if text in ("–", "withheld") or text.startswith("fewer than") else int(text.replace(",", ""))
+
+
+def _reader(shown: pd.DataFrame, m: int):
+    """An independent reader: every assignment of the hidden counts consistent with everything the
+    table shows (the exact counts and rows in / out, 'fewer than m' = 1..m-1, 'withheld' = m..the
+    smallest count shown that is at least m, as the rule picks the smallest) — brute force over the
+    chain rows_out = rows_in - excluded. Returns {row: set of feasible values} for the 'fewer than' rows."""
+    feasible = {}
+    for _, blk in shown.groupby("table", sort=False):
+        idx = list(blk.index)
+        counts = [_num(t) for t in blk["excluded"]]
+        big = [c for c in counts if c is not None and c >= m]
+        cap = min(big) if big else 200
+        ranges = []
+        for t in blk["excluded"]:
+            if t.startswith("fewer than"):
+                ranges.append(range(1, m))
+            elif t == "withheld":
+                ranges.append(range(m, cap + 1))
+            else:
+                ranges.append([_num(t)])
+        start = _num(blk["rows_in"].iloc[0])
+        assert start is not None, "the start of a block is always shown"
+        ins = [_num(t) for t in blk["rows_in"]]
+        outs = [_num(t) for t in blk["rows_out"]]
+        for values in itertools.product(*ranges):
+            n, ok = start, True
+            for v, a, b in zip(values, ins, outs):
+                if (a is not None and a != n) or (b is not None and b != n - v):
+                    ok = False
+                    break
+                n -= v
+            if ok:
+                for i, (v, t) in enumerate(zip(values, blk["excluded"])):
+                    if t.startswith("fewer than"):
+                        feasible.setdefault(idx[i], set()).add(v)
+    return feasible
+
+
+def test_count_text_boundary_by_one():
+    assert privacy.count_text(9, 10) == "fewer than 10"
+    assert privacy.count_text(10, 10) == "10"
+    assert privacy.count_text(0, 10) == "0"
+    assert privacy.count_text(1, 10) == "fewer than 10"
+    assert privacy.count_text(12345, 10) == "12,345"
+
+
+def test_flow_boundary_min_cell_minus_one_withheld_min_cell_shown():
+    flow = _flow({"t": (1000, [9, 40, 300])})
+    out = privacy.flow_suppression(flow, 10)
+    assert out["excluded"].tolist() == ["fewer than 10", "withheld", "300"]
+    out = privacy.flow_suppression(_flow({"t": (1000, [10, 40, 300])}), 10)
+    assert out["excluded"].tolist() == ["10", "40", "300"]
+    assert out["rows_in"].tolist() == ["1,000", "990", "950"] and not out["withheld"].any()
+
+
+def test_flow_a_single_small_step_gets_a_second_one_withheld_and_zero_stays():
+    flow = _flow({"t": (500, [0, 120, 3, 0, 45, 60])})
+    out = privacy.flow_suppression(flow, 10)
+    assert out["excluded"].tolist() == ["0", "120", "fewer than 10", "0", "withheld", "60"]
+    assert out["small"].tolist() == [False, False, True, False, False, False]
+    # rows in / out between the withheld steps are blanked, the ends of the run shown
+    assert out["rows_in"].tolist() == ["500", "500", "380", "–", "–", "332"]
+    assert out["rows_out"].tolist() == ["500", "380", "–", "–", "332", "272"]
+
+
+def test_flow_nothing_recoverable_by_any_difference_or_sum_of_shown_numbers():
+    # counts chosen so that no two shown figures differ by a small count by coincidence
+    flow = _flow({"a": (1000, [7, 0, 41, 5, 97]), "b": (777, [3]), "c": (600, [0, 0])})
+    m = 10
+    out = privacy.flow_suppression(flow, m)
+    shown = [v for col in ("rows_in", "rows_out", "excluded") for v in map(_num, out[col]) if v is not None]
+    hidden = {int(c) for c in flow["excluded"] if 0 < c < m}
+    reach = set()
+    for k in (1, 2, 3):
+        for combo in itertools.combinations(shown, k):
+            for signs in itertools.product((1, -1), repeat=k):
+                reach.add(abs(sum(s * v for s, v in zip(signs, combo))))
+    assert not (hidden & reach), sorted(hidden & reach)
+    # the same search finds them in the raw flow (so the search can see a leak)
+    raw = [int(v) for col in ("rows_in", "rows_out") for v in flow[col]]
+    assert hidden <= {abs(a - b) for a in raw for b in raw}
+    # and the reader who solves the whole chain still finds every value 1..m-1 possible
+    feasible = _reader(out, m)
+    assert set(feasible) == set(np.flatnonzero(out["small"].to_numpy()))
+    assert all(v == set(range(1, m)) for v in feasible.values()), feasible
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_flow_random_small_flows_never_narrow_a_withheld_count(seed):
+    rng = np.random.default_rng(seed)
+    m = int(rng.integers(3, 7))
+    blocks = {}
+    for b in range(int(rng.integers(1, 3))):
+        counts = [int(x) for x in rng.choice([0, 1, 2, m - 1, m, m + 1, 2 * m, 3 * m + 2], size=int(rng.integers(1, 5)))]
+        blocks[f"t{b}"] = (sum(counts) + int(rng.integers(0, 50)), counts)
+    flow = _flow(blocks)
+    out = privacy.flow_suppression(flow, m)
+    for i, (c, t) in enumerate(zip(flow["excluded"], out["excluded"])):
+        assert (t == f"fewer than {m}") == (0 < c < m) and (t == "0") == (c == 0)
+    feasible = _reader(out, m)
+    for i, values in feasible.items():
+        assert values == set(range(1, m)), (blocks, out.to_dict("list"), i, values)
