@@ -384,15 +384,26 @@ def diagnostic_warnings(diagnostics: pd.DataFrame) -> list[str]:
 
 
 def dgc_answer(cells: Mapping[str, tuple], focus: str = "disappointed good customers",
-               reference: str = "recognised good customers") -> tuple[str, str]:
+               reference: str = "recognised good customers",
+               contrasts: Mapping[str, tuple] | None = None) -> tuple[str, str]:
     """Are the disappointed good customers the likeliest to leave? -> ("yes" | "no" | "can't tell",
     sentence).
 
     ``cells``: cell -> (hazard ratio, lower, upper) against ``reference`` (the reference itself
-    may be omitted: its ratio is 1). "yes" when the focus cell's interval lies above 1, its ratio
-    is the highest of the cells, and no other cell's interval reaches it; "no" when its interval
-    lies below 1 or another cell's interval lies entirely above it; otherwise "can't tell" (among
-    them: the highest estimate, but another cell's interval includes it)."""
+    may be omitted: its ratio is 1).
+
+    ``contrasts`` (from :func:`cxlab.segments.dgc_contrasts`): cell -> (focus cell's hazard / the
+    cell's, 95 % lower, upper), each compared directly. The rule then is: "yes" when every one of
+    these intervals lies above 1 (an intersection–union test: each comparison at the 5 % level
+    gives the joint claim at 5 %); "no" when some cell's hazard is clearly above the focus cell's
+    (its interval, widened for the number of comparisons by Bonferroni, lies below 1); otherwise
+    "can't tell", naming the closest cell.
+
+    Without ``contrasts`` (e.g. a manifest from an earlier cxlab) the answer rests on the
+    intervals against ``reference``: "yes" when the focus cell's interval lies above 1, its ratio
+    is the highest and no other interval reaches it; "no" when its interval lies below 1 or another
+    cell's lies entirely above it; otherwise "can't tell". Overlapping intervals are a
+    conservative reading: it says "can't tell" more often than the direct comparison."""
     if focus not in cells or not _finite(*cells[focus]):
         return "can't tell", (f"Can't tell: the hazard ratio of {focus} could not be estimated "
                               "(too few respondents in the cell, or the model failed).")
@@ -400,6 +411,10 @@ def dgc_answer(cells: Mapping[str, tuple], focus: str = "disappointed good custo
     others = {c: tuple(float(v) for v in t) for c, t in cells.items() if c != focus and _finite(*t)}
     others.setdefault(reference, (1.0, 1.0, 1.0))
     effect = effect_sentence("dgc", _cap(focus), hr, lo, hi, comparison=f" than {reference}")
+    tail = f"{effect[:1].lower()}{effect[1:]}"
+    direct = {c: tuple(float(v) for v in t) for c, t in (contrasts or {}).items() if c != focus and _finite(*t)}
+    if direct:
+        return _dgc_direct(direct, focus, tail)
     top_other = max(others, key=lambda c: others[c][0])
     clearly_above = [c for c, t in others.items() if t[1] > hi]
     if hi < 1:
@@ -410,16 +425,59 @@ def dgc_answer(cells: Mapping[str, tuple], focus: str = "disappointed good custo
         close = [c for c, t in others.items() if c != reference and t[2] >= hr]
         if close:
             c = close[0]
-            return "can't tell", (f"Can't tell: {effect[:1].lower()}{effect[1:]} Theirs is the highest estimated "
+            return "can't tell", (f"Can't tell: {tail} Theirs is the highest estimated "
                                   f"risk of the four cells, but not clearly higher than that of {c} (hazard ratio "
                                   f"{others[c][0]:.2f}, 95 % CI {others[c][1]:.2f}–{others[c][2]:.2f}), whose "
                                   f"interval includes it.")
-        return "yes", (f"Yes: {effect[:1].lower()}{effect[1:]} This is the highest estimated risk of the four "
+        return "yes", (f"Yes: {tail} This is the highest estimated risk of the four "
                        f"cells, and no other cell's interval reaches it.")
     if lo > 1:
-        return "can't tell", (f"Can't tell: {effect[:1].lower()}{effect[1:]} But {top_other} have a higher "
+        return "can't tell", (f"Can't tell: {tail} But {top_other} have a higher "
                               f"estimated risk (hazard ratio {others[top_other][0]:.2f}) and the intervals overlap.")
-    return "can't tell", f"Can't tell: {effect[:1].lower()}{effect[1:]}"
+    return "can't tell", f"Can't tell: {tail}"
+
+
+def _dgc_direct(direct: Mapping[str, tuple], focus: str, tail: str) -> tuple[str, str]:
+    """dgc_answer's rule on direct comparisons (see there)."""
+    from scipy import stats
+
+    m = len(direct)
+    z95 = stats.norm.ppf(0.975)
+    z_adj = stats.norm.ppf(1 - 0.025 / m)       # Bonferroni over the m comparisons, for "no"
+
+    def adjusted(t):
+        r, lo, hi = t
+        se = (math.log(hi) - math.log(lo)) / (2 * z95)
+        return math.exp(math.log(r) - z_adj * se), math.exp(math.log(r) + z_adj * se)
+
+    def times(c, t):
+        r, lo, hi = t
+        return f"{r:.2f} times that of {c} (95 % CI {lo:.2f}–{hi:.2f})"
+
+    closest = min(direct, key=lambda c: direct[c][0])            # the cell whose risk is nearest (or above)
+    above = [c for c, t in direct.items() if adjusted(t)[1] < 1]  # clearly riskier than the focus cell
+    if above:
+        c = min(above, key=lambda c: direct[c][0])
+        lo_a, hi_a = adjusted(direct[c])
+        return "no", (f"No: {c} leave sooner. Compared directly, the {focus}' risk of defecting is "
+                      f"{direct[c][0]:.2f} times theirs (95 % CI {direct[c][1]:.2f}–{direct[c][2]:.2f}; "
+                      f"{lo_a:.2f}–{hi_a:.2f} allowing for {m} comparisons). {tail[:1].upper()}{tail[1:]}")
+    if all(t[1] > 1 for t in direct.values()):
+        return "yes", (f"Yes: {tail} Compared directly with each other cell, their risk is clearly higher; "
+                       f"the closest is {times(closest, direct[closest])}.")
+    unclear = [c for c, t in direct.items() if t[1] <= 1]
+    c = min(unclear, key=lambda c: direct[c][0])
+    r, lo, hi = direct[c]
+    ci = f"95 % CI {lo:.2f}–{hi:.2f}, which includes 1"
+    if hi < 1:   # below 1 on its own, not once the other comparisons are allowed for
+        lo_a, hi_a = adjusted(direct[c])
+        ci = (f"95 % CI {lo:.2f}–{hi:.2f}; {lo_a:.2f}–{hi_a:.2f} allowing for {m} comparisons, which "
+              f"includes 1")
+    if r >= 1:
+        return "can't tell", (f"Can't tell: {tail} Theirs is the highest estimated risk of the four cells, but not "
+                              f"clearly higher than that of {c}: compared directly, {r:.2f} times theirs ({ci}).")
+    return "can't tell", (f"Can't tell: {tail} Their estimated risk is not the highest: compared directly, it is "
+                          f"{r:.2f} times that of {c} ({ci}).")
 
 
 __all__.append("dgc_answer")

@@ -227,3 +227,37 @@ def test_dgc_answer_yes_no_cant_tell():
     assert ct2 == "can't tell" and "intervals overlap" in s
     assert dgc_answer({dgc: (float("nan"), 1, 2)})[0] == "can't tell"
     assert dgc_answer({})[0] == "can't tell"
+
+
+def test_dgc_answer_on_direct_comparisons():
+    from cxlab.narrative import dgc_answer
+
+    dgc, rgc, mau, mbr = ("disappointed good customers", "recognised good customers", "modest and unrecognised",
+                          "modest but recognised")
+    cells = {dgc: (3.0, 2.5, 3.6), mau: (2.4, 2.0, 3.05), mbr: (1.5, 1.2, 1.9)}
+    # overlapping intervals against the reference: the conservative reading can't tell ...
+    assert dgc_answer(cells)[0] == "can't tell"
+    # ... the direct comparison (same model, covariance counted) can
+    direct = {rgc: (3.0, 2.5, 3.6), mau: (1.25, 1.05, 1.49), mbr: (2.0, 1.6, 2.5)}
+    yes, s = dgc_answer(cells, contrasts=direct)
+    assert yes == "yes" and "the closest is 1.25 times that of modest and unrecognised (95 % CI 1.05–1.49)" in s
+    # boundary: the lower bound at 1 is not "clearly higher"
+    ct, s = dgc_answer(cells, contrasts=dict(direct, **{mau: (1.2, 1.0, 1.44)}))
+    assert ct == "can't tell" and s.endswith("not clearly higher than that of modest and unrecognised: compared "
+                                             "directly, 1.20 times theirs (95 % CI 1.00–1.44, which includes 1).")
+    assert dgc_answer(cells, contrasts=dict(direct, **{mau: (1.2, 1.001, 1.44)}))[0] == "yes"
+    # "no" needs another cell clearly riskier allowing for the 3 comparisons (Bonferroni):
+    # 0.80 (0.66-0.97) is below 1 at 95 % but not after the allowance -> can't tell, naming that cell
+    ct2, s = dgc_answer(cells, contrasts=dict(direct, **{mau: (0.80, 0.66, 0.97)}))
+    assert ct2 == "can't tell" and s.endswith("not the highest: compared directly, it is 0.80 times that of "
+                                              "modest and unrecognised (95 % CI 0.66–0.97; 0.63–1.01 allowing for "
+                                              "3 comparisons, which includes 1).")
+    # an interval that includes 1 on its own says so without the allowance
+    assert dgc_answer(cells, contrasts=dict(direct, **{mau: (0.9, 0.7, 1.15)}))[1].endswith(
+        "(95 % CI 0.70–1.15, which includes 1).")
+    no, s = dgc_answer(cells, contrasts=dict(direct, **{mau: (0.70, 0.58, 0.85)}))
+    assert no == "no" and s.startswith("No: modest and unrecognised leave sooner. Compared directly") and "3 comparisons" in s
+    # with a single comparison there is no allowance: 0.80 (0.66-0.97) is then a "no"
+    assert dgc_answer({dgc: (0.8, 0.66, 0.97)}, contrasts={rgc: (0.80, 0.66, 0.97)})[0] == "no"
+    # not finite (withheld) comparisons are ignored; none left -> the interval rule
+    assert dgc_answer(cells, contrasts={mau: (float("nan"),) * 3}) == dgc_answer(cells)

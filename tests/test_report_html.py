@@ -710,6 +710,25 @@ def test_summary_dgc_answer_reads_every_cell_notebook_04_records():
         assert answer.startswith("Can't tell") and cell in answer, (cell, answer)
 
 
+def test_summary_dgc_answer_uses_the_direct_comparisons_04_records():
+    # with segments.dgc_vs.<cell> (DGC against each cell in one model) the answer rests on them:
+    # overlapping intervals against the reference no longer make it "can't tell"
+    from cxlab.report.summary import executive_summary
+    from cxlab.segments import SEGMENTS_2X2
+    from cxlab.study import slug
+
+    man = _summary_manifest()
+    man["metrics"][f"segments.hr.{slug(SEGMENTS_2X2[3])}"] = {"estimate": 3.0, "lower": 2.0, "upper": 4.0}
+    assert {x["key"]: x for x in executive_summary(man)}["dgc"]["answer"].startswith("Can't tell")
+    for cell in SEGMENTS_2X2[1:]:
+        man["metrics"][f"segments.dgc_vs.{slug(cell)}"] = {"estimate": 1.3, "lower": 1.1, "upper": 1.55}
+    answer = {x["key"]: x for x in executive_summary(man)}["dgc"]["answer"]
+    assert answer.startswith("Yes: ") and "Compared directly with each other cell" in answer, answer
+    man["metrics"][f"segments.dgc_vs.{slug(SEGMENTS_2X2[3])}"] = {"estimate": 1.1, "lower": 0.9, "upper": 1.34}
+    answer = {x["key"]: x for x in executive_summary(man)}["dgc"]["answer"]
+    assert answer.startswith("Can't tell") and f"than that of {SEGMENTS_2X2[3]}: compared directly" in answer
+
+
 def test_summary_null_recognition_says_no_clear_link():
     from cxlab.report.summary import executive_summary
 

@@ -109,6 +109,33 @@ def test_segment_hazard_ratios_recover_truth(cells):
     assert wbd.loc[MAU, "suppressed"] and np.isnan(wbd.loc[MAU, "defector_share"])
 
 
+def test_dgc_contrasts_compare_the_cells_directly_as_lifelines_does(cells):
+    """DGC against each other cell in one model (DGC as the reference), checked against lifelines'
+    own fit with that coding (delayed entry, Efron ties): the interval of a direct comparison uses
+    the two cells' covariance, which the overlap of their intervals against a third cell cannot."""
+    from lifelines import CoxPHFitter
+
+    from cxlab.segments import dgc_contrasts
+
+    out = dgc_contrasts(cells).set_index("cell")
+    assert sorted(out.index) == sorted([RGC, MBR, MAU]) and not out["suppressed"].any()
+    d = cells[cells["segment_2x2"].astype(object) != "unclassified"]
+    X = pd.DataFrame({c: (d["segment_2x2"].astype(object) == c).astype(float) for c in (RGC, MBR, MAU)})
+    X["entry"], X["duration"], X["event"] = d["entry"], d["duration"], d["event"]
+    ref = CoxPHFitter().fit(X, "duration", "event", entry_col="entry", fit_options={"precision": 1e-12}).summary
+    for c in (RGC, MBR, MAU):   # lifelines gives the cell's hazard relative to DGC; ours is the inverse
+        assert out.loc[c, "hr"] == pytest.approx(1 / ref.loc[c, "exp(coef)"], rel=1e-6)
+        assert out.loc[c, "lower"] == pytest.approx(1 / ref.loc[c, "exp(coef) upper 95%"], rel=1e-6)
+        assert out.loc[c, "upper"] == pytest.approx(1 / ref.loc[c, "exp(coef) lower 95%"], rel=1e-6)
+        assert out.loc[c, "lower"] < TRUE_HR[DGC] / TRUE_HR[c] < out.loc[c, "upper"], c   # the truth
+    # the point estimates are the ratios of the usual table's (one model, two codings)
+    hr = segment_hazard_ratios(cells).set_index("cell")
+    assert out.loc[MAU, "hr"] == pytest.approx(hr.loc[DGC, "hr"] / hr.loc[MAU, "hr"], rel=1e-8)
+    # privacy: a small focus cell withholds every comparison
+    tiny = cells.drop(cells.index[cells["segment_2x2"] == DGC][5:])
+    assert dgc_contrasts(tiny)["suppressed"].all() and dgc_contrasts(tiny)["hr"].isna().all()
+
+
 def test_would_be_defectors_matches_hand_count_without_censoring():
     # everyone followed 24 months after the survey: expected defectors = observed defections within 12
     seg = [DGC] * 40 + [RGC] * 60 + [MBR] * 50 + [MAU] * 50

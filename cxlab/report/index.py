@@ -115,6 +115,7 @@ _METRIC_WORDS: tuple[tuple[str, str], ...] = (
     (r"segments\.disappointed\.defector_ratio",
      "disappointed good customers: share of expected defectors / share of respondents"),
     (r"segments\.hr\.(.+)", "hazard ratio, crude, of {x} (reference: recognised good customers)"),
+    (r"segments\.dgc_vs\.(.+)", "hazard of the disappointed good customers relative to {x}, compared directly"),
     (r"value\.gini", "Gini of the margin"),
     (r"value\.top20_share", "share of the margin held by the top 20 %"),
     (r"value\.whatif\.horizon_months", "what-if: months after the survey of its headline"),

@@ -144,7 +144,9 @@ def _dgc(run: _Run) -> str:
         left = run.omitted("segments")
         return ("Can't tell: the segment hazard ratios are not shown (withheld because a cell is smaller than "
                 "the privacy threshold, or not estimable)." + (f" {left[0]}" if left else ""))
-    _, sentence = narrative.dgc_answer(cells)
+    direct = {c: run.triple(f"segments.dgc_vs.{_slug(c)}") for c in _CELLS}
+    direct = {c: t for c, t in direct.items() if _fin(*t)}   # none in a manifest from an earlier cxlab
+    _, sentence = narrative.dgc_answer(cells, contrasts=direct)
     adj = run.triple("cox.hr.dgc")
     crude = cells.get("disappointed good customers")
     if _fin(*adj):
