@@ -249,7 +249,9 @@ class WouldBeDefectors:
 
 
 def _pct(x):
-    return f"{100 * x:.0f}%"
+    from cxlab import narrative
+
+    return narrative.pct(x)   # the house format: "29 %"
 
 
 def would_be_defectors(df: pd.DataFrame, horizon: float = 12, *, segment_col: str = "segment_2x2",
@@ -345,14 +347,14 @@ def _finding(table, focus, horizon, ci):
         # its shares are blanked to protect a smaller cell (complementary suppression)
         return (f"The shares of the {focus} cell are not shown, to protect a cell of fewer respondents; "
                 f"its ratio of defector share to customer share is {r['ratio']:.2f} "
-                f"({100 * ci:.0f}% CI {r['lower']:.2f}-{r['upper']:.2f}).")
+                f"({100 * ci:.0f} % CI {r['lower']:.2f}–{r['upper']:.2f}).")
     top_share = shown.loc[shown["defector_share"].idxmax(), "cell"]
     top_ratio = shown.loc[shown["ratio"].idxmax(), "cell"]
-    level = f"{100 * ci:.0f}%"
+    level = f"{100 * ci:.0f} %"
     s = (f"{focus[0].upper() + focus[1:]} are {_pct(r['customer_share'])} of classified respondents but hold "
          f"{_pct(r['defector_share'])} of the expected defectors within {horizon:g} months "
-         f"({level} CI {_pct(r['defector_share_lower'])}-{_pct(r['defector_share_upper'])}); "
-         f"ratio {r['ratio']:.2f} ({level} CI {r['lower']:.2f}-{r['upper']:.2f}). ")
+         f"({level} CI {_pct(r['defector_share_lower'])}–{_pct(r['defector_share_upper'])}); "
+         f"ratio {r['ratio']:.2f} ({level} CI {r['lower']:.2f}–{r['upper']:.2f}). ")
     if top_share == focus:
         s += f"They hold the largest share of would-be defectors of the four cells (bootstrap probability " \
              f"{r['p_highest_share']:.2f}); "

@@ -148,7 +148,7 @@ def test_would_be_defectors_matches_hand_count_without_censoring():
     assert t.loc[DGC, "defector_share"] == pytest.approx(20 / 50)
     assert t.loc[DGC, "ratio"] == pytest.approx((20 / 50) / (40 / 200))
     assert t.loc[DGC, "lower"] > 1
-    assert "Disappointed good customers are 20% of classified respondents but hold 40%" in res.finding
+    assert "Disappointed good customers are 20 % of classified respondents but hold 40 %" in res.finding
     assert "largest share of would-be defectors" in res.finding
 
 
