@@ -84,10 +84,10 @@ def rmst(df: pd.DataFrame, horizon: float, group_col: str | None = None, *, entr
                 w = np.bincount(rng.integers(0, nm, nm), minlength=nm).astype(float)
                 sb = km_steps(weights=w, risk_sets=rs).survival
                 draws.append(_rmst_from_km(rs.times, sb, np.zeros_like(sb), horizon)[0])
-            lower, upper, method = float(np.quantile(draws, a)), float(np.quantile(draws, 1 - a)), "bootstrap"
+            lower, upper, method = float(np.quantile(draws, a)), float(np.quantile(draws, 1 - a)), "area under the Kaplan–Meier curve, bootstrap interval"
         else:
             z = stats.norm.ppf(1 - a)
-            lower, upper, method = est - z * se, est + z * se, "analytic (R survival rmean)"
+            lower, upper, method = est - z * se, est + z * se, "area under the Kaplan–Meier curve, normal-approximation interval"
         rows.append({"group": level, "horizon": horizon, "estimate": est, "se": se, "lower": lower,
                      "upper": upper, "n": int(m.sum()), "events": int(E[m].sum()), "method": method})
     return _protect(pd.DataFrame(rows), min_cell, additive=["n", "events"], keep=["horizon"])
