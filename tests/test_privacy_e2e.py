@@ -104,6 +104,17 @@ def _reference(spec: Path, min_cell: int):
     return groups, overall
 
 
+def _small_exclusions(spec: Path, min_cell: int):
+    """The exclusion-flow steps of fewer than ``min_cell`` rows (the panel's raw flow, before any
+    suppression): (table, reason, count), and the respondents set aside in all."""
+    from cxlab.workbook import open_study
+
+    ex = open_study(spec).panel.exclusions
+    small = [(t, r, int(n)) for t, r, n in zip(ex["table"], ex["reason"], ex["excluded"]) if 0 < n < min_cell]
+    aside = ex[(ex["table"] == "respondents") & ~ex["reason"].str.contains("later answers")]["excluded"].sum()
+    return small, int(aside)
+
+
 # ---- output readers ----------------------------------------------------------------------------
 
 
@@ -155,7 +166,9 @@ def demo(tmp_path_factory) -> Path:
 def large_min_cell_run(demo, tmp_path_factory):
     code, folder, manifest = _run(demo, tmp_path_factory.mktemp("privacy-run"), "--set", f"min_cell={MIN_CELL}")
     groups, overall = _reference(demo, MIN_CELL)
-    return {"code": code, "folder": folder, "manifest": manifest, "groups": groups, "overall": overall}
+    small, aside = _small_exclusions(demo, MIN_CELL)
+    return {"code": code, "folder": folder, "manifest": manifest, "groups": groups, "overall": overall,
+            "small_exclusions": small, "set_aside": aside}
 
 
 def test_the_large_min_cell_run_has_groups_to_hide(large_min_cell_run):
@@ -215,6 +228,49 @@ def test_no_manifest_metric_is_a_suppressed_figure(large_min_cell_run):
     if frozenset({"disappointed good customers"}) in groups:
         m = run["manifest"]["metrics"]
         assert m.get("segments.disappointed.share", {}).get("estimate") is None
+
+
+def _as_int(text):
+    t = text.replace(",", "")
+    return int(t) if re.fullmatch(r"\d+", t) else None
+
+
+def test_the_exclusion_flow_shows_no_small_count_directly_or_by_difference(large_min_cell_run):
+    run = large_min_cell_run
+    small = run["small_exclusions"]
+    assert len(small) >= 3, small      # the set-up: several steps below min_cell
+    leaks, seen = [], set()
+    for name, html in _outputs(run["folder"]):
+        for cells in _html_rows(html):
+            for table, reason, n in small:
+                if reason in cells and table in cells:
+                    seen.add(reason)
+                    numbers = [_as_int(c) for c in cells]
+                    if n in numbers:                                   # the count itself
+                        leaks.append((name, reason, n, cells))
+                    shown = [x for x in numbers if x is not None]
+                    if any(a - b == n for a in shown for b in shown):   # rows in - rows out
+                        leaks.append((name, reason, "by difference", cells))
+    assert not leaks, leaks[:5]
+    assert {r for _, r, _ in small} <= seen, "every step is still shown, with its reason"
+
+
+def test_no_finding_or_metric_quotes_a_small_exclusion_count(large_min_cell_run):
+    run = large_min_cell_run
+    leaks = []
+    for name, text in _findings(run["folder"]):
+        if "set aside" not in text:
+            continue   # the sentences that quote the exclusion flow
+        for table, reason, n in run["small_exclusions"]:
+            if re.search(rf"{re.escape(reason)} \({n:,}\)|{re.escape(table)}:? {n:,}\b", text):
+                leaks.append((name, reason, n, text[:200]))
+        if 0 < run["set_aside"] < MIN_CELL and re.search(rf"(?<![\d,]){run['set_aside']:,} (respondents|in all)", text):
+            leaks.append((name, "set aside in all", run["set_aside"], text[:200]))
+    assert not leaks, leaks[:5]
+    if 0 < run["set_aside"] < MIN_CELL:
+        assert run["manifest"]["metrics"].get("panel.set_aside", {}).get("estimate") is None
+    audit_text = " ".join(t for name, t in _findings(run["folder"]) if name.startswith("01"))
+    assert f"fewer than {MIN_CELL}" in audit_text, "the reasons are still named, with their withheld counts"
 
 
 # ---- scenario 2: a segment of 5 customers ------------------------------------------------------
