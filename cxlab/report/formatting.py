@@ -106,35 +106,24 @@ def provenance_html(header: dict, *, secret_keys: Iterable[str] = ()) -> str:
     out.append("</tbody></table></div><div>")
 
     params = header.get("parameters") or {}
-    out.append("<h3>Parameters</h3>")
-    if params:
-        out.append('<table class="cx-table"><thead><tr><th>parameter</th><th>value</th>'
-                   "</tr></thead><tbody>")
-        for k in sorted(params, key=str):
-            v = MASK if k in secret else _param_value(params[k])
-            out.append(f"<tr><td><code>{esc(k)}</code></td><td>{esc(v)}</td></tr>")
-        out.append("</tbody></table>")
-    else:
-        out.append("<p>(defaults of the notebook)</p>")
+    out += _titled_table("Parameters", "<th>parameter</th><th>value</th>", [
+        f"<tr><td><code>{esc(k)}</code></td><td>{esc(MASK if k in secret else _param_value(params[k]))}</td></tr>"
+        for k in sorted(params, key=str)], "(defaults of the notebook)")
 
     data = header.get("data") or {}
-    out.append("<h3>Data</h3>")
-    if data:
-        out.append('<table class="cx-table"><thead><tr><th>role</th><th>file</th>'
-                   '<th class="num">rows</th><th>sha256 (first 12)</th></tr></thead><tbody>')
-        for role in sorted(data, key=str):
-            d = data[role] or {}
-            name = PurePosixPath(str(d.get("path", "")).replace("\\", "/")).name or "–"
-            rows_n = d.get("rows")
-            countable = isinstance(rows_n, (int, float)) and not isinstance(rows_n, bool) \
-                and math.isfinite(rows_n)
-            rows_s = f"{int(rows_n):,}" if countable else esc("–" if rows_n is None else rows_n)
-            sha = str(d.get("sha256") or "")[:12] or "–"
-            out.append(f"<tr><td>{esc(role)}</td><td>{esc(name)}</td>"
-                       f'<td class="num">{rows_s}</td><td><code>{esc(sha)}</code></td></tr>')
-        out.append("</tbody></table>")
-    else:
-        out.append("<p>(no data files recorded)</p>")
+    data_rows = []
+    for role in sorted(data, key=str):
+        d = data[role] or {}
+        name = PurePosixPath(str(d.get("path", "")).replace("\\", "/")).name or "–"
+        rows_n = d.get("rows")
+        countable = isinstance(rows_n, (int, float)) and not isinstance(rows_n, bool) \
+            and math.isfinite(rows_n)
+        rows_s = f"{int(rows_n):,}" if countable else esc("–" if rows_n is None else rows_n)
+        sha = str(d.get("sha256") or "")[:12] or "–"
+        data_rows.append(f"<tr><td>{esc(role)}</td><td>{esc(name)}</td>"
+                         f'<td class="num">{rows_s}</td><td><code>{esc(sha)}</code></td></tr>')
+    out += _titled_table("Data", '<th>role</th><th>file</th><th class="num">rows</th><th>sha256 (first 12)</th>',
+                         data_rows, "(no data files recorded)")
 
     if versions:
         out.append(f"<details><summary>Package versions ({len(versions)})</summary>"
@@ -144,6 +133,14 @@ def provenance_html(header: dict, *, secret_keys: Iterable[str] = ()) -> str:
         out.append("</tbody></table></details>")
     out.append("</div></div></section>")
     return "\n".join(out)
+
+
+def _titled_table(title: str, head: str, rows: list[str], empty: str) -> list[str]:
+    """A provenance block: its heading, then a table of ``rows`` under ``head`` (or ``empty``)."""
+    if not rows:
+        return [f"<h3>{title}</h3>", f"<p>{empty}</p>"]
+    return [f"<h3>{title}</h3>", f'<table class="cx-table"><thead><tr>{head}</tr></thead><tbody>', *rows,
+            "</tbody></table>"]
 
 
 def status_badge(status: Any) -> str:

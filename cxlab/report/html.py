@@ -61,6 +61,7 @@ from cxlab.report.formatting import (  # noqa: F401 (every name stays importable
     format_estimate_ci,
     _param_value,
     provenance_html,
+    _titled_table,
     status_badge,
     findings_html,
     metrics_html,
