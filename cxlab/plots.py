@@ -444,11 +444,13 @@ def ph_residuals(model, terms=None):
     strata = np.zeros(len(stop), int) if strata is None else np.asarray(strata)
     risk = w * np.exp(X @ beta)
     ev = np.flatnonzero(event == 1)
-    resid = np.empty((ev.size, X.shape[1]))
-    for k, i in enumerate(ev):
-        at = (start < stop[i]) & (stop >= stop[i]) & (strata == strata[i])
-        r = risk[at]
-        resid[k] = X[i] - (r @ X[at]) / r.sum()
+    # risk-weighted mean over each event's risk set (start < t <= stop, same stratum), by the
+    # engine's sorted risk sets: O(n p), not a pass over every row per event (hours at 1 M rows)
+    from cxlab.survival.engine import RiskSets
+
+    rs = RiskSets(stop, event == 1, start, strata)
+    group = rs.hi[ev] - 1
+    resid = X[ev] - (rs.risk_sums(np.ascontiguousarray((X * risk[:, None]).T))[:, group] / rs.risk_sums(risk)[group]).T
     V = np.asarray(model.naive_variance_matrix_, float)
     scaled = beta + ev.size * resid @ V
     out = pd.DataFrame(scaled, columns=names)
