@@ -143,7 +143,7 @@ def main(argv=None):
     for nbk in manifest["notebooks"]:
         t = nbk.get("timings") or {}
         total = t.get("total_s") or 0.0
-        print(f"  {nbk['name']:28s} {nbk['status']:10s} {t.get('execute_s', float('nan')):9.1f} {total:8.1f} "
+        print(f"  {nbk['name']:28s} {nbk['status']:10s} {t.get('execute_s') or float('nan'):9.1f} {total:8.1f} "
               f"{total / wall:13.0%}")
     print("  slowest cells:")
     for d, name, i, first in _slowest_cells(run_dir, args.slowest):
