@@ -24,7 +24,7 @@ def test_population_metrics_count_respondents_customers_and_those_set_aside(pane
     assert m["panel.customers"] == 6 and m["panel.response_rate"] == pytest.approx(0.5)
     assert m["panel.set_aside"] == 2          # a respondent's later answers are not "set aside"
     assert audit.population_finding(m).startswith("3 of the 6 customers known at the snapshot are analysed "
-                                                  "respondents (response rate 50%)")
+                                                  "respondents (response rate 50 %)")
 
 
 @pytest.mark.parametrize("min_cell, withheld", [(3, False), (4, True)])
@@ -34,5 +34,5 @@ def test_customers_and_rate_withheld_below_min_cell(panel, min_cell, withheld):
     m = audit.population_metrics(panel, make_data().customers, min_cell=min_cell)
     assert np.isnan(m["panel.response_rate"]) == withheld and np.isnan(m["panel.customers"]) == withheld
     sentence = audit.population_finding(m)
-    assert ("6 customers" in sentence and "50%" in sentence) != withheld
+    assert ("6 customers" in sentence and "50 %" in sentence) != withheld
     assert sentence.startswith("3 analysed respondents") == withheld
