@@ -11,6 +11,8 @@ import warnings
 from types import SimpleNamespace
 
 import matplotlib
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -611,3 +613,17 @@ def test_flow_random_small_flows_never_narrow_a_withheld_count(seed):
     feasible = _reader(out, m)
     for i, values in feasible.items():
         assert values == set(range(1, m)), (blocks, out.to_dict("list"), i, values)
+
+
+def test_the_run_summary_says_respondents_were_set_aside_when_their_number_is_withheld():
+    from cxlab.report import summary
+
+    nb = [{"name": "01-data-audit", "status": "succeeded"}]
+    withheld = summary._who(summary._Run({"metrics": {"panel.respondents": {"estimate": 100},
+                                                      "panel.set_aside": {"estimate": None}}, "notebooks": nb}))
+    assert "set aside" in withheld and not re.search(r"\d+ respondents were set aside", withheld)
+    shown = summary._who(summary._Run({"metrics": {"panel.respondents": {"estimate": 100},
+                                                   "panel.set_aside": {"estimate": 12}}, "notebooks": nb}))
+    assert "12 respondents were set aside" in shown
+    none = summary._who(summary._Run({"metrics": {"panel.respondents": {"estimate": 100}}, "notebooks": nb}))
+    assert "set aside" not in none      # an older manifest without the metric: nothing claimed

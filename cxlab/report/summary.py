@@ -203,6 +203,8 @@ def _who(run: _Run) -> str:
     if _fin(aside):
         s += (f" {aside:,.0f} respondents were set aside (no usable score or no time at risk after the survey); "
               "the audit counts every excluded row by reason." if aside else " No respondent was set aside.")
+    elif "panel.set_aside" in run.metrics:   # recorded but withheld: too few to show (privacy)
+        s += (" Some respondents were set aside (too few to give their number); the audit names every reason.")
     ev = run.est("panel.events")
     if _fin(ev):
         s += f" {ev:,.0f} of the respondents defected by the snapshot."
