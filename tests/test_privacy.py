@@ -7,12 +7,12 @@ identities of uncensored data), never by the code under test.
 
 from __future__ import annotations
 
+import itertools
+import re
 import warnings
 from types import SimpleNamespace
 
 import matplotlib
-import re
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -492,8 +492,6 @@ def test_lorenz_curve_of_a_small_cell_is_not_drawn(n_small, drawn):
 
 
 # ---- the exclusion flow: small counts withheld, none recoverable by difference -----------------
-
-import itertools  # noqa: E402
 
 
 def _flow(blocks):
