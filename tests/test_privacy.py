@@ -625,3 +625,17 @@ def test_the_run_summary_says_respondents_were_set_aside_when_their_number_is_wi
     assert "12 respondents were set aside" in shown
     none = summary._who(summary._Run({"metrics": {"panel.respondents": {"estimate": 100}}, "notebooks": nb}))
     assert "set aside" not in none      # an older manifest without the metric: nothing claimed
+
+
+def test_the_run_summary_prints_no_small_count_of_respondents_left_out_of_the_models():
+    from cxlab.report import summary
+
+    nb = [{"name": "01-data-audit", "status": "succeeded"}]
+
+    def who(cox_n, min_cell):
+        return summary._who(summary._Run({"parameters": {"min_cell": min_cell}, "notebooks": nb, "metrics": {
+            "panel.respondents": {"estimate": 1098}, "cox.respondents": {"estimate": cox_n}}}))
+
+    assert "fewer than 10 of them" in who(1089, 10) and "1,089" not in who(1089, 10)   # 9 left out
+    assert "use 1,088 of them: 10 lack a value" in who(1088, 10)                        # 10: shown
+    assert "fewer than 200 of them" in who(1094, 200)

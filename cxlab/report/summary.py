@@ -210,7 +210,11 @@ def _who(run: _Run) -> str:
         s += f" {ev:,.0f} of the respondents defected by the snapshot."
     cox_n = run.est("cox.respondents")
     if _fin(cox_n) and cox_n < n:
-        s += (f" The survival models use {cox_n:,.0f} of them: {n - cox_n:,.0f} lack a value of a control.")
+        m = (run.m.get("parameters") or {}).get("min_cell") or 10   # privacy: the run's min_cell
+        if n - cox_n < m:   # a count of fewer than min_cell respondents is not printed
+            s += f" The survival models leave out fewer than {m:,.0f} of them: they lack a value of a control."
+        else:
+            s += (f" The survival models use {cox_n:,.0f} of them: {n - cox_n:,.0f} lack a value of a control.")
     return s
 
 
