@@ -685,7 +685,7 @@ def test_summary_answers_the_five_questions_with_uncertainty():
             "defections within 24 months of the survey (95 % CI 6 to 17 fewer).") in a["whatif"]["answer"]
     assert "EUR 5,967 more discounted margin" in a["whatif"]["answer"]
     assert a["who"]["answer"].startswith("1,098 respondents are analysed, out of 2,920 customers")
-    assert "response rate 38 %" in a["who"]["answer"] and "use 1,094 of them" in a["who"]["answer"]
+    assert "response rate 38 %" in a["who"]["answer"] and "leave out fewer than 10 of them" in a["who"]["answer"]   # 4 left out: below min_cell
     assert "fallback model" in a["checks"]["answer"]
     assert a["importance"]["href"] == "03-measurement-loyalty.html#cx-findings"
     assert a["who"]["href"] == "01-data-audit.html#cx-findings"
