@@ -639,3 +639,6 @@ def test_the_run_summary_prints_no_small_count_of_respondents_left_out_of_the_mo
     assert "fewer than 10 of them" in who(1089, 10) and "1,089" not in who(1089, 10)   # 9 left out
     assert "use 1,088 of them: 10 lack a value" in who(1088, 10)                        # 10: shown
     assert "fewer than 200 of them" in who(1094, 200)
+    # 02 withholds cox.respondents itself (panel.respondents minus it would be the small count)
+    withheld = who(None, 10)
+    assert "fewer than 10 of them" in withheld and "1,098" in withheld

@@ -273,6 +273,23 @@ def test_no_finding_or_metric_quotes_a_small_exclusion_count(large_min_cell_run)
     assert f"fewer than {MIN_CELL}" in audit_text, "the reasons are still named, with their withheld counts"
 
 
+def test_the_few_respondents_left_out_of_the_models_are_not_counted_by_difference(large_min_cell_run):
+    """02's survival models leave out the respondents lacking a model term's value: a handful
+    here. Neither their number nor two figures it is the difference of may appear."""
+    run = large_min_cell_run
+    metrics = run["manifest"]["metrics"]
+    n = int(metrics["panel.respondents"]["estimate"])
+    texts = [BeautifulSoup(html, "html.parser").get_text(" ", strip=True) for _, html in _outputs(run["folder"])]
+    page = " ".join(texts)
+    # the 3 000-customer demo leaves out a few (fewer than MIN_CELL): the sentence says so, uncounted
+    assert f"The survival models leave out fewer than {MIN_CELL} of the {n:,} respondents" in page
+    for key in ("cox.respondents", "cox.events"):
+        assert metrics[key].get("estimate") is None, (key, metrics[key])
+    used = [int(x.replace(",", "")) for x in re.findall(rf"([\d,]+) of the {n:,} respondents", page)]
+    assert not [u for u in used if 0 < n - u < MIN_CELL], used
+    assert not re.search(r"\d+ respondents and \d+ defections in the Cox model", page)
+
+
 # ---- scenario 2: a segment of 5 customers ------------------------------------------------------
 
 

@@ -209,7 +209,10 @@ def _who(run: _Run) -> str:
     if _fin(ev):
         s += f" {ev:,.0f} of the respondents defected by the snapshot."
     cox_n = run.est("cox.respondents")
-    if _fin(cox_n) and cox_n < n:
+    if "cox.respondents" in run.metrics and cox_n is None:   # withheld by 02: it leaves out too few to count
+        m = (run.m.get("parameters") or {}).get("min_cell") or 10
+        s += f" The survival models leave out fewer than {m:,.0f} of them: they lack a value of a control."
+    elif _fin(cox_n) and cox_n < n:
         m = (run.m.get("parameters") or {}).get("min_cell") or 10   # privacy: the run's min_cell
         if n - cox_n < m:   # a count of fewer than min_cell respondents is not printed
             s += f" The survival models leave out fewer than {m:,.0f} of them: they lack a value of a control."
