@@ -15,6 +15,7 @@ wrong.
 from __future__ import annotations
 
 import itertools
+import warnings
 from math import factorial
 
 import numpy as np
@@ -23,6 +24,7 @@ import pytest
 import statsmodels.api as sm
 from lifelines import CoxPHFitter
 from statsmodels.miscmodels.ordinal_model import OrderedModel
+from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 from cxlab.drivers import shapley_importance
 from test_drivers import CONSTRUCTS, _respondents
@@ -59,8 +61,14 @@ def _ordinal_mcfadden(df):
     y = pd.Series(pd.Categorical(df["recommend_band"], ordered=True))
 
     def fit(X):
-        res = OrderedModel(y, X, distr="logit").fit(method="bfgs", disp=False, maxiter=5000, gtol=1e-9)
-        assert res.mle_retvals["converged"]
+        model = OrderedModel(y, X, distr="logit")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            res = model.fit(method="bfgs", disp=False, maxiter=5000, gtol=1e-9)
+        # a maximum, whatever BFGS's flag says (statsmodels 0.15 reports "not converged" when its
+        # numerical gradient cannot reach gtol=1e-9): the score there is ~1e-6, so the
+        # log-likelihood is off by ~1e-12, far inside the test's tolerance
+        assert np.abs(model.score(res.params)).max() < 1e-4, res.mle_retvals
         return 1 - res.llf / ll0
     return fit
 
