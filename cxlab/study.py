@@ -381,6 +381,14 @@ class DisappointedSpec(_Spec):
 SOURCE_BACKENDS = ("duckdb", "postgres", "pyspark")
 
 
+def _source_roles(v: dict, key: str) -> dict:
+    """``v`` (a ``source.<key>`` mapping) names only the study's roles."""
+    bad = sorted(set(v) - {"customers", "surveys", "complaints"})
+    if bad:
+        raise ValueError(f"source.{key} names the roles {bad}; the roles are customers, surveys, complaints")
+    return v
+
+
 class SourceSpec(_Spec):
     """Where the tables live when they are not files: an ibis backend and one table per role.
 
@@ -425,9 +433,7 @@ class SourceSpec(_Spec):
     @field_validator("tables")
     @classmethod
     def _known_roles(cls, v):
-        bad = sorted(set(v) - {"customers", "surveys", "complaints"})
-        if bad:
-            raise ValueError(f"source.tables names the roles {bad}; the roles are customers, surveys, complaints")
+        _source_roles(v, "tables")
         for role, name in v.items():
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?", str(name)):
                 raise ValueError(f"source.tables.{role} is {name!r}: give a table name, optionally "
@@ -437,10 +443,7 @@ class SourceSpec(_Spec):
     @field_validator("parquet")
     @classmethod
     def _parquet_roles(cls, v):
-        bad = sorted(set(v) - {"customers", "surveys", "complaints"})
-        if bad:
-            raise ValueError(f"source.parquet names the roles {bad}; the roles are customers, surveys, complaints")
-        return v
+        return _source_roles(v, "parquet")
 
     @model_validator(mode="after")
     def _where(self):
