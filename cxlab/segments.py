@@ -175,9 +175,11 @@ def segment_hazard_ratios(df: pd.DataFrame, reference: str = "recognised good cu
         # warning does not quote the small count)
         warnings.warn(f"The reference cell ({reference}) has fewer than {min_cell} respondents: no hazard "
                       f"ratio between the cells is shown.", stacklevel=2)
-        return pd.DataFrame([{"cell": c, "hr": np.nan, "lower": np.nan, "upper": np.nan, "p": np.nan,
-                              "n": np.nan, "events": np.nan, "reference": c == reference, "suppressed": True}
-                             for c in SEGMENTS_2X2])
+        out = pd.DataFrame([{"cell": c, "hr": np.nan, "lower": np.nan, "upper": np.nan, "p": np.nan,
+                             "n": np.nan, "events": np.nan, "reference": c == reference, "suppressed": True}
+                            for c in SEGMENTS_2X2])
+        out.attrs.update(log_hr_cov=pd.DataFrame(), ci=ci)
+        return out
     small = [c for c in SEGMENTS_2X2 if 0 < counts.get(c, 0) < min_cell]
     d = d[~d[segment_col].astype(object).isin(small)]
     cells = [c for c in SEGMENTS_2X2 if c != reference and counts.get(c, 0) >= min_cell]
@@ -209,28 +211,46 @@ def segment_hazard_ratios(df: pd.DataFrame, reference: str = "recognised good cu
                      "n": int(counts[c]), "events": np.nan, "reference": False, "suppressed": True})
     # privacy: the cells' n add up to the classified respondents, so a small cell's n is protected
     # by blanking the next-smallest cell's n and events too (complementary suppression)
-    return privacy.complementary_suppression(pd.DataFrame(rows), "n", min_cell, columns=["n", "events"])
+    out = privacy.complementary_suppression(pd.DataFrame(rows), "n", min_cell, columns=["n", "events"])
+    # the fit's covariance of the cells' log hazard ratios, for direct comparisons (dgc_contrasts)
+    names = {f"cell_{i}": c for i, c in enumerate(cells)}
+    out.attrs["log_hr_cov"] = (cph.variance_matrix_.loc[list(names), list(names)].rename(index=names, columns=names)
+                               if terms else pd.DataFrame())
+    out.attrs["ci"] = ci
+    return out
 
 
-def dgc_contrasts(df: pd.DataFrame, focus: str = "disappointed good customers", **kwargs) -> pd.DataFrame:
-    """The focus cell's hazard compared directly with each other cell's (one Cox model, the focus
-    cell as reference, so each ratio's interval uses the covariance of the two cells' estimates,
-    not the overlap of two intervals that both lean on a third cell).
+def dgc_contrasts(hr: pd.DataFrame, focus: str = "disappointed good customers") -> pd.DataFrame:
+    """The focus cell's hazard compared directly with each other cell's, from the fit behind ``hr``
+    (a :func:`segment_hazard_ratios` table): log ratio b_focus - b_cell with variance
+    v_focus + v_cell - 2 cov, so each interval uses the covariance of the two estimates, not the
+    overlap of two intervals that both lean on the reference cell.
 
-    Columns: cell, hr (focus cell's hazard / the cell's), lower, upper, suppressed. Same model and
-    privacy rules as :func:`segment_hazard_ratios` (keyword arguments passed on); every ratio is
-    withheld when the focus cell itself is below ``min_cell``."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")   # segment_hazard_ratios with the usual reference says it once
-        t = segment_hazard_ratios(df, reference=focus, **kwargs)
-    t = t[t["cell"] != focus]
-    hide = t["suppressed"].fillna(False).astype(bool) | ~np.isfinite(t["hr"].astype(float))
-    with np.errstate(divide="ignore"):
-        out = pd.DataFrame({"cell": t["cell"].to_numpy(), "hr": 1 / t["hr"].to_numpy(float),
-                            "lower": 1 / t["upper"].to_numpy(float), "upper": 1 / t["lower"].to_numpy(float),
-                            "suppressed": hide.to_numpy()})
-    out.loc[out["suppressed"], ["hr", "lower", "upper"]] = np.nan
-    return out.reset_index(drop=True)
+    Columns: cell, hr (focus cell's hazard / the cell's), lower, upper (at the table's level),
+    suppressed. A cell withheld in ``hr`` is withheld here; every ratio is withheld when the focus
+    cell itself is."""
+    if "log_hr_cov" not in hr.attrs:
+        raise ParameterError("dgc_contrasts takes the table segment_hazard_ratios returns (it carries the fit's "
+                             "covariance).")
+    cov, z = hr.attrs["log_hr_cov"], stats.norm.ppf(0.5 + hr.attrs["ci"] / 2)
+    t = hr.set_index("cell")
+    shown = t.index[~t["suppressed"].fillna(False).astype(bool) & np.isfinite(t["hr"].astype(float))]
+
+    def log_hr(c):   # (estimate, variance index) of a cell; the reference cell is 0 with no variance
+        return (0.0, None) if t.loc[c, "reference"] else (float(np.log(t.loc[c, "hr"])), c)
+
+    rows = []
+    for c in t.index.drop(focus, errors="ignore"):
+        row = {"cell": c, "hr": np.nan, "lower": np.nan, "upper": np.nan, "suppressed": True}
+        if focus in shown and c in shown:
+            (bf, f), (bc, k) = log_hr(focus), log_hr(c)
+            var = ((cov.loc[f, f] if f else 0.0) + (cov.loc[k, k] if k else 0.0)
+                   - (2 * cov.loc[f, k] if f and k else 0.0))
+            b, se = bf - bc, float(np.sqrt(var))
+            row.update(hr=float(np.exp(b)), lower=float(np.exp(b - z * se)), upper=float(np.exp(b + z * se)),
+                       suppressed=False)
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["cell", "hr", "lower", "upper", "suppressed"])
 
 
 @dataclass

@@ -110,14 +110,14 @@ def test_segment_hazard_ratios_recover_truth(cells):
 
 
 def test_dgc_contrasts_compare_the_cells_directly_as_lifelines_does(cells):
-    """DGC against each other cell in one model (DGC as the reference), checked against lifelines'
-    own fit with that coding (delayed entry, Efron ties): the interval of a direct comparison uses
+    """DGC against each other cell from the fit behind the usual table, checked against lifelines'
+    own fit with DGC as the reference (delayed entry, Efron ties): the interval of a direct comparison uses
     the two cells' covariance, which the overlap of their intervals against a third cell cannot."""
     from lifelines import CoxPHFitter
 
     from cxlab.segments import dgc_contrasts
 
-    out = dgc_contrasts(cells).set_index("cell")
+    out = dgc_contrasts(segment_hazard_ratios(cells)).set_index("cell")
     assert sorted(out.index) == sorted([RGC, MBR, MAU]) and not out["suppressed"].any()
     d = cells[cells["segment_2x2"].astype(object) != "unclassified"]
     X = pd.DataFrame({c: (d["segment_2x2"].astype(object) == c).astype(float) for c in (RGC, MBR, MAU)})
@@ -133,7 +133,8 @@ def test_dgc_contrasts_compare_the_cells_directly_as_lifelines_does(cells):
     assert out.loc[MAU, "hr"] == pytest.approx(hr.loc[DGC, "hr"] / hr.loc[MAU, "hr"], rel=1e-8)
     # privacy: a small focus cell withholds every comparison
     tiny = cells.drop(cells.index[cells["segment_2x2"] == DGC][5:])
-    assert dgc_contrasts(tiny)["suppressed"].all() and dgc_contrasts(tiny)["hr"].isna().all()
+    withheld = dgc_contrasts(segment_hazard_ratios(tiny))
+    assert withheld["suppressed"].all() and withheld["hr"].isna().all()
 
 
 def test_would_be_defectors_matches_hand_count_without_censoring():

@@ -73,7 +73,7 @@ class Stopper:
         for sig, old in self._old.items():
             signal.signal(sig, old)
         self._old.clear()
-        if getattr(self, "_old_hook", None) is not None:
+        if self._old_hook is not None:
             sys.unraisablehook, self._old_hook = self._old_hook, None
 
     def _unraisable(self, info) -> None:
