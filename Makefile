@@ -62,7 +62,7 @@ system-deps:
 	  tail -n 15 $(APT_LOG) | sed 's/^/  apt: /'; \
 	fi
 
-$(DEMO_SPEC): cxlab/synth.py | $(STAMP)
+$(DEMO_SPEC): cxlab/data/synth.py | $(STAMP)
 	$(BIN)/cxlab demo --customers $(CUSTOMERS) --seed $(SEED) --out $(DEMO)
 
 demo: $(STAMP)

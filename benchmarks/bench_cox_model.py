@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from cxlab.survival import CoxModel
-from cxlab.survival.engine import CoxProblem, RiskSets
+from cxlab.models.survival import CoxModel
+from cxlab.models.survival.engine import CoxProblem, RiskSets
 
 CONSTRUCTS = ["recognition", "empathy", "proximity", "affect"]
 

@@ -17,7 +17,7 @@ import time
 CHILD = r"""
 import json, resource, sys, time, warnings
 import numpy as np, pandas as pd
-from cxlab.drivers import shapley_importance
+from cxlab.models.drivers import shapley_importance
 
 n, B, seed, refit = int(sys.argv[1]), int(sys.argv[2]), 7, sys.argv[3]
 rng = np.random.default_rng(seed)

@@ -21,13 +21,13 @@ import json, resource, sys, time
 step, size, folder = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 t0 = time.perf_counter()
 if step == "demo":
-    from cxlab.synth import write_demo
+    from cxlab.data.synth import write_demo
     write_demo(folder, n_customers=size, seed=1)
     extra = {}
 else:
     from cxlab.study import load_study
-    from cxlab.validate import validate_study
-    from cxlab.panel import build_panel
+    from cxlab.data.validate import validate_study
+    from cxlab.data.panel import build_panel
     study = load_study(f"{folder}/study.yaml")
     t_load = time.perf_counter()
     report = validate_study(study)

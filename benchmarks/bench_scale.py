@@ -1,6 +1,6 @@
 """Benchmark (issue 11): validation + panel at 1 M and 3 M customers on DuckDB and PySpark local[2].
 
-For each size the demo study is written once as Parquet (``cxlab.synth.write_demo(fmt="parquet")``),
+For each size the demo study is written once as Parquet (``cxlab.data.synth.write_demo(fmt="parquet")``),
 then, each in a fresh subprocess:
 
 * ``duckdb``: ``validate_study`` on the Parquet files, then ``build_panel`` on the embedded DuckDB
@@ -35,7 +35,7 @@ step, size, folder = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 t0 = time.perf_counter()
 extra = {}
 if step == "demo":
-    from cxlab.synth import write_demo
+    from cxlab.data.synth import write_demo
     write_demo(folder, n_customers=size, seed=1, fmt="parquet")
 else:
     import psutil
@@ -52,8 +52,8 @@ else:
             stop.wait(0.2)
     threading.Thread(target=sample, daemon=True).start()
     from cxlab.study import load_study
-    from cxlab.validate import validate_study
-    from cxlab.panel import build_panel
+    from cxlab.data.validate import validate_study
+    from cxlab.data.panel import build_panel
     spec = f"{folder}/study.yaml" if step == "duckdb" else f"{folder}/spark/study.yaml"
     study = load_study(spec)
     t_load = time.perf_counter()
@@ -63,7 +63,7 @@ else:
     con = None
     if step == "pyspark":
         import ibis
-        from cxlab.sources import spark_session
+        from cxlab.data.sources import spark_session
         con = ibis.pyspark.connect(spark_session(study))
     panel = build_panel(study, report.data, con=con)
     t_panel = time.perf_counter()

@@ -109,8 +109,8 @@ def run_one(n: int, n_splits: int = 5) -> dict:
 
     import pandas as pd
 
-    from cxlab.segments import perception_bands
-    from cxlab.survival import (CoxModel, TimeVaryingCoxModel, calibration, check_and_fallback,
+    from cxlab.insight.segments import perception_bands
+    from cxlab.models.survival import (CoxModel, TimeVaryingCoxModel, calibration, check_and_fallback,
                                 evaluate_survival, fit_aft, kaplan_meier, logrank, pairwise_logrank)
 
     warnings.simplefilter("ignore")

@@ -18,7 +18,7 @@ import json, resource, sys, tempfile, time
 from pathlib import Path
 n, fmt = int(sys.argv[1]), sys.argv[2]
 t0 = time.perf_counter()
-from cxlab.synth import generate_demo, write_demo
+from cxlab.data.synth import generate_demo, write_demo
 demo = generate_demo(n_customers=n, seed=2026)
 t1 = time.perf_counter()
 rows = {"answers": len(demo.surveys), "complaints": len(demo.complaints)}

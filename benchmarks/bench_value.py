@@ -1,4 +1,4 @@
-"""Benchmark: cxlab.value.what_if with B bootstrap refits on a large simulated respondent table.
+"""Benchmark: cxlab.insight.value.what_if with B bootstrap refits on a large simulated respondent table.
 
 Usage:  .venv/bin/python benchmarks/bench_value.py [--n 200000] [--boot 200] [--seed 0]
 Prints one JSON line: n, n_boot, wall seconds (fit + what_if), peak RSS (MiB), and the 12-month delta.
@@ -53,7 +53,7 @@ def main(argv=None) -> int:
 
     from lifelines import CoxPHFitter
 
-    from cxlab.value import what_if
+    from cxlab.insight.value import what_if
 
     df = simulate(args.n, args.seed)
     cols = ["entry", "duration", "event", "recognition", "empathy", "proximity", "affect", "online"]

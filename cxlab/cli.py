@@ -18,7 +18,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USER_ERROR = 0, 1, 2
 
 
 def _cmd_demo(args) -> int:
-    from cxlab.synth import write_demo
+    from cxlab.data.synth import write_demo
 
     spec = write_demo(args.out, n_customers=args.customers, seed=args.seed, fmt=args.format)
     print(f"Demo study with {args.customers:,} customers (seed {args.seed}) written to {spec}")
@@ -27,7 +27,7 @@ def _cmd_demo(args) -> int:
 
 def _cmd_validate(args) -> int:
     from cxlab.study import load_study
-    from cxlab.validate import validate_study
+    from cxlab.data.validate import validate_study
 
     study = load_study(args.study)
     report = validate_study(study)

@@ -94,8 +94,8 @@ def curve_suppressed(at_risk, group_size, min_cell: int | None = None) -> np.nda
     """The Kaplan–Meier rule: a point of a survival curve is withheld where fewer than
     ``min_cell`` customers are at risk, and every point of a group of fewer than ``min_cell``
     customers (a curve stops before it would describe fewer than ``min_cell`` customers).
-    Used by :func:`cxlab.survival.km.kaplan_meier` (and so ``plot_km``) and
-    :func:`cxlab.value.cohort_survivors`."""
+    Used by :func:`cxlab.models.survival.km.kaplan_meier` (and so ``plot_km``) and
+    :func:`cxlab.insight.value.cohort_survivors`."""
     m = resolve_min_cell(min_cell)
     return (np.asarray(at_risk) < m) | (np.asarray(group_size) < m)
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from cxlab.errors import ParameterError
-from cxlab.panel import Panel, build_panel
+from cxlab.data.panel import Panel, build_panel
 from cxlab.study import Study, load_study
 
 __all__ = ["Workbook", "open_study", "PARTS", "has_part", "omission_sentence", "outcome_for_role",
@@ -182,15 +182,15 @@ def recognition_what_if(panel: Panel, dgc, *, delta_points: float, segment: str 
 
     Fits one Cox model of defection (tenure clock, delayed entry at the survey) on the perceptions
     and, when the study has disappointed good customers (``dgc`` is the run's definition, None
-    otherwise), their flag; then :func:`cxlab.value.what_if` raises recognition by
+    otherwise), their flag; then :func:`cxlab.insight.value.what_if` raises recognition by
     ``delta_points`` for ``segment`` (None = every respondent) and, with ``dgc``, moves
     ``move_share`` of the disappointed good customers to the recognised good customers' level.
     Returns ``(raise_table, move_table)``; ``move_table`` is None without ``dgc``. Money rows
     (discounted margin) only ``with_value``.
     """
-    from cxlab.segments import perception_segments
-    from cxlab.survival import CoxModel
-    from cxlab.value import what_if
+    from cxlab.insight.segments import perception_segments
+    from cxlab.models.survival import CoxModel
+    from cxlab.insight.value import what_if
 
     if panel.recognition is None:
         raise ParameterError("recognition_what_if needs a recognition construct; check wb.has('recognition') first.")
@@ -228,7 +228,7 @@ class Concentration:
 
     def table(self) -> pd.DataFrame:
         """The two figures as a narrow table for the report: figure, estimate (95 % CI), respondents."""
-        from cxlab.narrative import pct
+        from cxlab.insight.narrative import pct
 
         def ci(e, lo, hi, fmt):
             return fmt(e) + (f" ({fmt(lo)}–{fmt(hi)})" if pd.notna(lo) and pd.notna(hi) else "")
@@ -256,7 +256,7 @@ class Concentration:
         """The finding: names the population and its size, with the top share's interval and the Gini."""
         if self.gini is None or self.top_share is None:
             return f"Margin concentration is withheld: the {self.scope} are fewer than the privacy threshold."
-        from cxlab.narrative import pct
+        from cxlab.insight.narrative import pct
 
         g, t = self.gini.iloc[0], self.top_share.iloc[0]
         ci = (f"95 % CI {pct(t['lower'])}–{pct(t['upper'])}; " if pd.notna(t["lower"]) and pd.notna(t["upper"]) else "")
@@ -272,8 +272,8 @@ def margin_concentration(wb: "Workbook", *, top: float = 0.2, n_boot: int = 0, s
     the run's DGC definition when the study has one (the unclassified left out), with a known margin.
     The Lorenz curves (one per cell, plus "all") are drawn from the same rows as the figures."""
     from cxlab import privacy
-    from cxlab.segments import UNCLASSIFIED, perception_segments
-    from cxlab.value import gini, lorenz, top_share
+    from cxlab.insight.segments import UNCLASSIFIED, perception_segments
+    from cxlab.insight.value import gini, lorenz, top_share
 
     m = privacy.resolve_min_cell(min_cell)
     panel, dgc = wb.panel, wb.dgc_definition
@@ -309,7 +309,7 @@ class Workbook:
     """A study with its validated data and analysis tables."""
 
     study: Study
-    validation: "object"   # cxlab.validate.ValidationReport
+    validation: "object"   # cxlab.data.validate.ValidationReport
     panel: Panel
     omissions: list[str] = field(default_factory=list)
 
@@ -356,14 +356,14 @@ def open_study(study_path: str | Path, **panel_options) -> Workbook:
     """Load a study spec, check its data against the contract, and build the panel.
 
     Raises :class:`cxlab.errors.DataContractError` listing every data problem at once.
-    ``panel_options`` go to :func:`cxlab.panel.build_panel`.
+    ``panel_options`` go to :func:`cxlab.data.panel.build_panel`.
     """
-    from cxlab.validate import validate_study
+    from cxlab.data.validate import validate_study
 
     study = load_study(study_path)
     validation = validate_study(study)
     validation.raise_if_failed()
-    from cxlab.panelcache import cached_build_panel   # built once per run under `cxlab run`
+    from cxlab.data.panelcache import cached_build_panel   # built once per run under `cxlab run`
 
     panel = cached_build_panel(study, validation.data, **panel_options)
     _check_sample_size(panel)

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cxlab.synth import write_demo
+from cxlab.data.synth import write_demo
 
 REPO = Path(__file__).resolve().parents[1]
 

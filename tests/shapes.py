@@ -1,6 +1,6 @@
 """Study shapes: small generated studies that differ from the demo, for the study-shape matrix.
 
-Each shape starts from the demo's synthetic data (:func:`cxlab.synth.generate_demo`, ~1,500
+Each shape starts from the demo's synthetic data (:func:`cxlab.data.synth.generate_demo`, ~1,500
 customers) and changes what a researcher's own study would change: a part of the spec left out
 (complaints, self-status, segments, covariates, value), single-item constructs, another answer
 scale, French and accented names, Parquet files, a latin-1 ``;`` CSV with decimal commas and
@@ -26,12 +26,12 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from cxlab.synth import generate_demo
+from cxlab.data.synth import generate_demo
 
 N_CUSTOMERS = 1500
 SEED = 7
 
-#: the demo's spec as a mapping (the same as cxlab.synth.STUDY_YAML)
+#: the demo's spec as a mapping (the same as cxlab.data.synth.STUDY_YAML)
 BASE_SPEC = {
     "name": "Shape study (synthetic)",
     "snapshot_date": "2026-06-30",

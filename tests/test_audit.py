@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cxlab import audit
-from cxlab.panel import build_panel
+from cxlab.insight import audit
+from cxlab.data.panel import build_panel
 from cxlab.report.tables import show_table
 
 from test_panel import make_data, make_study

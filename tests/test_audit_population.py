@@ -1,13 +1,13 @@
 """Who was analysed (notebook 01's run-summary metrics and sentence), as tested cxlab functions:
-cxlab.audit.population_metrics / population_finding. Truth: the small panel of test_panel
+cxlab.insight.audit.population_metrics / population_finding. Truth: the small panel of test_panel
 (6 customers known at the snapshot, 3 respondents, 2 defections; respondents set aside: one who
 defected on the survey date and one with too few items answered; a later answer is not one)."""
 
 import numpy as np
 import pytest
 
-from cxlab import audit
-from cxlab.panel import build_panel
+from cxlab.insight import audit
+from cxlab.data.panel import build_panel
 
 from test_panel import make_data, make_study
 

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from cxlab import value
+from cxlab.insight import value
 from cxlab.workbook import margin_concentration, open_study
 
 REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
@@ -23,7 +23,7 @@ def wb(small_demo):
 
 
 def _grid_rows(wb):
-    """The respondents in the grid, classified here from the spec's thresholds (not with cxlab.segments)."""
+    """The respondents in the grid, classified here from the spec's thresholds (not with cxlab.insight.segments)."""
     r = wb.panel.respondents
     status, rec = r["self_status"], r[wb.panel.recognition]
     return r[status.notna() & rec.notna() & r["value"].notna()]

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cxlab.segments import segment_hazard_ratios
+from cxlab.insight.segments import segment_hazard_ratios
 
 
 def test_segment_hazard_ratios_equal_lifelines_delayed_entry_cox():
@@ -47,8 +47,12 @@ STUDY = {str(small_demo)!r}
 import sys, warnings
 import numpy as np, pandas as pd
 warnings.simplefilter("ignore")
-from cxlab import audit, drivers, loyalty, segments, value, measurement, panel, workbook
-from cxlab.survival import evaluate, km, cox, aft, phtest
+from cxlab.data import panel
+from cxlab.insight import audit
+from cxlab.models import drivers, loyalty, measurement
+from cxlab.insight import segments, value
+from cxlab import workbook
+from cxlab.models.survival import evaluate, km, cox, aft, phtest
 from cxlab.report import runner, html
 rng = np.random.default_rng(0)
 n = 400
@@ -77,7 +81,7 @@ assert not bad, bad
 def test_median_follow_up_is_the_reverse_kaplan_meier_median(small_demo):
     from lifelines import KaplanMeierFitter
 
-    from cxlab.audit import censoring_summary
+    from cxlab.insight.audit import censoring_summary
     from cxlab.workbook import open_study
 
     r = open_study(small_demo).panel.respondents

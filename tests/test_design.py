@@ -1,4 +1,4 @@
-"""One design-matrix builder (cxlab.survival.design, issue 13): the reference level of a categorical
+"""One design-matrix builder (cxlab.models.survival.design, issue 13): the reference level of a categorical
 control is chosen once, by one rule, for every model, and stated in every model table.
 
 Truth by construction: tables whose most frequent level (rows or customers) is known."""
@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cxlab.survival import CoxModel, fit_aft
-from cxlab.survival.design import dummy_code, reference_level
+from cxlab.models.survival import CoxModel, fit_aft
+from cxlab.models.survival.design import dummy_code, reference_level
 
 PACKAGE = Path(__file__).resolve().parents[1] / "cxlab"
 
@@ -75,9 +75,10 @@ def test_what_if_rebuilds_the_models_own_columns():
 
 
 def test_no_second_dummy_coder_in_the_model_modules():
-    # get_dummies / hand-made level loops belong to cxlab/survival/design.py only
+    # get_dummies / hand-made level loops belong to cxlab/models/survival/design.py only
     offenders = []
-    for path in [*(PACKAGE / "survival").glob("*.py"), *(PACKAGE / "value").glob("*.py"), PACKAGE / "segments.py"]:
+    for path in [*(PACKAGE / "models" / "survival").glob("*.py"), *(PACKAGE / "insight" / "value").glob("*.py"),
+                 PACKAGE / "insight" / "segments.py"]:
         if path.name == "design.py":
             continue
         text = path.read_text(encoding="utf-8")
@@ -93,7 +94,7 @@ def test_reference_boundary_by_one_customer(sizes, expected):
 
 
 def test_the_report_table_of_a_model_states_the_reference():
-    from cxlab.narrative import ci_table
+    from cxlab.insight.narrative import ci_table
 
     df = _table({"south": 300, "north": 500, "east": 200}, seed=2)
     cox = CoxModel(["recognition"], controls=["region"]).fit(df, entry_col="entry")

@@ -1,4 +1,4 @@
-"""Tests for cxlab.drivers: fitters against statsmodels/lifelines, Shapley decomposition."""
+"""Tests for cxlab.models.drivers: fitters against statsmodels/lifelines, Shapley decomposition."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from lifelines import CoxPHFitter
 from lifelines.datasets import load_rossi
 from statsmodels.miscmodels.ordinal_model import OrderedModel
 
-from cxlab.drivers import (CoxFit, _logit_fit, _ordinal_fit, _ordinal_ll, cox_loglik_fit, shapley_importance,
+from cxlab.models.drivers import (CoxFit, _logit_fit, _ordinal_fit, _ordinal_ll, cox_loglik_fit, shapley_importance,
                            shapley_values)
 from cxlab.errors import ModelError, ParameterError
 
@@ -173,7 +173,7 @@ def test_input_errors_name_the_problem():
 def test_plot_quadrant_marks_fix_first():
     import matplotlib.pyplot as plt
 
-    from cxlab.plots import plot_quadrant
+    from cxlab.report.plots import plot_quadrant
 
     imp = pd.DataFrame({"construct": ["recognition", "empathy", "proximity"],
                         "share": [0.6, 0.3, 0.1], "lower": [0.5, 0.2, 0.05], "upper": [0.7, 0.4, 0.2]})
@@ -265,7 +265,7 @@ def _ordinal_sample(n=700, seed=13):
 
 
 def test_block_hessian_of_the_ordinal_model_equals_the_textbook_one():
-    from cxlab.drivers import _ordinal_derivatives, _ordinal_ll
+    from cxlab.models.drivers import _ordinal_derivatives, _ordinal_ll
 
     X, y, K = _ordinal_sample()
     assert K >= 8   # many thresholds: every block (and the tridiagonal threshold block) is exercised
@@ -280,7 +280,7 @@ def test_block_hessian_of_the_ordinal_model_equals_the_textbook_one():
 
 
 def test_fast_ordinal_fits_equal_the_textbook_fits_on_fixed_resamples():
-    from cxlab.drivers import _ordinal_derivatives, _ordinal_ll, _ordinal_refit
+    from cxlab.models.drivers import _ordinal_derivatives, _ordinal_ll, _ordinal_refit
 
     X, y, K = _ordinal_sample()
     n = len(y)
@@ -304,7 +304,7 @@ def test_fast_ordinal_fits_equal_the_textbook_fits_on_fixed_resamples():
 
 
 def test_chord_refit_reaches_the_maximum_even_with_a_wrong_hessian():
-    from cxlab.drivers import _ordinal_refit
+    from cxlab.models.drivers import _ordinal_refit
 
     X, y, K = _ordinal_sample()
     n = len(y)
@@ -323,7 +323,7 @@ def test_ordinal_bootstrap_shares_equal_textbook_refits_of_every_subset():
     df = _respondents(500, seed=14)
     res = shapley_importance(df, CONSTRUCTS, model="ordinal", outcome="recommend", controls=["segment"],
                              n_boot=3, seed=5, n_jobs=2)
-    from cxlab.drivers import _design
+    from cxlab.models.drivers import _design
 
     Xc, _ = _design(df, CONSTRUCTS)
     C, _ = _design(df, ["segment"])
@@ -366,7 +366,7 @@ def test_cox_bootstrap_refit_reaches_the_same_maximum_as_a_fit_from_scratch():
 
 
 def test_auto_refit_is_chord_on_large_bases_only(monkeypatch):
-    import cxlab.drivers as drv
+    import cxlab.models.drivers as drv
 
     df = _respondents(1500, seed=16)
     kw = dict(controls=["segment"], n_boot=3, seed=2, n_jobs=1)
@@ -389,7 +389,7 @@ def test_auto_refit_is_chord_on_large_bases_only(monkeypatch):
 
 def _prepared(model, n=3000, seed=12, outcome=None):
     """A _Problem with its full-sample fits and information inverses, as shapley_importance makes it."""
-    from cxlab.drivers import _design, _Problem
+    from cxlab.models.drivers import _design, _Problem
 
     df = _respondents(n, seed=seed)
     X, _ = _design(df, CONSTRUCTS)
@@ -407,7 +407,7 @@ def _prepared(model, n=3000, seed=12, outcome=None):
 
 
 def _counts(n, draws, seed=0):
-    from cxlab.drivers import _boot_counts
+    from cxlab.models.drivers import _boot_counts
 
     return _boot_counts(np.random.SeedSequence(seed).spawn(draws), n)
 
@@ -415,7 +415,7 @@ def _counts(n, draws, seed=0):
 def test_cox_draws_give_the_engines_loglik_and_score_for_every_weight_column():
     # the vectorised risk-set sums (sparse products, Efron entries, score pushed onto rows) against
     # CoxProblem.loglik with the same case weights, one column at a time; ties and delayed entry
-    from cxlab.drivers import _CoxDraws
+    from cxlab.models.drivers import _CoxDraws
 
     df = _respondents(800, seed=21)
     df["duration"] = np.ceil(df["duration"])              # whole months: many tied defections
@@ -441,7 +441,7 @@ def test_cox_draws_give_the_engines_loglik_and_score_for_every_weight_column():
 
 
 def test_per_respondent_scores_add_up_to_the_fitters_gradients():
-    from cxlab.drivers import (_logit_ll_at, _logit_obs, _ordinal_gradient, _ordinal_ll, _ordinal_ll_at,
+    from cxlab.models.drivers import (_logit_ll_at, _logit_obs, _ordinal_gradient, _ordinal_ll, _ordinal_ll_at,
                                _ordinal_obs)
 
     X, y, K = _ordinal_sample()
@@ -544,8 +544,8 @@ def test_chord_bootstrap_does_not_depend_on_the_number_of_workers():
 def test_chord_draws_in_blocks_equal_all_draws_at_once(monkeypatch):
     # the draws go through in column blocks (memory); the block size must not change a figure, and the
     # distinct-row sums of the logit/ordinal path must equal the sums over every respondent
-    import cxlab.drivers as drv
-    from cxlab.drivers import _ordinal_ll_at, _ordinal_obs
+    import cxlab.models.drivers as drv
+    from cxlab.models.drivers import _ordinal_ll_at, _ordinal_obs
 
     for model, outcome in [("cox", None), ("ordinal", "recommend")]:
         prob = _prepared(model, n=600, outcome=outcome)
@@ -570,7 +570,7 @@ def test_chord_draws_in_blocks_equal_all_draws_at_once(monkeypatch):
 def test_cox_draws_skip_an_event_time_whose_whole_risk_set_was_left_out():
     # a resample that draws nobody at risk at the last defection time: that time is not in the
     # resample (it adds nothing), as if those rows were not there -- not an empty risk set (-inf)
-    from cxlab.drivers import _CoxDraws
+    from cxlab.models.drivers import _CoxDraws
 
     df = _respondents(600, seed=22)
     cf = CoxFit(df[CONSTRUCTS].to_numpy(), df["duration"], df["event"], df["entry"])

@@ -26,7 +26,7 @@ from lifelines import CoxPHFitter
 from statsmodels.miscmodels.ordinal_model import OrderedModel
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
-from cxlab.drivers import shapley_importance
+from cxlab.models.drivers import shapley_importance
 from test_drivers import CONSTRUCTS, _respondents
 
 

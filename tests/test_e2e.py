@@ -144,7 +144,7 @@ def test_canary_id_reaches_no_output_file(hostile):
         # the hyphens cannot occur in base64, so embedded images cannot match by chance
         assert CANARY_ID.lower().encode() not in data.lower(), f"the canary customer id appears in {p.name}"
     # the canary's rows pass the data contract (the id is not dropped as malformed before analysis)
-    from cxlab.validate import validate_study
+    from cxlab.data.validate import validate_study
 
     assert validate_study(load_study(hostile["spec"])).ok
 

@@ -1,4 +1,4 @@
-"""One Kaplan–Meier for all of cxlab (issue 13): cxlab.survival.km.km_product on the engine's
+"""One Kaplan–Meier for all of cxlab (issue 13): cxlab.models.survival.km.km_product on the engine's
 RiskSets; its suppression rule is cxlab.privacy.curve_suppressed.
 
 References: lifelines 0.30 KaplanMeierFitter (entry=, confidence_interval_ is the exponential
@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 
 from cxlab import privacy
-from cxlab.survival.engine import RiskSets
-from cxlab.survival.km import kaplan_meier, km_product, km_read, km_steps
+from cxlab.models.survival.engine import RiskSets
+from cxlab.models.survival.km import kaplan_meier, km_product, km_read, km_steps
 
 PACKAGE = Path(__file__).resolve().parents[1] / "cxlab"
 
@@ -94,7 +94,7 @@ def test_kaplan_meier_withholds_points_with_fewer_than_min_cell_at_risk():
 
 
 def test_no_second_kaplan_meier_in_the_package():
-    # the product of (1 - d/n) is written once, in cxlab/survival/km.py
+    # the product of (1 - d/n) is written once, in cxlab/models/survival/km.py
     offenders = []
     for path in PACKAGE.rglob("*.py"):
         if path.name == "km.py" and path.parent.name == "survival":
@@ -107,7 +107,7 @@ def test_no_second_kaplan_meier_in_the_package():
 
 @pytest.mark.parametrize("still_at_risk, withheld", [(10, False), (9, True)])
 def test_segment_table_reads_the_curve_only_where_min_cell_are_at_risk(still_at_risk, withheld):
-    from cxlab import segments
+    from cxlab.insight import segments
 
     # one cell of 20 respondents: `still_at_risk` followed 30 months after the survey, the others
     # defect at month 5 -> at 12 and 24 months exactly `still_at_risk` are at risk

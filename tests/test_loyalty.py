@@ -1,4 +1,4 @@
-"""Tests for cxlab.loyalty: ordinal recommendation model and retention at a horizon."""
+"""Tests for cxlab.models.loyalty: ordinal recommendation model and retention at a horizon."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from scipy import special
 from statsmodels.miscmodels.ordinal_model import OrderedModel
 
 from cxlab.errors import ModelError, ParameterError
-from cxlab.loyalty import censoring_survival, ordinal_model, retention_logit
+from cxlab.models.loyalty import censoring_survival, ordinal_model, retention_logit
 
 CONSTRUCTS = ["recognition", "empathy"]
 
@@ -168,7 +168,7 @@ def test_ordinal_model_derivatives_are_statsmodels_own_analytically():
     # second-derivative term matters)
     from statsmodels.tools.numdiff import approx_fprime
 
-    from cxlab.loyalty import _analytic_derivatives
+    from cxlab.models.loyalty import _analytic_derivatives
 
     df = _survey(seed=5)
     levels = np.sort(df["recommend"].unique())

@@ -1,4 +1,4 @@
-"""Tests for cxlab.measurement: scores, alpha, omega, item statistics, correlations.
+"""Tests for cxlab.models.measurement: scores, alpha, omega, item statistics, correlations.
 
 Reference data: psych::bfi (IPIP items, 2800 respondents) keyed and stored in
 tests/reference/bfi_keyed.csv with R psych 2.2.9 results in measurement_reference.json
@@ -17,7 +17,7 @@ from scipy import stats
 
 from conftest import r_reference
 from cxlab.errors import DataContractError, ParameterError
-from cxlab.measurement import (construct_correlations, item_statistics, one_factor_ml, reliability,
+from cxlab.models.measurement import (construct_correlations, item_statistics, one_factor_ml, reliability,
                                score_constructs)
 
 REF = Path(__file__).parent / "reference"

@@ -1,6 +1,6 @@
 """Findings in words are generated from numbers: direction, size, uncertainty and scope.
 
-The grammar (cxlab.narrative.effect_sentence) is checked over every model kind x sign of the
+The grammar (cxlab.insight.narrative.effect_sentence) is checked over every model kind x sign of the
 effect x position of the 95 % interval (below, above or straddling the null): the direction word
 must follow the estimate, and an interval that includes the null must read "no clear link"."""
 
@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cxlab.narrative import (EFFECT_KINDS, cox_findings, diagnostic_warnings, direction, effect_sentence,
+from cxlab.insight.narrative import (EFFECT_KINDS, cox_findings, diagnostic_warnings, direction, effect_sentence,
                              flag_findings, format_money, hazard_sentence, human_label, retention_findings)
 
 RATIO_KINDS = [k for k, v in EFFECT_KINDS.items() if v["ratio"]]
@@ -194,7 +194,7 @@ def test_interval_touching_the_null_includes_it():
 
 
 def test_ci_table_is_narrow_and_labelled():
-    from cxlab.narrative import ci_table
+    from cxlab.insight.narrative import ci_table
 
     df = pd.DataFrame({"term": ["recognition", "channel[online]"], "hr": [0.72, 1.1], "lower": [0.65, 0.9],
                        "upper": [0.8, 1.3], "p": [0.0001, 0.2346]})
@@ -205,7 +205,7 @@ def test_ci_table_is_narrow_and_labelled():
 
 
 def test_dgc_answer_yes_no_cant_tell():
-    from cxlab.narrative import dgc_answer
+    from cxlab.insight.narrative import dgc_answer
 
     dgc = "disappointed good customers"
     yes, s = dgc_answer({dgc: (2.0, 1.5, 2.6), "disappointed others": (1.4, 1.1, 1.8)})
@@ -230,7 +230,7 @@ def test_dgc_answer_yes_no_cant_tell():
 
 
 def test_dgc_answer_on_direct_comparisons():
-    from cxlab.narrative import dgc_answer
+    from cxlab.insight.narrative import dgc_answer
 
     dgc, rgc, mau, mbr = ("disappointed good customers", "recognised good customers", "modest and unrecognised",
                           "modest but recognised")

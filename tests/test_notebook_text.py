@@ -34,7 +34,7 @@ def test_markdown_names_no_parameter_or_spec_key(path):
 # ---- answers first: a notebook leads with a few findings, the evidence folded ------------------
 
 def test_split_findings_leads_with_at_most_the_limit_and_keeps_the_rest_in_order():
-    from cxlab.narrative import MAX_LEAD_FINDINGS, split_findings
+    from cxlab.insight.narrative import MAX_LEAD_FINDINGS, split_findings
 
     assert 5 <= MAX_LEAD_FINDINGS <= 7
     lead = [f"answer {i}." for i in range(9)]
@@ -45,7 +45,7 @@ def test_split_findings_leads_with_at_most_the_limit_and_keeps_the_rest_in_order
 
 
 def test_evidence_fold_is_one_closed_fold_of_escaped_sentences():
-    from cxlab.narrative import evidence_fold
+    from cxlab.insight.narrative import evidence_fold
 
     html = evidence_fold(["Hazard ratio 0.74 <b>x</b>.", "Second."])
     assert html.startswith('<details class="cx-evidence-fold"><summary>More findings (2:') and " open" not in html
@@ -54,7 +54,7 @@ def test_evidence_fold_is_one_closed_fold_of_escaped_sentences():
 
 
 def test_effect_sentences_take_the_article_their_figure_is_said_with():
-    from cxlab.narrative import effect_sentence
+    from cxlab.insight.narrative import effect_sentence
 
     def sentence(hr):
         return effect_sentence("cox", "Customers with a complaint open", hr, hr * 0.97, hr * 1.03)
@@ -79,7 +79,7 @@ def test_notebook_02_records_its_answers_through_split_findings_and_folds_the_re
 def test_ci_table_percent_cells_and_suppressed_rows_blank():
     import pandas as pd
 
-    from cxlab.narrative import ci_table
+    from cxlab.insight.narrative import ci_table
 
     df = pd.DataFrame({"cell": ["a", "b"], "d": [0.237, 0.5], "lo": [0.211, 0.4], "hi": [0.266, 0.6],
                        "suppressed": [False, True]})
@@ -90,7 +90,7 @@ def test_ci_table_percent_cells_and_suppressed_rows_blank():
 
 
 def test_the_fallback_sentence_lists_its_terms_in_words_with_agreement():
-    from cxlab.narrative import fallback_sentence
+    from cxlab.insight.narrative import fallback_sentence
 
     assert fallback_sentence(["affect"]) == "Findings use the fallback model: the effect of affect changes with tenure"
     assert fallback_sentence(["affect", "segment", "affect"]) == (

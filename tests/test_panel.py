@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from cxlab.errors import CxlabError
-from cxlab.panel import DAYS_PER_MONTH, build_panel
+from cxlab.data.panel import DAYS_PER_MONTH, build_panel
 from cxlab.study import parse_study
 
 NaN = np.nan
@@ -224,7 +224,7 @@ def test_duplicate_and_conflicting_answers_are_decided_and_counted():
 
 
 def test_survey_answers_are_the_panels_answers():
-    from cxlab.panel import survey_answers
+    from cxlab.data.panel import survey_answers
 
     data = make_data()
     s = data.surveys
@@ -307,7 +307,7 @@ def test_anything_on_the_snapshot_day_is_inside_whatever_its_time():
 
 
 def test_audit_counts_customers_with_the_panels_cut():
-    from cxlab.audit import response_summary
+    from cxlab.insight.audit import response_summary
 
     data = tie_heavy_data(n=60)
     data.customers.loc[:1, "start"] = [T("2026-06-30 08:00"), T("2026-07-01")]   # snapshot day; the day after
@@ -393,7 +393,7 @@ def test_cohort_survivors_cut_at_the_snapshot_day():
     # value.cohort_survivors uses the same calendar-day cut: a member who starts at 10:00 on the
     # snapshot day is in the cohort and does not hide the cohort's first period; a defection at
     # 09:00 on the snapshot day is seen
-    from cxlab.value import cohort_survivors
+    from cxlab.insight.value import cohort_survivors
 
     starts = [T("2026-01-15")] * 12 + [T("2026-06-30 10:00")]
     ends = [pd.NaT] * 11 + [T("2026-06-30 09:00"), pd.NaT]

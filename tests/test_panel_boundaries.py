@@ -19,10 +19,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cxlab.panel import DAYS_PER_MONTH, build_panel
+from cxlab.data.panel import DAYS_PER_MONTH, build_panel
 from cxlab.study import load_study, parse_study
-from cxlab.synth import write_demo
-from cxlab.validate import load_study_data
+from cxlab.data.synth import write_demo
+from cxlab.data.validate import load_study_data
 from test_synth import ITEMS, _dates, _scores
 
 T = pd.Timestamp

@@ -1,4 +1,4 @@
-"""The panel built once per run (cxlab.panelcache): identical results with and without the cache."""
+"""The panel built once per run (cxlab.data.panelcache): identical results with and without the cache."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import textwrap
 import pandas as pd
 import pytest
 
-from cxlab import panelcache
+from cxlab.data import panelcache
 from cxlab.workbook import open_study
 
 
@@ -38,7 +38,7 @@ def test_a_panel_read_back_equals_the_panel_built(study, request, tmp_path, monk
 
 
 def test_results_are_identical_with_and_without_the_cache(small_demo, tmp_path, monkeypatch):
-    from cxlab.survival import CoxModel
+    from cxlab.models.survival import CoxModel
 
     def hazard_ratios():
         p = open_study(small_demo).panel
@@ -81,7 +81,7 @@ def test_notebooks_started_together_build_the_panel_once(small_demo, tmp_path):
     code = textwrap.dedent(f"""
         import sys
         from pathlib import Path
-        import cxlab.panelcache as pc
+        import cxlab.data.panelcache as pc
         real = pc.build_panel
         def counting(*a, **k):
             with open({str(tmp_path / "builds")!r}, "a") as fh:
@@ -115,7 +115,7 @@ def test_the_runner_puts_the_cache_inside_the_work_folder_it_deletes():
 def test_a_panel_from_a_connection_is_never_cached(small_demo, tmp_path, monkeypatch):
     """The key fingerprints data files; a panel built on a database connection is built every time."""
     from cxlab.study import load_study
-    from cxlab.validate import validate_study
+    from cxlab.data.validate import validate_study
 
     study = load_study(small_demo)
     data = validate_study(study).data

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cxlab.plots import plot_importance, plot_lorenz, plot_ph_residuals, plot_whatif, ph_residuals
-from cxlab.survival import CoxModel
-from cxlab.value import lorenz
+from cxlab.report.plots import plot_importance, plot_lorenz, plot_ph_residuals, plot_whatif, ph_residuals
+from cxlab.models.survival import CoxModel
+from cxlab.insight.value import lorenz
 
 
 def _no_ties(n=300, seed=4):

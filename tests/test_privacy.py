@@ -19,9 +19,13 @@ import pytest
 
 matplotlib.use("Agg")
 
-from cxlab import audit, privacy, segments, value  # noqa: E402
+from cxlab.insight import audit
+
+from cxlab import privacy
+
+from cxlab.insight import segments, value  # noqa: E402
 from cxlab.errors import ParameterError  # noqa: E402
-from cxlab.survival.km import kaplan_meier, logrank, pairwise_logrank  # noqa: E402
+from cxlab.models.survival.km import kaplan_meier, logrank, pairwise_logrank  # noqa: E402
 
 MC = 10   # min_cell in these tests
 
@@ -165,7 +169,7 @@ def _drawn(ax):
 
 
 def test_plot_km_never_draws_below_min_cell_at_risk():
-    from cxlab.plots import plot_km
+    from cxlab.report.plots import plot_km
 
     d = _groups_frame()
     ax = plot_km(kaplan_meier(d, "time", "event", group_col="group", min_cell=MC))
@@ -183,7 +187,7 @@ def test_plot_km_never_draws_below_min_cell_at_risk():
 
 
 def test_plot_km_at_risk_row_of_a_small_group_shows_no_count():
-    from cxlab.plots import plot_km
+    from cxlab.report.plots import plot_km
 
     d = _groups_frame()
     small = d[d["group"] == "small"]
@@ -381,7 +385,7 @@ def _respondents_with_segment(n_tiny, seed=11):
 
 
 def test_a_five_customer_segment_is_pooled_before_the_cox_fit():
-    from cxlab.survival.cox import CoxModel
+    from cxlab.models.survival.cox import CoxModel
 
     d = _respondents_with_segment(5)
     privacy.pooled.clear()
@@ -393,7 +397,7 @@ def test_a_five_customer_segment_is_pooled_before_the_cox_fit():
 
 
 def test_a_segment_of_min_cell_keeps_its_own_term():
-    from cxlab.survival.cox import CoxModel
+    from cxlab.models.survival.cox import CoxModel
 
     d = _respondents_with_segment(MC)
     d.loc[d.index[0], "event"] = 1          # one defection: no separation
@@ -423,7 +427,7 @@ def test_pool_rare_levels_report_and_boundary():
 
 
 def test_no_finding_or_metric_from_a_suppressed_retention_row():
-    from cxlab import narrative
+    from cxlab.insight import narrative
     from cxlab.report.record import _number
 
     d = _groups_frame()
@@ -446,8 +450,8 @@ def test_rmst_warns_about_no_small_group():
 
 
 def test_rare_levels_are_pooled_before_the_aft_and_loyalty_models():
-    from cxlab.loyalty import retention_logit
-    from cxlab.survival.aft import fit_aft
+    from cxlab.models.loyalty import retention_logit
+    from cxlab.models.survival.aft import fit_aft
 
     d = _respondents_with_segment(5)
     with warnings.catch_warnings():
@@ -460,7 +464,7 @@ def test_rare_levels_are_pooled_before_the_aft_and_loyalty_models():
 
 
 def test_levels_are_counted_in_customers_on_counting_process_rows():
-    from cxlab.survival.cox import TimeVaryingCoxModel
+    from cxlab.models.survival.cox import TimeVaryingCoxModel
 
     d = _respondents_with_segment(5).reset_index(drop=True).assign(customer_key=lambda x: x.index)
     mid = (d["entry"] + d["duration"]) / 2
@@ -474,7 +478,7 @@ def test_levels_are_counted_in_customers_on_counting_process_rows():
 
 
 def test_rare_levels_are_pooled_in_the_driver_design():
-    from cxlab import drivers
+    from cxlab.models import drivers
 
     d = _respondents_with_segment(5)
     with pytest.warns(UserWarning, match="segment: 1 level with fewer than 10 customers"):

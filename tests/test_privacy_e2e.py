@@ -20,7 +20,7 @@ import pytest
 from bs4 import BeautifulSoup
 
 from cxlab.cli import main
-from cxlab.synth import write_demo
+from cxlab.data.synth import write_demo
 
 pytestmark = pytest.mark.slow
 
@@ -58,7 +58,7 @@ def _km(since, event, t):
 
 def _reference(spec: Path, min_cell: int):
     """Groups below ``min_cell`` and the strings their figures would print as."""
-    from cxlab import segments
+    from cxlab.insight import segments
     from cxlab.workbook import open_study
 
     wb = open_study(spec)

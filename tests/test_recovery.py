@@ -2,7 +2,7 @@
 in truth.json, and the bias that ignoring delayed entry would bring.
 
 The generator's hazard after a survey uses the latest answer's scores, the disappointed-good-
-customer flag, the complaint status and the segment (cxlab/synth.py documents it). The model
+customer flag, the complaint status and the segment (cxlab/data/synth.py documents it). The model
 that matches it is the counting-process Cox on the tenure clock with delayed entry at the first
 survey; the one-row-per-respondent model matches it when follow-up stops at the next survey
 answer. Reference: lifelines CoxPHFitter (Efron ties), checked against R elsewhere.
@@ -14,8 +14,8 @@ import warnings
 import pytest
 from lifelines import CoxPHFitter
 
-from cxlab.panel import build_panel
-from cxlab.synth import write_demo
+from cxlab.data.panel import build_panel
+from cxlab.data.synth import write_demo
 from cxlab.workbook import open_study
 
 pytestmark = pytest.mark.slow

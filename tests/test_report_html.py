@@ -696,7 +696,7 @@ def test_summary_dgc_answer_reads_every_cell_notebook_04_records():
     # the reference that is clearly riskier turns the answer into "No"; one whose interval reaches the
     # DGC estimate turns it into "can't tell"
     from cxlab.report.summary import executive_summary
-    from cxlab.segments import SEGMENTS_2X2
+    from cxlab.insight.segments import SEGMENTS_2X2
     from cxlab.study import slug
 
     assert {"disappointed good customers", "modest and unrecognised"} <= set(SEGMENTS_2X2)
@@ -714,7 +714,7 @@ def test_summary_dgc_answer_uses_the_direct_comparisons_04_records():
     # with segments.dgc_vs.<cell> (DGC against each cell in one model) the answer rests on them:
     # overlapping intervals against the reference no longer make it "can't tell"
     from cxlab.report.summary import executive_summary
-    from cxlab.segments import SEGMENTS_2X2
+    from cxlab.insight.segments import SEGMENTS_2X2
     from cxlab.study import slug
 
     man = _summary_manifest()

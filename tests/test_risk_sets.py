@@ -1,4 +1,4 @@
-"""The engine's one risk-set structure (cxlab.survival.engine.RiskSets): risk-set sums against a
+"""The engine's one risk-set structure (cxlab.models.survival.engine.RiskSets): risk-set sums against a
 brute-force sum over {entry < t <= stop} (math.fsum, exact to rounding), including risk scores
 spanning hundreds of orders of magnitude, where a forward running total of entries minus exits
 keeps nothing of the small scores left once the large ones have gone."""
@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 
-from cxlab.survival.engine import RiskSets
+from cxlab.models.survival.engine import RiskSets
 
 
 def _brute(stop, event, entry, strata, v):

@@ -1,4 +1,4 @@
-"""Tests for cxlab.segments: the 2x2, suppression of small cells, hazard ratios, would-be defectors."""
+"""Tests for cxlab.insight.segments: the 2x2, suppression of small cells, hazard ratios, would-be defectors."""
 
 import numpy as np
 import pandas as pd
@@ -6,7 +6,7 @@ import pytest
 from lifelines import KaplanMeierFitter
 
 from cxlab.errors import DataContractError, ParameterError
-from cxlab.segments import (
+from cxlab.insight.segments import (
     SEGMENTS_2X2,
     perception_segments,
     segment_hazard_ratios,
@@ -115,7 +115,7 @@ def test_dgc_contrasts_compare_the_cells_directly_as_lifelines_does(cells):
     the two cells' covariance, which the overlap of their intervals against a third cell cannot."""
     from lifelines import CoxPHFitter
 
-    from cxlab.segments import dgc_contrasts
+    from cxlab.insight.segments import dgc_contrasts
 
     out = dgc_contrasts(segment_hazard_ratios(cells)).set_index("cell")
     assert sorted(out.index) == sorted([RGC, MBR, MAU]) and not out["suppressed"].any()
@@ -166,7 +166,7 @@ def test_plot_segment_grid_shows_suppressed_cells(cells):
     import matplotlib
 
     matplotlib.use("Agg")
-    from cxlab.plots import plot_segment_grid
+    from cxlab.report.plots import plot_segment_grid
 
     tiny = cells.drop(cells.index[cells["segment_2x2"] == MAU][5:])
     ax = plot_segment_grid(segment_table(tiny))
@@ -176,7 +176,7 @@ def test_plot_segment_grid_shows_suppressed_cells(cells):
 
 
 def test_perception_bands_cut_at_quantiles_with_ties():
-    from cxlab.segments import perception_bands
+    from cxlab.insight.segments import perception_bands
 
     s = pd.Series([1, 2, 2, 3, 3, 3, 4, 4, 5, np.nan], name="recognition")
     b = perception_bands(s, (1 / 3, 2 / 3))

@@ -18,10 +18,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 import warehouse as wh  # noqa: E402
 
 from cxlab.errors import StudyError  # noqa: E402
-from cxlab.panel import build_panel  # noqa: E402
-from cxlab.sources import secret_values  # noqa: E402
+from cxlab.data.panel import build_panel  # noqa: E402
+from cxlab.data.sources import secret_values  # noqa: E402
 from cxlab.study import load_study, parse_study  # noqa: E402
-from cxlab.validate import validate_study  # noqa: E402
+from cxlab.data.validate import validate_study  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CXLAB = str(ROOT / ".venv" / "bin" / "cxlab")
@@ -331,7 +331,7 @@ def test_bad_pyspark_and_url_param_specs_say_what_to_fix(demo, source, words):
 
 
 def test_spark_master_and_options_come_from_the_environment_then_the_spec(demo, monkeypatch):
-    from cxlab.sources import spark_conf, spark_master
+    from cxlab.data.sources import spark_conf, spark_master
 
     raw = _spec_with_source(demo)
     raw["source"] = {"backend": "pyspark", "tables": dict(wh.TABLES), "master": "local[2]",
@@ -364,7 +364,7 @@ needs_spark = pytest.mark.skipif(not _have_spark(),
 @pytest.mark.slow
 @needs_spark
 def test_pyspark_parquet_source_validates_to_the_csv_tables(demo, csv_build, tmp_path):
-    from cxlab.sources import describe
+    from cxlab.data.sources import describe
 
     study = load_study(_pyspark_spec(demo, tmp_path / "spark"))
     report = validate_study(study)
@@ -397,7 +397,8 @@ def test_cxlab_run_on_pyspark_gives_the_csv_metrics(demo, tmp_path_factory):
 
 def test_url_parameter_is_taken_out_of_the_run_and_exported(demo, monkeypatch):
     from cxlab.report.runner import RunConfig
-    from cxlab.sources import source_url, take_url_parameter
+    from cxlab.data.sources import source_url
+    from cxlab.report.params import take_url_parameter
 
     monkeypatch.delenv(ENV, raising=False)
     raw = _spec_with_source(demo, url_param="warehouse_url")
@@ -451,7 +452,7 @@ def test_cxlab_run_with_the_url_as_a_secret_parameter_never_shows_it(demo, postg
 
 
 def test_manifest_data_section_of_a_duckdb_source(demo, tmp_path):
-    from cxlab.sources import describe
+    from cxlab.data.sources import describe
 
     db = tmp_path / "warehouse.duckdb"
     con = ibis.duckdb.connect(str(db))

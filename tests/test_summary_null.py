@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from bs4 import BeautifulSoup
 
-from cxlab import synth
+from cxlab.data import synth
 
 pytestmark = pytest.mark.slow
 
@@ -119,7 +119,7 @@ def test_the_demo_summary_still_answers_the_five_questions(small_demo, tmp_path)
     assert re.match(r"(Yes|No|Can't tell): ", a["dgc"]) and "fewer defections" in a["whatif"]
     assert re.search(r"response rate \d+ %", a["who"])
     # the survival notebook leads with a few answers; its evidence is folded in its findings box
-    from cxlab.narrative import MAX_LEAD_FINDINGS
+    from cxlab.insight.narrative import MAX_LEAD_FINDINGS
 
     m = json.loads((tmp_path / "latest" / "manifest.json").read_text(encoding="utf-8"))
     nb02 = next(n for n in m["notebooks"] if n["name"] == "02-survival-drivers")

@@ -1,4 +1,4 @@
-"""cxlab.survival core: parameter recovery, PH fallback, edge cases (simulated data, fixed seeds).
+"""cxlab.models.survival core: parameter recovery, PH fallback, edge cases (simulated data, fixed seeds).
 
 R agreement is in test_survival_reference.py; here the references are the simulation truth,
 lifelines (an independent KM implementation) and exact identities.
@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 
 from cxlab.errors import ModelError, ParameterError
-from cxlab.survival.cox import CoxModel, TimeVaryingCoxModel
-from cxlab.survival.km import kaplan_meier, logrank, pairwise_logrank
-from cxlab.survival.phtest import check_and_fallback, ph_test, split_at_event_times
+from cxlab.models.survival.cox import CoxModel, TimeVaryingCoxModel
+from cxlab.models.survival.km import kaplan_meier, logrank, pairwise_logrank
+from cxlab.models.survival.phtest import check_and_fallback, ph_test, split_at_event_times
 
 TRUTH = {"recognition": -0.4, "empathy": -0.2, "segment[B]": 0.3}  # log-HR per scale point / vs A
 
@@ -275,7 +275,7 @@ def test_error_entry_after_duration_and_bad_parameters(respondents):
 
 
 def test_plots_return_axes(respondents):
-    from cxlab.plots import plot_forest, plot_km
+    from cxlab.report.plots import plot_forest, plot_km
 
     km = kaplan_meier(respondents, entry_col="entry", group_col="segment")
     ax = plot_km(km)
@@ -293,7 +293,7 @@ def test_plots_return_axes(respondents):
 def test_vectorised_efron_statistics_equal_the_event_time_loop():
     # reference: the straightforward loop over event times (_efron_statistics_loop), with ties,
     # delayed entry, strata and case weights
-    from cxlab.survival.cox import _efron_statistics_loop, efron_statistics
+    from cxlab.models.survival.cox import _efron_statistics_loop, efron_statistics
 
     rng = np.random.default_rng(1)
     n = 300
@@ -313,7 +313,7 @@ def test_vectorised_efron_statistics_equal_the_event_time_loop():
 def test_km_groups_follow_a_categorical_order():
     import pandas as pd
 
-    from cxlab.survival.km import kaplan_meier
+    from cxlab.models.survival.km import kaplan_meier
 
     d = pd.DataFrame({"duration": [1.0, 2, 3, 4, 5, 6], "event": [1, 0, 1, 0, 1, 0],
                       "band": pd.Categorical(["low", "high", "middle", "low", "high", "middle"],
@@ -330,7 +330,7 @@ def test_timefix_ties_round_off_near_ties_as_r_aeqsurv():
     import numpy as np
     import pandas as pd
 
-    from cxlab.survival.km import kaplan_meier
+    from cxlab.models.survival.km import kaplan_meier
 
     d = pd.DataFrame({"t": [0.1 + 0.2, 0.3, 1.0, 2.0], "e": [1, 1, 0, 1]})
     fixed = kaplan_meier(d, "t", "e", min_cell=1).survival_
@@ -345,7 +345,7 @@ def test_timefix_ties_round_off_near_ties_as_r_aeqsurv():
 def test_ph_fallback_accounts_for_testing_several_terms(monkeypatch):
     """One term of three at p = 0.023 is not a failure once the three tests are Holm-corrected
     (0.069); at p = 0.001 it is (0.003). The rule is stated in plain words, without jargon."""
-    import cxlab.survival.phtest as phtest
+    import cxlab.models.survival.phtest as phtest
 
     d = simulate_non_proportional(n=400, seed=3)
     m = CoxModel(["affect", "recognition"], controls=["channel"]).fit(d)

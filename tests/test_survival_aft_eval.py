@@ -1,4 +1,4 @@
-"""Tests for cxlab.survival.aft (AFT trio, time-ratio sentences) and cxlab.survival.evaluate
+"""Tests for cxlab.models.survival.aft (AFT trio, time-ratio sentences) and cxlab.models.survival.evaluate
 (cross-validated C / AUC / Brier, calibration). References: lifelines 0.30, scikit-survival 0.28,
 CoxTimeVaryingFitter, and small cases computed by hand in the comments."""
 
@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from cxlab.errors import ModelError
-from cxlab.survival.aft import fit_aft, time_ratio_sentence
-from cxlab.survival.evaluate import (
+from cxlab.models.survival.aft import fit_aft, time_ratio_sentence
+from cxlab.models.survival.evaluate import (
     _auc_stats,
     _breslow,
     _brier_contributions,
@@ -380,7 +380,7 @@ def test_calibration_hides_cells_under_ten_customers(evaluation_data):
 def test_plot_calibration_returns_axes(evaluation_data):
     import matplotlib.pyplot as plt
 
-    from cxlab.plots import plot_calibration
+    from cxlab.report.plots import plot_calibration
 
     cal = calibration(evaluation_data, ["recognition"], entry_col="entry", time=12)
     ax = plot_calibration(cal)

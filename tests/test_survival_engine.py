@@ -1,4 +1,4 @@
-"""Tests for cxlab.survival.engine, the one Cox engine of cxlab.
+"""Tests for cxlab.models.survival.engine, the one Cox engine of cxlab.
 
 References: lifelines 0.30 ``CoxPHFitter`` (Efron ties; ``entry_col``, ``weights_col``, ``strata``)
 and ``CoxTimeVaryingFitter`` (baseline hazard with left-truncated risk sets), statsmodels 0.15
@@ -15,7 +15,7 @@ import pytest
 from lifelines import CoxPHFitter, CoxTimeVaryingFitter
 
 from cxlab.errors import ModelError
-from cxlab.survival.engine import (CoxProblem, RiskSets, _efron_statistics_loop, breslow_baseline,
+from cxlab.models.survival.engine import (CoxProblem, RiskSets, _efron_statistics_loop, breslow_baseline,
                                    efron_statistics, fit_cox)
 
 COLS = ["x1", "x2", "x3"]
@@ -193,7 +193,7 @@ def test_problem_reuses_sorted_risk_sets_for_column_subsets_and_weights():
     np.testing.assert_allclose(prob.fit().coef, _engine(df, weights=True).coef, atol=1e-9)
 
 
-# ---- the AFT likelihoods (cxlab.survival.aft), vectorised on the same parameterisation ----------
+# ---- the AFT likelihoods (cxlab.models.survival.aft), vectorised on the same parameterisation ----------
 
 
 @pytest.mark.parametrize("entry_col", ["entry", None])
@@ -203,7 +203,7 @@ def test_aft_likelihoods_equal_lifelines(entry_col):
     # function, to 1e-9), and cxlab's maximum is at least as high (lifelines' BFGS stops early)
     import lifelines
 
-    from cxlab.survival.aft import _AFTFit, fit_aft
+    from cxlab.models.survival.aft import _AFTFit, fit_aft
 
     rng = np.random.default_rng(11)
     n = 800
@@ -237,7 +237,7 @@ def test_aft_likelihoods_equal_lifelines(entry_col):
 def test_cox_model_on_the_engine_equals_lifelines_with_and_without_penalizer(penalizer):
     # lifelines 0.30: CoxPHFitter(penalizer=...).fit(..., entry_col="entry"); lifelines' ridge term is
     # n * penalizer / 2 * ||beta * sd||^2 and its variance is the inverse penalised information
-    from cxlab.survival import CoxModel
+    from cxlab.models.survival import CoxModel
 
     df = _data(seed=3)
     m = CoxModel([], controls=COLS, penalizer=penalizer).fit(df, duration_col="stop", event_col="event",
@@ -254,8 +254,8 @@ def test_cox_model_computes_score_residuals_only_for_robust_errors(monkeypatch):
     them only when a sandwich variance needs them (robust=True or a cluster column)."""
     import pandas as pd
 
-    from cxlab.survival.cox import CoxModel
-    from cxlab.survival.engine import CoxProblem
+    from cxlab.models.survival.cox import CoxModel
+    from cxlab.models.survival.engine import CoxProblem
 
     rng = np.random.default_rng(3)
     n = 400

@@ -1,6 +1,6 @@
 """Parameter recovery with cxlab's OWN survival models on the 20 000-customer demo study (seed 2026).
 
-The truth is in the study's ``truth.json`` (cxlab/synth.py documents the generator). After a
+The truth is in the study's ``truth.json`` (cxlab/data/synth.py documents the generator). After a
 survey the hazard is Weibull on the tenure clock (shape k = 0.85) times
 ``exp(sum_c beta_c (score_c - 3) + gamma dgc + segment + complaint terms)`` with the LATEST
 answer's scores. Hence:
@@ -35,10 +35,10 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from cxlab.panel import build_panel
-from cxlab.survival.aft import fit_aft
-from cxlab.survival.cox import CoxModel, TimeVaryingCoxModel
-from cxlab.synth import write_demo
+from cxlab.data.panel import build_panel
+from cxlab.models.survival.aft import fit_aft
+from cxlab.models.survival.cox import CoxModel, TimeVaryingCoxModel
+from cxlab.data.synth import write_demo
 from cxlab.workbook import open_study
 
 pytestmark = pytest.mark.slow

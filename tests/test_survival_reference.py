@@ -1,4 +1,4 @@
-"""cxlab.survival (KM, log-rank, Cox, cox.zph) against R's survival package.
+"""cxlab.models.survival (KM, log-rank, Cox, cox.zph) against R's survival package.
 
 Reference values come from ``tests/reference/survival_reference.R`` (R 4.x, survival 3.x), through
 ``conftest.r_reference``: with R and its packages installed the script is re-run into a temporary
@@ -18,9 +18,9 @@ import pandas as pd
 import pytest
 from conftest import r_reference
 
-from cxlab.survival.cox import CoxModel, TimeVaryingCoxModel
-from cxlab.survival.km import kaplan_meier, logrank
-from cxlab.survival.phtest import ph_test
+from cxlab.models.survival.cox import CoxModel, TimeVaryingCoxModel
+from cxlab.models.survival.km import kaplan_meier, logrank
+from cxlab.models.survival.phtest import ph_test
 
 ROOT = Path(__file__).resolve().parents[1]
 REF = ROOT / "tests" / "reference"
@@ -228,7 +228,7 @@ def test_logrank_counting_process(ref, delayed):
 
 
 # ---- the demo study (issue 3) ---------------------------------------------------------------
-# tests/reference/demo_respondents.csv and demo_intervals.csv: cxlab.synth.write_demo(n_customers=3000,
+# tests/reference/demo_respondents.csv and demo_intervals.csv: cxlab.data.synth.write_demo(n_customers=3000,
 # seed=7) through open_study(...).panel.model_table (make_demo_reference_data.py). Read with
 # float_precision="round_trip" so pandas gets exactly the doubles R's read.csv gets (pandas' default
 # parser can be 1 ulp off, which could break a tie in time since survey).
@@ -339,7 +339,7 @@ def test_km_median_demo(ref, demo, key, duration, entry, group):
 ])
 def test_harrell_c_and_variance_match_r_concordance_rossi(ref, rossi, key, risk):
     # R: concordance(Surv(week, arrest) ~ risk, reverse = TRUE): $concordance, $var
-    from cxlab.survival.evaluate import harrell_c
+    from cxlab.models.survival.evaluate import harrell_c
 
     c, var = harrell_c(rossi["week"].to_numpy(float), rossi["arrest"].to_numpy(bool),
                        risk(rossi).to_numpy(float), return_variance=True)
@@ -349,7 +349,7 @@ def test_harrell_c_and_variance_match_r_concordance_rossi(ref, rossi, key, risk)
 
 def test_harrell_c_and_variance_match_r_concordance_since_survey(ref, delayed):
     # R: concordance(Surv(duration - entry, event) ~ -recognition, reverse = TRUE)
-    from cxlab.survival.evaluate import harrell_c
+    from cxlab.models.survival.evaluate import harrell_c
 
     c, var = harrell_c((delayed["duration"] - delayed["entry"]).to_numpy(float), delayed["event"].to_numpy(bool),
                        -delayed["recognition"].to_numpy(float), return_variance=True)

@@ -1,8 +1,8 @@
-"""Tests for cxlab.synth: the demo study generator and its documented ground truth.
+"""Tests for cxlab.data.synth: the demo study generator and its documented ground truth.
 
 The parameter-recovery test is the proof that the simulation does what truth.json says: it
 rebuilds counting-process rows from the written tables with pandas only (independently of the
-generator's internals and of cxlab.panel) and fits lifelines' CoxTimeVaryingFitter.
+generator's internals and of cxlab.data.panel) and fits lifelines' CoxTimeVaryingFitter.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 
 from cxlab.errors import CxlabError, ParameterError
 from cxlab.study import load_study
-from cxlab.synth import DEFAULTS, generate_demo, load_truth, write_demo
+from cxlab.data.synth import DEFAULTS, generate_demo, load_truth, write_demo
 
 SNAPSHOT = pd.Timestamp("2026-06-30")
 EXTRACT = pd.Timestamp("2026-09-30")
@@ -391,7 +391,7 @@ def test_complaint_clock_matches_day_by_day_integration():
     # against a brute-force sum over days of exp(status on that day) * (H0(day+1) - H0(day)).
     import copy
 
-    import cxlab.synth as synth
+    import cxlab.data.synth as synth
 
     p = copy.deepcopy(DEFAULTS)
     hz = p["hazard"]

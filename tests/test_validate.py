@@ -20,7 +20,7 @@ import yaml
 
 from cxlab.errors import CxlabError, DataContractError
 from cxlab.study import load_study
-from cxlab.validate import PROBLEM_COLUMNS, StudyData, ValidationReport, load_study_data, validate_study
+from cxlab.data.validate import PROBLEM_COLUMNS, StudyData, ValidationReport, load_study_data, validate_study
 
 CANARY = "SECRET-ID-123"
 PYTHON = sys.executable  # the interpreter running the tests (a fresh clone has its own venv)

@@ -1,4 +1,4 @@
-"""Tests for cxlab.value: concentration, RMST (vs R), CLV, what-if (vs the true model), sBG (vs Fader & Hardie)."""
+"""Tests for cxlab.insight.value: concentration, RMST (vs R), CLV, what-if (vs the true model), sBG (vs Fader & Hardie)."""
 
 import json
 from pathlib import Path
@@ -11,7 +11,7 @@ from lifelines.datasets import load_rossi
 
 from conftest import r_reference
 from cxlab.errors import CxlabError, DataContractError, ParameterError
-from cxlab.value import (
+from cxlab.insight.value import (
     _cox_fit,
     clv,
     cohort_survivors,
@@ -328,7 +328,7 @@ def test_value_plots_return_axes():
     matplotlib.use("Agg")
     from matplotlib.axes import Axes
 
-    from cxlab.plots import plot_lorenz, plot_retention_projection
+    from cxlab.report.plots import plot_lorenz, plot_retention_projection
 
     ref = json.loads((REF / "fader_hardie_2007_sbg.json").read_text())
     ax = plot_retention_projection(fit_sbg(ref["cohorts"]["regular"]["survivors"], fit_on=7))
@@ -345,7 +345,7 @@ def test_what_if_recomputes_dgc_when_recognition_crosses_the_threshold():
     import pandas as pd
     from lifelines import CoxPHFitter
 
-    from cxlab.value import what_if
+    from cxlab.insight.value import what_if
 
     rng = np.random.default_rng(3)
     n = 1500

@@ -1,5 +1,5 @@
-"""cxlab.value is a package with one module per concern (issue 13); every public name stays
-importable from ``cxlab.value`` (notebooks, README and workbook use it so)."""
+"""cxlab.insight.value is a package with one module per concern (issue 13); every public name stays
+importable from ``cxlab.insight.value`` (notebooks, README and workbook use it so)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 import re
 from pathlib import Path
 
-import cxlab.value as value
+import cxlab.insight.value as value
 
 ROOT = Path(__file__).resolve().parents[1]
 HOME = {"lorenz": "concentration", "gini": "concentration", "top_share": "concentration", "rmst": "retention",
@@ -20,8 +20,8 @@ def test_every_public_name_is_importable_from_cxlab_value_and_lives_in_its_conce
     assert sorted(value.__all__) == sorted(HOME)
     for name, module in HOME.items():
         obj = getattr(value, name)
-        assert obj.__module__ == f"cxlab.value.{module}", name
-        assert getattr(importlib.import_module(f"cxlab.value.{module}"), name) is obj
+        assert obj.__module__ == f"cxlab.insight.value.{module}", name
+        assert getattr(importlib.import_module(f"cxlab.insight.value.{module}"), name) is obj
 
 
 def test_names_the_notebooks_and_readme_call_exist():
@@ -32,6 +32,6 @@ def test_names_the_notebooks_and_readme_call_exist():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     used |= set(re.findall(r"from cxlab\.value import ([A-Za-z_]\w*)", readme))
     used |= set(re.findall(r"cxlab\.value\.([A-Za-z_]\w*)", readme))
-    assert used, "no use of cxlab.value found: the scan is broken"
+    assert used, "no use of cxlab.insight.value found: the scan is broken"
     missing = sorted(n for n in used if not hasattr(value, n))
     assert missing == []

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from lifelines import CoxPHFitter
 
-from cxlab import segments, value
-from cxlab.panel import build_panel
-from cxlab.synth import write_demo
+from cxlab.insight import segments, value
+from cxlab.data.panel import build_panel
+from cxlab.data.synth import write_demo
 from cxlab.workbook import open_study
 
 pytestmark = pytest.mark.slow

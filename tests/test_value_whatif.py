@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from cxlab.errors import CxlabError
-from cxlab.survival import CoxModel
-from cxlab.value import what_if
+from cxlab.models.survival import CoxModel
+from cxlab.insight.value import what_if
 
 
 def _respondents(n=1200, seed=21):

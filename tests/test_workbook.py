@@ -140,9 +140,9 @@ def test_workbook_omit_keeps_each_sentence_once():
     assert wb.omissions == [t]
 
 
-# ---- reliability findings (cxlab.measurement.reliability_findings) ----------------------------
+# ---- reliability findings (cxlab.models.measurement.reliability_findings) ----------------------------
 
-from cxlab.measurement import SINGLE_ITEM_NOTE, reliability, reliability_findings  # noqa: E402
+from cxlab.models.measurement import SINGLE_ITEM_NOTE, reliability, reliability_findings  # noqa: E402
 
 
 def _rel(**cols):

@@ -314,9 +314,9 @@ _CODE_NAME = re.compile(r"^[A-Za-z][\w.]*(_[\w.]+|\[[^\]]+\]|=[^=\s][^=]*)$")
 
 def _humanise_headers(soup: BeautifulSoup) -> None:
     """Column headers in words (``p_holm`` -> "p-value (Holm-adjusted)", ``channel[online]`` ->
-    "channel: online"), from the one label map :data:`cxlab.narrative.LABELS`; also the terms in
+    "channel: online"), from the one label map :data:`cxlab.insight.narrative.LABELS`; also the terms in
     a table's first column when they are code names."""
-    from cxlab.narrative import LABELS, human_label
+    from cxlab.insight.narrative import LABELS, human_label
 
     for th in soup.select("thead th, thead td"):
         if th.find(True):

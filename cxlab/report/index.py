@@ -137,7 +137,7 @@ def metric_label(name: str, metric: dict | None = None, metrics: dict | None = N
     what-if's main horizon in months."""
     import re
 
-    from cxlab.narrative import human_label
+    from cxlab.insight.narrative import human_label
 
     metric = metric or {}
     label = str(metric.get("label") or "")

@@ -31,7 +31,7 @@ _TECHNICAL = ("FutureWarning", "DeprecationWarning", "PendingDeprecationWarning"
 
 
 def _words(name: str) -> str:
-    from cxlab.narrative import human_label
+    from cxlab.insight.narrative import human_label
 
     return human_label(name)
 

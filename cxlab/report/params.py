@@ -414,3 +414,40 @@ def parse_run_config(raw: dict, source: str = "run config") -> dict[str, Any]:
                     problems.append(line)
         raise CxlabError("\n".join(problems)) from None
     return {k: v for k, v in spec.model_dump(exclude_unset=True).items() if v is not None}
+
+
+def take_url_parameter(study, config, overrides=()):
+    """Under ``cxlab run``: take the parameter ``source.url_param`` out of the run's parameters
+    (run config ``parameters:`` or ``--set name=value``) and put its value in the environment
+    variable the notebooks' kernels read the URL from (they inherit the runner's environment).
+
+    Returns ``(config, overrides)`` without that parameter (it is no notebook's parameter, so it
+    is never passed to, or recorded by, a notebook). Nothing changes when the spec names no
+    ``url_param`` or the run does not give it (the variable is then read as exported)."""
+    import dataclasses
+    import os
+
+    from cxlab.data.sources import url_variable
+
+    src = study.source
+    name = src.url_param if src is not None else None
+    if not name:
+        return config, list(overrides)
+    value, kept = None, []
+    params = dict(config.parameters)
+    if name in params:
+        value = params.pop(name)
+    for text in overrides:
+        try:
+            nb, key, got = parse_override(text)
+        except Exception:  # noqa: BLE001 - the runner reports a malformed --set itself
+            kept.append(text)
+            continue
+        if key == name and nb is None:
+            value = got
+            continue
+        kept.append(text)
+    if value not in (None, ""):
+        os.environ[url_variable(src)] = str(value)
+    secret = list(dict.fromkeys([*config.secret, name]))
+    return dataclasses.replace(config, parameters=params, secret=secret), kept

@@ -23,7 +23,7 @@ by the previous run's durations. Each notebook's phases (worker start-up, kernel
 execution, shutdown, HTML export) are timed into ``manifest.json`` (``timings``), whose keys are
 documented in ``manifest.schema.json`` next to this file.
 
-Before anything is written, the config, the study spec, its data (``cxlab.validate``, the same
+Before anything is written, the config, the study spec, its data (``cxlab.data.validate``, the same
 checks as ``cxlab validate``) and every parameter (name, type and the allowed values declared in
 the notebooks' parameters cells, :mod:`cxlab.report.params`) are checked; ``min_cell`` is set
 once per run for every notebook (default 10, at least 5).
@@ -535,7 +535,7 @@ def _secret_setup(config: RunConfig, overrides, declared: dict) -> tuple[set[str
 def _check_data(study, spec: Path) -> None:
     """The same checks as ``cxlab validate``, before any kernel: problems -> exit 2."""
     from cxlab.errors import DataContractError
-    from cxlab.validate import validate_study
+    from cxlab.data.validate import validate_study
 
     report = validate_study(study)
     if not report.ok:
@@ -607,7 +607,8 @@ def _run(config: RunConfig, overrides, jobs, lock_timeout, log, progress, secret
     from cxlab.study import load_study
 
     study = load_study(config.study)            # user errors surface before anything runs
-    from cxlab.sources import describe, secret_values, take_url_parameter   # a source's URL is a secret too
+    from cxlab.data.sources import describe, secret_values   # a source's URL is a secret too
+    from cxlab.report.params import take_url_parameter
     config, overrides = take_url_parameter(study, config, overrides)   # source.url_param -> its variable
     scrubber = Scrubber(scrubber.values + secret_values(study))
     try:

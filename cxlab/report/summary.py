@@ -21,7 +21,7 @@ import json
 import math
 from urllib.parse import quote
 
-from cxlab import narrative
+from cxlab.insight import narrative
 from cxlab.report.html import esc
 
 __all__ = ["executive_summary", "summary_html"]
@@ -29,7 +29,7 @@ __all__ = ["executive_summary", "summary_html"]
 _NB = {"audit": "01-data-audit", "survival": "02-survival-drivers", "drivers": "03-measurement-loyalty",
        "segments": "04-segments-value"}
 
-from cxlab.segments import SEGMENTS_2X2 as _CELLS  # noqa: E402  (the cell names 04 records metrics under)
+from cxlab.insight.segments import SEGMENTS_2X2 as _CELLS  # noqa: E402  (the cell names 04 records metrics under)
 
 
 def _slug(text: str) -> str:

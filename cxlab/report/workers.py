@@ -187,7 +187,7 @@ def execute_notebook(name: str, src: Path, cwd: Path, params: dict, work: Path, 
     t0 = time.monotonic()
     env = dict(os.environ, PYDEVD_DISABLE_FILE_VALIDATION="1", PYTHONUNBUFFERED="1",
                CXLAB_RUNNER_PID=str(os.getpid()),
-               CXLAB_PANEL_CACHE=str(work / ".exec" / "panel-cache"))  # one panel per run (cxlab.panelcache)
+               CXLAB_PANEL_CACHE=str(work / ".exec" / "panel-cache"))  # one panel per run (cxlab.data.panelcache)
     if n_jobs:
         env["CXLAB_N_JOBS"] = str(n_jobs)  # the notebook's share of the cores (cxlab.workbook.resolve_n_jobs)
     env.pop("MPLBACKEND", None)  # the kernel's inline backend embeds the figures

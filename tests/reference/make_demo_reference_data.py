@@ -4,7 +4,7 @@ R "on a demo study").
 Run from the repository root: ``.venv/bin/python tests/reference/make_demo_reference_data.py``.
 The CSVs are committed; the R script and ``tests/test_survival_reference.py`` read the same files.
 
-Source: ``cxlab.synth.write_demo(n_customers=3000, seed=7)`` (a synthetic study; no real person),
+Source: ``cxlab.data.synth.write_demo(n_customers=3000, seed=7)`` (a synthetic study; no real person),
 opened with ``cxlab.workbook.open_study`` (default panel: first answer anchors the row, delayed
 entry at the survey, follow-up to the snapshot 2026-06-30, tenure clock in months).
 
@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cxlab.synth import write_demo
+from cxlab.data.synth import write_demo
 from cxlab.workbook import open_study
 
 HERE = Path(__file__).parent

@@ -11,7 +11,7 @@
 #                         empathy, segment (A/B/C)
 #   counting_process.csv  the same respondents split into (start, stop] rows, customer_key,
 #                         complaint_open (time-varying)
-#   demo_respondents.csv  the demo study (cxlab.synth.write_demo(n_customers=3000, seed=7)), one row
+#   demo_respondents.csv  the demo study (cxlab.data.synth.write_demo(n_customers=3000, seed=7)), one row
 #                         per respondent: entry, duration (tenure months), event, recognition,
 #                         empathy, proximity, affect (scale points), dgc, segment (mass = reference)
 #   demo_intervals.csv    its counting-process rows: customer_key (opaque), start, stop, event, the
@@ -172,7 +172,7 @@ ref$demo_km_since_survey <- km_at(km_demo, demo_times)
 ref$demo_km_since_survey_segment <- km_at(km_demo_seg, demo_times)
 # duration - entry leaves round-off: times one day-count apart in exact arithmetic differ by a few
 # ulps. survfit's default timefix = TRUE merges them (aeqSurv: 627 distinct values -> 339 day
-# counts); timefix = FALSE keeps them apart, as cxlab.survival.km does today (see the tests).
+# counts); timefix = FALSE keeps them apart, as cxlab.models.survival.km does today (see the tests).
 ref$demo_km_since_survey_notimefix <- km_at(survfit(Surv(time_since_survey, event) ~ 1, data = demo,
                                                     timefix = FALSE), demo_times)
 ref$demo_km_since_survey_segment_notimefix <- km_at(survfit(Surv(time_since_survey, event) ~ segment,
@@ -187,7 +187,7 @@ f_demo_cp <- coxph(Surv(start, stop, event) ~ recognition + empathy + proximity 
 ref$demo_cp_coxph_cluster <- coef_table(f_demo_cp)
 ref$demo_cp_zph <- zph_table(f_demo_cp)
 
-# --- Harrell's concordance and its variance (cxlab.survival.evaluate.harrell_c) -------------
+# --- Harrell's concordance and its variance (cxlab.models.survival.evaluate.harrell_c) -------------
 # concordance(..., reverse = TRUE): a higher risk score should go with a shorter time; ties in
 # time and in the score (rossi has both) count as R counts them; var is R's jackknife variance.
 conc <- function(fit) list(concordance = unname(fit$concordance), var = unname(fit$var))

@@ -21,7 +21,7 @@ products over the respondents (or over their distinct answer patterns), tested d
 against refits to convergence.
 
 The logit and ordinal fitters here are small Newton-Raphson solvers written for speed (thousands
-of fits for a bootstrap); Cox fits use cxlab's engine (:mod:`cxlab.survival.engine`). The tests
+of fits for a bootstrap); Cox fits use cxlab's engine (:mod:`cxlab.models.survival.engine`). The tests
 check them against statsmodels (logit, ordinal) and lifelines (Cox) to 1e-6.
 """
 
@@ -38,7 +38,7 @@ from threadpoolctl import threadpool_limits
 
 from cxlab import privacy
 from cxlab.errors import ModelError, ParameterError
-from cxlab.survival.engine import CoxProblem, RiskSets
+from cxlab.models.survival.engine import CoxProblem, RiskSets
 
 __all__ = ["shapley_importance", "shapley_values", "DriverImportance", "CoxFit", "cox_loglik_fit"]
 
@@ -53,7 +53,7 @@ _MODELS = ("linear", "logit", "ordinal", "cox")
 class CoxFit:
     """Precomputed risk-set structure for repeated Cox fits on the same respondents.
 
-    A thin adapter over :class:`cxlab.survival.engine.CoxProblem` (the one Cox engine of cxlab):
+    A thin adapter over :class:`cxlab.models.survival.engine.CoxProblem` (the one Cox engine of cxlab):
     the event times are sorted once, and every fit (any subset of columns, any weights) then
     costs a few matrix-vector products and ``bincount``/``cumsum`` passes per Newton step.
 

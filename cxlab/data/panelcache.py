@@ -1,14 +1,14 @@
 """The panel built once per run and shared by the notebooks.
 
 Every notebook starts with :func:`cxlab.workbook.open_study`, which builds the analysis tables of
-the study (:func:`cxlab.panel.build_panel`). A run executes four notebooks on the same study, so
+the study (:func:`cxlab.data.panel.build_panel`). A run executes four notebooks on the same study, so
 ``cxlab run`` points the environment variable ``CXLAB_PANEL_CACHE`` at a folder inside the run's
 temporary work folder (removed before the run folder is published: the respondent-level tables
 never reach a report) and :func:`cached_build_panel` then builds each distinct panel once:
 
 * the key is the SHA-256 of the study spec (every field, as parsed), the data files' contents, the
-  panel options bound to :func:`~cxlab.panel.build_panel`'s defaults (so ``open_study(p)`` and
-  ``open_study(p, recognised_min=None)`` share one panel) and the source of ``cxlab/panel.py``;
+  panel options bound to :func:`~cxlab.data.panel.build_panel`'s defaults (so ``open_study(p)`` and
+  ``open_study(p, recognised_min=None)`` share one panel) and the source of ``cxlab/data/panel.py``;
 * the first process that needs a panel builds it under an exclusive file lock (notebooks started
   at the same time wait for it rather than building it twice) and stores its data frames as
   Parquet and its other fields as a small JSON file; the others read it back;
@@ -33,8 +33,8 @@ from pathlib import Path
 
 import pandas as pd
 
-import cxlab.panel as panel_module
-from cxlab.panel import Panel, build_panel
+import cxlab.data.panel as panel_module
+from cxlab.data.panel import Panel, build_panel
 
 __all__ = ["ENV_VAR", "cached_build_panel", "panel_key", "load_panel", "store_panel"]
 
@@ -131,7 +131,7 @@ def load_panel(folder: Path) -> Panel:
 
 
 def cached_build_panel(study, data, **panel_options) -> Panel:
-    """:func:`cxlab.panel.build_panel`, built once per key in the folder named by ``CXLAB_PANEL_CACHE``
+    """:func:`cxlab.data.panel.build_panel`, built once per key in the folder named by ``CXLAB_PANEL_CACHE``
     (when the variable is set; else simply built)."""
     root = os.environ.get(ENV_VAR)
     files = [Path(p) for p in study.files.values()]

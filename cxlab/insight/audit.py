@@ -9,8 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from cxlab import narrative, privacy
-from cxlab.panel import Panel
+from cxlab.insight import narrative
+
+from cxlab import privacy
+from cxlab.data.panel import Panel
 
 __all__ = ["suppress_small_cells", "response_summary", "answers_per_respondent", "censoring_summary",
            "validation_overview", "exclusion_flow", "set_aside_total",
@@ -81,7 +83,7 @@ def censoring_summary(panel: Panel) -> pd.DataFrame:
     r = panel.respondents
     fu = r["time_since_survey"]
     # median potential follow-up by reverse Kaplan-Meier (censoring as the event)
-    from cxlab.survival.km import kaplan_meier
+    from cxlab.models.survival.km import kaplan_meier
 
     curve = kaplan_meier(pd.DataFrame({"t": fu.to_numpy(float), "c": 1 - r["event"].to_numpy(int)}), "t", "c",
                          min_cell=1, timefix=False).survival_

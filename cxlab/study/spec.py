@@ -39,7 +39,7 @@ Every file spec (``customers``, ``surveys``, ``complaints``) takes the dialect o
 
 Dates are compared with ``snapshot_date`` by calendar day (:func:`within_snapshot`): anything
 dated on the snapshot day is inside the window, whatever its time of day. How duplicate survey
-answers and complaints are decided is documented in :mod:`cxlab.panel`.
+answers and complaints are decided is documented in :mod:`cxlab.data.panel`.
 
 ``surveys.outcomes`` maps an outcome name to its column, short (``recommend: q1``) or long::
 
@@ -403,7 +403,7 @@ class SourceSpec(_Spec):
     or folders (``parquet: {role: path}``, relative to the spec's folder, or a URL such as
     ``s3a://bucket/customers/``). The session's master is ``$CXLAB_SPARK_MASTER``, else
     ``master``, else ``local[*]``; its options ``spark_conf`` (then ``$CXLAB_SPARK_CONF``, a JSON
-    object, on top): see :func:`cxlab.sources.spark_session`.
+    object, on top): see :func:`cxlab.data.sources.spark_session`.
     """
 
     backend: Literal["duckdb", "postgres", "pyspark"] = Field(description="ibis backend holding the tables")

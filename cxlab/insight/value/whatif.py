@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 
 from cxlab.errors import DataContractError, ModelError, ParameterError
-from cxlab.survival.engine import CoxProblem, RiskSets, breslow_baseline
-from cxlab.value._inputs import _monthly_margin, _require_columns, _survival_arrays
+from cxlab.models.survival.engine import CoxProblem, RiskSets, breslow_baseline
+from cxlab.insight.value._inputs import _monthly_margin, _require_columns, _survival_arrays
 
 __all__ = ["what_if"]
 
@@ -43,7 +43,7 @@ def _cox_problem(X, entry, duration, event, risk=None, center=None):
 def _cox_fit(X, entry, duration, event, beta0=None, freq=None, risk=None, center=None,
              step_tol=1e-8, max_iter=50, problem=None) -> _CoxFit:
     """Cox partial likelihood (Efron ties, delayed entry) by Newton-Raphson, with
-    :mod:`cxlab.survival.engine` (one vectorised engine for all of cxlab).
+    :mod:`cxlab.models.survival.engine` (one vectorised engine for all of cxlab).
 
     ``freq`` are integer frequency weights (a bootstrap draw: row i counted ``freq[i]`` times, tied
     copies of a death treated as separate tied deaths, exactly as if the rows were duplicated);
@@ -71,14 +71,14 @@ def _cox_fit(X, entry, duration, event, beta0=None, freq=None, risk=None, center
 
 
 def _is_cxlab_cox(model) -> bool:
-    from cxlab.survival.cox import CoxModel
+    from cxlab.models.survival.cox import CoxModel
 
     return isinstance(model, CoxModel)
 
 
 def _model_columns(model):
     """(names, entry_col, duration_col, event_col, coefficients on the covariates' own scale) of a
-    fitted cxlab :class:`~cxlab.survival.cox.CoxModel` or lifelines ``CoxPHFitter``."""
+    fitted cxlab :class:`~cxlab.models.survival.cox.CoxModel` or lifelines ``CoxPHFitter``."""
     if _is_cxlab_cox(model):
         if not hasattr(model, "params_"):
             raise ParameterError("what_if needs a fitted CoxModel: call fit(...) on the respondent table first.")
@@ -98,7 +98,7 @@ def _model_columns(model):
                 beta[j] /= model.construct_scales_[term][1]
         return list(model.params_.index), fc["entry_col"], fc["duration_col"], fc["event_col"], beta
     if not (type(model).__name__ == "CoxPHFitter" and hasattr(model, "params_")):
-        raise ParameterError("what_if needs a fitted cxlab CoxModel (cxlab.survival.CoxModel, fitted on the "
+        raise ParameterError("what_if needs a fitted cxlab CoxModel (cxlab.models.survival.CoxModel, fitted on the "
                              "respondent table with entry_col='entry') or a fitted lifelines CoxPHFitter.")
     if getattr(model, "strata", None):
         raise ModelError("what_if does not support stratified Cox models; fit without strata=.")
@@ -232,7 +232,7 @@ def what_if(df: pd.DataFrame, model, construct: str, delta_points: float = 1.0, 
     ``moved_from`` cell gets the mean ``construct`` score of the ``moved_to`` cell and, if the model
     uses it, ``dgc_col`` set to 0; the expected outcome is used (no random draw of who moves).
 
-    ``model`` is a :class:`cxlab.survival.CoxModel` fitted on the respondent table on the tenure
+    ``model`` is a :class:`cxlab.models.survival.CoxModel` fitted on the respondent table on the tenure
     clock with ``entry_col`` (its constructs and controls define the design; no strata, penalty,
     weights or clusters), or a lifelines ``CoxPHFitter`` fitted the same way (its covariates or
     formula define the design). Each respondent's survival is
@@ -271,7 +271,7 @@ def what_if(df: pd.DataFrame, model, construct: str, delta_points: float = 1.0, 
             raise ParameterError(f"move_share must be a share in (0, 1], got {move_share!r}.")
         if segment_col not in df.columns:
             raise DataContractError(f"what_if(move_share=...) needs the column {segment_col!r}: "
-                                    "run cxlab.segments.perception_segments first.")
+                                    "run cxlab.insight.segments.perception_segments first.")
         changed = (df[segment_col] == moved_from).to_numpy()
         target = df.loc[df[segment_col] == moved_to, construct].mean()
         if not changed.any() or not np.isfinite(target):

@@ -150,10 +150,10 @@ def _nps_bins(y):
 
 def _ordinal_start(X, codes, K):
     """The maximum likelihood estimate by cxlab's Newton-Raphson for the proportional-odds model
-    (:func:`cxlab.drivers._ordinal_fit`: analytic block Hessian, seconds at a million rows where
+    (:func:`cxlab.models.drivers._ordinal_fit`: analytic block Hessian, seconds at a million rows where
     statsmodels' BFGS takes minutes), in statsmodels' ``OrderedModel`` parametrisation
     ``[b, t_1, log(t_2 - t_1), ...]``; None if it fails (statsmodels then fits from scratch)."""
-    from cxlab.drivers import _ordinal_fit
+    from cxlab.models.drivers import _ordinal_fit
 
     try:
         par, _ = _ordinal_fit(X, codes, K, np.ones(len(codes)))
@@ -169,11 +169,11 @@ def _ordinal_start(X, codes, K):
 def _analytic_derivatives(X, codes, K):
     """Score and Hessian of the proportional-odds log-likelihood in statsmodels' ``OrderedModel``
     parametrisation ``phi = [b, t_1, log(t_2 - t_1), ...]``, analytic: cxlab's block derivatives
-    in ``theta = [b, t_1, t_2, ...]`` (:func:`cxlab.drivers._ordinal_derivatives`) through the chain
+    in ``theta = [b, t_1, t_2, ...]`` (:func:`cxlab.models.drivers._ordinal_derivatives`) through the chain
     rule ``g_phi = J' g_theta``, ``H_phi = J' H_theta J + diag(e^phi_k sum_{j >= k} g_theta_j)``
     (``dt_j / dphi_k = e^phi_k`` for ``2 <= k <= j``). statsmodels' own are numerical (hundreds of
     log-likelihood passes per Hessian: minutes at a million respondents)."""
-    from cxlab.drivers import _ordinal_derivatives, _ordinal_ll
+    from cxlab.models.drivers import _ordinal_derivatives, _ordinal_ll
 
     p = X.shape[1]
     w = np.ones(len(codes))
@@ -302,7 +302,7 @@ def censoring_survival(time, event, at, left_limit=True):
     risk (as ``lifelines.KaplanMeierFitter(time, 1 - event)``). ``left_limit=True`` returns
     ``G(t-)``, the probability of being still under observation just before ``t``.
     """
-    from cxlab.survival.km import km_steps   # cxlab's one Kaplan–Meier; censorings are its events
+    from cxlab.models.survival.km import km_steps   # cxlab's one Kaplan–Meier; censorings are its events
 
     g = km_steps(None, np.asarray(time, float), 1 - np.asarray(event, int))
     return g.survival_at(np.asarray(at, float), left=left_limit)

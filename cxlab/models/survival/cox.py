@@ -1,6 +1,6 @@
 """Cox proportional-hazards models for perceptions -> defection, matching R's ``coxph``.
 
-:class:`CoxModel` fits with cxlab's Cox engine (:mod:`cxlab.survival.engine`: Efron ties, delayed
+:class:`CoxModel` fits with cxlab's Cox engine (:mod:`cxlab.models.survival.engine`: Efron ties, delayed
 entry through ``entry_col``, strata, case weights, lifelines' ridge penalty; a million rows in
 seconds) and adds what a driver analysis needs:
 construct effects per standard deviation and per scale point, named reference levels for
@@ -25,10 +25,10 @@ from scipy import stats
 from threadpoolctl import threadpool_limits
 
 from cxlab.errors import ModelError, ParameterError
-from cxlab.survival.design import dummy_code, is_categorical
-from cxlab.survival.engine import CoxProblem, RiskSets, _efron_statistics_loop, efron_statistics  # noqa: F401
+from cxlab.models.survival.design import dummy_code, is_categorical
+from cxlab.models.survival.engine import CoxProblem, RiskSets, _efron_statistics_loop, efron_statistics  # noqa: F401
 
-# efron_statistics is re-exported for the PH test (cxlab.survival.phtest); _efron_statistics_loop
+# efron_statistics is re-exported for the PH test (cxlab.models.survival.phtest); _efron_statistics_loop
 # (the slow oracle) for tests/test_survival.py
 
 __all__ = ["CoxModel", "TimeVaryingCoxModel"]
@@ -62,7 +62,7 @@ class CoxModel:
 
     Fitted attributes: ``params_`` (log-HR per model column), ``variance_matrix_``,
     ``summary`` (tidy), ``diagnostics_`` (tidy), ``n_``, ``events_``, ``reference_levels_``,
-    ``codings_`` (categorical control -> :class:`~cxlab.survival.design.DummyCoding`), ``construct_scales_``, ``log_likelihood_``, ``log_likelihood_null_``, ``n_iterations_``.
+    ``codings_`` (categorical control -> :class:`~cxlab.models.survival.design.DummyCoding`), ``construct_scales_``, ``log_likelihood_``, ``log_likelihood_null_``, ``n_iterations_``.
     """
 
     alpha = 0.05

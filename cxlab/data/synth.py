@@ -529,7 +529,7 @@ def _truth(p, n, seed, snapshot_date, extract_date, opened, closed, margin, a, s
         },
     }
     return _no_nan({
-        "description": "Ground truth of the synthetic demo study written by cxlab.synth "
+        "description": "Ground truth of the synthetic demo study written by cxlab.data.synth "
                        "(Demo retail bank relationship barometer).",
         "seed": int(seed),
         "snapshot_date": str(snapshot_date),
@@ -596,7 +596,7 @@ def _readme(truth: dict, ext: str) -> str:
     lines = [
         "# Demo study (synthetic): retail bank relationship barometer",
         "",
-        f"Written by `cxlab demo` (cxlab.synth, seed {truth['seed']}). Every record is simulated; no "
+        f"Written by `cxlab demo` (cxlab.data.synth, seed {truth['seed']}). Every record is simulated; no "
         "real person is described. Snapshot (data cut) "
         f"{truth['snapshot_date']}; the extract is dated {truth['extract_date']}, so the files also hold "
         "acquisitions, defections, answers and complaints after the snapshot, which an analysis must cut.",
@@ -735,5 +735,5 @@ def load_truth(study_dir) -> dict:
     path = path / "truth.json"
     if not path.is_file():
         raise CxlabError(f"No truth.json in {str(path.parent)!r}: the ground truth exists only for a demo "
-                         f"study written by `cxlab demo` (cxlab.synth.write_demo).")
+                         f"study written by `cxlab demo` (cxlab.data.synth.write_demo).")
     return json.loads(path.read_text(encoding="utf-8"))

@@ -1,9 +1,9 @@
 """One design-matrix builder for cxlab's survival models: how a control enters a model.
 
-Used by :class:`~cxlab.survival.cox.CoxModel` (and so the PH test, segment hazard ratios and
-:func:`cxlab.value.what_if`, which rebuilds the model's columns on new rows with
-:meth:`DummyCoding.encode`), :func:`~cxlab.survival.aft.fit_aft` and the cross-validated
-evaluation and calibration (:mod:`cxlab.survival.evaluate`).
+Used by :class:`~cxlab.models.survival.cox.CoxModel` (and so the PH test, segment hazard ratios and
+:func:`cxlab.insight.value.what_if`, which rebuilds the model's columns on new rows with
+:meth:`DummyCoding.encode`), :func:`~cxlab.models.survival.aft.fit_aft` and the cross-validated
+evaluation and calibration (:mod:`cxlab.models.survival.evaluate`).
 
 * A **categorical** control (text, category, or a boolean in the AFT models) is dummy-coded
   after its rare levels are pooled (:func:`cxlab.privacy.pool_for_model`), one 0/1 column per

@@ -26,7 +26,7 @@ from scipy import special, stats
 from threadpoolctl import threadpool_limits
 
 from cxlab.errors import ModelError, ParameterError
-from cxlab.survival.design import dummy_code
+from cxlab.models.survival.design import dummy_code
 
 __all__ = ["AFTComparison", "fit_aft", "time_ratio_sentence"]
 
@@ -38,7 +38,7 @@ _DISTRIBUTIONS = {
 }
 
 
-# ---- design matrix (shared with cxlab.survival.evaluate) ------------------------------------
+# ---- design matrix (shared with cxlab.models.survival.evaluate) ------------------------------------
 
 
 @dataclass
@@ -79,7 +79,7 @@ def _prepare_design(
     Rows with a missing value in any used column are dropped (with a warning that counts them).
     Constructs are standardised to mean 0 and SD 1 (sample SD) so effects are "per SD";
     numeric controls enter as they are; string/categorical/boolean controls are dummy-coded
-    by :func:`cxlab.survival.design.dummy_code` (rare levels pooled; the reference is the most
+    by :func:`cxlab.models.survival.design.dummy_code` (rare levels pooled; the reference is the most
     frequent level, ties: first in text order).
     """
     if not isinstance(df, pd.DataFrame):

@@ -107,7 +107,7 @@ def plot_construct_distributions(scores, constructs, scale=(1, 5), ax=None):
 
 
 def plot_calibration(calibration_df, ax=None):
-    """Predicted vs observed defection by risk decile (:func:`cxlab.survival.evaluate.calibration`).
+    """Predicted vs observed defection by risk decile (:func:`cxlab.models.survival.evaluate.calibration`).
 
     Points at (mean predicted, 1 - Kaplan-Meier) with the KM 95 % CI as vertical bars, and the
     diagonal of perfect calibration. Suppressed deciles (fewer than ``min_cell`` customers) are
@@ -141,7 +141,7 @@ def plot_calibration(calibration_df, ax=None):
 def plot_km(km_result, ax=None, at_risk=True):
     """Kaplan–Meier curves with confidence bands and the number-at-risk table under the plot.
 
-    ``km_result`` is a :class:`cxlab.survival.km.KaplanMeierResult`. Privacy: a group of fewer
+    ``km_result`` is a :class:`cxlab.models.survival.km.KaplanMeierResult`. Privacy: a group of fewer
     than ``min_cell`` customers gets no curve; a curve starts at the first time with at least
     ``min_cell`` customers at risk and stops before the first later time with fewer (it is never
     drawn again, even if late entries refill the risk set); at-risk cells under ``min_cell`` are
@@ -221,7 +221,7 @@ def plot_forest(summary_df, ax=None):
     ax.xaxis.set_major_formatter(fmt)
     ax.xaxis.set_minor_formatter(fmt)
     ax.set_yticks(y)
-    from cxlab.narrative import human_label
+    from cxlab.insight.narrative import human_label
 
     ax.set_yticklabels([human_label(t) for t in d["term"]])
     ax.grid(axis="y", visible=False)
@@ -236,7 +236,7 @@ def plot_forest(summary_df, ax=None):
 
 
 def plot_lorenz(lorenz_df, ax=None):
-    """Lorenz curve(s) of margin from :func:`cxlab.value.lorenz`, with the line of equality."""
+    """Lorenz curve(s) of margin from :func:`cxlab.insight.value.lorenz`, with the line of equality."""
     ax = new_axes(ax)
     for i, (name, g) in enumerate(lorenz_df.groupby("group", sort=False)):
         ax.plot(g["customer_share"], g["margin_share"], color=PALETTE[i % len(PALETTE)], label=str(name))
@@ -258,7 +258,7 @@ def plot_lorenz(lorenz_df, ax=None):
 
 
 def plot_retention_projection(sbg_result, ax=None, periods=None):
-    """Observed vs shifted-beta-geometric projected retention (:func:`cxlab.value.fit_sbg`)."""
+    """Observed vs shifted-beta-geometric projected retention (:func:`cxlab.insight.value.fit_sbg`)."""
     ax = new_axes(ax)
     proj = sbg_result.project(periods)
     ax.plot(proj["period"], proj["survival"], color=PALETTE[0], label="sBG projection")
@@ -277,7 +277,7 @@ def plot_retention_projection(sbg_result, ax=None, periods=None):
 
 
 def plot_segment_grid(table_df, ax=None, value="share"):
-    """2x2 heat table of the perception segments (:func:`cxlab.segments.segment_table`).
+    """2x2 heat table of the perception segments (:func:`cxlab.insight.segments.segment_table`).
 
     Rows: self-status (good customer / modest); columns: recognised / not recognised. Each cell
     shows ``value`` (default the share of respondents); suppressed cells are shown as "< min cell".
@@ -318,7 +318,7 @@ def plot_segment_grid(table_df, ax=None, value="share"):
     ax.grid(False)
     ax.set_xlabel("recognition")
     ax.set_ylabel("self-status")
-    from cxlab.narrative import human_label
+    from cxlab.insight.narrative import human_label
 
     ax.set_title(f"Perception segments ({'share of respondents' if value == 'share' else human_label(value)})")
     return ax
@@ -376,7 +376,7 @@ def plot_quadrant(importance_df, performance_df, ax=None):
 
 def plot_importance(importance_df, ax=None, title="Which perception matters most"):
     """Share of explanatory power of each perception with its bootstrap 95 % interval, as a
-    bar chart (:func:`cxlab.drivers.shapley_importance` ``summary``: construct, share, lower,
+    bar chart (:func:`cxlab.models.drivers.shapley_importance` ``summary``: construct, share, lower,
     upper, rank_stability); each bar is labelled with the probability it keeps its rank."""
     import numpy as np
 
@@ -403,7 +403,7 @@ def plot_importance(importance_df, ax=None, title="Which perception matters most
 def plot_whatif(whatif_df, metric="expected defections", ax=None, title=None):
     """What-if before / after: for each horizon the figure as today and with the change, the
     change's bootstrap 95 % interval drawn on the "with the change" bar
-    (:func:`cxlab.value.what_if`: metric, horizon, baseline, scenario, delta, lower, upper)."""
+    (:func:`cxlab.insight.value.what_if`: metric, horizon, baseline, scenario, delta, lower, upper)."""
     import numpy as np
 
     d = whatif_df[whatif_df["metric"] == metric].sort_values("horizon").reset_index(drop=True)
@@ -427,7 +427,7 @@ def plot_whatif(whatif_df, metric="expected defections", ax=None, title=None):
 
 
 def ph_residuals(model, terms=None):
-    """Scaled Schoenfeld residuals of a fitted :class:`cxlab.survival.cox.CoxModel` (Grambsch &
+    """Scaled Schoenfeld residuals of a fitted :class:`cxlab.models.survival.cox.CoxModel` (Grambsch &
     Therneau 1994, as R's ``residuals(fit, "scaledsch")``; Breslow handling of ties): one row per
     event with ``time`` and, per term, ``beta + d * V r`` where ``r`` is the event's covariates
     minus their risk-weighted mean over the risk set (delayed entry and strata honoured), ``d``
@@ -446,7 +446,7 @@ def ph_residuals(model, terms=None):
     ev = np.flatnonzero(event == 1)
     # risk-weighted mean over each event's risk set (start < t <= stop, same stratum), by the
     # engine's sorted risk sets: O(n p), not a pass over every row per event (hours at 1 M rows)
-    from cxlab.survival.engine import RiskSets
+    from cxlab.models.survival.engine import RiskSets
 
     rs = RiskSets(stop, event == 1, start, strata)
     group = rs.hi[ev] - 1
@@ -473,7 +473,7 @@ def plot_ph_residuals(model, terms, ax=None):
         axes = list(axes[0])
     else:
         axes = [ax]
-    from cxlab.narrative import human_label
+    from cxlab.insight.narrative import human_label
 
     beta = dict(zip(model._fit_data["names"], model._fit_data["beta"]))
     for a, t in zip(axes, terms):

@@ -291,7 +291,7 @@ def hazard_sentence(construct: str, hr: float, lower: float, upper: float, unit:
 
 def cox_findings(summary: pd.DataFrame, model_label: str | None = None, t_ref: float | None = None,
                  kind: str = "cox") -> list[str]:
-    """Findings from a :class:`cxlab.survival.cox.CoxModel` summary (per-SD hazard ratios).
+    """Findings from a :class:`cxlab.models.survival.cox.CoxModel` summary (per-SD hazard ratios).
 
     The perception with the lowest clearly-below-1 hazard ratio is named first ("matters most");
     when none is clearly linked the first sentence says so. Constructs with a time interaction
@@ -392,7 +392,7 @@ def dgc_answer(cells: Mapping[str, tuple], focus: str = "disappointed good custo
     ``cells``: cell -> (hazard ratio, lower, upper) against ``reference`` (the reference itself
     may be omitted: its ratio is 1).
 
-    ``contrasts`` (from :func:`cxlab.segments.dgc_contrasts`): cell -> (focus cell's hazard / the
+    ``contrasts`` (from :func:`cxlab.insight.segments.dgc_contrasts`): cell -> (focus cell's hazard / the
     cell's, 95 % lower, upper), each compared directly. The rule then is: "yes" when every one of
     these intervals lies above 1 (an intersection–union test: each comparison at the 5 % level
     gives the joint claim at 5 %); "no" when some cell's hazard is clearly above the focus cell's

@@ -511,7 +511,7 @@ class _Table:
 
 def _read(study: Study, role: str, problems: _Problems) -> _Table:
     if study.source is not None:        # a database table: collected whole (issue 11, first step)
-        from cxlab.sources import read_table as read_source_table
+        from cxlab.data.sources import read_table as read_source_table
 
         table = _Table(role, study.label(role))
         raw = read_source_table(study, role)      # StudyError (exit 2) names the table or variable

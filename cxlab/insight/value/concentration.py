@@ -10,7 +10,7 @@ import pandas as pd
 
 from cxlab import privacy
 from cxlab.errors import ParameterError
-from cxlab.value._inputs import _values
+from cxlab.insight.value._inputs import _values
 
 __all__ = ["lorenz", "gini", "top_share"]
 

@@ -20,7 +20,7 @@ backend named under ``source:``::
   ``cxlab run`` (``parameters: {warehouse_url: ...}`` and ``secret: [warehouse_url]`` in the run
   config, or ``--set warehouse_url=...``). The runner takes it out of the notebooks' parameters
   and hands it to the notebooks' kernels in the environment variable ``url_env`` (default
-  ``CXLAB_SOURCE_URL``): :func:`take_url_parameter`. It is scrubbed from every output like any
+  ``CXLAB_SOURCE_URL``): :func:`cxlab.report.params.take_url_parameter`. It is scrubbed from every output like any
   secret.
 * ``backend: pyspark``: catalog tables (``tables``) or Parquet files / folders / URLs
   (``parquet: {role: path}``) on a Spark session from configuration (:func:`spark_session`):
@@ -31,7 +31,7 @@ backend named under ``source:``::
 What runs where: :func:`read_table` collects a role's table into pandas for validation (the
 data contract's checks are not yet queries on the engine), then the panel is built from the
 validated tables as for files. The panel's ibis expressions are backend independent
-(:func:`cxlab.panel.build_panel` takes ``con=``: tested on DuckDB, PostgreSQL and PySpark
+(:func:`cxlab.data.panel.build_panel` takes ``con=``: tested on DuckDB, PostgreSQL and PySpark
 ``local[2]``). :func:`describe` gives the run manifest's ``data`` section for a source: backend,
 table names, row and column counts and a fingerprint of the columns and their types (never the
 URL).
@@ -49,7 +49,7 @@ import pandas as pd
 from cxlab.errors import StudyError
 
 __all__ = ["connect", "describe", "read_table", "secret_values", "source_url", "spark_session",
-           "take_url_parameter", "DEFAULT_URL_ENV"]
+           "DEFAULT_URL_ENV"]
 
 #: the variable a URL given as a run parameter travels in when the spec names no ``url_env``
 DEFAULT_URL_ENV = "CXLAB_SOURCE_URL"
@@ -107,42 +107,6 @@ def secret_values(study) -> list[str]:
     except ValueError:
         pass
     return list(dict.fromkeys(out))
-
-
-def take_url_parameter(study, config, overrides=()):
-    """Under ``cxlab run``: take the parameter ``source.url_param`` out of the run's parameters
-    (run config ``parameters:`` or ``--set name=value``) and put its value in the environment
-    variable the notebooks' kernels read the URL from (they inherit the runner's environment).
-
-    Returns ``(config, overrides)`` without that parameter (it is no notebook's parameter, so it
-    is never passed to, or recorded by, a notebook). Nothing changes when the spec names no
-    ``url_param`` or the run does not give it (the variable is then read as exported)."""
-    import dataclasses
-
-    src = study.source
-    name = src.url_param if src is not None else None
-    if not name:
-        return config, list(overrides)
-    from cxlab.report.params import parse_override
-
-    value, kept = None, []
-    params = dict(config.parameters)
-    if name in params:
-        value = params.pop(name)
-    for text in overrides:
-        try:
-            nb, key, got = parse_override(text)
-        except Exception:  # noqa: BLE001 - the runner reports a malformed --set itself
-            kept.append(text)
-            continue
-        if key == name and nb is None:
-            value = got
-            continue
-        kept.append(text)
-    if value not in (None, ""):
-        os.environ[url_variable(src)] = str(value)
-    secret = list(dict.fromkeys([*config.secret, name]))
-    return dataclasses.replace(config, parameters=params, secret=secret), kept
 
 
 def spark_master(study) -> str:

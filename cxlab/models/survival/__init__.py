@@ -11,11 +11,11 @@ curve's privacy rule :func:`cxlab.privacy.curve_suppressed`) and one design-matr
 (:mod:`.design`: dummy coding against one reference level, stated in every model table).
 """
 
-from cxlab.survival.aft import AFTComparison, fit_aft, time_ratio_sentence
-from cxlab.survival.cox import CoxModel, TimeVaryingCoxModel
-from cxlab.survival.evaluate import EvaluationResult, calibration, evaluate_survival, harrell_c, uno_c
-from cxlab.survival.km import KaplanMeierResult, kaplan_meier, logrank, pairwise_logrank
-from cxlab.survival.phtest import FallbackResult, check_and_fallback, ph_test, split_at_event_times
+from cxlab.models.survival.aft import AFTComparison, fit_aft, time_ratio_sentence
+from cxlab.models.survival.cox import CoxModel, TimeVaryingCoxModel
+from cxlab.models.survival.evaluate import EvaluationResult, calibration, evaluate_survival, harrell_c, uno_c
+from cxlab.models.survival.km import KaplanMeierResult, kaplan_meier, logrank, pairwise_logrank
+from cxlab.models.survival.phtest import FallbackResult, check_and_fallback, ph_test, split_at_event_times
 
 __all__ = [
     "AFTComparison", "fit_aft", "time_ratio_sentence",

@@ -303,8 +303,8 @@ def build_panel(study, data, *, follow_up: str = "snapshot", min_item_share: flo
     Parameters
     ----------
     study : cxlab.study.Study
-    data : cxlab.validate.StudyData
-        Typed, validated tables (``cxlab.validate.load_study_data(study)``).
+    data : cxlab.data.validate.StudyData
+        Typed, validated tables (``cxlab.data.validate.load_study_data(study)``).
     follow_up : {"snapshot", "next_survey"}
         ``"snapshot"``: follow each respondent from the first survey to defection or the snapshot.
         ``"next_survey"``: censor at the respondent's next survey answer (the first-survey
@@ -440,8 +440,6 @@ def build_panel(study, data, *, follow_up: str = "snapshot", min_item_share: flo
     days = (respondents["duration"] * DAYS_PER_MONTH).round() - (respondents["entry"] * DAYS_PER_MONTH).round()
     respondents["time_since_survey"] = days / DAYS_PER_MONTH
     if respondents["value"].notna().any():   # a control: low / middle / high margin (tertiles)
-        from cxlab.segments import perception_bands
-
         respondents["value_band"] = perception_bands(respondents["value"], (1 / 3, 2 / 3)).astype("string")
     else:
         respondents["value_band"] = pd.Series(pd.NA, index=respondents.index, dtype="string")
@@ -550,3 +548,25 @@ def _counting_process(con, answers, customers, complete, comp_df, constructs, co
     for col in ("event", *_COMPLAINT_STATES):
         out[col] = out[col].astype("int64")
     return out.reset_index(drop=True)
+
+
+def perception_bands(scores: pd.Series, quantiles=(1 / 3, 2 / 3), labels=("low", "middle", "high")) -> pd.Series:
+    """Low / middle / high band of a construct score, cut at the given quantiles.
+
+    Scores are discrete (means of a few items), so many respondents share the cut value: a cut
+    point is the score at that quantile and a band holds scores ``> previous cut`` and ``<= cut``;
+    bands that come out empty are dropped (the labels then name only the bands that exist).
+    Missing scores stay missing.
+    """
+    quantiles = sorted(float(q) for q in quantiles)
+    if not all(0 < q < 1 for q in quantiles) or len(quantiles) != len(labels) - 1:
+        raise ValueError(f"quantiles must be {len(labels) - 1} numbers in (0, 1) for bands {list(labels)}, "
+                         f"got {quantiles}.")
+    cuts = scores.quantile(quantiles).to_numpy()
+    edges = np.concatenate([[-np.inf], cuts, [np.inf]])
+    out = pd.Series(pd.NA, index=scores.index, dtype="object")
+    for lo, hi, label in zip(edges[:-1], edges[1:], labels):
+        out[(scores > lo) & (scores <= hi)] = label
+    present = [lab for lab in labels if (out == lab).any()]
+    return pd.Series(pd.Categorical(out, categories=present, ordered=True), index=scores.index,
+                     name=f"{scores.name} band" if scores.name else "band")

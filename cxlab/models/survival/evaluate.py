@@ -24,7 +24,7 @@ researcher predicts over: the risk score is the linear predictor, and the predic
 staying ``t`` more months is the conditional survival ``S(entry + t | x) / S(entry | x)`` of the
 fitted model. The censoring distribution and Kaplan–Meier in the calibration table are on the same
 time-since-entry clock. Without ``entry_col`` both clocks coincide. The Cox model of each fold is
-fitted with cxlab's engine (:mod:`cxlab.survival.engine`). The baseline hazard is a
+fitted with cxlab's engine (:mod:`cxlab.models.survival.engine`). The baseline hazard is a
 Breslow estimate with left-truncated risk sets (:func:`_breslow`): lifelines 0.30's
 ``CoxPHFitter.baseline_cumulative_hazard_`` ignores ``entry_col`` in its risk sets (its
 coefficients do use it), which would understate predicted defection.
@@ -48,9 +48,9 @@ import pandas as pd
 from scipy import stats
 
 from cxlab.errors import ModelError, ParameterError
-from cxlab.survival.aft import _prepare_design
-from cxlab.survival.engine import breslow_baseline, fit_cox
-from cxlab.survival.km import km_product, km_read, km_steps
+from cxlab.models.survival.aft import _prepare_design
+from cxlab.models.survival.engine import breslow_baseline, fit_cox
+from cxlab.models.survival.km import km_product, km_read, km_steps
 
 __all__ = [
     "EvaluationResult",
@@ -291,7 +291,7 @@ def _fit_cox(train: pd.DataFrame, covariates, duration_col, event_col, entry_col
 
 def _breslow(cph, train: pd.DataFrame, covariates, duration_col, event_col, entry_col):
     """Breslow baseline cumulative hazard with delayed entry: at event time t the risk set is
-    {j: entry_j < t <= T_j} (:func:`cxlab.survival.engine.breslow_baseline`; lifelines'
+    {j: entry_j < t <= T_j} (:func:`cxlab.models.survival.engine.breslow_baseline`; lifelines'
     ``baseline_cumulative_hazard_`` ignores ``entry_col`` in its risk sets, which overstates them
     and understates the hazard under left truncation). Returned at the centred covariates used by
     ``predict_log_partial_hazard`` (``cph``: a fold model or a lifelines ``CoxPHFitter``)."""

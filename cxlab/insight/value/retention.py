@@ -1,6 +1,6 @@
 """Retained months and their value: RMST on the tenure clock; CLV and value at risk on the survey
 clock (months since the survey). Every curve is cxlab's one Kaplan–Meier
-(:func:`cxlab.survival.km.km_steps`)."""
+(:func:`cxlab.models.survival.km.km_steps`)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from scipy import stats
 
 from cxlab import privacy
 from cxlab.errors import ParameterError
-from cxlab.survival.engine import RiskSets
-from cxlab.survival.km import km_steps
-from cxlab.value._inputs import _monthly_margin, _protect, _require_columns, _survival_arrays
+from cxlab.models.survival.engine import RiskSets
+from cxlab.models.survival.km import km_steps
+from cxlab.insight.value._inputs import _monthly_margin, _protect, _require_columns, _survival_arrays
 
 __all__ = ["rmst", "clv", "value_at_risk"]
 

@@ -19,10 +19,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from cxlab.data.panel import perception_bands  # noqa: F401  (the panel bands the margin with it too)
 from cxlab.errors import CxlabError, DataContractError, ModelError, ParameterError
-from cxlab.survival.engine import RiskSets
-from cxlab.survival.km import km_read, km_steps
-from cxlab.value._inputs import _require_columns, _survival_arrays
+from cxlab.models.survival.engine import RiskSets
+from cxlab.models.survival.km import km_read, km_steps
+from cxlab.insight.value._inputs import _require_columns, _survival_arrays
 
 __all__ = [
     "SEGMENTS_2X2",
@@ -154,13 +155,13 @@ def segment_hazard_ratios(df: pd.DataFrame, reference: str = "recognised good cu
                           min_cell: int | None = None, ci: float = 0.95) -> pd.DataFrame:
     """Cox hazard ratio of each cell against ``reference`` (tenure clock, delayed entry at the survey).
 
-    cxlab's :class:`~cxlab.survival.CoxModel` (Efron ties, delayed entry at ``entry_col``) with one
+    cxlab's :class:`~cxlab.models.survival.CoxModel` (Efron ties, delayed entry at ``entry_col``) with one
     indicator per non-reference cell (plus optional numeric ``covariates``); "unclassified"
     respondents are left out. Columns: cell, hr, lower, upper, p, n, events, suppressed (cells
     under ``min_cell`` are not estimated).
     """
     from cxlab import privacy
-    from cxlab.survival.cox import CoxModel
+    from cxlab.models.survival.cox import CoxModel
 
     min_cell = privacy.resolve_min_cell(min_cell)
     _require_columns(df, [segment_col, entry_col, duration_col, event_col] + list(covariates or []),
@@ -269,7 +270,7 @@ class WouldBeDefectors:
 
 
 def _pct(x):
-    from cxlab import narrative
+    from cxlab.insight import narrative
 
     return narrative.pct(x)   # the house format: "29 %"
 
@@ -395,28 +396,6 @@ def _finding(table, focus, horizon, ci):
     return s
 
 
-def perception_bands(scores: pd.Series, quantiles=(1 / 3, 2 / 3), labels=("low", "middle", "high")) -> pd.Series:
-    """Low / middle / high band of a construct score, cut at the given quantiles.
-
-    Scores are discrete (means of a few items), so many respondents share the cut value: a cut
-    point is the score at that quantile and a band holds scores ``> previous cut`` and ``<= cut``;
-    bands that come out empty are dropped (the labels then name only the bands that exist).
-    Missing scores stay missing.
-    """
-    quantiles = sorted(float(q) for q in quantiles)
-    if not all(0 < q < 1 for q in quantiles) or len(quantiles) != len(labels) - 1:
-        raise ValueError(f"quantiles must be {len(labels) - 1} numbers in (0, 1) for bands {list(labels)}, "
-                         f"got {quantiles}.")
-    cuts = scores.quantile(quantiles).to_numpy()
-    edges = np.concatenate([[-np.inf], cuts, [np.inf]])
-    out = pd.Series(pd.NA, index=scores.index, dtype="object")
-    for lo, hi, label in zip(edges[:-1], edges[1:], labels):
-        out[(scores > lo) & (scores <= hi)] = label
-    present = [lab for lab in labels if (out == lab).any()]
-    return pd.Series(pd.Categorical(out, categories=present, ordered=True), index=scores.index,
-                     name=f"{scores.name} band" if scores.name else "band")
-
-
 def band_retention_table(df: pd.DataFrame, constructs, horizon: float, *, band_quantiles=(1 / 3, 2 / 3),
                          duration_col: str = "time_since_survey", event_col: str = "event",
                          entry_col: str | None = None, min_cell: int | None = None) -> pd.DataFrame:
@@ -424,11 +403,11 @@ def band_retention_table(df: pd.DataFrame, constructs, horizon: float, *, band_q
 
     One row per (perception, band): perception, band, time, estimate, lower, upper, at_risk,
     p (log-rank test of the bands, groups below ``min_cell`` left out), suppressed. Bands come from
-    :func:`perception_bands`; the curves from :func:`cxlab.survival.km.kaplan_meier`, whose
+    :func:`perception_bands`; the curves from :func:`cxlab.models.survival.km.kaplan_meier`, whose
     suppression (fewer than ``min_cell`` at risk at the horizon, or a band of fewer than
     ``min_cell`` respondents: every figure blank, complementary suppression of ``at_risk``) is kept.
     """
-    from cxlab.survival.km import kaplan_meier, logrank
+    from cxlab.models.survival.km import kaplan_meier, logrank
 
     _require_columns(df, list(constructs) + [duration_col, event_col], "band_retention_table")
     parts = []
@@ -465,7 +444,7 @@ def concentration_by_cell(df: pd.DataFrame, value_col: str = "value", *, segment
     (complementary suppression: the cells add up to the classified respondents).
     """
     from cxlab import privacy
-    from cxlab.value import gini, top_share
+    from cxlab.insight.value import gini, top_share
 
     m = privacy.resolve_min_cell(min_cell)
     _require_columns(df, [segment_col, value_col], "concentration_by_cell")

@@ -10,7 +10,7 @@ Time unit: months. Two clocks are used and each function says which:
 
 Every function returns a tidy DataFrame (estimate, lower, upper, n, ...).
 
-The package has one module per concern; every public name is importable from ``cxlab.value``:
+The package has one module per concern; every public name is importable from ``cxlab.insight.value``:
 
 * :mod:`.concentration`: :func:`lorenz`, :func:`gini`, :func:`top_share`;
 * :mod:`.retention`: :func:`rmst`, :func:`clv`, :func:`value_at_risk`;
@@ -18,11 +18,11 @@ The package has one module per concern; every public name is importable from ``c
 * :mod:`.sbg`: :func:`fit_sbg`, :class:`SBGResult`, :func:`cohort_survivors`.
 """
 
-from cxlab.value._inputs import _require_columns, _survival_arrays, _values  # noqa: F401 (used by segments)
-from cxlab.value.concentration import gini, lorenz, top_share
-from cxlab.value.retention import clv, rmst, value_at_risk
-from cxlab.value.sbg import SBGResult, cohort_survivors, fit_sbg
-from cxlab.value.whatif import _cox_fit, what_if  # noqa: F401 (_cox_fit: checked against lifelines in tests)
+from cxlab.insight.value._inputs import _require_columns, _survival_arrays, _values  # noqa: F401 (used by segments)
+from cxlab.insight.value.concentration import gini, lorenz, top_share
+from cxlab.insight.value.retention import clv, rmst, value_at_risk
+from cxlab.insight.value.sbg import SBGResult, cohort_survivors, fit_sbg
+from cxlab.insight.value.whatif import _cox_fit, what_if  # noqa: F401 (_cox_fit: checked against lifelines in tests)
 
 __all__ = [
     "lorenz",

@@ -11,7 +11,7 @@ from scipy import optimize, special, stats
 
 from cxlab import privacy
 from cxlab.errors import DataContractError, ModelError, ParameterError
-from cxlab.value._inputs import _require_columns
+from cxlab.insight.value._inputs import _require_columns
 
 __all__ = ["SBGResult", "fit_sbg", "cohort_survivors"]
 

@@ -2,7 +2,7 @@
 
 **The one Kaplan–Meier of cxlab.** Every KM in the package is :func:`km_product` (the product
 ``prod (1 - d/n)`` and its Greenwood terms) on risk sets counted by the engine's
-:class:`~cxlab.survival.engine.RiskSets` (``entry < t <= duration``): :func:`kaplan_meier` (curves
+:class:`~cxlab.models.survival.engine.RiskSets` (``entry < t <= duration``): :func:`kaplan_meier` (curves
 at every observed time, suppression by :func:`cxlab.privacy.suppress_curve`), :func:`km_steps`
 (at the event times, with case or bootstrap weights: RMST, CLV, value at risk, the segment
 tables, the PH test's transform) and :func:`km_read` (the curve and its CI read at a time).
@@ -25,7 +25,7 @@ from scipy import stats
 
 from cxlab import privacy
 from cxlab.errors import ModelError, ParameterError
-from cxlab.survival.engine import RiskSets
+from cxlab.models.survival.engine import RiskSets
 
 __all__ = ["KaplanMeierResult", "kaplan_meier", "logrank", "pairwise_logrank", "KMSteps", "km_product",
            "km_steps", "km_read"]

@@ -23,9 +23,9 @@ import pandas as pd
 from scipy import stats
 
 from cxlab.errors import ModelError, ParameterError
-from cxlab.survival.cox import CoxModel, efron_statistics
-from cxlab.survival.engine import RiskSets
-from cxlab.survival.km import km_steps
+from cxlab.models.survival.cox import CoxModel, efron_statistics
+from cxlab.models.survival.engine import RiskSets
+from cxlab.models.survival.km import km_steps
 
 __all__ = ["ph_test", "check_and_fallback", "FallbackResult", "split_at_event_times"]
 

@@ -1,10 +1,10 @@
 """One Cox partial-likelihood engine for cxlab: Efron (R's default) or Breslow ties, counting-process
 data (delayed entry), strata, case weights and frequency weights, vectorised over risk sets.
 
-Every Cox fit in cxlab goes through here: :class:`~cxlab.survival.cox.CoxModel` and
-:class:`~cxlab.survival.cox.TimeVaryingCoxModel`, the PH test (:func:`efron_statistics`), the
-Shapley driver decomposition (:mod:`cxlab.drivers`), the what-if bootstrap (:mod:`cxlab.value`)
-and the cross-validated evaluation (:mod:`cxlab.survival.evaluate`).
+Every Cox fit in cxlab goes through here: :class:`~cxlab.models.survival.cox.CoxModel` and
+:class:`~cxlab.models.survival.cox.TimeVaryingCoxModel`, the PH test (:func:`efron_statistics`), the
+Shapley driver decomposition (:mod:`cxlab.models.drivers`), the what-if bootstrap (:mod:`cxlab.insight.value`)
+and the cross-validated evaluation (:mod:`cxlab.models.survival.evaluate`).
 
 **Risk sets.** A row is at risk at event time ``t`` of its stratum when ``entry < t <= stop``
 (R ``Surv(entry, stop, event)``). :class:`RiskSets` sorts the event times once: each distinct
