@@ -177,7 +177,7 @@ def varying_terms(df: pd.DataFrame, terms) -> tuple[list[str], list[str]]:
 
 def recognition_what_if(panel: Panel, dgc, *, delta_points: float, segment: str | None, move_share: float,
                         horizons, n_boot: int, discount_rate: float, n_jobs: int = 1, with_value: bool = True,
-                        seed: int = 0):
+                        seed: int = 0, boot_refit: str = "auto"):
     """Notebook 04's two what-if scenarios on the recognition construct.
 
     Fits one Cox model of defection (tenure clock, delayed entry at the survey) on the perceptions
@@ -186,7 +186,8 @@ def recognition_what_if(panel: Panel, dgc, *, delta_points: float, segment: str 
     ``delta_points`` for ``segment`` (None = every respondent) and, with ``dgc``, moves
     ``move_share`` of the disappointed good customers to the recognised good customers' level.
     Returns ``(raise_table, move_table)``; ``move_table`` is None without ``dgc``. Money rows
-    (discounted margin) only ``with_value``.
+    (discounted margin) only ``with_value``. ``boot_refit``: how the bootstrap draws refit
+    (:func:`cxlab.insight.value.what_if`; "auto" takes one Newton step per draw on large tables).
     """
     from cxlab.insight.segments import perception_segments
     from cxlab.models.survival import CoxModel
@@ -206,7 +207,7 @@ def recognition_what_if(panel: Panel, dgc, *, delta_points: float, segment: str 
     cox = CoxModel(panel.constructs, controls=controls).fit(rows, duration_col="duration", event_col="event",
                                                             entry_col="entry")
     common = dict(horizons=horizons, n_boot=n_boot, discount_rate=discount_rate, scale=panel.scale, n_jobs=n_jobs,
-                  margin_col="value" if with_value else None, seed=seed)
+                  margin_col="value" if with_value else None, seed=seed, boot_refit=boot_refit)
     raised = what_if(rows, cox, panel.recognition, delta_points, segment=segment,
                      dgc_threshold=dgc.recognised_min if dgc is not None else None, **common)
     moved = what_if(rows, cox, panel.recognition, move_share=move_share, **common) if dgc is not None else None
