@@ -500,12 +500,12 @@ def test_unusable_out_is_exit_2(project, capsys, make_out, message):
 def test_no_space_before_anything_started_is_exit_2(project, capsys, monkeypatch):
     import tempfile
 
-    import cxlab.report.runner as runner
+    import cxlab.report.runfolder as runfolder   # makes the run's staging folder
 
     def full(*a, **k):
         raise OSError(errno.ENOSPC, "No space left on device", k.get("dir"))
 
-    monkeypatch.setattr(runner.tempfile, "mkdtemp", full)
+    monkeypatch.setattr(runfolder.tempfile, "mkdtemp", full)
     out = project / "reports"
     before = earlier_run(out)
     code = main(["run", str(write_config(project))])
@@ -536,12 +536,12 @@ def test_disk_full_during_a_run_is_exit_1_and_leaves_nothing_half_written(projec
 
 @pytest.mark.slow
 def test_no_space_for_the_run_outputs_abandons_the_run_with_exit_1(project, capsys, monkeypatch):
-    import cxlab.report.runner as runner
+    import cxlab.report.manifest as manifest_module   # writes the run's outputs
 
     def full(nb, path, *a, **k):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr(runner.nbformat, "write", full)
+    monkeypatch.setattr(manifest_module.nbformat, "write", full)
     out = project / "reports"
     before = earlier_run(out)
     code = main(["run", str(write_config(project, notebooks=["01-quick"]))])
