@@ -44,6 +44,9 @@ __all__ = [
     "pool_rare_levels",
     "pooling_sentences",
     "pool_for_model",
+    "pool_codes",
+    "pool_codes_for_model",
+    "text_codes",
     "pooled",
     "curve_suppressed",
     "count_text",
@@ -210,28 +213,31 @@ def complementary_suppression(table: pd.DataFrame, count_col: str = "n", min_cel
 # ---- rare category levels before a model ------------------------------------------------------
 
 
-def pool_levels(series: pd.Series, min_cell: int | None = None, other_label: str = "other",
-                name: str | None = None, ids: pd.Series | None = None) -> tuple[pd.Series, dict]:
-    """Pool the levels of one categorical series held by fewer than ``min_cell`` customers.
+def text_codes(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """The levels of a categorical column as text, in one pass over the rows: ``(codes, labels)``
+    with ``labels[codes[i]] == str(series[i])`` (``-1`` = missing), labels in order of first
+    appearance. Shared by :func:`pool_levels` and the design builder (pooling and dummy coding
+    read the same codes)."""
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    codes = np.asarray(codes, dtype=np.int64)
+    labels = np.asarray(uniques, dtype=object).astype(str).astype(object)
+    merged, merged_labels = pd.factorize(labels)   # 1 and "1" are one text level, as astype(str) makes them
+    if len(merged_labels) < len(labels):
+        codes = np.where(codes >= 0, np.asarray(merged)[np.maximum(codes, 0)], -1)
+        labels = np.asarray(merged_labels, dtype=object)
+    return codes, labels
 
-    Customers are rows, or the distinct ``ids`` (aligned with ``series``) when a customer has
-    several rows (counting-process intervals).
 
-    Levels below ``min_cell`` become ``other_label``; when the pooled group is itself below
-    ``min_cell`` the smallest remaining level joins it, until it is large enough or no level is
-    left. Missing values stay missing. Returns (series, report) with report keys ``column``,
-    ``levels`` (the levels pooled), ``n_pooled`` (rows in the pool), ``remaining`` (levels left),
-    ``min_cell``, ``other_label``.
-    """
+def pool_codes(codes: np.ndarray, labels: np.ndarray, min_cell: int | None = None, other_label: str = "other",
+               name: str = "column", ids=None) -> tuple[np.ndarray, np.ndarray, dict]:
+    """:func:`pool_levels` on the codes of :func:`text_codes`: ``(codes, labels, report)`` after
+    pooling (unchanged when no level is small)."""
     m = resolve_min_cell(min_cell)
-    name = name if name is not None else (series.name if series.name is not None else "column")
-    present = series.notna().to_numpy()
-    codes, uniques = pd.factorize(series[present].astype(str))     # vectorised: a million rows
-    labels = np.asarray(uniques, dtype=object)
+    present = codes >= 0
     if ids is None:
-        sizes = np.bincount(codes, minlength=len(labels))
+        sizes = np.bincount(codes if codes.min(initial=0) >= 0 else codes[present], minlength=len(labels))
     else:
-        sizes = pd.Series(np.asarray(ids)[present]).groupby(codes).nunique().reindex(
+        sizes = pd.Series(np.asarray(ids)[present]).groupby(codes[present]).nunique().reindex(
             range(len(labels)), fill_value=0).to_numpy()
     counts = pd.Series(sizes, index=labels).sort_values(ascending=False, kind="stable")
     small = [lvl for lvl, n in counts.items() if n < m and lvl != other_label]
@@ -251,11 +257,33 @@ def pool_levels(series: pd.Series, min_cell: int | None = None, other_label: str
               "remaining": sorted(set(counts.index) - pool) + ([other_label] if pool else []),
               "min_cell": m, "other_label": other_label}
     if not small:
+        return codes, labels, report
+    merged, new_labels = pd.factorize(np.where(np.isin(labels, list(pool)), other_label, labels).astype(object))
+    new_codes = np.where(present, np.asarray(merged)[np.maximum(codes, 0)], -1)
+    return new_codes, np.asarray(new_labels, dtype=object), report
+
+
+def pool_levels(series: pd.Series, min_cell: int | None = None, other_label: str = "other",
+                name: str | None = None, ids: pd.Series | None = None) -> tuple[pd.Series, dict]:
+    """Pool the levels of one categorical series held by fewer than ``min_cell`` customers.
+
+    Customers are rows, or the distinct ``ids`` (aligned with ``series``) when a customer has
+    several rows (counting-process intervals).
+
+    Levels below ``min_cell`` become ``other_label``; when the pooled group is itself below
+    ``min_cell`` the smallest remaining level joins it, until it is large enough or no level is
+    left. Missing values stay missing. Returns (series, report) with report keys ``column``,
+    ``levels`` (the levels pooled), ``n_pooled`` (rows in the pool), ``remaining`` (levels left),
+    ``min_cell``, ``other_label``.
+    """
+    name = name if name is not None else (series.name if series.name is not None else "column")
+    codes, labels = text_codes(series)     # vectorised: a million rows
+    codes, labels, report = pool_codes(codes, labels, min_cell, other_label, name, ids)
+    if not report["n_small"]:
         return series, report
-    pooled_code = np.isin(labels, list(pool))
-    values = np.where(pooled_code, other_label, labels).astype(object)[codes]
     out = np.full(len(series), None, dtype=object)
-    out[present] = values
+    present = codes >= 0
+    out[present] = labels[codes[present]]
     return pd.Series(out, index=series.index, name=series.name), report
 
 
@@ -334,6 +362,17 @@ def pool_for_model(series: pd.Series, name: str, min_cell: int | None = None,
         return series, True
     _announce(rep)
     return new, len(rep["remaining"]) >= 2
+
+
+def pool_codes_for_model(codes: np.ndarray, labels: np.ndarray, name: str, min_cell: int | None = None,
+                         ids=None) -> tuple[np.ndarray, np.ndarray, bool]:
+    """:func:`pool_for_model` on the codes of :func:`text_codes` (the design builder's one pass):
+    ``(codes, labels, usable)``, the pooling announced as by :func:`pool_for_model`."""
+    new_codes, new_labels, rep = pool_codes(codes, labels, min_cell, name=name, ids=ids)
+    if not rep["n_small"]:
+        return codes, labels, True
+    _announce(rep)
+    return new_codes, new_labels, len(rep["remaining"]) >= 2
 
 
 # ---- a flow of exclusions (rows in -> rows out, step by step) ---------------------------------

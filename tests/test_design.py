@@ -78,7 +78,8 @@ def test_no_second_dummy_coder_in_the_model_modules():
     # get_dummies / hand-made level loops belong to cxlab/models/survival/design.py only
     offenders = []
     for path in [*(PACKAGE / "models" / "survival").glob("*.py"), *(PACKAGE / "insight" / "value").glob("*.py"),
-                 PACKAGE / "insight" / "segments.py"]:
+                 PACKAGE / "insight" / "segments.py", PACKAGE / "models" / "drivers.py",
+                 PACKAGE / "models" / "loyalty.py"]:
         if path.name == "design.py":
             continue
         text = path.read_text(encoding="utf-8")
@@ -100,3 +101,31 @@ def test_the_report_table_of_a_model_states_the_reference():
     cox = CoxModel(["recognition"], controls=["region"]).fit(df, entry_col="entry")
     t = ci_table(cox.summary, {"hazard ratio (95 % CI)": ("hr", "lower", "upper")})
     assert t["term"].tolist() == ["recognition", "region: east (vs north)", "region: south (vs north)"]
+
+
+def test_loyalty_models_state_the_same_reference_as_the_survival_models():
+    # 'north' is the most frequent level (not the first in text order, which get_dummies' drop_first
+    # would have left out): the ordinal and the retention model compare with it and say so
+    from cxlab.models.loyalty import ordinal_model, retention_logit
+
+    df = _table({"east": 250, "north": 500, "south": 250}, seed=5)
+    rng = np.random.default_rng(5)
+    df["recommend"] = np.clip(np.round(6 + df["recognition"] - 3 + rng.logistic(size=len(df))), 0, 10)
+    df["time_since_survey"] = df["duration"] - df["entry"]
+    cox = CoxModel(["recognition"], controls=["region"]).fit(df, entry_col="entry")
+    ordinal = ordinal_model(df, "recommend", ["recognition"], controls=["region"], bins="nps").summary
+    retention = retention_logit(df, 6, ["recognition"], controls=["region"]).summary
+    for table in (ordinal, retention):
+        t = table.set_index("term")
+        assert list(t.loc[["region=east", "region=south"], "reference"]) == ["north", "north"]
+        assert t.loc["recognition", "reference"] is None and "region=north" not in t.index
+    assert cox.reference_levels_ == {"region": "north"}
+
+
+def test_driver_controls_leave_out_the_most_frequent_level():
+    from cxlab.models.drivers import _design
+
+    df = pd.DataFrame({"region": ["b"] * 30 + ["a"] * 20 + ["c"] * 15})
+    X, names = _design(df, ["region"], what="control")
+    assert names == ["region=a", "region=c"]
+    np.testing.assert_array_equal(X, np.column_stack([df["region"] == "a", df["region"] == "c"]).astype(float))

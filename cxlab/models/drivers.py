@@ -36,8 +36,8 @@ import pandas as pd
 from scipy import special
 from threadpoolctl import threadpool_limits
 
-from cxlab import privacy
 from cxlab.errors import ModelError, ParameterError
+from cxlab.models.survival.design import dummy_code
 from cxlab.models.survival.engine import CoxProblem, RiskSets
 
 __all__ = ["shapley_importance", "shapley_values", "DriverImportance", "CoxFit", "cox_loglik_fit"]
@@ -343,21 +343,23 @@ def _ordinal_null_ll(y, K, w):
 
 
 def _design(df, columns, standardize=True, what="column"):
-    """Numeric matrix for ``columns``: categorical/string columns become 0/1 dummies
-    (first level dropped), numeric ones are standardised. Returns (matrix, names)."""
+    """Numeric matrix for ``columns``: categorical/string/boolean columns become 0/1 dummies against
+    the one reference level of every model (:func:`cxlab.models.survival.design.dummy_code`: rare
+    levels pooled, the most frequent level left out), numeric ones are standardised. Returns
+    (matrix, names)."""
     blocks, names = [], []
     for c in columns:
         s = df[c]
         if (s.dtype == object or isinstance(s.dtype, pd.CategoricalDtype)
                 or pd.api.types.is_string_dtype(s) or pd.api.types.is_bool_dtype(s)):
-            s, usable = privacy.pool_for_model(s, c)  # privacy: rare levels pooled into "other"
-            if not usable:
+            if s.nunique(dropna=True) < 2:   # nothing to compare with: no column (as before)
                 continue
-            d = pd.get_dummies(s.astype("category"), prefix=c, prefix_sep="=", drop_first=True,
-                               dtype=float)
-            d = d.loc[:, d.sum() > 0]
-            blocks.append(d.to_numpy())
-            names += list(d.columns)
+            coded = dummy_code(s, c, style="=", what="Driver model")   # privacy: rare levels pooled
+            if coded is None:
+                continue
+            coding, D = coded
+            blocks.append(D)
+            names += coding.terms
         else:
             v = s.to_numpy(float)
             sd = v.std(ddof=1)

@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
-from cxlab import privacy
 from cxlab.errors import ModelError, ParameterError
+from cxlab.models.survival.design import dummy_code
 
 __all__ = ["ordinal_model", "retention_logit", "LoyaltyResult", "censoring_survival", "NPS_LABELS"]
 
@@ -34,7 +34,9 @@ NPS_LABELS = ("detractor", "passive", "promoter")
 class LoyaltyResult:
     """A fitted loyalty model.
 
-    ``summary``: term, odds_ratio, lower, upper, p (constructs per SD; controls as dummies).
+    ``summary``: term, reference, odds_ratio, lower, upper, p (constructs per SD; categorical
+    controls as dummies ``control=level`` against ``reference``, the most frequent level: the one
+    rule of :func:`cxlab.models.survival.design.reference_level`).
     ``ame_``: term, ame, lower, upper, p — average marginal effect of +1 SD of each construct on
     the probability of the top category (ordinal) or of being retained (retention).
     """
@@ -72,8 +74,11 @@ def _check(df, cols, fn):
 
 
 def _design(data, constructs, controls, fn):
-    """Constructs standardised (per SD), controls: strings -> dummies, numbers as they are."""
-    parts, sds = [], {}
+    """Constructs standardised (per SD), controls: text/category/boolean -> 0/1 dummies against the
+    one reference level of every model (:func:`cxlab.models.survival.design.dummy_code`: rare levels
+    pooled, the most frequent level left out), numbers as they are. Returns (X, sds, references:
+    term -> reference level)."""
+    parts, sds, references = [], {}, {}
     for c in constructs:
         v = data[c].astype(float)
         sd = v.std(ddof=1)
@@ -87,20 +92,23 @@ def _design(data, constructs, controls, fn):
         if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
             parts.append(s.astype(float).rename(c))
             continue
-        s, usable = privacy.pool_for_model(s, c)  # privacy: rare levels pooled into "other"
-        if not usable:
+        if isinstance(s.dtype, pd.CategoricalDtype):
+            empty = [str(k) for k in s.cat.categories.difference(s.dropna().unique())]
+            if empty:
+                warnings.warn(f"{fn}: control {c!r} has empty levels {empty}; they are dropped.",
+                              stacklevel=3)
+        if s.nunique(dropna=True) < 2:   # nothing to compare with (as before the one builder: no column)
+            warnings.warn(f"{fn}: control {c!r} has a single level on the analysed respondents; "
+                          "it is left out.", stacklevel=3)
             continue
-        cat = s.astype("category")
-        counts = cat.value_counts()
-        empty = [str(k) for k, v in counts.items() if v == 0]
-        d = pd.get_dummies(cat.cat.remove_unused_categories(), prefix=c, prefix_sep="=",
-                           drop_first=True, dtype=float)
-        if empty:
-            warnings.warn(f"{fn}: control {c!r} has empty levels {empty}; they are dropped.",
-                          stacklevel=3)
-        parts.append(d)
+        coded = dummy_code(s, c, style="=", what=fn)   # privacy: rare levels pooled
+        if coded is None:
+            continue
+        coding, D = coded
+        parts.append(pd.DataFrame(D, index=data.index, columns=coding.terms))
+        references.update(dict.fromkeys(coding.terms, coding.reference))
     X = pd.concat(parts, axis=1) if parts else pd.DataFrame(index=data.index)
-    return X, sds
+    return X, sds, references
 
 
 def _complete(df, cols, fn):
@@ -132,11 +140,16 @@ def _num_jacobian(f, x, eps=1e-6):
     return J
 
 
-def _table(names, est, se, ci, transform=np.exp, est_name="odds_ratio"):
+def _table(names, est, se, ci, transform=np.exp, est_name="odds_ratio", references=None):
+    """term, [reference (the level a dummy term is compared with; None for other terms),] estimate,
+    lower, upper, p."""
     z = stats.norm.ppf((1 + ci) / 2)
     est, se = np.asarray(est, float), np.asarray(se, float)
-    return pd.DataFrame({"term": names, est_name: transform(est), "lower": transform(est - z * se),
-                         "upper": transform(est + z * se), "p": 2 * stats.norm.sf(np.abs(est / se))})
+    out = pd.DataFrame({"term": names, est_name: transform(est), "lower": transform(est - z * se),
+                        "upper": transform(est + z * se), "p": 2 * stats.norm.sf(np.abs(est / se))})
+    if references is not None:
+        out.insert(1, "reference", [references.get(t) for t in names])
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -242,7 +255,7 @@ def ordinal_model(df: pd.DataFrame, outcome: str, constructs, controls=(), bins=
     if sparse:
         raise ModelError(f"{fn}: outcome categories {sparse} of {outcome!r} have fewer than "
                          f"{min_per_category} respondents; merge categories (bins='nps').")
-    X, sds = _design(data, constructs, controls, fn)
+    X, sds, references = _design(data, constructs, controls, fn)
     if X.shape[1] == 0:
         raise ParameterError(f"{fn}: give at least one construct or control.")
     K = len(labels)
@@ -269,7 +282,7 @@ def ordinal_model(df: pd.DataFrame, outcome: str, constructs, controls=(), bins=
     cov = np.asarray(res.cov_params())
     bse = np.sqrt(np.diag(cov))
     _separation_check(params[:p], bse[:p], names, fn)
-    summary = _table(names, params[:p], bse[:p], ci)
+    summary = _table(names, params[:p], bse[:p], ci, references=references)
     Xv = X.to_numpy(float)
 
     def ame(par):
@@ -362,7 +375,7 @@ def retention_logit(df: pd.DataFrame, horizon_months: float, constructs, control
         raise ModelError(f"{fn}: too few events at {H} months: {n_def} defected and {n_ret} "
                          f"retained among {len(y)} respondents with known status (need at least "
                          f"{min_events} of each); choose another horizon.")
-    X, sds = _design(sub, constructs, controls, fn)
+    X, sds, references = _design(sub, constructs, controls, fn)
     Xc = sm.add_constant(X, has_constant="add")
     p_all = Xc.shape[1]
     epv = min(n_def, n_ret) / max(p_all - 1, 1)
@@ -387,7 +400,7 @@ def retention_logit(df: pd.DataFrame, horizon_months: float, constructs, control
     if not converged:
         raise ModelError(f"{fn}: the logistic model did not converge; look for separation.")
     _separation_check(params[1:], bse[1:], names, fn)
-    summary = _table(names, params[1:], bse[1:], ci)
+    summary = _table(names, params[1:], bse[1:], ci, references=references)
     Xv = Xc.to_numpy(float)
     w = np.ones(len(y)) if weights is None else weights
     idx = [1 + names.index(c) for c in constructs]

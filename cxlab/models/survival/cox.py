@@ -24,6 +24,7 @@ import pandas as pd
 from scipy import stats
 from threadpoolctl import threadpool_limits
 
+from cxlab import privacy
 from cxlab.errors import ModelError, ParameterError
 from cxlab.models.survival.design import dummy_code, is_categorical
 from cxlab.models.survival.engine import CoxProblem, RiskSets, _efron_statistics_loop, efron_statistics  # noqa: F401
@@ -106,7 +107,10 @@ class CoxModel:
             raise ParameterError(f"Column(s) {sorted(dup)} appear in more than one of constructs/controls/strata.")
         return constructs, controls, strata
 
-    def _check_data(self, df, needed, duration_col, event_col, entry_col):
+    def _check_data(self, df, needed, duration_col, event_col, entry_col, categorical=()):
+        """Checks of the model columns, one pass over each; returns the text codes
+        (:func:`cxlab.privacy.text_codes`) of the ``categorical`` controls, read for their missing
+        values and reused by the design (pooling, dummy coding)."""
         if not isinstance(df, pd.DataFrame):
             raise ParameterError(f"CoxModel.fit needs a pandas DataFrame. Got {type(df).__name__} instead.")
         missing = [c for c in needed if c not in df.columns]
@@ -114,9 +118,20 @@ class CoxModel:
             raise ModelError(f"Cox model: column(s) {missing} not found in the table (columns: {list(df.columns)}).")
         if len(df) == 0:
             raise ModelError("Cox model: the table has no rows.")
-        nan_rows = df[needed].isna().any(axis=1)
-        if nan_rows.any():
-            counts = {c: int(df[c].isna().sum()) for c in needed if df[c].isna().any()}
+        codes, counts, nan_rows = {}, {}, None
+        for c in needed:
+            s = df[c]
+            if c in categorical and is_categorical(s):
+                codes[c] = privacy.text_codes(s)
+                isna = codes[c][0] < 0
+            elif pd.api.types.is_float_dtype(s) and not isinstance(s.dtype, pd.api.extensions.ExtensionDtype):
+                isna = np.isnan(s.to_numpy())
+            else:
+                isna = s.isna().to_numpy()
+            if isna.any():
+                counts[c] = int(isna.sum())
+                nan_rows = isna if nan_rows is None else nan_rows | isna
+        if counts:
             raise ModelError(
                 f"Cox model: {int(nan_rows.sum())} of {len(df)} rows have missing values in the model columns "
                 f"(missing per column: {counts}). Drop them upstream (in the panel step, so the exclusion "
@@ -126,14 +141,15 @@ class CoxModel:
             if not pd.api.types.is_numeric_dtype(df[c]):
                 raise ModelError(f"Cox model: column '{c}' must be numeric. Got dtype {df[c].dtype}.")
         ev = df[event_col].to_numpy(float)
-        if not np.isin(ev, (0, 1)).all():
+        if not ((ev == 0) | (ev == 1)).all():
             raise ModelError(f"Cox model: column '{event_col}' must be 0/1 (1 = defected).")
-        if (df[duration_col] <= 0).any() and entry_col is None:
+        stop = df[duration_col].to_numpy(float)
+        if entry_col is None and (stop <= 0).any():
             raise ModelError(
-                f"Cox model: {int((df[duration_col] <= 0).sum())} row(s) have {duration_col} <= 0; durations must be positive."
+                f"Cox model: {int((stop <= 0).sum())} row(s) have {duration_col} <= 0; durations must be positive."
             )
         if entry_col is not None:
-            bad = df[entry_col].to_numpy(float) >= df[duration_col].to_numpy(float)
+            bad = df[entry_col].to_numpy(float) >= stop
             if bad.any():
                 raise ModelError(
                     f"Cox model: {int(bad.sum())} row(s) have {entry_col} >= {duration_col}; a customer must leave the "
@@ -145,13 +161,17 @@ class CoxModel:
                 "so there is no defection to explain. Check the snapshot date and the event definition, or "
                 "use a longer follow-up."
             )
+        return codes
 
     # -- design -----------------------------------------------------------------------------
 
-    def _design(self, df, constructs, controls, event_col, cluster_col=None):
+    def _design(self, df, constructs, controls, event_col, cluster_col=None, codes=None):
+        """The model columns as rows of one ``p x n`` array (``XT``; ``X = XT.T`` is a view, no copy
+        of the frame), with the names, kinds, variables and reference levels of the terms."""
+        codes = codes or {}
         ev = df[event_col].to_numpy(float)
         cols, names, kinds, sources, refs = [], [], [], [], []
-        scales = {}
+        scales, centred = {}, {}
         given = self.construct_scales or {}
         for c in constructs:
             if not pd.api.types.is_numeric_dtype(df[c]):
@@ -163,14 +183,22 @@ class CoxModel:
                 base = x
                 if cluster_col is not None:  # one value per customer (their first row)
                     base = df.loc[~df[cluster_col].duplicated(), c].to_numpy(float)
-                mean, sd = float(np.mean(base)), float(np.std(base, ddof=1)) if len(base) > 1 else 0.0
-            if not np.isfinite(sd) or sd <= 1e-12 or np.ptp(x) == 0:
+                mean = float(np.mean(base))
+                if len(base) > 1:   # the SD in two passes (centred, then one dot product)
+                    d = base - mean
+                    sd = float(np.sqrt((d @ d) / (len(base) - 1)))
+                    if base is x:   # the centred column is the model column's numerator
+                        centred[c] = d
+                    del d
+                else:
+                    sd = 0.0
+            if not np.isfinite(sd) or sd <= 1e-12 or ((c in given or sd < 1e-6 * (1 + abs(mean))) and np.ptp(x) == 0):
                 raise ModelError(
                     f"Cox model: construct '{c}' has zero variance (every respondent scored {x[0]:g}), so its "
                     "effect cannot be estimated. Drop it from the constructs or check how it was scored."
                 )
             scales[c] = (mean, sd)
-            cols.append((x - mean) / sd)
+            cols.append(("construct", c, mean, sd))
             names.append(c)
             kinds.append("construct")
             sources.append(c)
@@ -183,13 +211,14 @@ class CoxModel:
                     s = s.astype(int)
                     x = s.to_numpy(float)
                 else:   # the one builder: rare levels pooled, one reference chosen once
-                    coded = dummy_code(s, c, ids=df[cluster_col] if cluster_col is not None else None)
+                    coded = dummy_code(s, c, ids=df[cluster_col] if cluster_col is not None else None,
+                                       codes=codes.get(c))
                     if coded is None:
                         continue
                     coding, D = coded
                     reference_levels[c] = coding.reference
                     codings[c] = coding
-                    cols.extend(D.T)
+                    cols.extend(("dummy", column) for column in D.T)
                     names.extend(coding.terms)
                     kinds.extend(["control"] * len(coding.levels))
                     sources.extend([c] * len(coding.levels))
@@ -200,29 +229,50 @@ class CoxModel:
                 raise ModelError(
                     f"Cox model: control '{c}' has zero variance (always {x[0]:g}); drop it from the controls."
                 )
-            cols.append(x)
+            cols.append(("plain", x))
             names.append(c)
             kinds.append("control")
             sources.append(c)
             refs.append(None)
-        X = np.column_stack(cols)
+        XT = np.empty((len(cols), len(df)))
+        dummy = np.zeros(len(cols), dtype=bool)
+        for j, (kind, *col) in enumerate(cols):
+            if kind == "construct":   # standardised in place
+                c, mean, sd = col
+                if c in centred:
+                    np.divide(centred.pop(c), sd, out=XT[j])
+                else:
+                    np.subtract(df[c].to_numpy(float), mean, out=XT[j])
+                    XT[j] /= sd
+            else:   # a 0/1 column of a dummy coding, or a numeric control as it is
+                dummy[j] = kind == "dummy"
+                XT[j] = col[0]
         # perfect separation on binary columns: a level with no events (or only events)
+        events = ev.sum()
         for j, name in enumerate(names):
-            x = X[:, j]
-            lo, hi = x.min(), x.max()   # binary? (two passes instead of sorting the column)
-            vals = (lo, hi) if lo != hi and np.all((x == lo) | (x == hi)) else ()
+            x = XT[j]
+            if dummy[j]:   # 0/1 by construction, both values present
+                lo, hi = 0.0, 1.0
+                vals = (lo, hi)
+            elif np.unique(x[:1000]).size > 2:   # not binary: no full pass needed
+                continue
+            else:
+                lo, hi = x.min(), x.max()   # binary? (two passes instead of sorting the column)
+                vals = (lo, hi) if lo != hi and np.all((x == lo) | (x == hi)) else ()
             if len(vals) == 2:
-                for v in vals:
-                    m = x == v
-                    if ev[m].sum() == 0:
+                hi_rows = x if dummy[j] else (x == hi).astype(float)   # 0/1
+                hi_events = ev @ hi_rows
+                n_hi = int(round(hi_rows.sum()))
+                for v, m_events, m_rows in ((lo, events - hi_events, len(x) - n_hi), (hi, hi_events, n_hi)):
+                    if m_events == 0:
                         label = f"{name} = {v:g}" if "[" not in name else (name if v == 1 else f"the other levels of {sources[j]}")
                         raise ModelError(
                             f"Cox model: perfect separation on '{name}': no customer with {label} defected "
-                            f"({int(m.sum())} rows), so its hazard ratio is zero or infinite and the fit cannot "
+                            f"({m_rows} rows), so its hazard ratio is zero or infinite and the fit cannot "
                             f"converge. Merge small levels of '{sources[j]}', drop it, or use a penalizer (e.g. 0.1)."
                         )
         self._codings = codings
-        return X, names, kinds, sources, refs, scales, reference_levels
+        return XT, names, kinds, sources, refs, scales, reference_levels
 
     # -- fit ----------------------------------------------------------------------------------
 
@@ -237,11 +287,13 @@ class CoxModel:
         constructs, controls, strata = self._validate_parameters()
         needed = [duration_col, event_col] + [c for c in (entry_col, cluster_col, self.weights_col) if c]
         needed += constructs + controls + strata
-        self._check_data(df, list(dict.fromkeys(needed)), duration_col, event_col, entry_col)
-        X, names, kinds, sources, refs, scales, reference_levels = self._design(
-            df, constructs, controls, event_col, cluster_col
+        codes = self._check_data(df, list(dict.fromkeys(needed)), duration_col, event_col, entry_col,
+                                 categorical=controls)
+        XT, names, kinds, sources, refs, scales, reference_levels = self._design(
+            df, constructs, controls, event_col, cluster_col, codes
         )
-        n, p = X.shape
+        X = XT.T   # n x p view
+        p, n = XT.shape
         events = int(df[event_col].sum())
         if events < p:
             raise ModelError(
@@ -267,6 +319,11 @@ class CoxModel:
                              weights=weights)
         # lifelines' ridge convention: n * penalizer / 2 * ||beta * sd||^2 (sd of the model columns)
         ridge = self.penalizer * n * X.std(axis=0, ddof=1) ** 2 if self.penalizer else None
+        # covariance of the model columns from the engine's centred copy (one n x p product), for the
+        # size check below and the VIFs
+        with threadpool_limits(1, "blas"):
+            cov = problem.XT @ problem.XT.T / max(n - 1, 1)
+        sd0 = np.sqrt(np.diag(cov) * (max(n - 1, 1) / n))   # X.std(axis=0)
         try:
             with threadpool_limits(1, "blas"):  # thin products (n x p): BLAS threads only add overhead
                 res = problem.fit(residuals=False, raise_on_failure=False, ridge=ridge)
@@ -288,7 +345,7 @@ class CoxModel:
             score = res.score
         # converged? the Newton step left at the estimate (0 at the maximum; penalised fits skip this)
         step = V @ score if self.penalizer == 0 else np.zeros(p)
-        if float(score @ step) > 1e-4 or np.any(np.abs(beta * X.std(axis=0)) > 15):
+        if float(score @ step) > 1e-4 or np.any(np.abs(beta * sd0) > 15):
             raise ModelError(self._convergence_message(X, names, "the partial likelihood is not at its maximum "
                                                        "(a coefficient keeps growing)", step))
         if robust:
@@ -320,7 +377,7 @@ class CoxModel:
             "duration_col": duration_col, "event_col": event_col, "entry_col": entry_col, "cluster_col": cluster_col,
         }
         self.gradient_max_ = float(np.max(np.abs(score))) if self.penalizer == 0 else np.nan
-        self.diagnostics_ = self._diagnostics(X, names)
+        self.diagnostics_ = self._diagnostics(cov, names)
         return self
 
     def _convergence_message(self, X, names, detail, step=None):
@@ -337,8 +394,10 @@ class CoxModel:
             "(e.g. CoxModel(..., penalizer=0.1))."
         )
 
-    def _diagnostics(self, X, names):
-        p = X.shape[1]
+    def _diagnostics(self, cov, names):
+        """Events per parameter, VIFs (from ``cov``, the covariance of the model columns) and
+        convergence, as a tidy table; warnings for the ones that fail."""
+        p = cov.shape[0]
         epp = self.events_ / p
         rows = [
             {"check": "events_per_parameter", "term": None, "value": epp, "threshold": 10.0,
@@ -346,7 +405,8 @@ class CoxModel:
              "message": f"{self.events_} events for {p} parameters" + (" (< 10 per parameter: estimates may be unstable)" if epp < 10 else "")},
         ]
         if p > 1:
-            corr = np.corrcoef(X, rowvar=False)
+            sd = np.sqrt(np.diag(cov))
+            corr = cov / np.outer(sd, sd)
             try:
                 vif = np.diag(np.linalg.inv(corr))
             except np.linalg.LinAlgError:

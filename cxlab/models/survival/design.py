@@ -2,8 +2,10 @@
 
 Used by :class:`~cxlab.models.survival.cox.CoxModel` (and so the PH test, segment hazard ratios and
 :func:`cxlab.insight.value.what_if`, which rebuilds the model's columns on new rows with
-:meth:`DummyCoding.encode`), :func:`~cxlab.models.survival.aft.fit_aft` and the cross-validated
-evaluation and calibration (:mod:`cxlab.models.survival.evaluate`).
+:meth:`DummyCoding.encode`), :func:`~cxlab.models.survival.aft.fit_aft`, the cross-validated
+evaluation and calibration (:mod:`cxlab.models.survival.evaluate`), the loyalty models
+(:mod:`cxlab.models.loyalty`, whose ``summary`` states the reference) and the driver
+decomposition's controls (:mod:`cxlab.models.drivers`).
 
 * A **categorical** control (text, category, or a boolean in the AFT models) is dummy-coded
   after its rare levels are pooled (:func:`cxlab.privacy.pool_for_model`), one 0/1 column per
@@ -58,33 +60,48 @@ class DummyCoding:
         """The 0/1 columns of this coding on (new) rows, rare levels pooled by the same rule."""
         import warnings
 
-        with warnings.catch_warnings():   # the pooling was announced when the model was fitted
-            warnings.simplefilter("ignore")
-            text = privacy.pool_for_model(series, self.variable)[0].astype(str).to_numpy()
-        return np.column_stack([text == level for level in self.levels]).astype(float)
+        codes, labels = privacy.text_codes(series)
+        if not pd.api.types.is_bool_dtype(series):
+            with warnings.catch_warnings():   # the pooling was announced when the model was fitted
+                warnings.simplefilter("ignore")
+                codes, labels, _ = privacy.pool_codes_for_model(codes, labels, self.variable)
+        return _indicators(codes, labels, self.levels)
+
+
+def _indicators(codes: np.ndarray, labels, levels) -> np.ndarray:
+    """n x len(levels) 0/1 matrix: row i has a 1 in the column of its level (none for the reference
+    or a missing value)."""
+    position = {label: j for j, label in enumerate(labels)}
+    X = np.zeros((len(codes), len(levels)))
+    for j, level in enumerate(levels):
+        if level in position:
+            X[:, j] = codes == position[level]
+    return X
 
 
 def dummy_code(series: pd.Series, name: str, *, ids: pd.Series | None = None, style: str = "[]",
-               what: str = "Cox model") -> tuple[DummyCoding, np.ndarray] | None:
+               what: str = "Cox model", codes: tuple[np.ndarray, np.ndarray] | None = None,
+               ) -> tuple[DummyCoding, np.ndarray] | None:
     """Dummy-code a categorical control: ``(coding, n x k matrix)``, or None when pooling its rare
     levels left one level (the control is left out; the pooling warning says so).
 
     ``ids``: the customer of each row when customers have several rows (levels, and so the
-    reference, are counted in customers). Raises :class:`~cxlab.errors.ModelError` when the
-    control has a single level to begin with."""
-    pooled, usable = privacy.pool_for_model(series, name, ids=ids)   # privacy: rare levels pooled
-    if not usable:
-        return None
-    codes, uniques = pd.factorize(pooled.astype(str))   # once: a million rows, several levels
-    if ids is not None:   # customers per level
-        first = ~pd.Series(np.asarray(ids)).duplicated().to_numpy()
-        counts = pd.Series(np.bincount(codes[first], minlength=len(uniques)), index=uniques)
+    reference, are counted in customers). ``codes``: ``privacy.text_codes(series)`` when the caller
+    has it already (the column is read once: missing-value check, pooling, coding). Raises
+    :class:`~cxlab.errors.ModelError` when the control has a single level to begin with."""
+    codes, labels = privacy.text_codes(series) if codes is None else codes   # once: a million rows
+    if not pd.api.types.is_bool_dtype(series):   # privacy: rare levels pooled (booleans are not, as pool_for_model)
+        codes, labels, usable = privacy.pool_codes_for_model(codes, labels, name, ids=ids)
+        if not usable:
+            return None
+    if ids is not None:   # customers per level (their first row)
+        counted = codes[(codes >= 0) & ~pd.Series(np.asarray(ids)).duplicated().to_numpy()]
     else:
-        counts = pd.Series(np.bincount(codes, minlength=len(uniques)), index=uniques)
+        counted = codes if codes.min(initial=0) >= 0 else codes[codes >= 0]
+    counts = pd.Series(np.bincount(counted, minlength=len(labels)), index=labels)
     if len(counts) < 2:
         raise ModelError(f"{what}: control '{name}' has a single level ({counts.index[0]!r}); it cannot be "
                          "estimated. Drop it from the controls.")
     ref = reference_level(counts)
     levels = tuple(level for level in sorted(counts.index) if level != ref)
-    X = np.column_stack([codes == uniques.get_loc(level) for level in levels]).astype(float)
-    return DummyCoding(name, ref, levels, style), X
+    return DummyCoding(name, ref, levels, style), _indicators(codes, labels, levels)
