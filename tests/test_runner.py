@@ -151,7 +151,7 @@ def test_bad_parameters_fail_before_any_kernel(project, capsys):
     code = main(["run", str(cfg), "--set", "horizon=12", "--set", "alpha=high"])
     err = capsys.readouterr().err
     assert code == 2
-    assert "unknown parameter 'horizon'" in err and "did you mean 'horizon_months'" in err
+    assert "unknown parameter 'horizon'" in err and "Did you mean 'horizon_months'" in err
     assert "'alpha' must be float" in err and "Traceback" not in err
     assert not (project / "reports").exists()  # nothing was written
     assert main(["run", str(config(project, jobz=2))]) == 2

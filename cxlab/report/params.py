@@ -293,11 +293,7 @@ def check_parameters(notebook: str | Path, values: dict[str, Any],
     for key, value in values.items():
         p = declared.get(key)
         if p is None:
-            import difflib
-
-            close = difflib.get_close_matches(key, list(declared), n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            problems.append(f"{name}: unknown parameter {key!r}.{hint} Valid parameters: "
+            problems.append(f"{name}: unknown parameter {key!r}.{closest_hint(key, declared)} Valid parameters: "
                             f"{', '.join(declared)}.")
             continue
         if not p.accepts(value):
@@ -345,7 +341,7 @@ _WholeNumber = Annotated[int, Field(strict=True, ge=1)]
 
 class RunConfigFile(BaseModel):
     """The keys of a run config file, as written (paths not yet resolved; see
-    :func:`cxlab.report.runner.load_run_config`)."""
+    :func:`cxlab.report.runconfig.load_run_config`)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -381,14 +377,21 @@ _RUN_CONFIG_TAKES = {
 }
 
 
-def unknown_key_message(source: str, key: str, valid: list[str], where: str | None = None) -> str:
-    """``<source>: unknown key 'x'. Did you mean 'y'? Valid keys: ...`` (the closest valid key, as
-    the study spec's messages)."""
+def closest_hint(name: str, valid) -> str:
+    """`` Did you mean 'y'?`` for the valid name closest to ``name`` ('' when none is close): the
+    same suggestion, by the same measure (difflib, cutoff 0.5), as the study spec's messages
+    (:func:`cxlab.study.spec.parse_study`). Every run config, parameter and notebook name
+    message uses it."""
     import difflib
 
-    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
-    return f"{source}: unknown key {where or key!r}.{hint} Valid keys: {', '.join(valid)}."
+    close = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.5)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
+def unknown_key_message(source: str, key: str, valid: list[str], where: str | None = None) -> str:
+    """``<source>: unknown key 'x'. Did you mean 'y'? Valid keys here: ...`` (``where``: the key's
+    dotted place, e.g. ``notebook_parameters.02-survival``), as the study spec's messages."""
+    return f"{source}: unknown key {where or key!r}.{closest_hint(key, valid)} Valid keys here: {', '.join(valid)}."
 
 
 def parse_run_config(raw: dict, source: str = "run config") -> dict[str, Any]:

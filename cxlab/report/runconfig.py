@@ -26,7 +26,8 @@ from typing import Any
 import yaml
 
 from cxlab.errors import CxlabError, ParameterError
-from cxlab.report.params import check_parameters, parse_override, parse_run_config, read_parameters
+from cxlab.report.params import (check_parameters, closest_hint, parse_override, parse_run_config, read_parameters,
+                                 unknown_key_message)
 from cxlab.report.scrub import MASK as REDACTED
 from cxlab.report.scrub import SECRET_WORDS as _SECRET_WORDS
 
@@ -111,15 +112,17 @@ def load_run_config(path: Path | None = None, *, study: Path | None = None, out:
     names = [n.removesuffix(".ipynb") for n in names]
     missing = [n for n in names if not (nb_dir / f"{n}.ipynb").is_file()]
     if missing:
-        raise CxlabError(f"Notebook(s) {missing} not found in {nb_dir}; available: {_notebook_paths(nb_dir)}.")
+        available = _notebook_paths(nb_dir)
+        raise CxlabError("\n".join(f"{source}: notebooks: no notebook {n!r} in {nb_dir}.{closest_hint(n, available)} "
+                                   f"Available: {', '.join(available)}." for n in missing))
     if not names:
         raise CxlabError(f"No notebooks (NN-topic.ipynb) in {nb_dir}.")
     out_dir = (Path(out).resolve() if out is not None else resolve(raw["out"]) if "out" in raw
                else nb_dir.parent / "reports")
     unknown_nb = set(raw.get("notebook_parameters", {})) - set(names)
-    if unknown_nb:
-        raise ParameterError(f"{source}: notebook_parameters names {sorted(unknown_nb)}, which are not "
-                             f"notebooks of this run {names}.")
+    if unknown_nb:   # the keys of notebook_parameters are the run's notebooks
+        raise ParameterError("\n".join(unknown_key_message(source, n, names, where=f"notebook_parameters.{n}")
+                                        for n in sorted(unknown_nb)))
     name = raw.get("name") or (path.stem if path is not None else f"study-{study_path.parent.name}")
     return RunConfig(name=str(name), study=study_path, notebooks_dir=nb_dir, notebooks=names, out=out_dir,
                      parameters=dict(raw.get("parameters", {})),
@@ -164,7 +167,8 @@ def resolve_parameters(config: RunConfig, overrides: list[str] = ()) -> dict[str
         if nb is None:
             shared[name] = value
         elif nb not in per_nb:
-            raise ParameterError(f"--set {text!r}: no notebook {nb!r} in this run; notebooks: {config.notebooks}.")
+            raise ParameterError(f"--set {text!r}: no notebook {nb!r} in this run.{closest_hint(nb, config.notebooks)} "
+                                 f"Notebooks of this run: {', '.join(config.notebooks)}.")
         else:
             per_nb[nb][name] = value
     for where, values in [("parameters", shared), *((f"notebook_parameters of {n}", v) for n, v in per_nb.items())]:
@@ -188,11 +192,8 @@ def resolve_parameters(config: RunConfig, overrides: list[str] = ()) -> dict[str
     all_names = set().union(*(d.keys() for d in declared.values()))
     for key in shared:
         if key not in all_names and key not in MOVED_PARAMETERS and key != "min_cell":
-            import difflib
-
-            close = difflib.get_close_matches(key, sorted(all_names), n=1)
-            problems.append(f"unknown parameter {key!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
-                            + f"; the notebooks declare: {', '.join(sorted(all_names))}.")
+            problems.append(f"unknown parameter {key!r}.{closest_hint(key, sorted(all_names))} Valid parameters "
+                            f"(declared by the notebooks): {', '.join(sorted(all_names))}.")
     resolved: dict[str, dict[str, Any]] = {}
     for n, decl in declared.items():
         values = {k: v for k, v in shared.items() if k in decl and k not in MOVED_PARAMETERS}
