@@ -50,6 +50,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+# the parts; every name this module defined before the split still imports from here, as the same object
 from cxlab.errors import CxlabError, ParameterError
 from cxlab.report.compare import compare_metrics, run_basis  # noqa: F401 (engineer G: run comparison)
 from cxlab.report.manifest import (MANIFEST_SCHEMA_PATH, MANIFEST_SCHEMA_VERSION, _previous_manifest,  # noqa: F401
