@@ -26,9 +26,9 @@ from cxlab.errors import ParameterError
 from cxlab.data.panel import Panel, build_panel
 from cxlab.study import Study, load_study
 
-__all__ = ["Workbook", "open_study", "PARTS", "has_part", "omission_sentence", "outcome_for_role",
+__all__ = ["Workbook", "open_study", "start_notebook", "PARTS", "has_part", "omission_sentence", "outcome_for_role",
            "dgc_definition", "dgc_comparison", "resolve_horizon", "resolve_n_jobs", "varying_terms", "recognition_what_if",
-           "Concentration", "margin_concentration"]
+           "Concentration", "margin_concentration", "cox_terms", "recommend_setup", "dgc_grid", "record_findings"]
 
 #: optional part -> (what is missing, in words; the spec key that enables it)
 PARTS: dict[str, tuple[str, str]] = {
@@ -175,6 +175,67 @@ def varying_terms(df: pd.DataFrame, terms) -> tuple[list[str], list[str]]:
     return keep, constant
 
 
+def cox_terms(constructs, controls, *, dgc: bool = False, strata=(), weights_col: str = ""):
+    """Notebook 02's Cox model terms: ``(columns, controls)``. ``columns`` are what its rows need
+    (the perceptions, the DGC flag when ``dgc``, the controls, then the strata and the weights
+    column, each once); ``controls`` are the model's controls: every column but the perceptions,
+    the strata and the weights (a stratum gets its own baseline, weights weigh rows: neither is a
+    term)."""
+    columns = [*constructs, *(["dgc"] if dgc else []), *controls]
+    columns += [c for c in [*strata, weights_col] if c and c not in columns]
+    model_controls = [t for t in columns if t not in constructs and t not in strata and t != weights_col]
+    return columns, model_controls
+
+
+def recommend_setup(wb: "Workbook", outcome: str = "", bins: str = "nps"):
+    """Notebook 03's recommendation model: ``(outcome, has_outcome, bins, note)``.
+
+    ``outcome``: the parameter ("" = the study's outcome with the role recommend); ``has_outcome``:
+    whether the panel has it; ``bins``: "nps" (detractor / passive / promoter) only on a 0-10
+    outcome, else "" (the answers as given), and then ``note`` says why in one sentence ("" when
+    nothing needs saying)."""
+    outcome = outcome or wb.outcome("recommend") or ""
+    has_outcome = outcome in wb.panel.outcomes
+    note = ""
+    if has_outcome and bins == "nps" and tuple(wb.study.surveys.outcome_scale(outcome)) != (0, 10):
+        bins = ""  # the NPS bands are defined on 0-10 only
+        scale = "–".join(f"{x:g}" for x in wb.study.surveys.outcome_scale(outcome))
+        note = (f"The recommendation outcome `{outcome}` is answered on {scale}, not 0–10: the NPS bands do not "
+                f"apply, so its model uses the answers as given.")
+    return outcome, has_outcome, bins, note
+
+
+def dgc_grid(wb: "Workbook"):
+    """Notebook 04's 2 × 2 grid of self-status and recognition on the analysed respondents, with
+    the run's DGC definition: ``(grid, classified)``, every respondent with its ``segment_2x2``
+    cell and those in a cell (the unclassified left out); ``(None, None)`` when the study cannot
+    have disappointed good customers."""
+    from cxlab.insight.segments import UNCLASSIFIED, perception_segments
+
+    dgc, panel = wb.dgc_definition, wb.panel
+    if dgc is None:
+        return None, None
+    grid = perception_segments(panel.respondents, panel.recognition, scale=panel.scale,
+                               good_customer_min=dgc.good_customer_min, recognised_min=dgc.recognised_min)
+    return grid, grid[grid["segment_2x2"] != UNCLASSIFIED]
+
+
+def record_findings(found) -> None:
+    """Record a notebook's :class:`cxlab.insight.findings.Findings` for the run: each finding in
+    order (with its level), then its evidence shown as one closed fold, then each metric."""
+    from cxlab.insight.narrative import evidence_fold
+    from cxlab.report import record_finding, record_metric
+
+    for text, level in found.findings:
+        record_finding(text, level=level)
+    if found.evidence:
+        from IPython.display import HTML, display
+
+        display(HTML(evidence_fold(found.evidence)))
+    for m in found.metrics:
+        record_metric(m.name, m.estimate, m.lower, m.upper, unit=m.unit, label=m.label)
+
+
 def recognition_what_if(panel: Panel, dgc, *, delta_points: float, segment: str | None, move_share: float,
                         horizons, n_boot: int, discount_rate: float, n_jobs: int = 1, with_value: bool = True,
                         seed: int = 0, boot_refit: str = "auto"):
@@ -183,7 +244,7 @@ def recognition_what_if(panel: Panel, dgc, *, delta_points: float, segment: str 
     Fits one Cox model of defection (tenure clock, delayed entry at the survey) on the perceptions
     and, when the study has disappointed good customers (``dgc`` is the run's definition, None
     otherwise), their flag; then :func:`cxlab.insight.value.what_if` raises recognition by
-    ``delta_points`` for ``segment`` (None = every respondent) and, with ``dgc``, moves
+    ``delta_points`` for ``segment`` (None or "all" = every respondent) and, with ``dgc``, moves
     ``move_share`` of the disappointed good customers to the recognised good customers' level.
     Returns ``(raise_table, move_table)``; ``move_table`` is None without ``dgc``. Money rows
     (discounted margin) only ``with_value``. ``boot_refit``: how the bootstrap draws refit
@@ -193,6 +254,7 @@ def recognition_what_if(panel: Panel, dgc, *, delta_points: float, segment: str 
     from cxlab.models.survival import CoxModel
     from cxlab.insight.value import what_if
 
+    segment = None if segment == "all" else segment
     if panel.recognition is None:
         raise ParameterError("recognition_what_if needs a recognition construct; check wb.has('recognition') first.")
     if dgc is None and segment is not None:
@@ -351,6 +413,17 @@ class Workbook:
             self.omissions.append(text)
         record_omission(text, part=part)
         return text
+
+
+def start_notebook(study_path: str | Path, min_cell: int, **panel_options) -> Workbook:
+    """A notebook's first call: the report's plot style, ``min_cell`` as the one privacy threshold
+    for every table, curve and model, then :func:`open_study`."""
+    from cxlab import privacy
+    from cxlab.report.plots import use_style
+
+    use_style()
+    privacy.set_min_cell(min_cell)
+    return open_study(study_path, **panel_options)
 
 
 def open_study(study_path: str | Path, **panel_options) -> Workbook:

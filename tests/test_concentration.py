@@ -98,7 +98,8 @@ def test_notebook_04_shows_and_records_the_function_s_figures_only():
     code = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
     assert code.count("margin_concentration(wb") == 1
     assert "value.gini(" not in code and "value.top_share(" not in code and "value.lorenz(" not in code
-    assert "plot_lorenz(conc.lorenz)" in code and "record_finding(conc.sentence)" in code
+    # its sentence is the finding and its figures the metrics (segment_value_findings, tests/test_findings.py)
+    assert "plot_lorenz(conc.lorenz)" in code and "concentration=conc if has_value else None" in code
 
 
 def test_the_report_table_shows_the_same_two_figures_and_population(wb):

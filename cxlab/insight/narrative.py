@@ -95,6 +95,25 @@ LABELS: dict[str, str] = {
 _DEFECTION_COL = re.compile(r"^defection_(\d+)m(?:_(lower|upper))?$")
 
 
+def _level_words(m) -> str:
+    return f"{human_label(m.group(1))}: {m.group(2)}"
+
+
+def _defection_words(m) -> str:
+    base = f"defection within {m.group(1)} months"
+    return f"{base}, {m.group(2)} bound" if m.group(2) else base
+
+
+#: code-name patterns and their words, for :func:`human_label` (the first that matches)
+_LABEL_PATTERNS = (
+    (re.compile(r"^(.+?)\[(?:T\.)?(.+)\]$"), _level_words),                   # channel[online], channel[T.online]
+    (re.compile(r"^([A-Za-z_]\w*)=(.+)$"), _level_words),                       # channel=online
+    (re.compile(r"^(.+?) x log\(t/[^)]*\)$"), lambda m: f"{human_label(m.group(1))}: change with tenure"),
+    (re.compile(r"^auc_(\d+)m$"), lambda m: f"AUC at {m.group(1)} months"),
+    (_DEFECTION_COL, _defection_words),
+)
+
+
 def human_label(name: str) -> str:
     """A code name in words: ``channel[online]`` -> ``channel: online``, ``p_holm`` ->
     ``p-value (Holm-adjusted)``, ``defection_12m_lower`` -> ``defection within 12 months, lower
@@ -103,22 +122,10 @@ def human_label(name: str) -> str:
     text = str(name)
     if text in LABELS:
         return LABELS[text]
-    m = re.match(r"^(.+?)\[(?:T\.)?(.+)\]$", text)
-    if m:
-        return f"{human_label(m.group(1))}: {m.group(2)}"
-    m = re.match(r"^([A-Za-z_]\w*)=(.+)$", text)
-    if m:
-        return f"{human_label(m.group(1))}: {m.group(2)}"
-    m = re.match(r"^(.+?) x log\(t/[^)]*\)$", text)
-    if m:
-        return f"{human_label(m.group(1))}: change with tenure"
-    m = re.match(r"^auc_(\d+)m$", text)
-    if m:
-        return f"AUC at {m.group(1)} months"
-    m = _DEFECTION_COL.match(text)
-    if m:
-        base = f"defection within {m.group(1)} months"
-        return f"{base}, {m.group(2)} bound" if m.group(2) else base
+    for pattern, words in _LABEL_PATTERNS:
+        m = pattern.match(text)
+        if m:
+            return words(m)
     if "_" in text and not text.startswith("_"):
         return text.replace("_", " ")
     return text
@@ -522,6 +529,33 @@ def ci_table(df: pd.DataFrame, columns: Mapping[str, tuple[str, str, str]], *, t
 
 
 __all__.append("ci_table")
+
+#: the Cox model table's estimate columns for :func:`ci_table`: per SD, per scale point, per unit
+COX_CI_COLUMNS = {
+    "hazard ratio per SD (95 % CI)": ("hr_per_sd", "lower_per_sd", "upper_per_sd"),
+    "per scale point (95 % CI)": ("hr_per_point", "lower_per_point", "upper_per_point"),
+    "per unit of the term (95 % CI)": ("hr", "lower", "upper"),
+}
+
+
+def defector_table(would_be: pd.DataFrame) -> pd.DataFrame:
+    """Notebook 04's would-be defectors by cell as a narrow table (:func:`ci_table`): the share of
+    expected defectors and its ratio to the cell's share of respondents, each "estimate (95 % CI)",
+    beside the respondents, their share and the probability that the cell holds the largest share;
+    a suppressed cell's estimates blank. ``would_be``: ``would_be_defectors(...).table``."""
+    view = ci_table(would_be, {"share of expected defectors (95 % CI)": ("defector_share", "defector_share_lower",
+                                                                         "defector_share_upper")},
+                    term_col="cell", term_header="cell", p_col=None, percent=True)
+    view["ratio to its share of respondents (95 % CI)"] = ci_table(
+        would_be, {"r": ("ratio", "lower", "upper")}, term_col="cell", p_col=None)["r"]
+    view.insert(1, "respondents", would_be["n"].to_numpy())
+    view.insert(2, "share of respondents", would_be["customer_share"].to_numpy())
+    view["probability of the largest share"] = would_be["p_highest_share"].to_numpy()
+    view["suppressed"] = would_be["suppressed"].to_numpy()
+    return view
+
+
+__all__ += ["COX_CI_COLUMNS", "defector_table"]
 
 
 # ---- answers first, evidence one click away --------------------------------------------------
