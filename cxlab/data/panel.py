@@ -446,6 +446,7 @@ def build_panel(study, data, *, follow_up: str = "snapshot", min_item_share: flo
     if respondents["dgc"].notna().all():
         respondents["dgc"] = respondents["dgc"].astype("int64")
 
+    respondents.attrs["cxlab.survival"] = {"duration": "duration", "event": "event", "entry": "entry", "clock": CLOCK_DESCRIPTION, "snapshot_date": str(study.snapshot_date)}  # the clock the table carries: cxlab.models.survival.clock
     intervals = _counting_process(con, answers, customers, complete, comp_df, constructs, covariates,
                                   cutoff)
     con.close()

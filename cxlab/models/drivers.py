@@ -37,6 +37,7 @@ from scipy import special
 from threadpoolctl import threadpool_limits
 
 from cxlab.errors import ModelError, ParameterError
+from cxlab.models.survival.clock import resolve_entry
 from cxlab.models.survival.design import dummy_code
 from cxlab.models.survival.engine import CoxProblem, RiskSets
 
@@ -109,6 +110,7 @@ def cox_loglik_fit(df, covariates, duration_col="duration", event_col="event", e
 
     A thin wrapper around :class:`CoxFit`, exposed for checks against lifelines.
     """
+    entry_col = resolve_entry(df, entry_col, duration_col)   # the table's delayed entry unless given / False
     cf = CoxFit(df[list(covariates)].to_numpy(float), df[duration_col], df[event_col],
                 None if entry_col is None else df[entry_col])
     beta, ll, _ = cf.fit()
@@ -892,6 +894,7 @@ def shapley_importance(df: pd.DataFrame, constructs, model: str = "linear", outc
         raise ParameterError(f"The 'boot_refit' parameter of shapley_importance must be one of {_REFITS}. "
                              f"Got {boot_refit!r} instead.")
     if model == "cox":
+        entry_col = resolve_entry(df, entry_col, duration_col)   # the table's delayed entry unless given / False
         used = constructs + controls + [duration_col, event_col] + ([entry_col] if entry_col else [])
     else:
         if outcome is None:

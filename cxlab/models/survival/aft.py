@@ -26,6 +26,7 @@ from scipy import special, stats
 from threadpoolctl import threadpool_limits
 
 from cxlab.errors import ModelError, ParameterError
+from cxlab.models.survival.clock import resolve_entry
 from cxlab.models.survival.design import dummy_code
 
 __all__ = ["AFTComparison", "fit_aft", "time_ratio_sentence"]
@@ -372,6 +373,8 @@ class AFTComparison:
         self.alpha = alpha
 
     def fit(self, df: pd.DataFrame) -> "AFTComparison":
+        # the table's delayed entry unless entry_col is given or False (cxlab.models.survival.clock)
+        entry_col = self.entry_col_ = resolve_entry(df, self.entry_col, self.duration_col)
         unknown = [d for d in self.distributions if d not in _DISTRIBUTIONS]
         if unknown or not self.distributions:
             raise ParameterError(
@@ -381,7 +384,7 @@ class AFTComparison:
         if not 0 < self.alpha < 1:
             raise ParameterError(f"The 'alpha' parameter must be a float in (0, 1). Got {self.alpha} instead.")
         design = _prepare_design(
-            df, self.constructs, self.controls, self.duration_col, self.event_col, self.entry_col
+            df, self.constructs, self.controls, self.duration_col, self.event_col, entry_col
         )
         self.design_ = design
         self.n_ = len(design.frame)
@@ -391,7 +394,7 @@ class AFTComparison:
         X = np.column_stack([frame[design.covariates].to_numpy(float), np.ones(len(frame))])
         t = frame[self.duration_col].to_numpy(float)
         e = frame[self.event_col].to_numpy(float)
-        entry = frame[self.entry_col].to_numpy(float) if self.entry_col else None
+        entry = frame[entry_col].to_numpy(float) if entry_col else None
         for dist in self.distributions:
             try:
                 fitter = _AFTFit(dist, design.covariates + ["Intercept"], self.alpha).fit(X, t, e, entry)
@@ -481,7 +484,9 @@ def fit_aft(
 
     Constructs are standardised per SD (sample SD of the analysed rows), categorical controls
     dummy-coded against their most frequent level. With ``entry_col`` (tenure at survey) the
-    likelihood is left-truncated at entry. Time ratios are ``exp(coef)`` of the location
+    likelihood is left-truncated at entry; ``entry_col=None`` takes the entry of a table that
+    carries its clock (the panel's respondents), ``False`` fits without
+    (:func:`cxlab.models.survival.clock.resolve_entry`). Time ratios are ``exp(coef)`` of the location
     parameter (lifelines' ``lambda_`` / ``alpha_`` / ``mu_``) with Wald CIs.
 
     Raises :class:`cxlab.errors.ModelError` when there are no events, a construct has no

@@ -26,6 +26,7 @@ from threadpoolctl import threadpool_limits
 
 from cxlab import privacy
 from cxlab.errors import ModelError, ParameterError
+from cxlab.models.survival.clock import resolve_entry
 from cxlab.models.survival.design import dummy_code, is_categorical
 from cxlab.models.survival.engine import CoxProblem, RiskSets, _efron_statistics_loop, efron_statistics  # noqa: F401
 
@@ -279,11 +280,16 @@ class CoxModel:
     def fit(self, df, duration_col="duration", event_col="event", entry_col=None, cluster_col=None):
         """Fit on ``df`` (one row per respondent, or counting-process rows with ``entry_col``=start).
 
-        ``entry_col``: tenure at which the row enters the risk set (R ``Surv(entry, duration, event)``).
+        ``entry_col``: tenure at which the row enters the risk set (R ``Surv(entry, duration, event)``);
+        None (the default) takes the entry of a table that carries its clock (the panel's respondents:
+        delayed entry at the survey) when ``duration_col`` is its duration, ``False`` fits without
+        delayed entry (:func:`cxlab.models.survival.clock.resolve_entry`).
         ``cluster_col``: group rows of one customer for cluster-robust SEs (R ``cluster=``).
         Returns self.
         """
 
+        # the table's delayed entry unless entry_col is given or False (cxlab.models.survival.clock)
+        entry_col = resolve_entry(df, entry_col, duration_col)
         constructs, controls, strata = self._validate_parameters()
         needed = [duration_col, event_col] + [c for c in (entry_col, cluster_col, self.weights_col) if c]
         needed += constructs + controls + strata

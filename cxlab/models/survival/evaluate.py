@@ -49,6 +49,7 @@ from scipy import stats
 
 from cxlab.errors import ModelError, ParameterError
 from cxlab.models.survival.aft import _prepare_design
+from cxlab.models.survival.clock import resolve_entry
 from cxlab.models.survival.engine import breslow_baseline, fit_cox
 from cxlab.models.survival.km import km_product, km_read, km_steps
 
@@ -417,6 +418,7 @@ def evaluate_survival(
     computed on time since entry (see the module docstring). An AUC horizon outside a test fold's
     follow-up is left out for that fold (with a warning).
     """
+    entry_col = resolve_entry(df, entry_col, duration_col)   # the table's delayed entry unless given / False
     design = _prepare_design(df, constructs, controls, duration_col, event_col, entry_col)
     frame, covs = design.frame, design.covariates
     n_events = int(frame[event_col].sum())
@@ -514,6 +516,7 @@ def calibration(
     """
     if not isinstance(bins, (int, np.integer)) or bins < 2:
         raise ParameterError(f"The 'bins' parameter must be an int >= 2. Got {bins!r} instead.")
+    entry_col = resolve_entry(df, entry_col, duration_col)   # the table's delayed entry unless given / False
     design = _prepare_design(df, constructs, controls, duration_col, event_col, entry_col)
     frame, covs = design.frame, design.covariates
     n_events = int(frame[event_col].sum())

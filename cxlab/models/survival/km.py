@@ -25,6 +25,7 @@ from scipy import stats
 
 from cxlab import privacy
 from cxlab.errors import ModelError, ParameterError
+from cxlab.models.survival.clock import resolve_entry
 from cxlab.models.survival.engine import RiskSets
 
 __all__ = ["KaplanMeierResult", "kaplan_meier", "logrank", "pairwise_logrank", "KMSteps", "km_product",
@@ -80,6 +81,7 @@ def _timefix(entry, time, what):
 
 
 def _arrays(df, duration_col, event_col, entry_col, what, timefix=True):
+    entry_col = resolve_entry(df, entry_col, duration_col)   # the table's delayed entry unless given / False
     cols = [duration_col, event_col] + ([entry_col] if entry_col else [])
     _check_columns(df, cols, what, numeric=len(cols))
     time = df[duration_col].to_numpy(float)
@@ -364,7 +366,9 @@ def kaplan_meier(
     """Kaplan–Meier survival with Greenwood CIs, by group, honouring delayed entry.
 
     R equivalent: ``survfit(Surv(entry, duration, event) ~ group, conf.type=conf_type)``
-    (``Surv(duration, event)`` without ``entry_col``). ``conf_type``: "log" (R's default:
+    (``Surv(duration, event)`` without ``entry_col``; ``entry_col=None`` takes the entry of a table
+    that carries its clock when ``duration_col`` is its duration, ``False`` none:
+    :func:`cxlab.models.survival.clock.resolve_entry`). ``conf_type``: "log" (R's default:
     ``S * exp(+-z se(log S))``, upper capped at 1), "log-log", "plain". The median and its CI
     follow R's ``quantile.survfit``: the first time the curve (lower band, upper band) reaches
     0.5 (the midpoint of a flat stretch at exactly 0.5); NaN when it never does.
