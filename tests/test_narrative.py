@@ -175,6 +175,27 @@ def test_human_labels():
     assert human_label("ame") == "average marginal effect"
     assert human_label("affect x log(t/24.5)") == "affect: change with tenure"
     assert human_label("some_new_name") == "some new name"
+    assert human_label("channel[T.online]") == "channel: online" and human_label("channel=online") == "channel: online"
+    assert human_label("auc_24m") == "AUC at 24 months" and human_label("defection_6m") == "defection within 6 months"
+    assert human_label("complaint_open[x]") == "a complaint open: x"   # the level's variable in words too
+
+
+def test_defector_table_is_narrow_and_blanks_a_suppressed_cell():
+    from cxlab.insight.narrative import defector_table
+
+    wt = pd.DataFrame({"cell": ["disappointed good customers", "recognised others"], "n": [250, 8],
+                       "customer_share": [0.25, 0.008], "defector_share": [0.40, 0.01],
+                       "defector_share_lower": [0.35, 0.0], "defector_share_upper": [0.45, 0.02],
+                       "ratio": [1.6, 1.25], "lower": [1.4, 0.5], "upper": [1.8, 2.0],
+                       "p_highest_share": [0.97, 0.0], "suppressed": [False, True]})
+    view = defector_table(wt)
+    assert list(view.columns) == ["cell", "respondents", "share of respondents",
+                                  "share of expected defectors (95 % CI)",
+                                  "ratio to its share of respondents (95 % CI)", "probability of the largest share",
+                                  "suppressed"]
+    assert view.iloc[0].tolist() == ["disappointed good customers", 250, 0.25, "40.0 % (35.0–45.0 %)",
+                                     "1.60 (1.40–1.80)", 0.97, False]
+    assert view.iloc[1, 3] == "–" and view.iloc[1, 4] == "–"
 
 
 def test_retention_and_diagnostics_in_words():

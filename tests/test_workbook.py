@@ -234,3 +234,88 @@ def test_a_sample_smaller_than_min_cell_is_refused_without_quoting_its_size(tmp_
         assert f"{n}" not in str(err.value).replace(f"({n + 1})", "")
     finally:
         privacy.set_min_cell(privacy.MIN_CELL)
+
+
+def test_what_if_segment_all_is_every_respondent(shape_books):
+    wb = shape_books["minimal"]
+    kw = dict(delta_points=0.5, move_share=0.25, horizons=[12], n_boot=0, discount_rate=0.1, with_value=False)
+    everyone, _ = workbook.recognition_what_if(wb.panel, None, segment=None, **kw)
+    pd.testing.assert_frame_equal(workbook.recognition_what_if(wb.panel, None, segment="all", **kw)[0], everyone)
+
+
+# ---- the notebooks' set-up and recording ------------------------------------------------------
+
+def test_cox_terms_keep_strata_and_weights_out_of_the_controls():
+    cols, controls = workbook.cox_terms(["recognition", "empathy"], ["channel", "tenure_at_survey"], dgc=True,
+                                        strata=["region"], weights_col="w")
+    assert cols == ["recognition", "empathy", "dgc", "channel", "tenure_at_survey", "region", "w"]
+    assert controls == ["dgc", "channel", "tenure_at_survey"]
+    # a stratum already among the controls is one column, and no term; no dgc unless asked; "" is no weights
+    cols, controls = workbook.cox_terms(["recognition"], ["channel"], strata=["channel"])
+    assert cols == ["recognition", "channel"] and controls == []
+    assert workbook.cox_terms(["recognition"], []) == (["recognition"], [])
+
+
+def _wb_with_outcome(scale, outcomes=("nps",), role="nps"):
+    from types import SimpleNamespace as NS
+
+    return NS(outcome=lambda r: role if r == "recommend" else None, panel=NS(outcomes=list(outcomes)),
+              study=NS(surveys=NS(outcome_scale=lambda o: scale)))
+
+
+def test_recommend_setup_keeps_the_nps_bands_for_a_0_to_10_outcome_only():
+    assert workbook.recommend_setup(_wb_with_outcome((0, 10)), "", "nps") == ("nps", True, "nps", "")
+    outcome, has, bins, note = workbook.recommend_setup(_wb_with_outcome((1, 5)), "", "nps")
+    assert (outcome, has, bins) == ("nps", True, "")
+    assert note == ("The recommendation outcome `nps` is answered on 1–5, not 0–10: the NPS bands do not apply, so "
+                    "its model uses the answers as given.")
+    assert workbook.recommend_setup(_wb_with_outcome((1, 5)), "", "") == ("nps", True, "", "")
+    # a named outcome the panel lacks; no outcome with the role at all
+    assert workbook.recommend_setup(_wb_with_outcome((0, 10)), "likely", "nps") == ("likely", False, "nps", "")
+    assert workbook.recommend_setup(_wb_with_outcome((0, 10), role=None), "", "nps") == ("", False, "nps", "")
+
+
+def test_dgc_grid_classifies_the_respondents_or_is_none(shape_books):
+    grid, classified = workbook.dgc_grid(shape_books["no_complaints"])
+    assert len(grid) == shape_books["no_complaints"].panel.n_respondents
+    assert "unclassified" not in set(classified["segment_2x2"])
+    assert len(classified) == int((grid["segment_2x2"] != "unclassified").sum())
+    assert "disappointed good customers" in set(classified["segment_2x2"])
+    assert workbook.dgc_grid(shape_books["minimal"]) == (None, None)
+
+
+def test_record_findings_records_in_order_and_folds_the_evidence(monkeypatch):
+    import cxlab.report as report
+    from cxlab.insight.findings import Findings
+
+    calls = []
+    monkeypatch.setattr(report, "record_finding", lambda text, level="finding": calls.append(("finding", text, level)))
+    monkeypatch.setattr(report, "record_metric", lambda *a, **k: calls.append(("metric", a, k)))
+    import IPython.display
+
+    monkeypatch.setattr(IPython.display, "display", lambda obj: calls.append(("display", obj.data)))
+    f = Findings()
+    f.add("First.")
+    f.add("Careful.", level="warning")
+    f.evidence = ["Detail."]
+    f.metric("a.b", 1.0, 0.5, 1.5, unit="EUR", label="a b")
+    workbook.record_findings(f)
+    assert [c[0] for c in calls] == ["finding", "finding", "display", "metric"]
+    assert calls[1] == ("finding", "Careful.", "warning")
+    assert "<li>Detail.</li>" in calls[2][1]
+    assert calls[3] == ("metric", ("a.b", 1.0, 0.5, 1.5), {"unit": "EUR", "label": "a b"})
+    calls.clear()
+    workbook.record_findings(Findings(findings=[("Only.", "finding")]))
+    assert [c[0] for c in calls] == ["finding"]      # no evidence: nothing shown
+
+
+def test_start_notebook_sets_the_privacy_threshold(shape_books, monkeypatch, tmp_path):
+    from cxlab import privacy
+    from shapes import write_shape
+
+    before = privacy.get_min_cell()
+    try:
+        wb = workbook.start_notebook(write_shape("minimal", tmp_path / "s", n_customers=800), 12)
+        assert privacy.get_min_cell() == 12 and wb.panel.n_respondents > 0
+    finally:
+        privacy.set_min_cell(before)
