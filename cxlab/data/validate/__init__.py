@@ -89,7 +89,7 @@ __all__ = ["validate_study", "validate_engine", "load_study_data", "load_engine_
            "StudyData", "PROBLEM_COLUMNS", "SUMMARY_COLUMNS"]
 
 
-_ENGINE_READY = False
+_ENGINE_READY = True
 
 
 def validate_study(study) -> ValidationReport:

@@ -1,0 +1,349 @@
+"""The data contract pushed down (issue 11 part 3): every rule run as queries on the engine gives
+the problems table the pandas path gives for the same extract.
+
+A matrix of small studies (tests/test_validate.py's hand-made tables, one rule broken in each,
+plus the clean one) is written as CSV files (checked in pandas) and loaded into a DuckDB file by
+DuckDB's ``read_csv`` (checked by queries on the engine), once with every column as text (the
+engine parses in the spec's dialect) and once typed by DuckDB's sniffer (DATE, TIMESTAMP,
+DOUBLE, BIGINT columns). The problems must be identical: the same rows, columns, rules, counts,
+example row numbers (a DuckDB table loaded from a file numbers its rows as the file does) and
+fix texts, the file label aside (``clients.csv`` is ``duckdb:crm.customers``). A few cases run on
+a real PostgreSQL server too.
+
+Reference: the pandas path (tests/test_validate.py checks it against hand counts).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import ibis
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+sys.path.insert(0, str(Path(__file__).parent))
+import test_validate as tv  # noqa: E402
+import warehouse as wh  # noqa: E402
+
+from cxlab.data.validate import load_engine_data, validate_engine, validate_study  # noqa: E402
+from cxlab.data.sources import connect, disconnect  # noqa: E402
+from cxlab.study import load_study  # noqa: E402
+
+ID, START, END, VALUE, REGION = tv.ID, tv.START, tv.END, tv.VALUE, tv.REGION
+ANSWERED, REC1, REC2, EMP1, EMP2, SELF, NPS = tv.ANSWERED, tv.REC1, tv.REC2, tv.EMP1, tv.EMP2, tv.SELF, tv.NPS
+OPENED, CLOSED, GESTURE = tv.OPENED, tv.CLOSED, tv.GESTURE
+FILES = {"customers": "clients.csv", "surveys": "barometre.csv", "complaints": "reclamations.csv"}
+
+
+# ---- the matrix: (name, change the clean tables, spec keys) -----------------------------------
+
+def _set(role, rows, col, values):
+    def change(t):
+        t[role].loc[rows, col] = values
+    return change
+
+
+def _append_customers(rows):
+    def change(t):
+        extra = pd.DataFrame(rows, columns=t["customers"].columns)
+        t["customers"] = pd.concat([t["customers"], extra], ignore_index=True)
+    return change
+
+
+def _dup_ids(t):
+    extra = t["customers"].iloc[[2, 0, 0]].assign(**{ID: [tv.CANARY, "C77", "C77"]})
+    t["customers"] = pd.concat([t["customers"], extra], ignore_index=True)
+
+
+def _many(*changes):
+    def change(t):
+        for c in changes:
+            c(t)
+    return change
+
+
+def _column(role, col, values):
+    def change(t):
+        t[role][col] = values
+    return change
+
+
+def _identifier_like(t):
+    n = 38
+    ids = [f"K{i:03d}" for i in range(n)]
+    t["customers"] = pd.DataFrame({ID: ids, START: "2019-01-01", END: "", VALUE: "1",
+                                   REGION: [f"L{i % 20}" for i in range(n)]})
+    t["surveys"] = t["surveys"].iloc[:3].assign(**{ID: ids[:3], ANSWERED: "2024-01-01"})
+    t["complaints"] = t["complaints"].iloc[:1].assign(**{ID: ids[:1], OPENED: "2024-01-01", CLOSED: ""})
+
+
+def _rename(role, old, new):
+    def change(t):
+        t[role] = t[role].rename(columns={old: new})
+    return change
+
+
+CASES = [
+    ("clean", None, {}),
+    ("not_empty", _many(_set("surveys", [4, 10], ID, ""), _set("surveys", 6, ID, "   "),
+                        _set("customers", 2, START, "")), {}),
+    ("unique", _dup_ids, {}),
+    ("date_parseable", _many(_set("customers", 1, START, "01/03/2020"), _set("customers", 3, END, "9999-12-31"),
+                             _set("customers", [6, 7], END, ["2020-02-30", "soon"]),
+                             _set("surveys", 0, ANSWERED, "hier"), _set("complaints", 2, CLOSED, "31.12.2023")), {}),
+    ("date_format_hint", _column("customers", START, [pd.Timestamp(v).strftime("%d.%m.%Y") for v in
+                                                      tv.clean_tables()["customers"][START]]), {}),
+    ("ambiguous_day_month", _many(_column("complaints", OPENED, ["01/02/2024", "02/02/2022", "03/12/2023",
+                                                                  "05/05/2025"]),
+                                  _column("complaints", CLOSED, ["", "", "", ""])), {}),
+    ("date_format_given", _many(
+        _column("customers", START, [pd.Timestamp(v).strftime("%d/%m/%Y") for v in tv.clean_tables()["customers"][START]]),
+        _set("customers", 3, START, "2021-01-01"),
+        _column("customers", END, [pd.Timestamp(v).strftime("%d/%m/%Y %H:%M") if v else ""
+                                   for v in tv.clean_tables()["customers"][END]])),
+     {"customers": {"date_format": "%d/%m/%Y"}}),
+    ("start_before_end", _many(_append_customers([["C13", "2022-01-01", "2021-12-31", "1", "nord"]]),
+                               _set("complaints", 3, CLOSED, "2025-05-04")), {}),
+    ("numeric", _many(_set("customers", [0, 3], VALUE, ["12,5", "€40"]), _set("surveys", 2, REC2, "beaucoup"),
+                      _set("surveys", 5, NPS, "NaN")), {}),
+    ("decimal_comma", _column("customers", VALUE, ["120,5", "1.234", "80", "0", "", "45", "310", "12", "77,7",
+                                                    "5", "66", "1e2"]), {"customers": {"decimal": ","}}),
+    ("in_scale", _many(_set("surveys", [1, 12], EMP2, ["6", "0"]), _set("surveys", 4, SELF, "98"),
+                       _set("surveys", [0, 3], NPS, ["11", "-1"])), {}),
+    ("in_scale_many", _set("surveys", [1, 2, 4, 6, 8, 9, 11], EMP1, "7"), {}),
+    ("boolean", _set("complaints", [0, 2], GESTURE, ["oui", "2"]), {}),
+    ("id_in_customers", _many(_set("surveys", [3, 7], ID, ["X404", "c01"]), _set("complaints", 0, ID, "Z9")), {}),
+    ("inside_relationship", _many(_set("surveys", 0, ANSWERED, "2019-01-14"), _set("surveys", 1, ANSWERED, "2025-06-02"),
+                                  _set("surveys", 5, ANSWERED, "2023-12-31 23:59:00"),
+                                  _set("complaints", 3, OPENED, "2026-07-01"), _set("complaints", 3, CLOSED, "2026-07-02")),
+     {}),
+    ("not_identifier_ids", _set("customers", [1, 4], REGION, tv.CANARY), {}),
+    ("not_identifier_id_column", None, {"customers": {"covariates": [ID]}}),
+    ("not_identifier_distinct", _identifier_like, {}),
+    ("label_slug_unique", _column("customers", REGION, ["Île", "sud", "Ile", "est", "ouest", "sud", "Île", "",
+                                                         "est", "sud", "nord", "ouest"]), {}),
+    ("column_present", None, {"customers": {"start": "opened"}}),
+    ("column_present_close", _rename("complaints", OPENED, "ouvert le"), {}),
+    ("name_clash", _rename("surveys", SELF, "date"), {"surveys": {"self_status": "date"}}),
+    ("missing_codes", _many(_column("customers", END, tv.clean_tables()["customers"][END].replace({"": "1900-01-01"})),
+                            _column("customers", REGION, tv.clean_tables()["customers"][REGION].replace({"": "inconnu"}))),
+     {"customers": {"missing_codes": ["1900-01-01", "inconnu"]}}),
+    ("several_files", _many(_set("customers", 4, VALUE, "n/a"), _set("surveys", 13, REC1, "7"),
+                            _set("surveys", 2, ANSWERED, "2024-13-01"), _set("complaints", 1, GESTURE, "peut-être")),
+     {"customers": {"covariates": ["canal"]}}),
+]
+
+
+def _tables(change):
+    t = tv.clean_tables()
+    if change is not None:
+        change(t)
+    return t
+
+
+def load_csv_into_duckdb(spec_path: Path, db: Path, typed: bool) -> Path:
+    """The study's CSV files loaded by DuckDB's read_csv (in file order) into ``db`` (schema crm),
+    and a copy of the spec reading them from there."""
+    raw = yaml.safe_load(spec_path.read_text(encoding="utf-8"))
+    con = ibis.duckdb.connect(str(db))
+    con.raw_sql("CREATE SCHEMA IF NOT EXISTS crm")
+    for role, table in wh.TABLES.items():
+        if not raw.get(role):
+            continue
+        spec = raw[role]
+        path = spec_path.parent / spec["path"]
+        opts = [f"delim='{spec.get('delimiter', ',')}'", "header=true"]
+        if spec.get("encoding"):
+            opts.append(f"encoding='{spec['encoding']}'")
+        if not typed:
+            opts.append("all_varchar=true")
+        con.raw_sql(f"CREATE TABLE {table} AS SELECT * FROM read_csv('{path}', {', '.join(opts)})")
+    con.disconnect()
+    return wh.source_spec(spec_path, spec_path.parent / "engine.yaml", {"backend": "duckdb", "path": db.name})
+
+
+def _labels(study) -> dict:
+    return {FILES[role]: study.label(role) for role in FILES if getattr(study, role, None) is not None}
+
+
+def assert_same_problems(files_report, engine_report, labels: dict):
+    """Identical problem tables, the file label mapped (in ``file`` and in the fix texts)."""
+    expected = files_report.problems.copy()
+    for old, new in labels.items():
+        expected["file"] = expected["file"].replace(old, new)
+        expected["fix"] = expected["fix"].str.replace(old, new, regex=False)
+    pd.testing.assert_frame_equal(engine_report.problems.reset_index(drop=True), expected.reset_index(drop=True))
+
+
+def _summary(report, labels):
+    s = report.summary.copy()
+    for old, new in labels.items():
+        s["file"] = s["file"].replace(old, new)
+    return s
+
+
+@pytest.fixture
+def write_case(tmp_path):
+    def write(name, change, over, typed=False):
+        folder = tmp_path / name
+        folder.mkdir()
+        spec = tv.write_study(folder, _tables(change), **over)
+        return spec, load_csv_into_duckdb(spec, folder / "w.duckdb", typed)
+    return write
+
+
+#: cases whose extract DuckDB's sniffer types differently from the text (by design, then, no
+#: longer the same extract): day-first dates become DATE columns, the text 'NaN' a missing DOUBLE
+TEXT_ONLY = {"date_format_hint": "the sniffer reads %d.%m.%Y dates as DATE",
+             "ambiguous_day_month": "the sniffer reads these dates as DATE",
+             "numeric": "the sniffer reads the text 'NaN' as a DOUBLE NaN, a missing number"}
+#: typed cases in the quick suite (the rest are marked slow)
+TYPED_QUICK = {"clean", "unique", "inside_relationship", "date_parseable"}
+
+
+def _matrix():
+    for name, change, over in CASES:
+        yield pytest.param(name, change, over, False, id=f"{name}-text")
+        marks = [pytest.mark.skip(reason=TEXT_ONLY[name])] if name in TEXT_ONLY else \
+            [] if name in TYPED_QUICK else [pytest.mark.slow]
+        yield pytest.param(name, change, over, True, id=f"{name}-typed", marks=marks)
+
+
+@pytest.mark.parametrize("name, change, over, typed", list(_matrix()))
+def test_engine_rules_give_the_pandas_problems(write_case, name, change, over, typed):
+    csv_spec, db_spec = write_case(name, change, over, typed)
+    on_files = validate_study(load_study(csv_spec))
+    study = load_study(db_spec)
+    con = connect(study)
+    try:
+        on_engine = validate_engine(study, con)
+        assert_same_problems(on_files, on_engine, _labels(study))
+        pd.testing.assert_frame_equal(_summary(on_engine, _labels(study)), _summary(on_files, _labels(study)))
+        assert (name in ("clean", "missing_codes")) == on_files.ok
+        if on_files.ok:     # the typed tables on the engine are the pandas ones
+            got = on_engine.engine.to_study_data()
+            for role in ("customers", "surveys", "complaints"):
+                pd.testing.assert_frame_equal(getattr(got, role), getattr(on_files.data, role), obj=role)
+        else:
+            assert on_engine.engine is None
+    finally:
+        disconnect(con)
+    tv.assert_private(on_engine)
+
+
+def test_the_matrix_breaks_every_rule_of_the_engine_path(tmp_path):
+    """Each rule a table can break is broken by some case (so the matrix above compares it)."""
+    rules = {"not_empty", "unique", "date_parseable", "start_before_end", "opened_before_closed", "numeric",
+             "in_scale", "boolean", "id_in_customers", "inside_relationship", "not_identifier",
+             "label_slug_unique", "column_present", "name_clash"}
+    seen = set()
+    for name, change, over in CASES:
+        (tmp_path / name).mkdir()
+        seen |= set(validate_study(load_study(tv.write_study(tmp_path / name, _tables(change), **over)))
+                    .problems["rule"])
+    assert seen == rules
+
+
+def test_an_empty_table_is_has_rows(tmp_path):
+    t = tv.clean_tables()
+    t["complaints"] = t["complaints"].iloc[:0]
+    spec = tv.write_study(tmp_path, t)
+    db_spec = load_csv_into_duckdb(spec, tmp_path / "w.duckdb", typed=False)
+    study = load_study(db_spec)
+    con = connect(study)
+    try:
+        p = tv.only_problem(validate_engine(study, con))
+    finally:
+        disconnect(con)
+    assert (p["file"], p["column"], p["rule"], p["rows"]) == ("duckdb:crm.complaints", "", "has_rows", 0)
+    assert p["fix"] == "duckdb:crm.complaints has no rows; check source.tables.complaints."
+
+
+def test_the_french_export_on_the_engine(tmp_path):
+    """latin-1, ';', decimal commas, dd/mm/yyyy dates, a string missing code: as text on DuckDB."""
+    spec = tv.write_dialect_study(tmp_path / "fr")
+    db_spec = load_csv_into_duckdb(spec, tmp_path / "fr" / "w.duckdb", typed=False)
+    on_files = validate_study(load_study(spec))
+    study = load_study(db_spec)
+    con = connect(study)
+    try:
+        on_engine = validate_engine(study, con)
+        assert on_engine.ok, on_engine.to_text()
+        got = on_engine.engine.to_study_data()
+        for role in ("customers", "surveys", "complaints"):
+            pd.testing.assert_frame_equal(getattr(got, role), getattr(on_files.data, role), obj=role)
+        pd.testing.assert_frame_equal(_summary(on_engine, _labels(study)), _summary(on_files, _labels(study)))
+    finally:
+        disconnect(con)
+
+
+def test_load_engine_data_keeps_the_tables_on_the_engine(write_case):
+    _, db_spec = write_case("clean", None, {})
+    study = load_study(db_spec)
+    con = connect(study)
+    try:
+        data = load_engine_data(study, con)
+        assert data.con is con and data.backend == "duckdb"
+        assert data.count("customers") == 12 and data.count("surveys") == 14 and data.count("complaints") == 4
+        assert isinstance(data.customers, ibis.expr.types.Table)
+        assert list(np.sort(data.surveys.source_row.to_pandas())) == list(range(1, 15))
+    finally:
+        disconnect(con)
+
+
+# ---- PostgreSQL ---------------------------------------------------------------------------
+
+PG_CASES = ["clean", "unique", "date_parseable", "numeric", "in_scale", "id_in_customers", "inside_relationship",
+            "not_identifier_ids", "label_slug_unique", "start_before_end"]
+ENV = "CXLAB_TEST_VALIDATE_PG_URL"
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        pytest.skip("psycopg is not installed")
+    if wh.postgres_bin() is None:
+        pytest.skip("PostgreSQL is not installed")
+    with wh.postgres_server() as url:
+        yield url
+
+
+@pytest.mark.parametrize("name", PG_CASES)
+def test_engine_rules_on_postgres_give_the_pandas_problems(postgres, tmp_path, monkeypatch, name):
+    change, over = {c[0]: (c[1], c[2]) for c in CASES}[name]
+    spec = tv.write_study(tmp_path, _tables(change), **over)
+    db_spec = load_csv_into_duckdb(spec, tmp_path / "w.duckdb", typed=False)
+    duck = ibis.duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True)
+    frames = {role: duck.table(t.split(".")[1], database="crm").to_pandas() for role, t in wh.TABLES.items()}
+    duck.disconnect()
+    pg = ibis.connect(postgres)
+    schema = f"crm_{name}"
+    pg.raw_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    wh.load_into(pg, frames, schema=schema)
+    pg.disconnect()
+    raw = yaml.safe_load(db_spec.read_text())
+    raw["source"] = {"backend": "postgres", "url_env": ENV,
+                     "tables": {r: f"{schema}.{t.split('.')[1]}" for r, t in wh.TABLES.items()}}
+    pg_spec = tmp_path / "pg.yaml"
+    pg_spec.write_text(yaml.safe_dump(raw, sort_keys=False))
+    monkeypatch.setenv(ENV, postgres)
+    on_files = validate_study(load_study(spec))
+    study = load_study(pg_spec)
+    con = connect(study)
+    try:
+        on_engine = validate_engine(study, con)
+        assert_same_problems(on_files, on_engine, _labels(study))
+        if on_files.ok:
+            got = on_engine.engine.to_study_data()
+            for role in ("customers", "surveys", "complaints"):
+                pd.testing.assert_frame_equal(getattr(got, role), getattr(on_files.data, role), obj=role)
+    finally:
+        disconnect(con)
+    assert wh.PASSWORD not in on_engine.to_text()
+    os.environ.pop(ENV, None)
