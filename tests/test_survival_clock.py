@@ -134,3 +134,26 @@ def test_the_panels_respondent_table_carries_its_clock():
                                                 "clock": CLOCK_DESCRIPTION,
                                                 "snapshot_date": str(study.snapshot_date)}
     assert survival_spec(panel.model_table(["entry"])) == survival_spec(panel.respondents)
+
+
+def test_parameter_lists_written_once_still_take_every_spelling(tables):
+    # fit_aft takes AFTComparison's parameters, pairwise_logrank logrank's (one list each, issue 13):
+    # positional, by name and by default they give the same fit
+    import inspect
+
+    from cxlab.models.survival import AFTComparison, pairwise_logrank
+
+    _, table = tables
+    assert list(inspect.signature(fit_aft).parameters)[1:] == list(inspect.signature(AFTComparison).parameters)
+    assert list(inspect.signature(pairwise_logrank).parameters) == list(inspect.signature(logrank).parameters)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        by_position = fit_aft(table, ["recognition"], (), "duration", "event", "entry", ("weibull",)).summary
+        by_name = fit_aft(table, constructs=["recognition"], distributions=("weibull",), entry_col="entry").summary
+    pd.testing.assert_frame_equal(by_position, by_name)
+    a = pairwise_logrank(table, "segment", "duration", "event", "entry", True, 10)
+    b = pairwise_logrank(table, "segment", entry_col="entry", min_cell=10)
+    pd.testing.assert_frame_equal(a, b)
+    assert a["suppressed"].tolist() == [False]
+    with pytest.raises(TypeError):
+        pairwise_logrank(table, "segment", colour="red")

@@ -16,6 +16,7 @@ that its maximum is never below lifelines' (whose optimiser stops earlier).
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
@@ -470,17 +471,11 @@ class AFTComparison:
         )
 
 
-def fit_aft(
-    df: pd.DataFrame,
-    constructs: Sequence[str],
-    controls: Sequence[str] = (),
-    duration_col: str = "duration",
-    event_col: str = "event",
-    entry_col: str | None = None,
-    distributions: Sequence[str] = ("weibull", "loglogistic", "lognormal"),
-    alpha: float = 0.05,
-) -> AFTComparison:
-    """Fit Weibull, log-logistic and log-normal AFT models and compare them by AIC.
+def fit_aft(df: pd.DataFrame, *args, **options) -> AFTComparison:
+    """Fit Weibull, log-logistic and log-normal AFT models and compare them by AIC:
+    ``AFTComparison(*args, **options).fit(df)``, so the parameters after ``df`` are those of
+    :class:`AFTComparison` (``constructs``, ``controls=()``, ``duration_col="duration"``,
+    ``event_col="event"``, ``entry_col=None``, ``distributions``, ``alpha=0.05``), listed once.
 
     Constructs are standardised per SD (sample SD of the analysed rows), categorical controls
     dummy-coded against their most frequent level. With ``entry_col`` (tenure at survey) the
@@ -493,4 +488,10 @@ def fit_aft(
     variance, or none of the models converges (a model that alone fails is left out with a
     warning).
     """
-    return AFTComparison(constructs, controls, duration_col, event_col, entry_col, distributions, alpha).fit(df)
+    return AFTComparison(*args, **options).fit(df)
+
+
+# the signature help() and IDEs show: df, then the parameters of AFTComparison
+fit_aft.__signature__ = inspect.Signature(
+    [inspect.Parameter("df", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=pd.DataFrame),
+     *inspect.signature(AFTComparison).parameters.values()], return_annotation=AFTComparison)

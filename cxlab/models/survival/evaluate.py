@@ -399,6 +399,43 @@ def _folds(frame: pd.DataFrame, event_col: str, n_splits: int, seed: int):
     return list(skf.split(np.zeros(len(frame)), frame[event_col].to_numpy()))
 
 
+@dataclass
+class _CrossValidation:
+    """The analysed rows of a cross-validated Cox model and what every fold reads: the design
+    (``frame``, ``covariates``), the clock (``entry``, time ``since`` entry, ``event``), the checked
+    ``times`` and the stratified folds."""
+
+    frame: pd.DataFrame
+    covariates: list
+    columns: tuple   # duration_col, event_col, entry_col
+    entry: np.ndarray
+    since: np.ndarray
+    event: np.ndarray
+    times: tuple
+    splits: list
+    n_events: int
+
+    @classmethod
+    def prepare(cls, df, constructs, controls, duration_col, event_col, entry_col, n_splits, times, seed):
+        entry_col = resolve_entry(df, entry_col, duration_col)   # the table's delayed entry unless given / False
+        design = _prepare_design(df, constructs, controls, duration_col, event_col, entry_col)
+        frame = design.frame
+        n_events = int(frame[event_col].sum())
+        times = _check_eval_params(n_splits, times, n_events)
+        entry = frame[entry_col].to_numpy(float) if entry_col else np.zeros(len(frame))
+        return cls(frame, design.covariates, (duration_col, event_col, entry_col), entry,
+                   frame[duration_col].to_numpy(float) - entry, frame[event_col].to_numpy(bool), times,
+                   _folds(frame, event_col, n_splits, seed), n_events)
+
+    def fold_model(self, tr, te, horizons):
+        """The Cox model of the training rows ``tr`` and, for the test rows ``te``, their linear
+        predictor and survival ``S(entry + h | x) / S(entry | x)`` at ``horizons``."""
+        train = self.frame.iloc[tr]
+        cph = _fit_cox(train, self.covariates, *self.columns)
+        baseline = _breslow(cph, train, self.covariates, *self.columns)
+        return _predict(cph, baseline, self.frame.iloc[te], self.covariates, self.entry[te], horizons)
+
+
 def evaluate_survival(
     df: pd.DataFrame,
     constructs: Sequence[str],
@@ -418,23 +455,13 @@ def evaluate_survival(
     computed on time since entry (see the module docstring). An AUC horizon outside a test fold's
     follow-up is left out for that fold (with a warning).
     """
-    entry_col = resolve_entry(df, entry_col, duration_col)   # the table's delayed entry unless given / False
-    design = _prepare_design(df, constructs, controls, duration_col, event_col, entry_col)
-    frame, covs = design.frame, design.covariates
-    n_events = int(frame[event_col].sum())
-    times = _check_eval_params(n_splits, times, n_events)
-    entry = frame[entry_col].to_numpy(float) if entry_col else np.zeros(len(frame))
-    since = frame[duration_col].to_numpy(float) - entry
-    event = frame[event_col].to_numpy(bool)
+    cv = _CrossValidation.prepare(df, constructs, controls, duration_col, event_col, entry_col, n_splits, times, seed)
+    frame, since, event, times, splits, n_events = cv.frame, cv.since, cv.event, cv.times, cv.splits, cv.n_events
     ibs_grid = np.linspace(*np.percentile(since, [5, 95]), 50)
 
     rows, skipped = [], []
-    splits = _folds(frame, event_col, n_splits, seed)
     for k, (tr, te) in enumerate(splits):
-        cph = _fit_cox(frame.iloc[tr], covs, duration_col, event_col, entry_col)
-        horizons = np.r_[ibs_grid, times]
-        baseline = _breslow(cph, frame.iloc[tr], covs, duration_col, event_col, entry_col)
-        lp, surv = _predict(cph, baseline, frame.iloc[te], covs, entry[te], horizons)
+        lp, surv = cv.fold_model(tr, te, np.r_[ibs_grid, times])
         t_tr, e_tr, t_te, e_te = since[tr], event[tr], since[te], event[te]
         tau = float(t_tr.max())
         rows.append((k, "harrell_c", *harrell_c(t_te, e_te, lp, return_variance=True), np.nan))
@@ -516,19 +543,11 @@ def calibration(
     """
     if not isinstance(bins, (int, np.integer)) or bins < 2:
         raise ParameterError(f"The 'bins' parameter must be an int >= 2. Got {bins!r} instead.")
-    entry_col = resolve_entry(df, entry_col, duration_col)   # the table's delayed entry unless given / False
-    design = _prepare_design(df, constructs, controls, duration_col, event_col, entry_col)
-    frame, covs = design.frame, design.covariates
-    n_events = int(frame[event_col].sum())
-    (time,) = _check_eval_params(n_splits, (time,), n_events)
-    entry = frame[entry_col].to_numpy(float) if entry_col else np.zeros(len(frame))
-    since = frame[duration_col].to_numpy(float) - entry
-    event = frame[event_col].to_numpy(bool)
+    cv = _CrossValidation.prepare(df, constructs, controls, duration_col, event_col, entry_col, n_splits, (time,), seed)
+    frame, since, event, (time,) = cv.frame, cv.since, cv.event, cv.times
     predicted = np.empty(len(frame))
-    for tr, te in _folds(frame, event_col, n_splits, seed):
-        cph = _fit_cox(frame.iloc[tr], covs, duration_col, event_col, entry_col)
-        baseline = _breslow(cph, frame.iloc[tr], covs, duration_col, event_col, entry_col)
-        _, surv = _predict(cph, baseline, frame.iloc[te], covs, entry[te], [time])
+    for tr, te in cv.splits:
+        _, surv = cv.fold_model(tr, te, [time])
         predicted[te] = 1.0 - surv[:, 0]
     group = pd.qcut(pd.Series(predicted).rank(method="first"), bins, labels=False).to_numpy() + 1
     rows = []

@@ -16,6 +16,8 @@ Matches R's ``survival`` package: ``survfit`` (Greenwood variance, ``conf.type``
 
 from __future__ import annotations
 
+import functools
+import inspect
 import itertools
 from dataclasses import dataclass
 
@@ -455,6 +457,31 @@ def _small_levels(groups: np.ndarray, min_cell: int) -> list:
     return [g for g, n in counts.items() if n < min_cell]
 
 
+def _grouped(df, group_col, duration_col, event_col, entry_col, timefix, min_cell, what):
+    """The inputs of a log-rank test: ``(min_cell, entry, time, event, groups)``, checked."""
+    entry, time, event = _arrays(df, duration_col, event_col, entry_col, what, timefix)
+    _check_columns(df, [group_col], what)
+    return privacy.resolve_min_cell(min_cell), entry, time, event, df[group_col].to_numpy()
+
+
+def _parameters_of(model):
+    """The decorated function takes the parameters of ``model`` (one list, one set of defaults; its
+    signature is ``model``'s) and receives every one of them by name."""
+    signature = inspect.signature(model)
+
+    def wrap(f):
+        @functools.wraps(f)
+        def call(*args, **kwargs):
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            return f(**bound.arguments)
+
+        call.__signature__ = signature
+        return call
+
+    return wrap
+
+
 def logrank(
     df: pd.DataFrame,
     group_col: str,
@@ -476,10 +503,8 @@ def logrank(
     total minus them would give the left-out groups' counts. With fewer than two groups left, no
     test is reported (``suppressed``).
     """
-    min_cell = privacy.resolve_min_cell(min_cell)
-    entry, time, event = _arrays(df, duration_col, event_col, entry_col, "logrank", timefix)
-    _check_columns(df, [group_col], "logrank")
-    groups = df[group_col].to_numpy()
+    min_cell, entry, time, event, groups = _grouped(df, group_col, duration_col, event_col, entry_col, timefix,
+                                                    min_cell, "logrank")
     if len(pd.unique(groups)) < 2:
         raise ModelError(f"logrank: column '{group_col}' has fewer than two groups; nothing to compare.")
     if event.sum() == 0:
@@ -498,25 +523,16 @@ def logrank(
     return pd.DataFrame([row])
 
 
-def pairwise_logrank(
-    df: pd.DataFrame,
-    group_col: str,
-    duration_col: str = "duration",
-    event_col: str = "event",
-    entry_col: str | None = None,
-    timefix: bool = True,
-    min_cell: int | None = None,
-) -> pd.DataFrame:
+@_parameters_of(logrank)
+def pairwise_logrank(df, group_col, duration_col, event_col, entry_col, timefix, min_cell) -> pd.DataFrame:
     """Log-rank test for every pair of groups, with Holm-adjusted p (R: ``p.adjust(p, "holm")``).
 
     Columns: group_a, group_b, chi2, df, p, p_holm, n, events, suppressed. Privacy: a pair with a
     group of fewer than ``min_cell`` customers is not tested (every figure blank, ``suppressed``)
     and is not counted in the Holm adjustment.
     """
-    min_cell = privacy.resolve_min_cell(min_cell)
-    entry, time, event = _arrays(df, duration_col, event_col, entry_col, "pairwise_logrank", timefix)
-    _check_columns(df, [group_col], "pairwise_logrank")
-    groups = df[group_col].to_numpy()
+    min_cell, entry, time, event, groups = _grouped(df, group_col, duration_col, event_col, entry_col, timefix,
+                                                    min_cell, "pairwise_logrank")
     small = set(_small_levels(groups, min_cell))
     rows = []
     for a, b in itertools.combinations(sorted(pd.unique(groups), key=str), 2):
