@@ -217,9 +217,13 @@ class _WhatIf:
         """(summaries of the changed rows as today, with the change): the scenario differs from the
         baseline only there. ``before``: their survival as today, when already predicted."""
         X0, X1, entry = self.changed_rows
-        if before is None:
-            before = _predict_survival(fit, X0, entry, self.months, self.grid_changed)
-        moved = _predict_survival(fit, X1, entry, self.months, self.grid_changed)
+        if before is None:   # both from one pass over the baseline hazard (the same figures as _predict_survival)
+            H = np.concatenate([[0.0], fit.cumhaz])
+            dH = H[self.grid_changed[1]]
+            dH -= H[self.grid_changed[0]][:, None]
+            before, moved = (np.exp(dH * -np.exp((X - fit.mean) @ fit.beta)[:, None]) for X in (X0, X1))
+        else:
+            moved = _predict_survival(fit, X1, entry, self.months, self.grid_changed)
         if self.share is not None:
             moved = (1 - self.share) * before + self.share * moved
         return (_summaries(before, self.m_changed, self.months, self.horizons, self.disc),
