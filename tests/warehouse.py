@@ -105,3 +105,44 @@ def load_into(con, tables: dict, schema: str = "crm") -> None:
             con.con.unregister("_incoming")
         else:
             con.create_table(name, df, database=schema)
+
+
+def load_numbered(con, tables: dict, schema: str = "crm_rows") -> None:
+    """:func:`load_into` with each table's 1-based file row in a column ``file_row`` (a warehouse
+    extract numbered at loading time), into ``schema``."""
+    load_into(con, {role: df.assign(file_row=range(1, len(df) + 1)) for role, df in tables.items()}, schema)
+
+
+def engine_data(con, study, schema: str = "crm_rows"):
+    """The warehouse tables of :func:`load_numbered` typed as :class:`cxlab.data.tables.EngineData`
+    by ibis expressions alone (renamed, cast, missing codes to NULL), as an engine-side validation
+    would hand them over; nothing is collected."""
+    import ibis
+
+    from cxlab.data.tables import EngineData
+
+    def table(role):
+        return con.table(TABLES[role].split(".")[1], database=schema)
+
+    cs, ss, ks = study.customers, study.surveys, study.complaints
+    c = table("customers")
+    customers = c.select(customer_id=c[cs.id].cast("string"), start=c[cs.start].cast("timestamp"),
+                         end=c[cs.end].cast("timestamp"),
+                         value=c[cs.value].cast("float64") if cs.value else ibis.null("float64"),
+                         **{cov: c[cov].cast("string") for cov in cs.covariates},
+                         source_row=c.file_row.cast("int64"))
+    s = table("surveys")
+    codes = [float(x) for x in ss.numeric_codes]
+    cols = list(dict.fromkeys([*ss.items, *([ss.self_status] if ss.self_status else []),
+                               *ss.outcome_columns.values()]))
+    surveys = s.select(customer_id=s[ss.id].cast("string"), date=s[ss.date].cast("timestamp"),
+                       **{col: ibis.ifelse(s[col].cast("float64").isin(codes), ibis.null("float64"),
+                                           s[col].cast("float64")) for col in cols},
+                       source_row=s.file_row.cast("int64"))
+    complaints = None
+    if ks is not None:
+        k = table("complaints")
+        complaints = k.select(customer_id=k[ks.id].cast("string"), opened=k[ks.opened].cast("timestamp"),
+                              closed=k[ks.closed].cast("timestamp"),
+                              compensated=k[ks.compensated].cast("float64"), source_row=k.file_row.cast("int64"))
+    return EngineData(con, customers, surveys, complaints)

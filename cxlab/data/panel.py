@@ -49,8 +49,9 @@ import numpy as np
 import pandas as pd
 from ibis import _
 
+from cxlab.data.tables import EngineData, collect
 from cxlab.errors import CxlabError
-from cxlab.study import snapshot_cutoff, within_snapshot
+from cxlab.study import snapshot_cutoff
 
 __all__ = ["Panel", "build_panel", "survey_answers", "DAYS_PER_MONTH", "CLOCK_DESCRIPTION"]
 
@@ -146,13 +147,20 @@ def _connect(threads: int | None = None):
 
 
 class _Engine:
-    """The backend the panel's expressions run on: the embedded DuckDB (default) or any ibis
-    connection given to :func:`build_panel` (``con=``: PostgreSQL is tested), where every
-    intermediate table is a temporary table with a name unique to this build."""
+    """The backend the panel's expressions run on: where an :class:`EngineData`'s tables are, or
+    the embedded DuckDB (default) / any ibis connection given to :func:`build_panel` (``con=``)
+    onto which a :class:`~cxlab.data.validate.StudyData` is uploaded. Every intermediate table is
+    a temporary table with a name unique to this build (the embedded DuckDB: Arrow tables)."""
 
-    def __init__(self, con=None, threads: int | None = None):
-        self.own = con is None
-        self.con = _connect(threads) if con is None else con
+    def __init__(self, data, con=None, threads: int | None = None):
+        if isinstance(data, EngineData):
+            if con is not None and con is not data.con:
+                raise CxlabError("build_panel: con= names another backend than the EngineData's tables; "
+                                 "leave con= out (the panel runs where the tables are).")
+            self.own, self.con = False, data.con
+        else:
+            self.own = con is None
+            self.con = _connect(threads) if con is None else con
         self.spark = self.con.name == "pyspark"
         if self.spark:
             # frames go to Spark through Arrow, so that a missing number is NULL (pandas' NaN would
@@ -161,13 +169,8 @@ class _Engine:
         self.duckdb = self.con.name == "duckdb"
         self.prefix = "" if self.own else f"cxlab_{uuid.uuid4().hex[:12]}_"
         self.made: list[str] = []
-
-    def table(self, name: str, df: pd.DataFrame):
-        """Expose a pandas frame to the backend (DuckDB scans it in place; others: a temp table)."""
-        if self.own:
-            self.con.con.register(name, df)
-            return self.con.table(name)
-        return self._create(name, df)
+        self.uploaded = None if isinstance(data, EngineData) else EngineData.upload(self.con, data)
+        self.data = data if self.uploaded is None else self.uploaded
 
     def materialize(self, expr, name: str):
         """Run ``expr`` now and expose its result as a table: later expressions stay shallow, so
@@ -175,37 +178,30 @@ class _Engine:
         if self.own:
             self.con.con.register(name, self.con.to_pyarrow(expr))
             return self.con.table(name)
-        return self._create(name, expr)
-
-    def _create(self, name: str, obj):
         full = self.prefix + name
         self.made.append(full)
         if self.spark:     # no temporary tables on Spark: cached temporary views
-            if isinstance(obj, pd.DataFrame):
-                self.con._session.createDataFrame(obj).createOrReplaceTempView(full)
-            else:
-                self.con.create_view(full, obj, overwrite=True)
+            self.con.create_view(full, expr, overwrite=True)
             self.con.raw_sql(f"CACHE TABLE `{full}`")
             return self.con.table(full)
-        return self.con.create_table(full, obj, temp=True)
+        return self.con.create_table(full, expr, temp=True)
 
     def close(self):
         if self.own:
             self.con.disconnect()
             return
+        if self.uploaded is not None:
+            self.uploaded.close()
         for name in self.made:     # (ibis 12's drop_table emits no name with this sqlglot)
             try:
                 if self.spark:     # (dropping a cached view uncaches it)
                     self.con._session.catalog.dropTempView(name)
                     continue
                 cur = self.con.raw_sql(f'DROP TABLE IF EXISTS "{name}"')
-                getattr(cur, "close", lambda: None)()
+                if not self.duckdb:     # (DuckDB's raw_sql gives the connection itself)
+                    getattr(cur, "close", lambda: None)()
             except Exception:  # noqa: BLE001 - temporary tables go with the session anyway
                 pass
-
-
-def _table(con, name: str, df: pd.DataFrame):
-    return con.table(name, df)
 
 
 def _materialize(con, expr, name: str):
@@ -233,45 +229,62 @@ def _construct_score(t, items: list[str], min_share: float):
     return ibis.ifelse(answered >= max(need, 1), total / answered.cast("float64"), ibis.null("float64"))
 
 
-def _dedupe_answers(surveys: pd.DataFrame, answer_cols: list[str], flow: "_Flow") -> pd.DataFrame:
-    """Drop same-day copies of an answer; set aside same-day answers that disagree (see module doc)."""
-    df = surveys.assign(_day=surveys["date"].dt.normalize())
-    order = np.lexsort((df["source_row"].to_numpy(), df["date"].to_numpy()))   # earliest, then file order
-    df = df.iloc[order]
-    n0 = len(df)
-    df = df[~df.duplicated(["customer_id", "_day", *answer_cols], keep="first")]
+def _collect(expr) -> pd.DataFrame:
+    """An expression's rows as pandas through Arrow (a nullable number is a float with NaN, never
+    a column of Python objects)."""
+    return expr.to_pyarrow().to_pandas()
+
+
+def _kept_answers(surveys, answer_cols: list[str], cutoff, flow: "_Flow"):
+    """Drop same-day copies of an answer; set aside same-day answers that disagree (see module
+    doc); count both steps and the snapshot cut in ``flow``. Returns the kept answers on or before
+    the snapshot day (an expression)."""
+    t = surveys.select("customer_id", "date", *answer_cols, "source_row").mutate(day=_.date.cast("date"))
+    # the earliest (then first in the file) of identical answers is the one kept
+    t = t.mutate(copy_no=ibis.row_number().over(ibis.window(group_by=["customer_id", "day", *answer_cols],
+                                                             order_by=["date", "source_row"])))
+    t = t.mutate(n_distinct=(_.copy_no == 0).cast("int32").sum().over(ibis.window(group_by=["customer_id", "day"])))
+    kept = (t.copy_no == 0) & (t.n_distinct == 1)
+    n = t.aggregate(n0=t.count(), n1=(t.copy_no == 0).cast("int32").cast("int64").sum(),
+                    n2=kept.cast("int32").cast("int64").sum(),
+                    n3=(kept & (t.date < cutoff)).cast("int32").cast("int64").sum()).execute().iloc[0]
+    n0, n1, n2, n3 = (int(n[k] or 0) for k in ("n0", "n1", "n2", "n3"))
     flow.add("survey answers", "one answer per customer, day and answers",
-             "exact duplicate: the same answers by the same customer on the same day", n0, len(df))
-    n1 = len(df)
-    df = df[~df.duplicated(["customer_id", "_day"], keep=False)]
+             "exact duplicate: the same answers by the same customer on the same day", n0, n1)
     flow.add("survey answers", "no conflicting answers on one day",
-             "different answers by the same customer on the same day (all set aside)", n1, len(df))
-    return df.sort_values("source_row", kind="stable").drop(columns="_day").reset_index(drop=True)
+             "different answers by the same customer on the same day (all set aside)", n1, n2)
+    flow.add("survey answers", "answers on or before the snapshot", "answered after the snapshot date", n2, n3)
+    return t.filter(kept & (t.date < cutoff)).drop("day", "copy_no", "n_distinct")
 
 
-def _dedupe_complaints(complaints: pd.DataFrame, flow: "_Flow") -> pd.DataFrame:
-    """One complaint per customer and opening day (see module doc)."""
-    df = complaints.assign(_day=complaints["opened"].dt.normalize())
-    n0 = len(df)
-    df = df[~df.duplicated(["customer_id", "_day", "closed", "compensated"], keep="first")]
+def _kept_complaints(complaints, cutoff, flow: "_Flow"):
+    """One complaint per customer and opening day (see module doc), opened on or before the
+    snapshot day; the steps counted in ``flow``. Returns an expression (None: no complaints)."""
+    n0 = _count(complaints)
+    if n0 == 0:
+        return None
+    t = complaints.select("customer_id", "opened", "closed", "compensated", "source_row").mutate(
+        day=_.opened.cast("date"))
+    t = t.mutate(copy_no=ibis.row_number().over(ibis.window(
+        group_by=["customer_id", "day", "closed", "compensated"], order_by="source_row")))
+    t = t.filter(_.copy_no == 0)
+    # parts of one episode: resolved when the last part is (open if any part is), goodwill if any
+    # part had it; a lone complaint is its own episode (the same aggregates give it back)
+    merged = t.group_by(["customer_id", "day"]).aggregate(
+        opened=_.opened.min(),
+        closed=ibis.ifelse(_.closed.isnull().any(), ibis.null("timestamp"), _.closed.max().cast("timestamp")),
+        compensated=_.compensated.max(), source_row=_.source_row.min(), parts=_.count())
+    n = merged.aggregate(n1=merged.parts.sum(), n2=merged.count(),
+                         n3=(merged.opened < cutoff).cast("int32").cast("int64").sum()).execute().iloc[0]
+    n1, n2, n3 = (int(n[k] or 0) for k in ("n1", "n2", "n3"))
     flow.add("complaints", "one row per complaint", "exact duplicate: same customer, opening day, "
-             "resolution and goodwill", n0, len(df))
-    n1 = len(df)
-    dup = df.duplicated(["customer_id", "_day"], keep=False)
-    if dup.any():
-        parts = df[dup]
-        g = parts.groupby(["customer_id", "_day"], sort=False)
-        merged = pd.DataFrame({
-            "opened": g["opened"].min(),
-            "closed": g["closed"].max().where(~g["closed"].apply(lambda c: c.isna().any())),
-            "compensated": g["compensated"].max(),
-            "source_row": g["source_row"].min(),
-        }).reset_index()
-        df = pd.concat([df[~dup], merged], ignore_index=True)
+             "resolution and goodwill", n0, n1)
     flow.add("complaints", "one complaint per customer and opening day",
              "opened the same day as another complaint of the customer (merged: resolved when the "
-             "last part is, goodwill if any part had it)", n1, len(df))
-    return df.sort_values("source_row", kind="stable").drop(columns="_day").reset_index(drop=True)
+             "last part is, goodwill if any part had it)", n1, n2)
+    flow.add("complaints", "complaints opened on or before the snapshot",
+             "opened after the snapshot date", n2, n3)
+    return merged.filter(_.opened < cutoff).drop("day", "parts")
 
 
 def _answer_columns(spec) -> list[str]:
@@ -284,13 +297,23 @@ def survey_answers(study, data) -> pd.DataFrame:
     cut at the snapshot day, in file order, with every column of ``data.surveys``.
 
     Use it wherever answers are analysed outside the panel (reliability, item statistics), so
-    that they are the same rows as the panel's.
+    that they are the same rows as the panel's. ``data``: a StudyData (the rules run on an
+    embedded DuckDB over its frame) or an :class:`EngineData` (only the kept rows come back).
     """
+    cols = _answer_columns(study.surveys)
+    cutoff = snapshot_cutoff(study.snapshot_date)
+    if isinstance(data, EngineData):
+        kept = _kept_answers(data.surveys, cols, cutoff, _Flow()).select("source_row")
+        out = data.surveys.semi_join(kept, "source_row").order_by("source_row")
+        return collect("surveys", out)
     surveys = _with_source_row(data.surveys)
-    kept = _dedupe_answers(surveys[["customer_id", "date", *_answer_columns(study.surveys), "source_row"]],
-                           _answer_columns(study.surveys), _Flow())
-    kept = kept[within_snapshot(kept["date"], study.snapshot_date)]
-    out = surveys[surveys["source_row"].isin(kept["source_row"])]
+    con = _connect()
+    try:
+        con.con.register("surveys", surveys[["customer_id", "date", *cols, "source_row"]])
+        keep = _collect(_kept_answers(con.table("surveys"), cols, cutoff, _Flow()).select("source_row"))
+    finally:
+        con.disconnect()
+    out = surveys[surveys["source_row"].isin(keep["source_row"])]
     return out.reset_index(drop=True) if "source_row" in data.surveys.columns else \
         out.drop(columns="source_row").reset_index(drop=True)
 
@@ -303,8 +326,10 @@ def build_panel(study, data, *, follow_up: str = "snapshot", min_item_share: flo
     Parameters
     ----------
     study : cxlab.study.Study
-    data : cxlab.data.validate.StudyData
-        Typed, validated tables (``cxlab.data.validate.load_study_data(study)``).
+    data : cxlab.data.validate.StudyData or cxlab.data.tables.EngineData
+        Typed, validated tables: pandas frames (``cxlab.data.validate.load_study_data(study)``),
+        uploaded to the engine, or the same tables already on a backend (``EngineData``): the
+        panel is then built there, and the raw tables never come into this process.
     follow_up : {"snapshot", "next_survey"}
         ``"snapshot"``: follow each respondent from the first survey to defection or the snapshot.
         ``"next_survey"``: censor at the respondent's next survey answer (the first-survey
@@ -322,7 +347,7 @@ def build_panel(study, data, *, follow_up: str = "snapshot", min_item_share: flo
     threads : int, optional
         DuckDB threads (default: DuckDB's own choice). The tables do not depend on it.
     con : ibis backend, optional
-        Build on this backend instead of an embedded DuckDB (the frames of ``data`` are uploaded
+        With a StudyData: build on this backend instead of an embedded DuckDB (the frames of ``data`` are uploaded
         as temporary tables; the same expressions run there, and only the respondent table, the
         counting-process rows and the flow's counts come back). Tested on DuckDB, PostgreSQL and
         PySpark ``local[2]`` (a SparkSession: ``ibis.pyspark.connect(session)``).
@@ -342,47 +367,33 @@ def build_panel(study, data, *, follow_up: str = "snapshot", min_item_share: flo
     recognition = study.recognition_construct
     flow = _Flow()
 
-    con = _Engine(con, threads)
-    cust_df = data.customers[["customer_id", "start", "end", "value", *covariates]].copy()
-    cust_df["customer_key"] = np.arange(len(cust_df), dtype="int64")
+    con = _Engine(data, con, threads)
+    tables = con.data
     answer_cols = _answer_columns(spec)
-    surv_df = _with_source_row(data.surveys)[["customer_id", "date", *answer_cols, "source_row"]]
-    n_answers = len(surv_df)
-    surv_df = _dedupe_answers(surv_df, answer_cols, flow)
-    comp_df = None
-    if data.complaints is not None and len(data.complaints) > 0:
-        comp_df = _dedupe_complaints(_with_source_row(data.complaints)[
-            ["customer_id", "opened", "closed", "compensated", "source_row"]], flow)
-        n_comp = len(comp_df)
-        comp_df = comp_df[within_snapshot(comp_df["opened"], study.snapshot_date)].reset_index(drop=True)
-        flow.add("complaints", "complaints opened on or before the snapshot",
-                 "opened after the snapshot date", n_comp, len(comp_df))
-    customers = _table(con, "customers", cust_df)
-    answers = _table(con, "answers", surv_df)
+    kept_answers = _kept_answers(tables.surveys, answer_cols, cutoff, flow)
+    n_answers_cut = flow.rows[-1]["rows_out"]
+    comp = None
+    if tables.complaints is not None:
+        comp = _kept_complaints(tables.complaints, cutoff, flow)
 
     # ---- customers: cut at the snapshot --------------------------------------------------
-    n_customers = len(cust_df)
-    customers = customers.filter(_.start < cutoff)
-    n_known = _count(customers)
+    cust = tables.customers
+    n = cust.aggregate(n_customers=cust.count(),
+                       n_known=(cust.start < cutoff).cast("int32").cast("int64").sum()).execute().iloc[0]
     flow.add("customers", "customers known at the snapshot", "started after the snapshot date",
-             n_customers, n_known)
+             int(n["n_customers"]), int(n["n_known"] or 0))
     defected = _.end.notnull() & (_.end < cutoff)
-    customers = _materialize(con, customers.mutate(
-        exit_date=ibis.ifelse(defected, _.end, ibis.literal(snapshot)),
+    # the key follows the customer file's order (ties broken the same on every build)
+    customers = _materialize(con, cust.filter(_.start < cutoff).select(
+        "customer_id", "start", "end", "value", *covariates,
+        customer_key=(_.source_row - 1).cast("int64"),
+        exit_date=ibis.ifelse(defected, _.end.cast("timestamp"), ibis.literal(snapshot)),
         event=defected.cast("int32").cast("int8"),
     ), "customers_known")
 
     # ---- answers: cut at the snapshot, attach tenure, score constructs ----------------------
-    n_dedup = len(surv_df)
-    answers = answers.filter(_.date < cutoff)
-    n_answers_cut = _count(answers)
-    flow.add("survey answers", "answers on or before the snapshot", "answered after the snapshot date",
-             n_dedup, n_answers_cut)
-    answers = answers.join(customers.select("customer_id", "customer_key", "start", "exit_date", "event"),
-                           "customer_id")
-    n_answers_linked = _count(answers)
-    flow.add("survey answers", "answers from customers known at the snapshot",
-             "customer started after the snapshot", n_answers_cut, n_answers_linked)
+    answers = kept_answers.join(customers.select("customer_id", "customer_key", "start", "exit_date", "event"),
+                                "customer_id")
     scored = {c: _construct_score(answers, items, min_item_share) for c, items in spec.constructs.items()}
     answers = answers.mutate(tenure=_months(_.date, _.start), **scored)
     if spec.self_status:
@@ -399,6 +410,9 @@ def build_panel(study, data, *, follow_up: str = "snapshot", min_item_share: flo
     answers = _materialize(con, answers.mutate(
         answer_no=ibis.row_number().over(w), next_tenure=_.tenure.lead().over(w),
         n_answers=_.customer_key.count().over(ibis.window(group_by="customer_key"))), "answers_scored")
+    n_answers_linked = _count(answers)
+    flow.add("survey answers", "answers from customers known at the snapshot",
+             "customer started after the snapshot", n_answers_cut, n_answers_linked)
 
     # ---- respondents: the first answer anchors the row -----------------------------------
     first = answers.filter(_.answer_no == 0)
@@ -432,7 +446,7 @@ def build_panel(study, data, *, follow_up: str = "snapshot", min_item_share: flo
     resp = complete.join(customers.select("customer_key", "value", *covariates), "customer_key")
     resp = resp.select(*resp_cols, *[resp[spec.outcome_columns[o]].cast("float64").name(o) for o in outcomes],
                        "value", *covariates)
-    respondents = resp.order_by("customer_key").execute()
+    respondents = _collect(resp.order_by("customer_key"))
     respondents["event"] = respondents["event"].astype("int64")
     respondents["tenure_at_survey"] = respondents["entry"]
     # from whole days, so that equal day counts give equal times (a difference of two month values
@@ -447,7 +461,7 @@ def build_panel(study, data, *, follow_up: str = "snapshot", min_item_share: flo
         respondents["dgc"] = respondents["dgc"].astype("int64")
 
     respondents.attrs["cxlab.survival"] = {"duration": "duration", "event": "event", "entry": "entry", "clock": CLOCK_DESCRIPTION, "snapshot_date": str(study.snapshot_date)}  # the clock the table carries: cxlab.models.survival.clock
-    intervals = _counting_process(con, answers, customers, complete, comp_df, constructs, covariates,
+    intervals = _counting_process(con, answers, customers, complete, comp, constructs, covariates,
                                   cutoff)
     con.close()
 
@@ -462,7 +476,7 @@ def _with_source_row(df: pd.DataFrame) -> pd.DataFrame:
     return df.assign(source_row=np.arange(1, len(df) + 1))
 
 
-def _counting_process(con, answers, customers, complete, comp_df, constructs, covariates, cutoff):
+def _counting_process(con, answers, customers, complete, comp, constructs, covariates, cutoff):
     """Counting-process rows: split at later answers and complaint status changes."""
     keys = complete.select("customer_key", "start", "entry", "duration", "event")
     # change points from answers (the anchor answer opens the first interval)
@@ -477,10 +491,9 @@ def _counting_process(con, answers, customers, complete, comp_df, constructs, co
                                                                              order_by="tenure")),
         **{c: ans[c] for c in constructs}, dgc=_.dgc.cast("float64")), "answer_points")
     # complaint change points
-    have_complaints = comp_df is not None and len(comp_df) > 0
+    have_complaints = comp is not None
     points = [ans_pts.select("customer_key", "time")]
     if have_complaints:
-        comp = _table(con, "complaints", comp_df)
         comp = comp.join(customers.select("customer_id", "customer_key"), "customer_id")
         comp = comp.join(keys, "customer_key").filter(_.opened < cutoff)
         # a resolution after the snapshot is not yet known: the complaint is open at the snapshot
@@ -545,7 +558,7 @@ def _counting_process(con, answers, customers, complete, comp_df, constructs, co
     else:
         iv = iv.mutate(**{s: ibis.literal(0, "int8") for s in _COMPLAINT_STATES})
     iv = iv.join(customers.select("customer_key", *covariates), "customer_key")
-    out = iv.order_by(["customer_key", "start"]).execute()
+    out = _collect(iv.order_by(["customer_key", "start"]))
     for col in ("event", *_COMPLAINT_STATES):
         out[col] = out[col].astype("int64")
     return out.reset_index(drop=True)

@@ -30,7 +30,7 @@ import pandas as pd
 
 from cxlab.errors import CxlabError
 
-__all__ = ["EngineData", "ROLE_TYPES"]
+__all__ = ["EngineData", "ROLE_TYPES", "collect"]
 
 #: the engine type of every fixed column, per role (covariates: string; survey columns: float64)
 ROLE_TYPES = {
@@ -123,31 +123,32 @@ class EngineData:
         """Collect the tables into pandas (small studies and tests only: the panel does not)."""
         from cxlab.data.validate import StudyData
 
-        def get(role):
-            t = getattr(self, role)
-            if t is None:
-                return None
-            df = t.order_by("source_row").to_pyarrow().to_pandas()
-            for col, kind in ROLE_TYPES[role].items():
-                if kind == "timestamp":
-                    ts = pd.to_datetime(df[col])
-                    df[col] = (ts.dt.tz_localize(None) if ts.dt.tz is not None else ts).astype("datetime64[ns]")
-                elif kind == "float64":
-                    df[col] = df[col].astype("float64")
-                elif kind == "int64":
-                    df[col] = df[col].astype("int64")
-            if role == "customers":
-                for col in df.columns:
-                    if col not in ROLE_TYPES[role]:
-                        df[col] = df[col].astype("string")
-            return df
-
-        return StudyData(customers=get("customers"), surveys=get("surveys"), complaints=get("complaints"))
+        return StudyData(**{role: None if getattr(self, role) is None else collect(role, getattr(self, role))
+                            for role in ("customers", "surveys", "complaints")})
 
     def close(self) -> None:
         """Drop the temporary tables :meth:`upload` made (tables handed in are left alone)."""
         _drop(self.con, self.made)
         self.made = []
+
+
+def collect(role: str, table) -> pd.DataFrame:
+    """Rows of one role's table (or of a selection of its rows) as pandas in ``StudyData``'s
+    types, in file order, through Arrow."""
+    df = table.order_by("source_row").to_pyarrow().to_pandas()
+    for col, kind in ROLE_TYPES[role].items():
+        if kind == "timestamp":
+            ts = pd.to_datetime(df[col])
+            df[col] = (ts.dt.tz_localize(None) if ts.dt.tz is not None else ts).astype("datetime64[ns]")
+        elif kind == "float64":
+            df[col] = df[col].astype("float64")
+        elif kind == "int64":
+            df[col] = df[col].astype("int64")
+    extra = _EXTRA_TYPE[role]
+    for col in df.columns:
+        if col not in ROLE_TYPES[role]:
+            df[col] = df[col].astype(extra)
+    return df
 
 
 def _with_source_row(df: pd.DataFrame) -> pd.DataFrame:
