@@ -129,3 +129,76 @@ def test_driver_controls_leave_out_the_most_frequent_level():
     X, names = _design(df, ["region"], what="control")
     assert names == ["region=a", "region=c"]
     np.testing.assert_array_equal(X, np.column_stack([df["region"] == "a", df["region"] == "c"]).astype(float))
+
+
+def _pool_levels_by_text(series, m, ids=None, other="other"):
+    """The pooling rule written out on the text of each row (privacy.pool_levels before it read the
+    shared codes): levels below m customers pooled, the smallest remaining joining until the pool
+    reaches m."""
+    present = series.notna()
+    text = series[present].astype(str)
+    sizes = (text.groupby(text, sort=False).size() if ids is None
+             else pd.Series(np.asarray(ids)[present.to_numpy()]).groupby(text.to_numpy(), sort=False).nunique())
+    order = list(dict.fromkeys(text))   # first appearance
+    sizes = sizes.reindex(order).sort_values(ascending=False, kind="stable")
+    small = [lvl for lvl, n in sizes.items() if n < m and lvl != other]
+    pool = set(small) | ({other} if small and other in sizes.index else set())
+    if small:
+        size = int(sizes[list(pool)].sum())
+        for lvl, n in sizes.drop(index=list(pool)).sort_values(kind="stable").items():
+            if size >= m:
+                break
+            pool.add(lvl)
+            size += int(n)
+    out = series.astype(object).copy()
+    out[present] = np.where(text.isin(pool), other, text)
+    return out, sorted(lvl for lvl in pool if lvl != other)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_pooling_on_shared_codes_matches_the_rule_on_text(seed):
+    from cxlab import privacy
+
+    rng = np.random.default_rng(seed)
+    n = 400
+    m = privacy.resolve_min_cell(None)   # the run's threshold, which dummy_code applies
+    sizes = rng.integers(1, 3 * m, 7)
+    values = np.repeat(np.array(["a", "b", "c", "other", 1, "1", 2.5], dtype=object), sizes)[:n]
+    s = pd.Series(rng.permutation(values))
+    s[rng.random(len(s)) < 0.05] = None
+    if seed % 2:
+        s = s.astype(str).where(s.notna(), None).astype("category")
+    ids = pd.Series(rng.integers(0, len(s) // 2, len(s))) if seed % 3 == 0 else None
+    expected, pooled_levels = _pool_levels_by_text(s, m, ids=ids)
+    got, report = privacy.pool_levels(s, m, ids=ids)
+    assert report["levels"] == pooled_levels
+    if pooled_levels:
+        pd.testing.assert_series_equal(got.astype(object), expected.astype(object), check_names=False,
+                                       check_categorical=False)
+    # the design builder reads the same codes: 1 and "1" are one level, missing rows in no column
+    coded = dummy_code(s, "g", ids=ids)
+    if coded is not None:
+        coding, X = coded
+        text = expected.where(expected.notna(), None)
+        for j, level in enumerate(coding.levels):
+            np.testing.assert_array_equal(X[:, j], (text == level).to_numpy(float))
+        assert "1" in set(coding.levels) | {coding.reference} or "1" in pooled_levels
+
+
+def test_pooling_boundary_and_one_text_level_on_the_shared_codes():
+    from cxlab import privacy
+
+    m = privacy.resolve_min_cell(None)
+    # 'y' has m - 1 customers (pooled, with the next smallest, to reach m); '1' has m customers
+    # only when the number 1 and the text "1" are one level (as str() makes them)
+    values = ["x"] * (m + 3) + ["y"] * (m - 1) + [1] * (m // 2) + ["1"] * (m - m // 2) + ["z"] * (m + 5)
+    s = pd.Series(np.array(values, dtype=object))
+    expected, pooled_levels = _pool_levels_by_text(s, m)
+    got, report = privacy.pool_levels(s, m)
+    assert report["levels"] == pooled_levels == ["1", "y"]   # '1' (m) is the smallest remaining level
+    pd.testing.assert_series_equal(got, expected, check_names=False)
+    exactly = pd.Series(["a"] * m + ["b"] * (m + 1))
+    assert privacy.pool_levels(exactly, m)[1]["levels"] == []   # m customers: not small
+    coding, X = dummy_code(pd.Series(np.array([1] * 30 + ["1"] * 30 + ["b"] * 40, dtype=object)), "g")
+    assert (coding.reference, coding.levels) == ("1", ("b",))
+    np.testing.assert_array_equal(X[:, 0], np.r_[np.zeros(60), np.ones(40)])
