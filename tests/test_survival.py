@@ -370,3 +370,24 @@ def test_ph_fallback_accounts_for_testing_several_terms(monkeypatch):
     for jargon in ("cox.zph", "transform=", "log(t/"):
         assert jargon not in fb.label
     assert "median tenure at defection" in fb.label
+
+
+def test_perfect_separation_names_the_side_and_its_rows():
+    # events only among 'web' customers (a minority level): the dummy channel[web] = 0 side, i.e.
+    # every other level, has no event; a 0/1 numeric control and a 0/1 construct with no event at 1
+    rng = np.random.default_rng(3)
+    n = 600
+    web = np.arange(n) < 200
+    d = pd.DataFrame({"recognition": rng.normal(3, 1, n), "entry": 0.0,
+                      "duration": rng.uniform(1, 30, n), "event": 0})
+    d.loc[web & (rng.random(n) < 0.5), "event"] = 1
+    d["channel"] = np.where(web, "web", "branch")   # reference: branch (the most frequent)
+    with pytest.raises(ModelError, match=r"perfect separation on 'channel\[web\]': no customer with the other "
+                                         r"levels of channel defected \(400 rows\)"):
+        CoxModel(["recognition"], controls=["channel"]).fit(d, entry_col="entry")
+    d["flag"] = (~web).astype(int)
+    with pytest.raises(ModelError, match=r"perfect separation on 'flag': no customer with flag = 1 defected \(400 rows\)"):
+        CoxModel(["recognition"], controls=["flag"]).fit(d, entry_col="entry")
+    d["item"] = np.where(web, 2.0, 5.0)
+    with pytest.raises(ModelError, match=r"perfect separation on 'item'.*defected \(400 rows\)"):
+        CoxModel(["recognition", "item"]).fit(d, entry_col="entry")
