@@ -70,13 +70,13 @@ class DummyCoding:
 
 def _indicators(codes: np.ndarray, labels, levels) -> np.ndarray:
     """n x len(levels) 0/1 matrix: row i has a 1 in the column of its level (none for the reference
-    or a missing value)."""
+    or a missing value). Column-major (each column contiguous, as the Cox engine reads them)."""
     position = {label: j for j, label in enumerate(labels)}
-    X = np.zeros((len(codes), len(levels)))
+    XT = np.zeros((len(levels), len(codes)))
     for j, level in enumerate(levels):
         if level in position:
-            X[:, j] = codes == position[level]
-    return X
+            np.equal(codes, position[level], out=XT[j], casting="unsafe")
+    return XT.T
 
 
 def dummy_code(series: pd.Series, name: str, *, ids: pd.Series | None = None, style: str = "[]",
