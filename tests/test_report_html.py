@@ -831,14 +831,18 @@ def test_a_notebook_the_signal_kept_from_starting_says_so(tmp_path):
 # ------------------------------------------------------------------------------ headline-metrics appendix
 
 def _recorded_metric_names() -> list[str]:
-    """Every metric name the notebooks record (their record_metric calls), placeholders filled in."""
+    """Every metric name the notebooks record (their record_metric calls, and the Findings.metric calls
+    of cxlab/insight/findings.py that their findings cells record), placeholders filled in."""
     import json as _json
 
     names = []
-    for path in sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("0*.ipynb")):
+    root = Path(__file__).resolve().parents[1]
+    codes = [(root / "cxlab" / "insight" / "findings.py").read_text(encoding="utf-8")]
+    for path in sorted((root / "notebooks").glob("0*.ipynb")):
         nb = _json.loads(path.read_text(encoding="utf-8"))
-        code = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
-        for _, lit in re.findall(r"record_metric\(\s*f?([\"'])(.*?)\1", code):
+        codes.append("\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"))
+    for code in codes:
+        for _, lit in re.findall(r"(?:record_metric|\.metric)\(\s*f?([\"'])(.*?)\1", code):
             lit = lit.replace("{metric}{suffix}", "delta_margin.move_24m")
             lit = re.sub(r"retention_\{[^}]*\}m", "retention_12m", lit)
             lit = lit.replace("eval.{metric}", "eval.auc_12m").replace("sbg.{name}", "sbg.alpha")

@@ -147,8 +147,8 @@ def survival_findings(checked, *, cox, retention: pd.DataFrame, aft, tv, tv_term
     for term in tv_terms:
         if term in tvs.index:
             out.metric(f"tv.hr.{term}", tvs.loc[term, "hr"], tvs.loc[term, "lower"], tvs.loc[term, "upper"])
-    for name, metric in (("eval.c_index", "harrell_c"), ("eval.uno_c", "uno_c")):
-        out.metric(name, ev.loc[metric, "estimate"], ev.loc[metric, "lower"], ev.loc[metric, "upper"])
+    out.metric("eval.c_index", c["estimate"], c["lower"], c["upper"])
+    out.metric("eval.uno_c", ev.loc["uno_c", "estimate"], ev.loc["uno_c", "lower"], ev.loc["uno_c", "upper"])
     for metric in ev.index:
         if metric.startswith("auc_") or metric == "integrated_brier_score":
             out.metric(f"eval.{metric}", ev.loc[metric, "estimate"], ev.loc[metric, "lower"], ev.loc[metric, "upper"])
