@@ -10,6 +10,7 @@ Only those small results, and the distinct values of a label column that is not 
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 
 import ibis
@@ -29,9 +30,10 @@ class NotOnEngine(Exception):
     """A rule this engine cannot run as a query (the study is then checked in pandas)."""
 
 
-def numbered(con, t, name: str | None):
+def numbered(con, t, name: str | None, made: list):
     """``t`` with ``_cx_row``: the row's rank in the engine's storage order (DuckDB ``rowid``,
-    PostgreSQL ``ctid``, Spark's scan order); see :mod:`cxlab.data.validate`."""
+    PostgreSQL ``ctid``, Spark's scan order); see :mod:`cxlab.data.validate`. DuckDB and
+    PostgreSQL: a temporary view (named in ``made``)."""
     import sqlglot.expressions as sge
 
     if con.name == "pyspark":
@@ -42,7 +44,42 @@ def numbered(con, t, name: str | None):
     ref = sge.Table(this=sge.to_identifier(tab, quoted=True),
                     db=sge.to_identifier(schema, quoted=True) if schema else None).sql(dialect=con.name)
     key = "rowid" if con.name == "duckdb" else "ctid"
-    return con.sql(f"SELECT row_number() OVER (ORDER BY {key}) AS {ROW}, * FROM {ref}")
+    view = f"cxlab_n{uuid.uuid4().hex[:10]}"
+    _sql(con, f'CREATE TEMPORARY VIEW "{view}" AS SELECT row_number() OVER (ORDER BY {key}) '
+              f"AS {ROW}, * FROM {ref}")
+    made.append(view)
+    return con.table(view)
+
+
+def _sql(con, statement: str) -> None:
+    """Run a statement (PostgreSQL: its cursor closed; DuckDB's raw_sql returns the connection
+    itself, which must stay open)."""
+    cur = con.raw_sql(statement)
+    if con.name == "postgres":
+        cur.close()
+
+
+def drop(con, names: list[str]) -> None:
+    """Drop the temporary views and tables validation made (a name that is gone is skipped)."""
+    for name in names:
+        for kind in ("VIEW", "TABLE"):
+            try:
+                if con.name == "pyspark":
+                    con._session.catalog.dropTempView(name)
+                    break
+                _sql(con, f'DROP {kind} IF EXISTS "{name}"')
+                break
+            except Exception:  # noqa: BLE001 - the other kind, or gone with the session
+                continue
+
+
+def materialize(con, name: str, expr):
+    """``expr`` as a temporary table ``name`` on ``con`` (Spark: a cached temporary view)."""
+    if con.name == "pyspark":
+        frame = con._session.sql(con.compile(expr)).cache()
+        frame.createOrReplaceTempView(name)
+        return con.table(name)
+    return con.create_table(name, expr, temp=True)
 
 
 def _count(bad):
@@ -87,6 +124,7 @@ class EngineTable(Checks):
     checks: list = field(default_factory=list)
     distinct_ids: object = None                  # customers: the distinct filled ids (a function of the table)
     _frozen: object = None
+    made: list = field(default_factory=list)     # temporary tables made (dropped by EngineData.close)
 
     @property
     def columns(self) -> list | None:
@@ -107,12 +145,15 @@ class EngineTable(Checks):
         return {k: ibis._[names[k]] for k in exprs}
 
     def frozen(self):
-        """The table with every staged column, materialised on the engine (ibis ``cache``: a
-        temporary table; Spark: a cached frame) so that the queries that follow are small."""
+        """The table with every staged column, materialised on the engine (a temporary table;
+        Spark: a cached temporary view, named in ``made``) so that the queries that follow are
+        small."""
         if self._frozen is not self.base:
             if "_cx_barrier" in self.base.columns:
                 self.base = self.base.drop("_cx_barrier")
-            self.base = self.base.cache()
+            name = f"cxlab_v{uuid.uuid4().hex[:10]}_{self.role}"
+            self.made.append(name)
+            self.base = materialize(self.con, name, self.base)
             self._frozen = self.base
         return self.base
 

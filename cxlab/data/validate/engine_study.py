@@ -9,7 +9,7 @@ import pandas as pd
 
 from . import engine_parse as ep
 from . import messages as msg
-from .engine import ROW, EngineTable, NotOnEngine, first_rows, numbered
+from .engine import ROW, EngineTable, NotOnEngine, drop, first_rows, numbered
 from .flow import Path, run_rules
 from .frame_study import summary_frame
 from .parsing import Dialect
@@ -24,9 +24,10 @@ class EnginePath(Path):
         from cxlab.data.sources import table as source_table
 
         t = source_table(self.con, study, role)        # StudyError (exit 2) names the table
-        base = numbered(self.con, t, study.source.name_of(role))
+        made: list[str] = []
+        base = numbered(self.con, t, study.source.name_of(role), made)
         table = EngineTable(role, study.label(role), con=self.con, base=base,
-                            dialect=Dialect.of(getattr(study, role)))
+                            dialect=Dialect.of(getattr(study, role)), made=made)
         table.n = int(base.count().execute())
         if table.n == 0:
             problems.add(table.label, "", "has_rows", msg.empty_table(table.label, role))
@@ -129,7 +130,8 @@ def engine_data(study, con, tables: dict[str, EngineTable], survey_columns: list
             closed=k.dates[ks.closed].value if ks.closed is not None else ts,
             compensated=k.numbers[ks.compensated].value if ks.compensated is not None else f64,
             source_row=ibis._[ROW].cast("int64"))
-    return EngineData(con, customers, surveys, complaints)
+    made = [name for t in tables.values() for name in t.made if not name.startswith("cxlab_n")]
+    return EngineData(con, customers, surveys, complaints, made=made)
 
 
 def validate_on_engine(study, con) -> ValidationReport:
@@ -145,6 +147,9 @@ def validate_on_engine(study, con) -> ValidationReport:
     summary = engine_summary(tables, survey_columns)
     files = {t.label: t.n for t in tables.values() if t.base is not None}
     engine = engine_data(study, con, tables, survey_columns) if problems_df.empty else None
+    made = [name for t in tables.values() for name in t.made]
+    # the numbered views are no longer needed (the typed tables read the materialised ones)
+    drop(con, [name for name in made if engine is None or name.startswith("cxlab_n")])
     return ValidationReport(problems=problems_df, summary=summary, files=files, engine=engine)
 
 
