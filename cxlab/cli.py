@@ -30,7 +30,7 @@ def _cmd_validate(args) -> int:
     from cxlab.data.validate import validate_study
 
     study = load_study(args.study)
-    report = validate_study(study)
+    report = validate_study(study, collect=False)
     print(report.to_text())
     return EXIT_OK if report.ok else EXIT_USER_ERROR
 

@@ -378,6 +378,8 @@ class Workbook:
 
     @property
     def data(self):
+        if self.validation.data is None and getattr(self.validation, "engine", None) is not None:
+            self.validation.data = self.validation.engine.to_study_data()   # a source: collected on first use
         return self.validation.data
 
     def has(self, part: str) -> bool:
@@ -432,14 +434,19 @@ def open_study(study_path: str | Path, **panel_options) -> Workbook:
     Raises :class:`cxlab.errors.DataContractError` listing every data problem at once.
     ``panel_options`` go to :func:`cxlab.data.panel.build_panel`.
     """
-    from cxlab.data.validate import validate_study
+    from cxlab.data.validate import validate_engine, validate_study
 
     study = load_study(study_path)
-    validation = validate_study(study)
+    if study.source is not None:     # checked by queries where the tables live; they stay there
+        from cxlab.data.sources import connect
+
+        validation = validate_engine(study, connect(study))
+    else:
+        validation = validate_study(study)
     validation.raise_if_failed()
     from cxlab.data.panelcache import cached_build_panel   # built once per run under `cxlab run`
 
-    panel = cached_build_panel(study, validation.data, **panel_options)
+    panel = cached_build_panel(study, validation.engine or validation.data, **panel_options)
     _check_sample_size(panel)
     return Workbook(study=study, validation=validation, panel=panel)
 

@@ -361,3 +361,31 @@ def test_engine_rules_on_postgres_give_the_pandas_problems(postgres, tmp_path, m
         disconnect(con)
     assert wh.PASSWORD not in on_engine.to_text()
     os.environ.pop(ENV, None)
+
+
+def test_open_study_on_a_duckdb_source_keeps_the_tables_on_the_engine(tmp_path):
+    """open_study validates a source on its engine and builds the panel from EngineData; the
+    panel and the (lazily collected) typed tables equal those of the CSV files."""
+    from cxlab.data.tables import EngineData
+    from cxlab.workbook import open_study
+
+    spec = tv.write_study(tmp_path)
+    db_spec = load_csv_into_duckdb(spec, tmp_path / "w.duckdb", typed=True)
+    wb, ref = open_study(db_spec), open_study(spec)
+    assert isinstance(wb.validation.engine, EngineData) and wb.validation.data is None
+    for part in ("respondents", "intervals", "exclusions"):
+        pd.testing.assert_frame_equal(getattr(wb.panel, part), getattr(ref.panel, part), obj=part)
+    pd.testing.assert_frame_equal(wb.data.customers, ref.data.customers)
+
+
+def test_cli_validate_on_a_duckdb_source_prints_the_engine_problems(tmp_path):
+    import subprocess
+
+    t = tv.clean_tables()
+    t["surveys"].loc[[3, 7], ID] = ["X404", "c01"]
+    spec = tv.write_study(tmp_path, t)
+    db_spec = load_csv_into_duckdb(spec, tmp_path / "w.duckdb", typed=False)
+    proc = subprocess.run([tv.PYTHON, "-m", "cxlab.cli", "validate", str(db_spec)], capture_output=True, text=True)
+    assert proc.returncode == 2, proc.stderr
+    assert "duckdb:crm.barometer" in proc.stdout and "id_in_customers" in proc.stdout and "4, 8" in proc.stdout
+    assert tv.CANARY not in proc.stdout and "X404" not in proc.stdout

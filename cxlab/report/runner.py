@@ -98,7 +98,7 @@ def _check_data(study, spec: Path) -> None:
     from cxlab.errors import DataContractError
     from cxlab.data.validate import validate_study
 
-    report = validate_study(study)
+    report = validate_study(study, collect=False)   # the problems only (a source: nothing collected)
     if not report.ok:
         raise DataContractError(f"the study's data breaks its contract; nothing was run. Fix these problems "
                                 f"(`cxlab validate {spec}` lists them too) and run again.\n\n{report.to_text()}",

@@ -92,14 +92,15 @@ __all__ = ["validate_study", "validate_engine", "load_study_data", "load_engine_
 _ENGINE_READY = True
 
 
-def validate_study(study) -> ValidationReport:
+def validate_study(study, collect: bool = True) -> ValidationReport:
     """Read every data file of ``study`` and check the data contract.
 
     Never stops at the first problem: a missing file or column is one problem row and the other
     files and columns are still checked. Returns a :class:`ValidationReport`; its ``data``
     holds the typed tables when ``ok``. A ``source:`` study is checked on its engine
     (:func:`validate_engine`) and its typed tables collected into ``data`` (use
-    :func:`validate_engine` or :func:`load_engine_data` to keep them on the engine).
+    :func:`validate_engine` or :func:`load_engine_data` to keep them on the engine;
+    ``collect=False``: the report only, ``data`` None, as ``cxlab validate`` prints it).
     """
     if study.source is not None and _ENGINE_READY:
         from cxlab.data.sources import connect, disconnect
@@ -108,7 +109,9 @@ def validate_study(study) -> ValidationReport:
         try:
             report = validate_engine(study, con)
             if report.engine is not None:
-                report.data = report.engine.to_study_data()
+                if collect:
+                    report.data = report.engine.to_study_data()
+                report.engine.close()
                 report.engine = None
             return report
         finally:
