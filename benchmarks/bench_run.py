@@ -33,17 +33,37 @@ import psutil
 
 REPO = Path(__file__).resolve().parents[1]
 CXLAB = [str(Path(sys.executable).parent / "cxlab")]
+PROCESS_PEAKS: dict = {}     # (pid, label) -> peak RSS over the run
+AT_PEAK: dict = {}           # (pid, label) -> RSS at the moment the tree's RSS peaked
 TARGETS = {20_000: (45, None), 200_000: (120, None), 1_000_000: (600, 4 * 1024**3)}
 
 
-def _tree_rss(proc: psutil.Process) -> int:
+def _tree_rss(proc: psutil.Process, parts: dict | None = None) -> int:
+    """RSS of the process tree; ``parts`` (if given) gets each process's RSS by (pid, label)."""
     total = 0
     for p in [proc, *proc.children(recursive=True)]:
         try:
-            total += p.memory_info().rss
+            rss = p.memory_info().rss
+            total += rss
+            if parts is not None:
+                parts[(p.pid, _label(p))] = rss
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             pass
     return total
+
+
+def _label(p: psutil.Process) -> str:
+    """What a process of the run is: runner, notebook worker, kernel, joblib worker, JVM..."""
+    try:
+        cmd = p.cmdline()
+    except psutil.Error:
+        return "?"
+    text = " ".join(cmd)
+    for key, name in (("ipykernel", "kernel"), ("loky", "joblib worker"), ("java", "JVM"),
+                      ("cxlab run", "runner"), ("multiprocessing", "worker"), ("Rscript", "R")):
+        if key in text:
+            return name
+    return (Path(cmd[0]).name if cmd else "?") + (" " + Path(cmd[1]).name if len(cmd) > 1 else "")
 
 
 def _tree_cpu(proc: psutil.Process, seen: dict) -> None:
@@ -73,7 +93,14 @@ def _run_sampled(cmd, env=None):
     def sample():
         while not done.is_set():
             try:
-                peak[0] = max(peak[0], _tree_rss(ps))
+                parts: dict = {}
+                total = _tree_rss(ps, parts)
+                for key, rss in parts.items():
+                    PROCESS_PEAKS[key] = max(PROCESS_PEAKS.get(key, 0), rss)
+                if total > peak[0]:
+                    peak[0] = total
+                    AT_PEAK.clear()
+                    AT_PEAK.update(parts, _t=time.perf_counter() - t0)
                 _tree_cpu(ps, cpu)
             except psutil.NoSuchProcess:
                 break
@@ -128,6 +155,14 @@ def main(argv=None):
           f"(CPU / {cores} cores = {cpu / cores:.1f} s: the wall time's floor on an idle machine)")
     print(f"  load average before {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}, "
           f"after {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}")
+    if AT_PEAK:
+        at = {k: v for k, v in AT_PEAK.items() if k != "_t"}
+        print(f"  at the tree's peak ({AT_PEAK['_t']:.0f} s into the run): "
+              + ", ".join(f"{label} {pid} {rss / 1024**3:.2f}" for (pid, label), rss
+                          in sorted(at.items(), key=lambda kv: -kv[1]) if rss > 50 * 1024**2) + " GiB")
+        print("  each process's own peak: "
+              + ", ".join(f"{label} {pid} {rss / 1024**3:.2f}" for (pid, label), rss
+                          in sorted(PROCESS_PEAKS.items(), key=lambda kv: -kv[1]) if rss > 100 * 1024**2) + " GiB")
     if rc not in (0, 1):
         print(err)
     runs = sorted(p for p in out.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name != "latest")

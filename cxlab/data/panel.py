@@ -186,6 +186,29 @@ class _Engine:
             return self.con.table(full)
         return self.con.create_table(full, expr, temp=True)
 
+    def release(self, *names: str):
+        """Free intermediate tables no later step reads (the engine's memory stays bounded by
+        the tables in use, not by every step so far)."""
+        for name in names:
+            if self.own:
+                self.con.con.unregister(name)
+                continue
+            full = self.prefix + name
+            if full in self.made:
+                self.made.remove(full)
+                self._drop(full)
+
+    def _drop(self, name: str):
+        try:
+            if self.spark:     # (dropping a cached view uncaches it)
+                self.con._session.catalog.dropTempView(name)
+                return
+            cur = self.con.raw_sql(f'DROP TABLE IF EXISTS "{name}"')
+            if not self.duckdb:     # (DuckDB's raw_sql gives the connection itself)
+                getattr(cur, "close", lambda: None)()
+        except Exception:  # noqa: BLE001 - temporary tables go with the session anyway
+            pass
+
     def close(self):
         if self.own:
             self.con.disconnect()
@@ -193,15 +216,7 @@ class _Engine:
         if self.uploaded is not None:
             self.uploaded.close()
         for name in self.made:     # (ibis 12's drop_table emits no name with this sqlglot)
-            try:
-                if self.spark:     # (dropping a cached view uncaches it)
-                    self.con._session.catalog.dropTempView(name)
-                    continue
-                cur = self.con.raw_sql(f'DROP TABLE IF EXISTS "{name}"')
-                if not self.duckdb:     # (DuckDB's raw_sql gives the connection itself)
-                    getattr(cur, "close", lambda: None)()
-            except Exception:  # noqa: BLE001 - temporary tables go with the session anyway
-                pass
+            self._drop(name)
 
 
 def _materialize(con, expr, name: str):
@@ -232,7 +247,17 @@ def _construct_score(t, items: list[str], min_share: float):
 def _collect(expr) -> pd.DataFrame:
     """An expression's rows as pandas through Arrow (a nullable number is a float with NaN, never
     a column of Python objects)."""
-    return expr.to_pyarrow().to_pandas()
+    # column by column, each Arrow column freed once converted: the peak is the frame plus one
+    # column, not two copies of the frame (pandas' own columns: writable, one block each)
+    table, out = expr.to_pyarrow(), {}
+    while table.num_columns:
+        name, col = table.column_names[0], table.column(0)
+        table = table.remove_column(0)
+        s = col.to_pandas()
+        del col
+        values = s.to_numpy()
+        out[name] = s.copy() if isinstance(values, np.ndarray) and not values.flags.writeable else s
+    return pd.DataFrame(out, copy=False)
 
 
 def _kept_answers(surveys, answer_cols: list[str], cutoff, flow: "_Flow"):
@@ -407,8 +432,11 @@ def build_panel(study, data, *, follow_up: str = "snapshot", min_item_share: flo
     else:
         answers = answers.mutate(dgc=ibis.null("int8"))
     w = ibis.window(group_by="customer_key", order_by=["date", "source_row"])
-    answers = _materialize(con, answers.mutate(
-        answer_no=ibis.row_number().over(w), next_tenure=_.tenure.lead().over(w),
+    # only what the respondents and the counting process read (not the items: scored already)
+    keep = list(dict.fromkeys(["customer_key", "start", "exit_date", "event", "tenure", *constructs,
+                               "self_status", "dgc", *spec.outcome_columns.values()]))
+    answers = _materialize(con, answers.select(
+        *keep, answer_no=ibis.row_number().over(w), next_tenure=_.tenure.lead().over(w),
         n_answers=_.customer_key.count().over(ibis.window(group_by="customer_key"))), "answers_scored")
     n_answers_linked = _count(answers)
     flow.add("survey answers", "answers from customers known at the snapshot",
@@ -440,6 +468,7 @@ def build_panel(study, data, *, follow_up: str = "snapshot", min_item_share: flo
                  f"fewer than {min_item_share:.0%} of the {c} items answered", n_pos, n_next)
         n_pos = n_next
     complete = _materialize(con, first_pos.filter(have_all), "respondents")
+    con.release("first_answers")
 
     resp_cols = ["customer_key", "entry", "duration", "event", *constructs, "self_status", "dgc",
                  "n_answers"]
@@ -490,6 +519,7 @@ def _counting_process(con, answers, customers, complete, comp, constructs, covar
         "customer_key", time=_.tenure, k=ibis.row_number().over(ibis.window(group_by="customer_key",
                                                                              order_by="tenure")),
         **{c: ans[c] for c in constructs}, dgc=_.dgc.cast("float64")), "answer_points")
+    con.release("answers_scored")
     # complaint change points
     have_complaints = comp is not None
     points = [ans_pts.select("customer_key", "time")]
@@ -528,6 +558,7 @@ def _counting_process(con, answers, customers, complete, comp, constructs, covar
     iv = iv.join(ans_pts.drop("time"), ["customer_key", "k"])
     iv = _materialize(con, iv.select("customer_key", "start", "stop", "event", *constructs, "dgc"),
                       "interval_perceptions")
+    con.release("answer_points", "interval_bounds", "respondents")
 
     if have_complaints:
         # status at the interval start: open if any complaint is open; else the latest resolution
@@ -547,6 +578,7 @@ def _counting_process(con, answers, customers, complete, comp, constructs, covar
             last_goodwill=_.goodwill.max(where=(_.rank == 0) & _.resolved_at.notnull()),
             any_resolved=_.resolved_at.notnull().any(),
         ), "complaint_status")
+        con.release("complaint_times")
         iv = iv.left_join(status, ["customer_key", "start"]).select(
             "customer_key", "start", "stop", "event", *constructs, "dgc",
             complaint_open=(_.n_open.fill_null(0) > 0).cast("int32").cast("int8"),
