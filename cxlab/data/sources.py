@@ -28,10 +28,11 @@ backend named under ``source:``::
   ``source.spark_conf`` with ``$CXLAB_SPARK_CONF`` (a JSON object) on top. Tests use
   ``local[2]``; production a cluster URL (``spark://host:7077``, ``yarn``, ``k8s://...``).
 
-What runs where: :func:`read_table` collects a role's table into pandas for validation (the
-data contract's checks are not yet queries on the engine), then the panel is built from the
-validated tables as for files. The panel's ibis expressions are backend independent
-(:func:`cxlab.data.panel.build_panel` takes ``con=``: tested on DuckDB, PostgreSQL and PySpark
+What runs where: the data contract's checks run as queries on the engine
+(:func:`cxlab.data.validate.validate_engine`: counts and example row numbers come back), and
+the validated tables stay there as :class:`cxlab.data.tables.EngineData` for the panel;
+:func:`read_table` still collects a role's table into pandas for callers who want it. The
+panel's ibis expressions are backend independent (:func:`cxlab.data.panel.build_panel` takes ``con=``: tested on DuckDB, PostgreSQL and PySpark
 ``local[2]``). :func:`describe` gives the run manifest's ``data`` section for a source: backend,
 table names, row and column counts and a fingerprint of the columns and their types (never the
 URL).
