@@ -1,20 +1,23 @@
-"""Benchmark (issue 11): validation + panel at 1 M and 3 M customers on DuckDB and PySpark local[2].
+"""Benchmark (issue 11): validation + panel at 1 M, 3 M and 10 M customers on DuckDB and PySpark local[2].
 
-For each size the demo study is written once as Parquet (``cxlab.data.synth.write_demo(fmt="parquet")``),
-then, each in a fresh subprocess:
+For each size the demo study is written once as Parquet (``cxlab.data.synth.write_demo(fmt="parquet")``)
+and copied into a DuckDB file; then, each in a fresh subprocess (what ``open_study`` does):
 
-* ``duckdb``: ``validate_study`` on the Parquet files, then ``build_panel`` on the embedded DuckDB
-  (what ``open_study`` does);
-* ``pyspark``: the same files read by a ``source: {backend: pyspark, parquet: ...}`` spec on a
-  Spark session ``local[2]`` (validation collects each table through Arrow), then
-  ``build_panel(con=<that session>)``.
+* ``duckdb-files``: ``validate_study`` on the Parquet files (pandas: the tables are read whole),
+  then ``build_panel`` on the embedded DuckDB;
+* ``duckdb``: the same tables in a ``.duckdb`` file read by a ``source: {backend: duckdb}`` spec:
+  ``validate_engine`` (the contract as queries) and ``build_panel`` on the typed tables it hands
+  over (``EngineData``): only counts, example row numbers, the respondent table and the
+  counting-process rows come into Python;
+* ``pyspark``: the Parquet files read by a ``source: {backend: pyspark, parquet: ...}`` spec on a
+  Spark session ``local[2]``: validation and panel on Spark, as for ``duckdb``.
 
-Prints wall time, the driver's peak memory (max RSS of the Python process; for PySpark also the
-peak RSS of the local JVM, which in ``local[2]`` is driver and executors at once, sampled every
-0.2 s), the machine's load average at the start, and the growth exponent between sizes
-(``log(t2 / t1) / log(n2 / n1)``: 1 = linear).
+Prints wall time, the driver's peak memory (max RSS of the Python process, DuckDB included as it
+runs in it; for PySpark also the peak RSS of the local JVM, which in ``local[2]`` is driver and
+executors at once, sampled every 0.2 s), the machine's load average, and the growth exponent
+between sizes (``log(t2 / t1) / log(n2 / n1)``: 1 = linear).
 
-    .venv/bin/python benchmarks/bench_scale.py [--sizes 1000000 3000000] [--engines duckdb pyspark]
+    .venv/bin/python benchmarks/bench_scale.py [--sizes 1000000 3000000] [--engines duckdb pyspark duckdb-files]
 """
 
 from __future__ import annotations
@@ -37,6 +40,14 @@ extra = {}
 if step == "demo":
     from cxlab.data.synth import write_demo
     write_demo(folder, n_customers=size, seed=1, fmt="parquet")
+    import duckdb, yaml
+    raw = yaml.safe_load(open(f"{folder}/study.yaml"))
+    os.makedirs(f"{folder}/duckdb", exist_ok=True)
+    con = duckdb.connect(f"{folder}/duckdb/demo.duckdb")
+    for role in ("customers", "surveys", "complaints"):
+        if raw.get(role):
+            con.execute(f"CREATE TABLE {role} AS SELECT * FROM read_parquet('{folder}/{raw[role]['path']}')")
+    con.close()
 else:
     import psutil
     jvm_peak = [0]
@@ -52,20 +63,19 @@ else:
             stop.wait(0.2)
     threading.Thread(target=sample, daemon=True).start()
     from cxlab.study import load_study
-    from cxlab.data.validate import validate_study
+    from cxlab.data.validate import validate_engine, validate_study
     from cxlab.data.panel import build_panel
-    spec = f"{folder}/study.yaml" if step == "duckdb" else f"{folder}/spark/study.yaml"
+    spec = f"{folder}/study.yaml" if step == "duckdb-files" else f"{folder}/{step}/study.yaml"
     study = load_study(spec)
     t_load = time.perf_counter()
-    report = validate_study(study)
+    if step == "duckdb-files":
+        report = validate_study(study)
+    else:
+        from cxlab.data.sources import connect
+        report = validate_engine(study, connect(study))
     report.raise_if_failed()
     t_valid = time.perf_counter()
-    con = None
-    if step == "pyspark":
-        import ibis
-        from cxlab.data.sources import spark_session
-        con = ibis.pyspark.connect(spark_session(study))
-    panel = build_panel(study, report.data, con=con)
+    panel = build_panel(study, report.engine or report.data)
     t_panel = time.perf_counter()
     stop.set()
     extra = {"validate_s": t_valid - t_load, "panel_only_s": t_panel - t_valid,
@@ -77,19 +87,20 @@ print(json.dumps({"step": step, "size": size, "wall_s": wall, "peak_gib": peak, 
 """
 
 
-def spark_spec(folder: Path) -> None:
-    """A copy of the demo spec reading its Parquet files through a pyspark source (local[2])."""
+def source_specs(folder: Path) -> None:
+    """Copies of the demo spec reading its tables through a source: the DuckDB file (``duckdb/``)
+    and the Parquet files on PySpark local[2] (``pyspark/``)."""
     import yaml
 
     raw = yaml.safe_load((folder / "study.yaml").read_text())
-    parquet = {}
-    for role in ("customers", "surveys", "complaints"):
-        if raw.get(role):
-            parquet[role] = "../" + raw[role].pop("path")
-    raw["source"] = {"backend": "pyspark", "master": "local[2]", "parquet": parquet,
-                     "spark_conf": {"spark.driver.memory": "8g", "spark.sql.shuffle.partitions": 8}}
-    (folder / "spark").mkdir(exist_ok=True)
-    (folder / "spark" / "study.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    roles = [r for r in ("customers", "surveys", "complaints") if raw.get(r)]
+    paths = {r: raw[r].pop("path") for r in roles}
+    for name, source in (
+            ("duckdb", {"backend": "duckdb", "path": "demo.duckdb", "tables": {r: r for r in roles}}),
+            ("pyspark", {"backend": "pyspark", "master": "local[2]", "parquet": {r: "../" + paths[r] for r in roles},
+                         "spark_conf": {"spark.driver.memory": "8g", "spark.sql.shuffle.partitions": 8}})):
+        (folder / name).mkdir(exist_ok=True)
+        (folder / name / "study.yaml").write_text(yaml.safe_dump({**raw, "source": source}, sort_keys=False))
 
 
 def measure(step: str, size: int, folder: str) -> dict:
@@ -108,7 +119,8 @@ def exponent(a: dict, b: dict, key: str) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 3_000_000])
-    ap.add_argument("--engines", nargs="+", default=["duckdb", "pyspark"], choices=["duckdb", "pyspark"])
+    ap.add_argument("--engines", nargs="+", default=["duckdb", "pyspark"],
+                    choices=["duckdb", "pyspark", "duckdb-files"])
     ap.add_argument("--tmp", default=None, help="folder for the generated data (default: a temporary one)")
     args = ap.parse_args()
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
@@ -122,16 +134,16 @@ def main() -> None:
             if "error" in demo:
                 print(f"{size:>10,}: demo failed: {demo['error']}")
                 continue
-            spark_spec(folder)
-            print(f"{size:>10,} customers: demo written as Parquet in {time.perf_counter() - t:.0f} s", flush=True)
+            source_specs(folder)
+            print(f"{size:>10,} customers: demo written as Parquet and a DuckDB file in {time.perf_counter() - t:.0f} s", flush=True)
             for engine in args.engines:
                 r = measure(engine, size, str(folder))
                 results[engine].append(r)
                 if "error" in r:
-                    print(f"  {engine:8s} failed: {r['error']}", flush=True)
+                    print(f"  {engine:12s} failed: {r['error']}", flush=True)
                     continue
                 jvm = f", JVM {r['jvm_peak_gib']:.2f} GiB" if engine == "pyspark" else ""
-                print(f"  {engine:8s} validate+panel {r['wall_s']:7.1f} s (validate {r['validate_s']:.1f} s, "
+                print(f"  {engine:12s} validate+panel {r['wall_s']:7.1f} s (validate {r['validate_s']:.1f} s, "
                       f"panel {r['panel_only_s']:.1f} s), driver peak {r['peak_gib']:.2f} GiB{jvm}; "
                       f"{r['respondents']:,} respondents, {r['intervals']:,} intervals; "
                       f"load {os.getloadavg()[0]:.2f}", flush=True)

@@ -437,16 +437,20 @@ def open_study(study_path: str | Path, **panel_options) -> Workbook:
     from cxlab.data.validate import validate_engine, validate_study
 
     study = load_study(study_path)
-    if study.source is not None:     # checked by queries where the tables live; they stay there
-        from cxlab.data.sources import connect
 
-        validation = validate_engine(study, connect(study))
-    else:
-        validation = validate_study(study)
-    validation.raise_if_failed()
-    from cxlab.data.panelcache import cached_build_panel   # built once per run under `cxlab run`
+    def validate():
+        if study.source is not None:     # checked by queries where the tables live; they stay there
+            from cxlab.data.sources import connect
 
-    panel = cached_build_panel(study, validation.engine or validation.data, **panel_options)
+            validation = validate_engine(study, connect(study))
+        else:
+            validation = validate_study(study)
+        validation.raise_if_failed()
+        return validation
+
+    from cxlab.data.panelcache import cached_open   # validated and built once per run under `cxlab run`
+
+    validation, panel = cached_open(study, validate, **panel_options)
     _check_sample_size(panel)
     return Workbook(study=study, validation=validation, panel=panel)
 

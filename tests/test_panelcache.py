@@ -124,3 +124,62 @@ def test_a_panel_from_a_connection_is_never_cached(small_demo, tmp_path, monkeyp
     monkeypatch.setattr(panelcache, "build_panel", lambda *a, **k: calls.append(k) or "built")
     assert panelcache.cached_build_panel(study, data, con=object()) == "built"
     assert list(tmp_path.iterdir()) == []
+
+
+def _raise(what):
+    def f(*a, **k):
+        raise AssertionError(f"{what} called again: a later notebook must read the cache")
+    return f
+
+
+def _assert_same_data(a, b):
+    for role in ("customers", "surveys", "complaints"):
+        pd.testing.assert_frame_equal(getattr(a, role), getattr(b, role), check_exact=True, obj=role)
+
+
+def test_later_notebooks_neither_validate_nor_read_what_they_do_not_use(small_demo, tmp_path, monkeypatch):
+    import cxlab.data.validate as validate_module
+    from cxlab.data.panel import survey_answers
+
+    monkeypatch.delenv(panelcache.ENV_VAR, raising=False)
+    ref = open_study(small_demo)
+    monkeypatch.setenv(panelcache.ENV_VAR, str(tmp_path / "cache"))
+    first = open_study(small_demo)                                   # validates, builds, stores
+    monkeypatch.setattr(validate_module, "validate_study", _raise("validate_study"))
+    monkeypatch.setattr(panelcache, "build_panel", _raise("build_panel"))
+    second = open_study(small_demo)
+    assert second.panel._intervals_frame is None                      # not read until used
+    assert second.data._frames == {}
+    pd.testing.assert_frame_equal(second.data.customers, ref.data.customers, check_exact=True)
+    assert set(second.data._frames) == {"customers"}                  # only what was asked for
+    _assert_same_data(second.data, ref.data)
+    _assert_same_panel(second.panel, ref.panel)
+    _assert_same_panel(first.panel, ref.panel)
+    pd.testing.assert_frame_equal(second.validation.summary, ref.validation.summary, check_exact=True)
+    assert second.validation.files == ref.validation.files and second.validation.ok
+    pd.testing.assert_frame_equal(survey_answers(second.study, second.data), survey_answers(ref.study, ref.data))
+
+
+def test_a_source_study_is_validated_and_built_once_per_run(small_demo, tmp_path, monkeypatch):
+    """A DuckDB-file source: the later notebooks do not connect (for PySpark: no JVM per kernel)."""
+    import ibis
+
+    import cxlab.data.sources as sources
+
+    sys.path.insert(0, os.path.dirname(__file__))
+    import warehouse as wh
+
+    con = ibis.duckdb.connect(str(small_demo.parent / "w.duckdb"))
+    wh.load_into(con, wh.typed_tables(small_demo))
+    con.disconnect()
+    spec = wh.source_spec(small_demo, small_demo.parent / "db.yaml", {"backend": "duckdb", "path": "w.duckdb"})
+    monkeypatch.delenv(panelcache.ENV_VAR, raising=False)
+    ref = open_study(small_demo)
+    monkeypatch.setenv(panelcache.ENV_VAR, str(tmp_path / "cache"))
+    first = open_study(spec)
+    monkeypatch.setattr(sources, "connect", _raise("connect"))
+    second = open_study(spec)
+    for wb in (first, second):
+        for part in ("respondents", "intervals", "exclusions"):
+            pd.testing.assert_frame_equal(getattr(wb.panel, part), getattr(ref.panel, part), obj=part)
+    _assert_same_data(second.data, ref.data)                          # streamed to the cache by the first

@@ -30,7 +30,7 @@ import pandas as pd
 
 from cxlab.errors import CxlabError
 
-__all__ = ["EngineData", "ROLE_TYPES", "collect"]
+__all__ = ["EngineData", "ROLE_TYPES", "collect", "typed"]
 
 #: the engine type of every fixed column, per role (covariates: string; survey columns: float64)
 ROLE_TYPES = {
@@ -135,7 +135,11 @@ class EngineData:
 def collect(role: str, table) -> pd.DataFrame:
     """Rows of one role's table (or of a selection of its rows) as pandas in ``StudyData``'s
     types, in file order, through Arrow."""
-    df = table.order_by("source_row").to_pyarrow().to_pandas()
+    return typed(role, table.order_by("source_row").to_pyarrow().to_pandas())
+
+
+def typed(role: str, df: pd.DataFrame) -> pd.DataFrame:
+    """A role's frame (from Arrow or Parquet) in ``StudyData``'s pandas types."""
     for col, kind in ROLE_TYPES[role].items():
         if kind == "timestamp":
             ts = pd.to_datetime(df[col])
@@ -146,7 +150,7 @@ def collect(role: str, table) -> pd.DataFrame:
             df[col] = df[col].astype("int64")
     extra = _EXTRA_TYPE[role]
     for col in df.columns:
-        if col not in ROLE_TYPES[role]:
+        if col not in ROLE_TYPES[role] and extra is not None:
             df[col] = df[col].astype(extra)
     return df
 
