@@ -210,6 +210,21 @@ def test_error_nan_rows_counted(respondents):
         CoxModel(["recognition"]).fit(d, entry_col="entry")
 
 
+def test_error_nan_rows_counted_per_column_text_controls_too(respondents):
+    # a float column's NaN, a text control's None (read from the codes the design reuses): the
+    # rows counted once, each column's count named
+    d = _small(respondents)
+    d["channel"] = np.where(np.arange(len(d)) % 2, "web", "branch").astype(object)
+    d.loc[[3, 7], "recognition"] = np.nan
+    d.loc[[7, 11, 12], "channel"] = None
+    with pytest.raises(ModelError, match=r"4 of 80 rows have missing values in the model columns \(missing per "
+                                         r"column: \{'recognition': 2, 'channel': 3\}\)"):
+        CoxModel(["recognition"], controls=["channel"]).fit(d, entry_col="entry")
+    d = _small(respondents).assign(empathy=np.inf)   # an infinity is not a missing value
+    with pytest.raises(ModelError, match="construct 'empathy' has zero variance"):
+        CoxModel(["recognition", "empathy"]).fit(d, entry_col="entry")
+
+
 def test_error_empty_table(respondents):
     with pytest.raises(ModelError, match="no rows"):
         CoxModel(["recognition"]).fit(respondents.iloc[:0], entry_col="entry")

@@ -126,7 +126,10 @@ class CoxModel:
                 codes[c] = privacy.text_codes(s)
                 isna = codes[c][0] < 0
             elif pd.api.types.is_float_dtype(s) and not isinstance(s.dtype, pd.api.extensions.ExtensionDtype):
-                isna = np.isnan(s.to_numpy())
+                x = s.to_numpy()
+                if np.isfinite(np.add.reduce(x)):   # one read: a NaN (or an infinity) makes the sum not finite
+                    continue
+                isna = np.isnan(x)
             else:
                 isna = s.isna().to_numpy()
             if isna.any():
@@ -171,39 +174,12 @@ class CoxModel:
         of the frame), with the names, kinds, variables and reference levels of the terms."""
         codes = codes or {}
         ev = df[event_col].to_numpy(float)
-        cols, names, kinds, sources, refs = [], [], [], [], []
-        scales, centred = {}, {}
-        given = self.construct_scales or {}
         for c in constructs:
             if not pd.api.types.is_numeric_dtype(df[c]):
                 raise ModelError(f"Cox model: construct '{c}' must be numeric (a scale score). Got dtype {df[c].dtype}.")
-            x = df[c].to_numpy(float)
-            if c in given:
-                mean, sd = given[c]
-            else:
-                base = x
-                if cluster_col is not None:  # one value per customer (their first row)
-                    base = df.loc[~df[cluster_col].duplicated(), c].to_numpy(float)
-                mean = float(np.mean(base))
-                if len(base) > 1:   # the SD in two passes (centred, then one dot product)
-                    d = base - mean
-                    sd = float(np.sqrt((d @ d) / (len(base) - 1)))
-                    if base is x:   # the centred column is the model column's numerator
-                        centred[c] = d
-                    del d
-                else:
-                    sd = 0.0
-            if not np.isfinite(sd) or sd <= 1e-12 or ((c in given or sd < 1e-6 * (1 + abs(mean))) and np.ptp(x) == 0):
-                raise ModelError(
-                    f"Cox model: construct '{c}' has zero variance (every respondent scored {x[0]:g}), so its "
-                    "effect cannot be estimated. Drop it from the constructs or check how it was scored."
-                )
-            scales[c] = (mean, sd)
-            cols.append(("construct", c, mean, sd))
-            names.append(c)
-            kinds.append("construct")
-            sources.append(c)
-            refs.append(None)
+        names = list(constructs)
+        kinds, sources, refs = ["construct"] * len(names), list(constructs), [None] * len(names)
+        cols = []   # the controls' columns, after the constructs'
         reference_levels, codings = {}, {}
         for c in controls:
             s = df[c]
@@ -219,7 +195,7 @@ class CoxModel:
                     coding, D = coded
                     reference_levels[c] = coding.reference
                     codings[c] = coding
-                    cols.extend(("dummy", column) for column in D.T)
+                    cols.extend((True, column) for column in D.T)
                     names.extend(coding.terms)
                     kinds.extend(["control"] * len(coding.levels))
                     sources.extend([c] * len(coding.levels))
@@ -230,24 +206,47 @@ class CoxModel:
                 raise ModelError(
                     f"Cox model: control '{c}' has zero variance (always {x[0]:g}); drop it from the controls."
                 )
-            cols.append(("plain", x))
+            cols.append((False, x))
             names.append(c)
             kinds.append("control")
             sources.append(c)
             refs.append(None)
-        XT = np.empty((len(cols), len(df)))
-        dummy = np.zeros(len(cols), dtype=bool)
-        for j, (kind, *col) in enumerate(cols):
-            if kind == "construct":   # standardised in place
-                c, mean, sd = col
-                if c in centred:
-                    np.divide(centred.pop(c), sd, out=XT[j])
+        k = len(constructs)
+        XT = np.empty((k + len(cols), len(df)))
+        dummy = np.zeros(len(names), dtype=bool)
+        for j, (is_dummy, x) in enumerate(cols, start=k):   # a dummy's 0/1 column, or a numeric control
+            dummy[j] = is_dummy
+            XT[j] = x
+        del cols
+        # constructs, standardised in their rows of XT (no other copy of the column)
+        scales = {}
+        given = self.construct_scales or {}
+        for j, c in enumerate(constructs):
+            x = df[c].to_numpy(float)
+            row = XT[j]
+            if c in given:
+                mean, sd = given[c]
+                np.subtract(x, mean, out=row)
+            else:
+                base = x
+                if cluster_col is not None:  # one value per customer (their first row)
+                    base = df.loc[~df[cluster_col].duplicated(), c].to_numpy(float)
+                mean = float(np.mean(base))
+                np.subtract(x, mean, out=row)
+                if len(base) < 2:
+                    sd = 0.0
+                elif base is x:   # the SD from the centred row: one dot product
+                    sd = float(np.sqrt((row @ row) / (len(base) - 1)))
                 else:
-                    np.subtract(df[c].to_numpy(float), mean, out=XT[j])
-                    XT[j] /= sd
-            else:   # a 0/1 column of a dummy coding, or a numeric control as it is
-                dummy[j] = kind == "dummy"
-                XT[j] = col[0]
+                    d = base - mean
+                    sd = float(np.sqrt((d @ d) / (len(base) - 1)))
+            if not np.isfinite(sd) or sd <= 1e-12 or ((c in given or sd < 1e-6 * (1 + abs(mean))) and np.ptp(x) == 0):
+                raise ModelError(
+                    f"Cox model: construct '{c}' has zero variance (every respondent scored {x[0]:g}), so its "
+                    "effect cannot be estimated. Drop it from the constructs or check how it was scored."
+                )
+            scales[c] = (mean, sd)
+            row /= sd
         # perfect separation on binary columns: a level with no events (or only events)
         events = ev.sum()
         for j, name in enumerate(names):
