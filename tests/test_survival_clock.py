@@ -157,3 +157,29 @@ def test_parameter_lists_written_once_still_take_every_spelling(tables):
     assert a["suppressed"].tolist() == [False]
     with pytest.raises(TypeError):
         pairwise_logrank(table, "segment", colour="red")
+
+
+def test_the_ph_fallback_keeps_the_clock_of_the_model_it_replaces():
+    # a categorical control whose effect fades with tenure (non-proportional): check_and_fallback
+    # refits stratified on it; the refit of an explicit no-entry model stays without entry, the
+    # refit of the default model keeps the table's entry
+    from cxlab.models.survival import check_and_fallback
+
+    rng = np.random.default_rng(5)
+    n = 3000
+    seg = rng.choice(["a", "b"], n)
+    t = np.where(seg == "b", rng.weibull(0.5, n) * 20, rng.weibull(2.0, n) * 20)   # crossing hazards
+    entry = np.round(rng.uniform(0, 5, n), 2)
+    keep = t > entry + 0.01
+    df = pd.DataFrame({"recognition": rng.normal(3, 1, keep.sum()), "segment": seg[keep], "entry": entry[keep]})
+    cens = df["entry"] + rng.uniform(5, 60, len(df))
+    df["duration"] = np.minimum(t[keep], cens)
+    df["event"] = (t[keep] <= cens).astype(int)
+    table = _panel_table(df)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for asked, expected in ((False, None), (None, "entry")):
+            model = CoxModel(["recognition"], controls=["segment"]).fit(table, entry_col=asked)
+            checked = check_and_fallback(model, table)
+            assert checked.fallback is not None and "strat" in " ".join(checked.actions_["action"])
+            assert checked.fallback.fit_columns_["entry_col"] == model.fit_columns_["entry_col"] == expected

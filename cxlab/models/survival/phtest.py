@@ -23,6 +23,7 @@ import pandas as pd
 from scipy import stats
 
 from cxlab.errors import ModelError, ParameterError
+from cxlab.models.survival.clock import NO_ENTRY
 from cxlab.models.survival.cox import CoxModel, efron_statistics
 from cxlab.models.survival.engine import RiskSets
 from cxlab.models.survival.km import km_steps
@@ -261,7 +262,7 @@ def check_and_fallback(
         ties=model.ties,
         penalizer=model.penalizer,
         construct_scales=model.construct_scales_,
-    ).fit(data, duration_col, event_col, entry_col=entry_col, cluster_col=cluster_col)
+    ).fit(data, duration_col, event_col, entry_col=entry_col or NO_ENTRY, cluster_col=cluster_col)   # the model's own clock
     if to_interact:
         is_int = fallback.terms_["term"].str.contains(" x log(t/", regex=False)
         fallback.terms_.loc[is_int, "kind"] = "time_interaction"
