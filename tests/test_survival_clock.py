@@ -8,6 +8,7 @@ behaviour (no entry unless given)."""
 
 from __future__ import annotations
 
+import io
 import warnings
 
 import numpy as np
@@ -118,6 +119,10 @@ def test_the_clock_survives_what_the_notebooks_do_to_the_table(tables):
     kept = [table[table["segment"] == "mass"], table.copy(), table.assign(band="x"),
             table.dropna().reset_index(drop=True), table.loc[:, ["recognition", "duration", "event", "entry"]]]
     assert all(survival_spec(t) == spec for t in kept)
+    buffer = io.BytesIO()   # the run's shared panel is a parquet file
+    table.to_parquet(buffer)
+    buffer.seek(0)
+    assert survival_spec(pd.read_parquet(buffer)) == spec
     # a merge drops pandas' attrs: the caller passes entry_col there (documented in clock.py)
     merged = table.merge(pd.DataFrame({"segment": ["mass", "affluent"], "w": [1, 2]}), on="segment")
     assert survival_spec(merged) is None
