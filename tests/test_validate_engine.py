@@ -15,7 +15,6 @@ Reference: the pandas path (tests/test_validate.py checks it against hand counts
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -179,6 +178,30 @@ def assert_same_problems(files_report, engine_report, labels: dict):
     pd.testing.assert_frame_equal(engine_report.problems.reset_index(drop=True), expected.reset_index(drop=True))
 
 
+def compare(csv_spec: Path, source_spec: Path, summary: bool = True):
+    """Validate the CSV study (pandas) and its source copy (engine); assert the same problems,
+    summary and, when clean, the same typed tables. Returns (files report, engine report)."""
+    on_files = validate_study(load_study(csv_spec))
+    study = load_study(source_spec)
+    labels = _labels(study)
+    con = connect(study)
+    try:
+        on_engine = validate_engine(study, con)
+        assert_same_problems(on_files, on_engine, labels)
+        if summary:
+            pd.testing.assert_frame_equal(_summary(on_engine, labels), _summary(on_files, labels))
+        if on_files.ok:     # the typed tables on the engine are the pandas ones
+            got = on_engine.engine.to_study_data()
+            for role in ("customers", "surveys", "complaints"):
+                pd.testing.assert_frame_equal(getattr(got, role), getattr(on_files.data, role), obj=role)
+        else:
+            assert on_engine.engine is None
+    finally:
+        disconnect(con)
+    tv.assert_private(on_engine)
+    return on_files, on_engine
+
+
 def _summary(report, labels):
     s = report.summary.copy()
     for old, new in labels.items():
@@ -216,23 +239,8 @@ def _matrix():
 @pytest.mark.parametrize("name, change, over, typed", list(_matrix()))
 def test_engine_rules_give_the_pandas_problems(write_case, name, change, over, typed):
     csv_spec, db_spec = write_case(name, change, over, typed)
-    on_files = validate_study(load_study(csv_spec))
-    study = load_study(db_spec)
-    con = connect(study)
-    try:
-        on_engine = validate_engine(study, con)
-        assert_same_problems(on_files, on_engine, _labels(study))
-        pd.testing.assert_frame_equal(_summary(on_engine, _labels(study)), _summary(on_files, _labels(study)))
-        assert (name in ("clean", "missing_codes")) == on_files.ok
-        if on_files.ok:     # the typed tables on the engine are the pandas ones
-            got = on_engine.engine.to_study_data()
-            for role in ("customers", "surveys", "complaints"):
-                pd.testing.assert_frame_equal(getattr(got, role), getattr(on_files.data, role), obj=role)
-        else:
-            assert on_engine.engine is None
-    finally:
-        disconnect(con)
-    tv.assert_private(on_engine)
+    on_files, _ = compare(csv_spec, db_spec)
+    assert (name in ("clean", "missing_codes")) == on_files.ok
 
 
 def test_the_matrix_breaks_every_rule_of_the_engine_path(tmp_path):
@@ -267,18 +275,8 @@ def test_the_french_export_on_the_engine(tmp_path):
     """latin-1, ';', decimal commas, dd/mm/yyyy dates, a string missing code: as text on DuckDB."""
     spec = tv.write_dialect_study(tmp_path / "fr")
     db_spec = load_csv_into_duckdb(spec, tmp_path / "fr" / "w.duckdb", typed=False)
-    on_files = validate_study(load_study(spec))
-    study = load_study(db_spec)
-    con = connect(study)
-    try:
-        on_engine = validate_engine(study, con)
-        assert on_engine.ok, on_engine.to_text()
-        got = on_engine.engine.to_study_data()
-        for role in ("customers", "surveys", "complaints"):
-            pd.testing.assert_frame_equal(getattr(got, role), getattr(on_files.data, role), obj=role)
-        pd.testing.assert_frame_equal(_summary(on_engine, _labels(study)), _summary(on_files, _labels(study)))
-    finally:
-        disconnect(con)
+    on_files, on_engine = compare(spec, db_spec)
+    assert on_engine.ok, on_engine.to_text()
 
 
 def test_load_engine_data_keeps_the_tables_on_the_engine(write_case):
@@ -347,20 +345,8 @@ def test_engine_rules_on_postgres_give_the_pandas_problems(postgres, tmp_path, m
     pg_spec = tmp_path / "pg.yaml"
     pg_spec.write_text(yaml.safe_dump(raw, sort_keys=False))
     monkeypatch.setenv(ENV, postgres)
-    on_files = validate_study(load_study(spec))
-    study = load_study(pg_spec)
-    con = connect(study)
-    try:
-        on_engine = validate_engine(study, con)
-        assert_same_problems(on_files, on_engine, _labels(study))
-        if on_files.ok:
-            got = on_engine.engine.to_study_data()
-            for role in ("customers", "surveys", "complaints"):
-                pd.testing.assert_frame_equal(getattr(got, role), getattr(on_files.data, role), obj=role)
-    finally:
-        disconnect(con)
+    _, on_engine = compare(spec, pg_spec, summary=False)
     assert wh.PASSWORD not in on_engine.to_text()
-    os.environ.pop(ENV, None)
 
 
 def test_open_study_on_a_duckdb_source_keeps_the_tables_on_the_engine(tmp_path):
@@ -389,3 +375,38 @@ def test_cli_validate_on_a_duckdb_source_prints_the_engine_problems(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert "duckdb:crm.barometer" in proc.stdout and "id_in_customers" in proc.stdout and "4, 8" in proc.stdout
     assert tv.CANARY not in proc.stdout and "X404" not in proc.stdout
+
+
+# ---- PySpark (slow: a JVM) ---------------------------------------------------------------------
+
+SPARK_CASES = ["clean", "date_parseable", "id_in_customers", "not_identifier_ids", "in_scale"]
+
+
+def _have_spark() -> bool:
+    import importlib.util
+    import shutil
+
+    return importlib.util.find_spec("pyspark") is not None and shutil.which("java") is not None
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _have_spark(), reason="PySpark or Java is not installed")
+def test_engine_rules_on_pyspark_give_the_pandas_problems(tmp_path, monkeypatch):
+    """Text columns in Parquet files read by a pyspark source on local[2]."""
+    monkeypatch.setenv("CXLAB_SPARK_MASTER", "local[2]")
+    for name in SPARK_CASES:
+        change, over = {c[0]: (c[1], c[2]) for c in CASES}[name]
+        folder = tmp_path / name
+        folder.mkdir()
+        spec = tv.write_study(folder, _tables(change), **over)
+        db_spec = load_csv_into_duckdb(spec, folder / "w.duckdb", typed=False)
+        duck = ibis.duckdb.connect(str(folder / "w.duckdb"), read_only=True)
+        for role, t in wh.TABLES.items():
+            duck.table(t.split(".")[1], database="crm").to_parquet(folder / f"{role}.parquet")
+        duck.disconnect()
+        raw = yaml.safe_load(db_spec.read_text())
+        raw["source"] = {"backend": "pyspark", "spark_conf": {"spark.sql.shuffle.partitions": 2},
+                         "parquet": {r: f"{r}.parquet" for r in wh.TABLES}}
+        spark_spec = folder / "spark.yaml"
+        spark_spec.write_text(yaml.safe_dump(raw, sort_keys=False))
+        compare(spec, spark_spec, summary=False)

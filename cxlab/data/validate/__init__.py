@@ -85,7 +85,7 @@ from .flow import run_rules
 from .frame_study import FramePath, frame_data, frame_summary
 from .report import PROBLEM_COLUMNS, SUMMARY_COLUMNS, Problems, StudyData, ValidationReport
 
-__all__ = ["validate_study", "validate_engine", "load_study_data", "load_engine_data", "ValidationReport",
+__all__ = ["validate_study", "validate_engine", "validate_frames", "load_study_data", "load_engine_data", "ValidationReport",
            "StudyData", "PROBLEM_COLUMNS", "SUMMARY_COLUMNS"]
 
 

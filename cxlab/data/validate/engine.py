@@ -113,6 +113,7 @@ class EngineTable(Checks):
     con: object = None
     base: object = None                          # numbered table (None: could not be read)
     n: int = 0
+    width: int = 0                               # the table's columns (as read)
     ok_cols: set = field(default_factory=set)
     dialect: Dialect = PLAIN
     dialect_delimiter: str = ""                  # (tables have no delimiter)
@@ -124,6 +125,9 @@ class EngineTable(Checks):
     checks: list = field(default_factory=list)
     distinct_ids: object = None                  # customers: the distinct filled ids (a function of the table)
     _frozen: object = None
+    _n: int = 0
+    _names: dict = field(default_factory=dict)   # id of a staged reference -> its column
+    _kept: set = field(default_factory=set)
     made: list = field(default_factory=list)     # temporary tables made (dropped by EngineData.close)
 
     @property
@@ -140,17 +144,25 @@ class EngineTable(Checks):
         Each stage carries a throw-away ``random()`` column: ibis never merges a projection with
         an impure one, so a staged value stays one column instead of being inlined into every
         later use (the engines drop the unused column)."""
-        names = {k: f"_cx{len(self.base.columns)}_{k}" for k in exprs}
+        self._n += 1
+        names = {k: f"_cx{self._n}_{k}" for k in exprs}
         self.base = self.base.mutate(**{names[k]: v for k, v in exprs.items()}, _cx_barrier=ibis.random())
-        return {k: ibis._[names[k]] for k in exprs}
+        refs = {k: ibis._[names[k]] for k in exprs}
+        self._names.update({id(refs[k]): names[k] for k in exprs})
+        return refs
+
+    def keep(self, *refs) -> None:
+        """Staged columns the later rules or the typed tables use (the others are intermediate
+        steps of a parse, dropped when the table is materialised)."""
+        self._kept.update(self._names[id(r)] for r in refs if id(r) in self._names)
 
     def frozen(self):
         """The table with every staged column, materialised on the engine (a temporary table;
         Spark: a cached temporary view, named in ``made``) so that the queries that follow are
         small."""
         if self._frozen is not self.base:
-            if "_cx_barrier" in self.base.columns:
-                self.base = self.base.drop("_cx_barrier")
+            cols = [c for c in self.base.columns if c == ROW or c in self.ok_cols or c in self._kept]
+            self.base = self.base.select(*cols)
             name = f"cxlab_v{uuid.uuid4().hex[:10]}_{self.role}"
             self.made.append(name)
             self.base = materialize(self.con, name, self.base)
@@ -191,6 +203,7 @@ class EngineTable(Checks):
         if col not in self.ok_cols:
             return
         ids = self.ids = ep.ids(col, self.dtype(col), self.stage)
+        self.keep(ids)
         self.add(col, "not_empty", msg.empty_id(col, key, self.role), ids.isnull())
         if not unique:
             return
@@ -219,6 +232,7 @@ class EngineTable(Checks):
             raise NotOnEngine(f"{self.label}: {col!r} is text in {self.role}.date_format "
                               f"{dialect.date_format!r}, which {self.con.name} cannot parse without failing")
         self.dates[col] = p
+        self.keep(p.value, p.empty, p.coded)
         if required:
             self.add(col, "not_empty", msg.empty_date(col, key), p.empty)
         bad = ~p.empty & p.value.isnull()
@@ -238,6 +252,7 @@ class EngineTable(Checks):
             return False
         if col not in self.numbers:
             p = self.numbers[col] = ep.numbers(col, self.dtype(col), self.dialect, self.stage)
+            self.keep(p.value, p.empty, p.coded)
             self.add(col, "numeric", msg.not_numeric(col, key, self.role, what, self.dialect.decimal),
                      ~(ep.finite(p.value) | p.empty))
         return True
@@ -252,6 +267,7 @@ class EngineTable(Checks):
         if col not in self.ok_cols:
             return
         p = self.numbers[col] = ep.flags(col, self.dtype(col), self.dialect, self.stage)
+        self.keep(p.value, p.empty, p.coded)
         self.add(col, "boolean", msg.not_boolean(col), p.value.isnull() & ~p.empty)
 
     def check_order(self, first: tuple[str, str], second: tuple[str, str], rule: str) -> None:
@@ -265,6 +281,7 @@ class EngineTable(Checks):
         if col not in self.ok_cols:
             return
         text = self.labels[col] = ep.labels(col, self.dtype(col), self.dialect, self.stage)
+        self.keep(text)
         if col == id_col:
             self.add(col, "not_identifier", msg.label_is_id_column(col, key), text.notnull())
             return

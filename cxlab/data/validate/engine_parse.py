@@ -88,7 +88,8 @@ def numbers(col: str, dtype, dialect: Dialect, stage) -> Parsed:
         got.update(stage(value=ibis.ifelse(got["empty"], _NULL_F, v)))
         return Parsed(got["value"], got["empty"], got["coded"])
     t, num, coded, empty = _text_stage(col, dtype, dialect, stage, dialect.decimal)
-    return Parsed(stage(value=ibis.ifelse(empty, _NULL_F, num))["value"], empty, coded)
+    got = stage(value=ibis.ifelse(empty, _NULL_F, num), empty=empty)
+    return Parsed(got["value"], got["empty"], coded)
 
 
 def finite(v):
@@ -196,6 +197,7 @@ def dates(col: str, dtype, dialect: Dialect, stage, con=None) -> Parsed | None:
             return None
     else:
         v = _iso(t, con, stage)
-    v = stage(v=v)["v"]
+    got = stage(v=v, empty=empty)
+    v, empty = got["v"], got["empty"]
     value = stage(value=ibis.ifelse(empty | ~false_if_null(in_range(v)), _NULL_TS, v))["value"]
     return Parsed(value, empty, coded)

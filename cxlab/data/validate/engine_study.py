@@ -10,7 +10,7 @@ import pandas as pd
 from . import engine_parse as ep
 from . import messages as msg
 from .engine import ROW, EngineTable, NotOnEngine, drop, first_rows, numbered
-from .flow import Path, run_rules
+from .flow import Path, linked_tables, run_rules
 from .frame_study import summary_frame
 from .parsing import Dialect
 from .report import ROLE_ORDER, Problems, ValidationReport
@@ -29,6 +29,7 @@ class EnginePath(Path):
         table = EngineTable(role, study.label(role), con=self.con, base=base,
                             dialect=Dialect.of(getattr(study, role)), made=made)
         table.n = int(base.count().execute())
+        table.width = len(table.columns)
         if table.n == 0:
             problems.add(table.label, "", "has_rows", msg.empty_table(table.label, role))
         return table
@@ -51,13 +52,7 @@ class EnginePath(Path):
         firsts = cust.base.mutate(_cx_cid=cust.ids, **cols) \
             .filter(ibis._["_cx_cid"].notnull()) \
             .mutate(_cx_k=ibis.row_number().over(w)).filter(ibis._["_cx_k"] == 0).select(*keep)
-        for role, key_id, date_key in (("surveys", "surveys.id", "surveys.date"),
-                                       ("complaints", "complaints.id", "complaints.opened")):
-            t = tables.get(role)
-            if t is None or t.ids is None:
-                continue
-            spec = getattr(study, role)
-            date_col = spec.date if role == "surveys" else spec.opened
+        for role, t, spec, key_id, date_key, date_col in linked_tables(study, tables):
             d = t.dates.get(date_col)
             on = t.base.mutate(_cx_sid=t.ids, _cx_d=d.value.cast("date") if d is not None else
                                ibis.null().cast("date"))
@@ -88,7 +83,7 @@ def engine_summary(tables: dict[str, EngineTable], survey_columns: list[str]) ->
         t = tables.get(role)
         if t is None:
             continue
-        rows.append(dict(file=t.label, role=role, column=pd.NA, rows=t.n, columns=len(t.columns),
+        rows.append(dict(file=t.label, role=role, column=pd.NA, rows=t.n, columns=t.width,
                          missing_codes=pd.NA, empty=pd.NA))
         if role == "surveys":
             for col in survey_columns:

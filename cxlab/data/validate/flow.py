@@ -38,6 +38,18 @@ class Path:
     def cross_checks(self, study, tables: dict, problems: Problems) -> None: ...
 
 
+def linked_tables(study, tables: dict):
+    """The tables whose ids must be customers (for the cross-table rules), with their spec
+    section, id key, date key and date column: (role, table, spec, id key, date key, date column)."""
+    for role, key_id, date_key in (("surveys", "surveys.id", "surveys.date"),
+                                   ("complaints", "complaints.id", "complaints.opened")):
+        t = tables.get(role)
+        if t is None or t.ids is None:
+            continue
+        spec = getattr(study, role)
+        yield role, t, spec, key_id, date_key, spec.date if role == "surveys" else spec.opened
+
+
 def survey_scales(study) -> tuple[list[tuple[str, str]], list[tuple[str, str, tuple, str]]]:
     """(items, scaled): every survey item / self-status / outcome as (spec key, column), and each
     with its scale and the key that sets the scale."""

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from . import messages as msg
-from .flow import Path
+from .flow import Path, linked_tables
 from .frame import FrameTable, read_file
 from .parsing import clean_text
 from .report import ROLE_ORDER, SUMMARY_COLUMNS, Problems, StudyData
@@ -27,17 +27,11 @@ class FramePath(Path):
         starts = cust.dates.get(cs.start)
         ends = cust.dates.get(cs.end)
         day = "datetime64[D]"
-        for role, key_id, date_key in (("surveys", "surveys.id", "surveys.date"),
-                                       ("complaints", "complaints.id", "complaints.opened")):
-            t = tables.get(role)
-            if t is None or t.ids is None:
-                continue
-            spec = getattr(study, role)
+        for role, t, spec, key_id, date_key, date_col in linked_tables(study, tables):
             pos = index.get_indexer(t.ids)
             present = t.ids.notna().to_numpy()
             problems.add_mask(t.label, spec.id, "id_in_customers",
                               msg.unknown_ids(spec.id, key_id, cust.label, role), present & (pos < 0))
-            date_col = spec.date if role == "surveys" else spec.opened
             if date_col not in t.dates or starts is None:
                 continue
             found = pos >= 0

@@ -69,10 +69,13 @@ def not_boolean(col: str) -> str:
             f"or yes/no, or empty when unknown; these rows are not.")
 
 
+#: the end of every not_identifier fix
+_IDENTIFIER_TAIL = ("Identifiers must stay out of models and reports: remove {col!r} from {key}, or replace it "
+                    "by a category shared by many customers (e.g. a region instead of a postcode).")
+
+
 def _identifier_tail(col: str, key: str) -> str:
-    return (f"Identifiers must stay out of models and reports: remove {col!r} from {key}, or "
-            f"replace it by a category shared by many customers (e.g. a region instead of a "
-            f"postcode).")
+    return _IDENTIFIER_TAIL.format(col=col, key=key)
 
 
 def label_is_id_column(col: str, key: str) -> str:
