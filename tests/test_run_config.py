@@ -168,3 +168,26 @@ def test_suggestions_use_the_study_specs_measure_and_stay_silent_when_nothing_is
         f"unknown parameter 'month'. Did you mean 'horizon_months'? Valid parameters (declared by the notebooks): "
         f"{DECLARED}.",
         f"unknown parameter 'zzz'. Valid parameters (declared by the notebooks): {DECLARED}."]
+
+
+def test_a_secret_name_no_notebook_declares_is_refused_with_the_closest_parameter(tmp_path):
+    # `secret: [horizon_month]` would mask nothing while 'horizon_months' went out in clear
+    with pytest.raises(ParameterError) as exc:
+        resolve_parameters(load_run_config(_project(tmp_path, secret=["horizon_month"])))
+    assert _lines(exc) == ["secret: 'horizon_month' is not a parameter of this run's notebooks, so nothing would "
+                           "be masked under that name. Did you mean 'horizon_months'? Valid parameters (declared "
+                           f"by the notebooks): {DECLARED}."]
+    # the declared name passes, and so does the study source's url_param, which no notebook declares
+    assert resolve_parameters(load_run_config(_project(tmp_path, secret=["horizon_months"])))
+    import dataclasses
+
+    config = dataclasses.replace(load_run_config(_project(tmp_path, secret=["warehouse_url"])),
+                                 engine_secrets=("warehouse_url",))
+    assert resolve_parameters(config)
+
+
+def test_exit_2_for_a_misspelt_secret_before_any_kernel_starts(tmp_path, capsys):
+    cfg = _project(tmp_path, secret=["horizon_mnths"])
+    assert main(["run", str(cfg), "--out", str(tmp_path / "out")]) == 2
+    assert "secret: 'horizon_mnths' is not a parameter" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

@@ -453,4 +453,5 @@ def take_url_parameter(study, config, overrides=()):
     if value not in (None, ""):
         os.environ[url_variable(src)] = str(value)
     secret = list(dict.fromkeys([*config.secret, name]))
-    return dataclasses.replace(config, parameters=params, secret=secret), kept
+    engine = tuple(dict.fromkeys([*getattr(config, "engine_secrets", ()), name]))
+    return dataclasses.replace(config, parameters=params, secret=secret, engine_secrets=engine), kept

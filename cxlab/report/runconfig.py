@@ -52,6 +52,9 @@ class RunConfig:
     timeout: int = 1800
     jobs: int = 0
     source: str | None = None
+    #: secret names no notebook declares on purpose: the study's ``source.url_param`` (set by
+    #: :func:`cxlab.report.params.take_url_parameter`; its value goes to the kernels' environment)
+    engine_secrets: tuple[str, ...] = ()
 
     def as_dict(self) -> dict:
         return {"name": self.name, "source": self.source, "study": str(self.study),
@@ -193,6 +196,11 @@ def resolve_parameters(config: RunConfig, overrides: list[str] = ()) -> dict[str
     for key in shared:
         if key not in all_names and key not in MOVED_PARAMETERS and key != "min_cell":
             problems.append(f"unknown parameter {key!r}.{closest_hint(key, sorted(all_names))} Valid parameters "
+                            f"(declared by the notebooks): {', '.join(sorted(all_names))}.")
+    for key in config.secret:   # a misspelt secret name would leave the real parameter unmasked
+        if key not in all_names and key not in config.engine_secrets:
+            problems.append(f"secret: {key!r} is not a parameter of this run's notebooks, so nothing would be "
+                            f"masked under that name.{closest_hint(key, sorted(all_names))} Valid parameters "
                             f"(declared by the notebooks): {', '.join(sorted(all_names))}.")
     resolved: dict[str, dict[str, Any]] = {}
     for n, decl in declared.items():
