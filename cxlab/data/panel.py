@@ -188,7 +188,10 @@ class _Engine:
 
     def release(self, *names: str):
         """Free intermediate tables no later step reads (the engine's memory stays bounded by
-        the tables in use, not by every step so far)."""
+        the tables in use, not by every step so far). Not on Spark: a view built on a dropped
+        view fails (its plan names the view), and the cached views live on the executors."""
+        if self.spark:
+            return
         for name in names:
             if self.own:
                 self.con.con.unregister(name)
