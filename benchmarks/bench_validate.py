@@ -10,13 +10,15 @@ tables: DATE / TIMESTAMP / DOUBLE columns) with a copy of the spec reading it (`
 * ``duckdb-collect``: the DuckDB source checked as before validation was pushed down (each
   table collected into pandas, then the pandas checks: ``validate_frames``);
 * ``duckdb-engine``: the DuckDB source checked by queries on the engine (``validate_engine``;
-  the typed tables stay on DuckDB as ``EngineData``).
+  the typed tables stay on DuckDB as ``EngineData``); with ``--duckdb-memory-limit`` once more
+  with DuckDB's ``memory_limit`` set (the embedded engine then spills to disk).
 
 Prints wall time, the process's peak RSS (``ru_maxrss``: DuckDB runs inside the process, so its
 memory counts too), the problems found (0 for the demo), the load average at the start, and the
 ratios engine / pandas.
 
     .venv/bin/python benchmarks/bench_validate.py [--sizes 1000000 3000000] [--keep DIR]
+                                                  [--duckdb-memory-limit 512MB]
 """
 
 from __future__ import annotations
@@ -35,14 +37,17 @@ PY = sys.executable
 
 STEP = r"""
 import json, resource, sys, time
-mode, spec = sys.argv[1], sys.argv[2]
+mode, spec, limit = sys.argv[1], sys.argv[2], sys.argv[3]
 from cxlab.study import load_study
 t0 = time.perf_counter()
 study = load_study(spec)
 if mode == "duckdb-engine":
     from cxlab.data.sources import connect
     from cxlab.data.validate import validate_engine
-    report = validate_engine(study, connect(study))
+    con = connect(study)
+    if limit:
+        con.raw_sql(f"SET memory_limit = '{limit}'")
+    report = validate_engine(study, con)
     assert report.ok == (report.engine is not None)
 else:
     from cxlab.data.validate import validate_frames
@@ -83,8 +88,8 @@ def make_study(size: int, folder: Path) -> tuple[Path, Path]:
     return spec, engine_spec
 
 
-def measure(mode: str, spec: Path) -> dict:
-    proc = subprocess.run([PY, "-c", STEP, mode, str(spec)], capture_output=True, text=True, cwd=ROOT)
+def measure(mode: str, spec: Path, limit: str = "") -> dict:
+    proc = subprocess.run([PY, "-c", STEP, mode, str(spec), limit], capture_output=True, text=True, cwd=ROOT)
     if proc.returncode != 0:
         raise SystemExit(f"{mode} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -94,6 +99,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 3_000_000])
     ap.add_argument("--keep", type=Path, help="folder for the demo data (kept, reused)")
+    ap.add_argument("--duckdb-memory-limit", default="",
+                    help="also run duckdb-engine with DuckDB's memory_limit set (e.g. 512MB): it spills to disk")
     args = ap.parse_args()
     base = args.keep or Path(tempfile.mkdtemp(prefix="cxlab-bench-validate-"))
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} cores)")
@@ -109,6 +116,10 @@ def main() -> None:
         for mode, spec in (("csv-pandas", csv_spec), ("duckdb-collect", engine_spec),
                            ("duckdb-engine", engine_spec)):
             got[mode] = r = measure(mode, spec)
+            print(f"{size:>10,}  {mode:<15} {r['wall']:>8.1f} {r['rss_gib']:>13.2f} {r['problems']:>9}", flush=True)
+        if args.duckdb_memory_limit:
+            mode = f"engine@{args.duckdb_memory_limit}"
+            r = measure("duckdb-engine", engine_spec, args.duckdb_memory_limit)
             print(f"{size:>10,}  {mode:<15} {r['wall']:>8.1f} {r['rss_gib']:>13.2f} {r['problems']:>9}", flush=True)
         e, p, c = got["duckdb-engine"], got["csv-pandas"], got["duckdb-collect"]
         print(f"{'':>10}  engine / csv-pandas: wall {e['wall'] / p['wall']:.2f}x, RSS {e['rss_gib'] / p['rss_gib']:.2f}x; "
