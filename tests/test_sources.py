@@ -469,3 +469,24 @@ def test_manifest_data_section_of_a_duckdb_source(demo, tmp_path):
     again = describe(study)
     assert again["customers"]["schema_sha256"] != got["customers"]["schema_sha256"]
     assert again["surveys"]["schema_sha256"] == got["surveys"]["schema_sha256"]
+
+
+def test_a_duckdb_source_runs_in_bounded_memory(demo, tmp_path, monkeypatch):
+    """DuckDB would fill 80 % of the machine before spilling; a source connection is capped."""
+    from cxlab.data.sources import connect, disconnect
+
+    con = ibis.duckdb.connect(str(tmp_path / "w.duckdb"))
+    wh.load_into(con, wh.typed_tables(demo))
+    con.disconnect()
+    spec = wh.source_spec(demo, tmp_path / "study.yaml", {"backend": "duckdb", "path": "w.duckdb"})
+
+    def limit():
+        c = connect(load_study(spec))
+        try:
+            return c.raw_sql("SELECT current_setting('memory_limit')").fetchone()[0]
+        finally:
+            disconnect(c)
+
+    assert limit() in ("953.6 MiB", "1.0 GB", "1000.0 MB")      # DuckDB prints 1GB in its own units
+    monkeypatch.setenv("CXLAB_DUCKDB_MEMORY_LIMIT", "3GB")
+    assert limit() in ("2.7 GiB", "3.0 GB", "2.8 GiB")
