@@ -30,24 +30,58 @@ def suppress_small_cells(table: pd.DataFrame, n_col: str = "n", min_cell: int | 
     return privacy.suppress(table, n_col, min_cell, columns=columns)
 
 
-def response_summary(panel: Panel, customers: pd.DataFrame, min_cell: int | None = None) -> pd.DataFrame:
+#: the level under which a covariate's empty cells are counted
+MISSING_LEVEL = "(missing)"
+
+
+def _known_customers(customers, snapshot_date, covariates) -> tuple[int, dict[str, pd.Series]]:
+    """Customers known at the snapshot (started on or before its day), overall and by each
+    covariate's level (largest first). ``customers`` is a frame or an ibis table: on a table the
+    counts are aggregate queries on its engine and no customer row comes back."""
+    from cxlab.study import snapshot_cutoff, within_snapshot  # the snapshot day counts whole, as in the panel
+
+    if not isinstance(customers, pd.DataFrame):   # an ibis table (a source study, the run's parquet copy)
+        import ibis
+
+        cutoff = ibis.literal(pd.Timestamp(snapshot_cutoff(snapshot_date)).to_pydatetime())
+        known = customers.filter(customers["start"].cast("timestamp") < cutoff)
+        n = int(known.count().to_pyarrow().as_py())
+        by_level = {}
+        for cov in covariates:
+            level = known[cov].cast("string").fill_null(MISSING_LEVEL).name("level")
+            counts = known.select(level).group_by("level").aggregate(n=ibis._.count()).to_pandas()
+            by_level[cov] = _largest_first(counts.set_index("level")["n"])
+        return n, by_level
+    known = customers[within_snapshot(customers["start"], snapshot_date)]
+    return len(known), {cov: _largest_first(known[cov].astype("string").fillna(MISSING_LEVEL).value_counts())
+                        for cov in covariates}
+
+
+def _largest_first(counts: pd.Series) -> pd.Series:
+    """Counts by level, largest first and ties in the levels' order (the same on every engine)."""
+    counts = counts.astype("int64").rename(None)
+    counts.index = counts.index.astype(str)
+    order = sorted(counts.index, key=lambda level: (-counts[level], level))
+    return counts.loc[order]
+
+
+def response_summary(panel: Panel, customers, min_cell: int | None = None) -> pd.DataFrame:
     """Customers known at the snapshot, respondents, response rate, by covariate level and overall.
 
-    Privacy: a level with fewer than ``min_cell`` customers or respondents has its figures blanked
+    ``customers`` is the study's customer table as a frame, or as an ibis table (counted on its
+    engine: nothing but the counts comes back). Privacy: a level with fewer than ``min_cell``
+    customers or respondents has its figures blanked
     (``suppressed``); as the levels of a covariate add up to the "all customers" row, the
     next-smallest level's counts are blanked too (complementary suppression), for customers and
     for respondents.
     """
     min_cell = privacy.resolve_min_cell(min_cell)
-    from cxlab.study import within_snapshot  # the snapshot day counts whole, as in the panel
-
-    known = customers[within_snapshot(customers["start"], panel.snapshot_date)]
+    n_known, by_level = _known_customers(customers, panel.snapshot_date, panel.covariates)
     r = panel.respondents
-    rows = [{"group": "all customers", "level": "", "customers": len(known), "respondents": len(r)}]
+    rows = [{"group": "all customers", "level": "", "customers": n_known, "respondents": len(r)}]
     for cov in panel.covariates:
-        base = known[cov].astype("string").fillna("(missing)").value_counts()
-        resp = r[cov].astype("string").fillna("(missing)").value_counts()
-        for level, n in base.items():
+        resp = r[cov].astype("string").fillna(MISSING_LEVEL).value_counts()
+        for level, n in by_level[cov].items():
             rows.append({"group": cov, "level": str(level), "customers": int(n), "respondents": int(resp.get(level, 0))})
     out = pd.DataFrame(rows)
     out["response_rate"] = out["respondents"] / out["customers"]

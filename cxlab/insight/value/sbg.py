@@ -161,39 +161,90 @@ def cohort_survivors(df: pd.DataFrame, start_col: str = "start", end_col: str = 
     if period not in ("year", "month"):
         raise ParameterError(f"The 'period' parameter must be 'year' or 'month'. Got {period!r} instead.")
     min_cell = privacy.resolve_min_cell(min_cell)
-    _require_columns(df, [start_col, end_col], "cohort_survivors")
     if snapshot is None:
         raise ParameterError("cohort_survivors needs snapshot= (the data cut date).")
     snapshot = pd.Timestamp(snapshot)
-    start = pd.to_datetime(df[start_col])
-    end = pd.to_datetime(df[end_col])
-    if start.isna().any():
-        raise DataContractError(f"cohort_survivors: {int(start.isna().sum())} rows have no {start_col!r}.")
+    step = 12 if period == "year" else 1
+    counts = (_cohort_counts_engine if _is_ibis(df) else _cohort_counts_frame)(df, start_col, end_col, snapshot,
+                                                                              period, step)
     from cxlab.study import within_snapshot  # the snapshot day counts whole, whatever the time
 
-    keep = within_snapshot(start, snapshot)
-    start, end = start[keep], end[keep]
-    end = end.where(within_snapshot(end, snapshot))  # later ends are invisible at the snapshot
-    step = 12 if period == "year" else 1
-    cohort = start.dt.to_period("Y" if period == "year" else "M")
     rows = []
-    for c in sorted(cohort.unique()):
-        m = (cohort == c).to_numpy()
-        size = int(m.sum())
+    for c, (size, last_start, alive) in sorted(counts.items()):
         if size < min_cell:
             # privacy: the warning never quotes the small cohort's size
             warnings.warn(f"cohort_survivors: cohort {c} has fewer than {min_cell} customers; dropped.", stacklevel=2)
             continue
-        s_c, e_c = start[m], end[m]
-        k = 0
-        while True:
-            horizon = s_c + pd.DateOffset(months=step * k)
-            if (~within_snapshot(horizon, snapshot)).any():
+        for k in range(len(alive)):
+            if not within_snapshot(pd.Series([last_start + pd.DateOffset(months=step * k)]), snapshot).all():
                 break  # period k not fully observed for every member (by the snapshot day)
-            alive = int((e_c.isna() | (e_c > horizon)).sum())
-            if privacy.curve_suppressed(alive, size, min_cell):
+            if privacy.curve_suppressed(alive[k], size, min_cell):
                 break  # privacy: as a KM curve stops before fewer than min_cell are at risk
-            rows.append({"cohort": str(c), "period": k, "survivors": alive, "cohort_size": size,
-                         "survival": alive / size})
-            k += 1
+            rows.append({"cohort": c, "period": k, "survivors": int(alive[k]), "cohort_size": size,
+                         "survival": alive[k] / size})
     return pd.DataFrame(rows, columns=["cohort", "period", "survivors", "cohort_size", "survival"])
+
+
+def _is_ibis(df) -> bool:
+    return type(df).__module__.startswith("ibis.")
+
+
+def _periods(first_start: pd.Timestamp, snapshot: pd.Timestamp, step: int) -> int:
+    """How many periods (0, 1, ...) can be fully observed at most, from the earliest start."""
+    months = (snapshot.year - first_start.year) * 12 + snapshot.month - first_start.month
+    return max(months // step + 1, 0)
+
+
+def _cohort_counts_frame(df: pd.DataFrame, start_col, end_col, snapshot, period, step) -> dict:
+    """{cohort: (size, last start, [alive at period 0, 1, ...])} from a pandas frame."""
+    from cxlab.study import within_snapshot
+
+    _require_columns(df, [start_col, end_col], "cohort_survivors")
+    start = pd.to_datetime(df[start_col])
+    end = pd.to_datetime(df[end_col])
+    if start.isna().any():
+        raise DataContractError(f"cohort_survivors: {int(start.isna().sum())} rows have no {start_col!r}.")
+    keep = within_snapshot(start, snapshot)
+    start, end = start[keep], end[keep]
+    end = end.where(within_snapshot(end, snapshot))  # later ends are invisible at the snapshot
+    if start.empty:
+        return {}
+    cohort = start.dt.to_period("Y" if period == "year" else "M").astype(str)
+    n_k = _periods(start.min(), snapshot, step)
+    out = {}
+    for c in cohort.unique():
+        m = (cohort == c).to_numpy()
+        s_c, e_c = start[m], end[m]
+        alive = [int((e_c.isna() | (e_c > s_c + pd.DateOffset(months=step * k))).sum()) for k in range(n_k)]
+        out[c] = (int(m.sum()), s_c.max(), alive)
+    return out
+
+
+def _cohort_counts_engine(t, start_col, end_col, snapshot, period, step) -> dict:
+    """The same counts as one aggregate on the table's engine (one row per cohort comes back)."""
+    import ibis
+
+    from cxlab.study import snapshot_cutoff
+
+    missing = [c for c in (start_col, end_col) if c not in t.columns]
+    if missing:
+        raise DataContractError(f"cohort_survivors: the table has no column {missing[0]!r}.")
+    s, e = t[start_col].cast("timestamp"), t[end_col].cast("timestamp")
+    n_missing = int(t.filter(s.isnull()).count().to_pyarrow().as_py())
+    if n_missing:
+        raise DataContractError(f"cohort_survivors: {n_missing} rows have no {start_col!r}.")
+    cutoff = ibis.literal(pd.Timestamp(snapshot_cutoff(snapshot)).to_pydatetime())
+    # an end after the snapshot needs no masking here: every horizon counted is before the cut
+    known = t.filter(s < cutoff).select(s=s, e=e)
+    first = known.aggregate(first=known.s.min()).to_pyarrow().column("first")[0].as_py()
+    if first is None:
+        return {}
+    n_k = _periods(pd.Timestamp(first), snapshot, step)
+    label = (known.s.year().cast("string") if period == "year"
+             else known.s.strftime("%Y-%m"))
+    alive = {f"a{k}": ibis.ifelse(known.e.isnull() | (known.e > known.s + ibis.interval(months=step * k)), 1, 0).sum()
+             for k in range(n_k)}
+    res = (known.mutate(cohort=label).group_by("cohort")
+           .aggregate(size=known.s.count(), last=known.s.max(), **alive).to_pyarrow().to_pylist())
+    return {r["cohort"]: (int(r["size"]), pd.Timestamp(r["last"]), [int(r[f"a{k}"]) for k in range(n_k)])
+            for r in res}
