@@ -183,7 +183,7 @@ def connect(study):
 
 #: DuckDB's memory for a source (``$CXLAB_DUCKDB_MEMORY_LIMIT``, e.g. ``4GB``): beyond it DuckDB
 #: spills to a temporary folder, so validation and panel run in bounded memory (DuckDB's own
-#: default is 80 % of the machine's memory, which it fills at 3 M customers: 4.8 GiB vs 2.6 GiB)
+#: default is 80 % of the machine's memory, which it fills at 3 M customers: 4.8 GiB vs 2.3 GiB)
 DUCKDB_MEMORY_LIMIT = "1GB"
 
 
