@@ -382,6 +382,20 @@ class Workbook:
             self.validation.data = self.validation.engine.to_study_data()   # a source: collected on first use
         return self.validation.data
 
+    def table(self, role: str):
+        """The study's typed ``role`` table ("customers", "surveys", "complaints") where it lives, for
+        aggregate queries that bring back counts, not rows: a source study's table on its engine, the
+        run's shared Parquet copy under ``cxlab run`` (scanned by DuckDB), else the frame already in
+        memory. :func:`cxlab.insight.audit.response_summary` and
+        :func:`cxlab.insight.value.cohort_survivors` take any of them."""
+        data = self.validation.data
+        engine = getattr(self.validation, "engine", None)
+        if data is None and engine is not None:
+            return getattr(engine, role)
+        if hasattr(data, "table"):
+            return data.table(role)
+        return getattr(self.data, role)
+
     def has(self, part: str) -> bool:
         """Whether the study spec gives ``part``: "complaints", "self_status", "recognition",
         "value", "covariates", "outcomes", "dgc" (self-status and recognition) or

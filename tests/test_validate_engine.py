@@ -412,3 +412,38 @@ def test_engine_rules_on_pyspark_give_the_pandas_problems(tmp_path, monkeypatch)
         spark_spec = folder / "spark.yaml"
         spark_spec.write_text(yaml.safe_dump(raw, sort_keys=False))
         compare(spec, spark_spec, summary=False)
+
+
+def test_notebook_summaries_of_the_customers_run_on_the_engine_without_collecting_them(tmp_path, monkeypatch):
+    """Notebooks 01 and 04 read the customer table only through wb.table(): on a source study the
+    response summary and the cohort counts are queries there, the typed tables are never collected,
+    and the figures equal the CSV study's; under the run's cache, a DuckDB scan of its Parquet copy."""
+    import warnings
+
+    from cxlab.insight import audit
+    from cxlab.insight.value import cohort_survivors
+    from cxlab.workbook import open_study
+
+    spec = tv.write_study(tmp_path)
+    db_spec = load_csv_into_duckdb(spec, tmp_path / "w.duckdb", typed=True)
+    ref = open_study(spec)
+    warnings.simplefilter("ignore")
+    want_summary = audit.response_summary(ref.panel, ref.data.customers, 1)
+    want_cohorts = cohort_survivors(ref.data.customers, snapshot=ref.panel.snapshot_date, min_cell=1)
+    assert len(want_cohorts) > 0
+
+    def check(wb):
+        table = wb.table("customers")
+        assert not isinstance(table, pd.DataFrame)
+        pd.testing.assert_frame_equal(audit.response_summary(wb.panel, table, 1), want_summary)
+        pd.testing.assert_frame_equal(cohort_survivors(table, snapshot=wb.panel.snapshot_date, min_cell=1),
+                                      want_cohorts)
+
+    wb = open_study(db_spec)
+    check(wb)
+    assert wb.validation.data is None                 # nothing collected on the way
+    monkeypatch.setenv("CXLAB_PANEL_CACHE", str(tmp_path / "cache"))
+    open_study(db_spec)                               # the first notebook of a run stores the cache
+    later = open_study(db_spec)                       # a later notebook reads it
+    check(later)
+    assert later.validation.data._frames.get("customers") is None   # scanned, not read into pandas

@@ -185,6 +185,21 @@ class _CachedData:
     surveys = property(lambda self: self._get("surveys"))
     complaints = property(lambda self: self._get("complaints"))
 
+    def table(self, role: str):
+        """The cached ``role`` table for aggregate queries: the frame if a notebook already read it,
+        else an ibis table on an embedded DuckDB scanning the Parquet copy (nothing read into memory);
+        None when the study has no such table."""
+        if self._frames.get(role) is not None:
+            return self._frames[role]
+        path = self._folder / f"data-{role}.parquet"
+        if not path.exists():
+            return None
+        if getattr(self, "_con", None) is None:
+            import ibis
+
+            self._con = ibis.duckdb.connect()
+        return self._con.read_parquet(path)
+
 
 def _store_data(validation, folder: Path) -> None:
     """The typed tables as Parquet: pandas frames as they are; engine tables streamed in batches."""
