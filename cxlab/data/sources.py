@@ -188,12 +188,21 @@ DUCKDB_MEMORY_LIMIT = "1GB"
 
 
 def _bounded(con):
-    """A DuckDB source connection with a memory limit and a spill folder of its own."""
+    """A DuckDB source connection with a memory limit and a spill folder of its own.
+
+    The folder is only named here: DuckDB creates it if it has to spill, and it is removed when
+    the connection is closed or collected, or at the latest when the process exits, so a run
+    leaves no ``cxlab-duckdb-spill-*`` folder behind."""
+    import shutil
     import tempfile
+    import uuid
+    import weakref
 
     limit = os.environ.get("CXLAB_DUCKDB_MEMORY_LIMIT", "").strip() or DUCKDB_MEMORY_LIMIT
     con.raw_sql(f"SET memory_limit = '{limit}'")
-    con.raw_sql(f"SET temp_directory = '{tempfile.mkdtemp(prefix='cxlab-duckdb-spill-')}'")
+    spill = os.path.join(tempfile.gettempdir(), f"cxlab-duckdb-spill-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    con.raw_sql(f"SET temp_directory = '{spill}'")
+    con._cxlab_spill = weakref.finalize(con, shutil.rmtree, spill, True)
     return con
 
 
@@ -202,6 +211,9 @@ def disconnect(con) -> None:
     JVM is slow to start, and the panel and the next table use it again)."""
     if con.name != "pyspark":
         con.disconnect()
+        spill = getattr(con, "_cxlab_spill", None)
+        if spill is not None:
+            spill()      # the spill folder goes with the connection
 
 
 def _parquet_location(study, path: str) -> str:
