@@ -44,6 +44,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
+import signal
 import sys
 import threading
 import time
@@ -94,15 +95,72 @@ class RunInterrupted(CxlabError):
 
 
 def _check_data(study, spec: Path) -> None:
-    """The same checks as ``cxlab validate``, before any kernel: problems -> exit 2."""
+    """The same checks as ``cxlab validate``, before any kernel: problems -> exit 2.
+
+    The check runs in a child process: validating files reads them whole into pandas, and what
+    that frees stays with the process that used it (pyarrow's and the C library's pools), so the
+    runner would carry 0.4-0.7 GiB at 1 M customers through the whole run for nothing."""
     from cxlab.errors import DataContractError
+
+    found = _in_child(_contract_problems, study)
+    if found is not None:
+        text, problems = found
+        raise DataContractError(f"the study's data breaks its contract; nothing was run. Fix these problems "
+                                f"(`cxlab validate {spec}` lists them too) and run again.\n\n{text}", problems)
+
+
+def _contract_problems(study):
+    """None when the study's data keeps its contract, else (the report's text, its problems)."""
     from cxlab.data.validate import validate_study
 
     report = validate_study(study, collect=False)   # the problems only (a source: nothing collected)
-    if not report.ok:
-        raise DataContractError(f"the study's data breaks its contract; nothing was run. Fix these problems "
-                                f"(`cxlab validate {spec}` lists them too) and run again.\n\n{report.to_text()}",
-                                report.problems)
+    return None if report.ok else (report.to_text(), report.problems)
+
+
+def _in_child(fn, *args):
+    """``fn(*args)`` in a child process (forked when this process has no other thread), its result
+    or exception handed back. A signal stops the run here as anywhere in set-up (the child ignores
+    SIGINT/SIGTERM and is killed on the way out), and a child that dies says so."""
+    import multiprocessing as mp
+    import threading
+
+    method = "fork" if threading.active_count() == 1 and "fork" in mp.get_all_start_methods() else "spawn"
+    ctx = mp.get_context(method)
+    receive, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child_main, args=(send, fn, args), daemon=True)
+    proc.start()
+    send.close()
+    try:
+        while not receive.poll(0.1):
+            if not proc.is_alive() and not receive.poll(0):
+                break
+        try:
+            kind, value = receive.recv()
+        except EOFError:            # the child died without a word
+            proc.join()
+            raise CxlabError(f"the check of the study's data stopped unexpectedly (exit code {proc.exitcode}, "
+                             f"e.g. out of memory); nothing was run. `cxlab validate` runs the same check.") from None
+    finally:
+        if proc.is_alive():
+            proc.kill()
+        proc.join()
+    if kind == "raise":
+        raise value
+    return value
+
+
+def _child_main(send, fn, args) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)     # the runner decides; it kills this process
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        out = ("return", fn(*args))
+    except BaseException as exc:  # noqa: BLE001 - handed to the runner, which raises it
+        out = ("raise", exc)
+    try:
+        send.send(out)
+    except Exception as exc:  # noqa: BLE001 - e.g. an exception that cannot be pickled
+        send.send(("raise", CxlabError(f"{type(out[1]).__name__}: {out[1]}")))
+    send.close()
 
 
 def run(config: RunConfig, overrides: list[str] = (), jobs: int | None = None, lock_timeout: float = 3600,

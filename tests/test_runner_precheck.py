@@ -1,0 +1,84 @@
+"""The runner's data check before any kernel (issue 13, memory): it runs in a child process, so
+what validating whole files in pandas leaves in the process's memory pools goes with that child
+instead of staying in the runner for the whole run; its outcome is the same as in-process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from pathlib import Path
+
+import pytest
+
+from cxlab.errors import CxlabError, DataContractError
+from cxlab.report import runner
+from cxlab.study import load_study
+from test_runner import tiny_study
+
+
+def test_the_check_runs_in_another_process_and_passes_a_clean_study(tmp_path, monkeypatch):
+    import cxlab.data.validate as validate
+
+    seen = tmp_path / "pid"
+    real = validate.validate_study
+
+    def recording(study, collect=True):
+        seen.write_text(str(os.getpid()))
+        return real(study, collect=collect)
+
+    monkeypatch.setattr(validate, "validate_study", recording)
+    study = load_study(tiny_study(tmp_path))
+    runner._check_data(study, tmp_path / "study.yaml")           # no problem: returns
+    assert int(seen.read_text()) != os.getpid()
+
+
+def test_problems_come_back_as_the_contract_error_with_its_table(tmp_path):
+    spec = tiny_study(tmp_path)
+    customers = tmp_path / "customers.csv"
+    lines = customers.read_text().splitlines()
+    customers.write_text("\n".join(lines + [lines[1]]) + "\n")   # a duplicated customer id
+    with pytest.raises(DataContractError) as exc:
+        runner._check_data(load_study(spec), spec)
+    assert "nothing was run" in str(exc.value) and "unique" in str(exc.value)
+    assert "unique" in set(exc.value.problems["rule"])
+
+
+def _boom():
+    raise ValueError("a bug in a rule")
+
+
+def _die():
+    os._exit(9)
+
+
+def _slow():
+    import time
+
+    time.sleep(30)
+
+
+def test_an_exception_or_a_death_in_the_child_reaches_the_runner():
+    with pytest.raises(ValueError, match="a bug in a rule"):
+        runner._in_child(_boom)
+    with pytest.raises(CxlabError, match=r"stopped unexpectedly \(exit code 9"):
+        runner._in_child(_die)
+
+
+def test_a_signal_during_the_check_stops_it_and_leaves_no_child(monkeypatch):
+    import multiprocessing as mp
+
+    class Stop(Exception):
+        pass
+
+    def handler(signum, frame):
+        raise Stop
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM)).start()
+        with pytest.raises(Stop):
+            runner._in_child(_slow)
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    assert mp.active_children() == []        # killed and joined on the way out
