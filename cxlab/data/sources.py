@@ -181,14 +181,17 @@ def connect(study):
                          f"is up and the URL (user, password, host, port, database) is right.") from None
 
 
-#: DuckDB's memory for a source (``$CXLAB_DUCKDB_MEMORY_LIMIT``, e.g. ``4GB``): beyond it DuckDB
-#: spills to a temporary folder, so validation and panel run in bounded memory (DuckDB's own
-#: default is 80 % of the machine's memory, which it fills at 3 M customers: 4.8 GiB vs 2.3 GiB)
-DUCKDB_MEMORY_LIMIT = "1GB"
+#: DuckDB's memory for a source: ``$CXLAB_DUCKDB_MEMORY_LIMIT`` (e.g. ``512MB``, ``6GB``), else
+#: DuckDB's own default (80 % of the machine). A cap bounds the driver (open_study at 3 M customers:
+#: 4.8 GiB uncapped, 2.3 GiB at 1GB, 1.9 GiB at 512MB) but fails a base too large for it: at 10 M
+#: customers validation's temporary tables need more than 1GB and DuckDB does not spill them
+#: (Out of Memory at 512MB and 1GB; 6GB: 180 s, 8.6 GiB), so no cap is the default.
+DUCKDB_MEMORY_LIMIT = None
 
 
 def _bounded(con):
-    """A DuckDB source connection with a memory limit and a spill folder of its own.
+    """A DuckDB source connection with a spill folder of its own (and a memory limit when
+    ``$CXLAB_DUCKDB_MEMORY_LIMIT`` asks for one).
 
     The folder is only named here: DuckDB creates it if it has to spill, and it is removed when
     the connection is closed or collected, or at the latest when the process exits, so a run
@@ -199,7 +202,8 @@ def _bounded(con):
     import weakref
 
     limit = os.environ.get("CXLAB_DUCKDB_MEMORY_LIMIT", "").strip() or DUCKDB_MEMORY_LIMIT
-    con.raw_sql(f"SET memory_limit = '{limit}'")
+    if limit:
+        con.raw_sql(f"SET memory_limit = '{limit}'")
     spill = os.path.join(tempfile.gettempdir(), f"cxlab-duckdb-spill-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     con.raw_sql(f"SET temp_directory = '{spill}'")
     con._cxlab_spill = weakref.finalize(con, shutil.rmtree, spill, True)
