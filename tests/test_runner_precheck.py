@@ -17,20 +17,27 @@ from cxlab.study import load_study
 from test_runner import tiny_study
 
 
-def test_the_check_runs_in_another_process_and_passes_a_clean_study(tmp_path, monkeypatch):
-    import cxlab.data.validate as validate
+@pytest.mark.parametrize("other_thread", [False, True], ids=["fork", "spawn"])
+def test_the_check_runs_in_another_process_and_passes_a_clean_study(tmp_path, monkeypatch, other_thread):
+    # forked when the runner has no other thread, spawned otherwise: both run elsewhere
+    stop = threading.Event()
+    if other_thread:
+        threading.Thread(target=stop.wait, daemon=True).start()
+    try:
+        assert runner._in_child(os.getpid) != os.getpid()
+        calls = []
+        real = runner._in_child
 
-    seen = tmp_path / "pid"
-    real = validate.validate_study
+        def recording(fn, *args):
+            calls.append(fn.__name__)
+            return real(fn, *args)
 
-    def recording(study, collect=True):
-        seen.write_text(str(os.getpid()))
-        return real(study, collect=collect)
-
-    monkeypatch.setattr(validate, "validate_study", recording)
-    study = load_study(tiny_study(tmp_path))
-    runner._check_data(study, tmp_path / "study.yaml")           # no problem: returns
-    assert int(seen.read_text()) != os.getpid()
+        monkeypatch.setattr(runner, "_in_child", recording)
+        study = load_study(tiny_study(tmp_path))
+        runner._check_data(study, tmp_path / "study.yaml")           # no problem: returns
+        assert calls == ["_contract_problems"]
+    finally:
+        stop.set()
 
 
 def test_problems_come_back_as_the_contract_error_with_its_table(tmp_path):
