@@ -65,6 +65,9 @@ class _Clock:
         if not (once and name in self.marks):
             self.marks[name] = time.monotonic()
 
+    def seen(self, name: str) -> bool:
+        return name in self.marks
+
     def span(self, start: str, end: str) -> float | None:
         a, b = self.marks.get(start), self.marks.get(end)
         return round(b - a, 3) if a is not None and b is not None else None
@@ -149,9 +152,17 @@ def main(argv: list[str]) -> int:
     _write(status, {"status": "running", "started": t0})
     clock.mark("call")
     try:
-        pm.execute_notebook(src, out, parameters=params, cwd=cwd, kernel_name="python3",
-                            engine_name=ENGINE_NAME, progress_bar=False, log_output=False,
-                            request_save_on_cell_execute=True)
+        for attempt in (1, 2):
+            try:
+                pm.execute_notebook(src, out, parameters=params, cwd=cwd, kernel_name="python3",
+                                    engine_name=ENGINE_NAME, progress_bar=False, log_output=False,
+                                    request_save_on_cell_execute=True)
+                break
+            except RuntimeError as exc:
+                # a kernel that dies while starting (nothing ran yet) is started once more
+                if attempt == 2 or "died before replying to kernel_info" not in str(exc) or clock.seen("first_cell"):
+                    raise
+                print(f"cxlab worker: the kernel died while starting ({exc}); starting it once more", flush=True)
         result = {"status": "succeeded"}
     except PapermillExecutionError as exc:
         result = {"status": "failed", "ename": exc.ename, "evalue": exc.evalue,
