@@ -210,12 +210,12 @@ def _cohort_counts_frame(df: pd.DataFrame, start_col, end_col, snapshot, period,
     if start.empty:
         return {}
     cohort = start.dt.to_period("Y" if period == "year" else "M").astype(str)
-    n_k = _periods(start.min(), snapshot, step)
     out = {}
     for c in cohort.unique():
         m = (cohort == c).to_numpy()
         s_c, e_c = start[m], end[m]
-        alive = [int((e_c.isna() | (e_c > s_c + pd.DateOffset(months=step * k))).sum()) for k in range(n_k)]
+        alive = [int((e_c.isna() | (e_c > s_c + pd.DateOffset(months=step * k))).sum())
+                 for k in range(_periods(s_c.max(), snapshot, step))]   # no period past the cohort's last observable one
         out[c] = (int(m.sum()), s_c.max(), alive)
     return out
 
