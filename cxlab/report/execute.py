@@ -15,6 +15,13 @@ Every other line on stdout/stderr is ordinary log output.
 The worker dies with the runner, even on ``kill -9``: it asks Linux for a parent-death signal
 (``CXLAB_RUNNER_PID`` names the runner) and starts the kernel with the same request
 (:mod:`cxlab.report.procs`).
+
+On Linux the kernel talks to the worker over abstract Unix sockets with a name of its own
+(:func:`kernel_config`), not over TCP ports: jupyter_client picks a kernel's TCP ports by binding
+port 0 and letting go, so two workers starting kernels at the same moment can be handed the same
+port (jupyter_client#487; its port cache works within one process only). In a full test run that
+showed as a kernel that "died before replying to kernel_info" or "didn't respond in 60 seconds".
+Abstract sockets leave no file behind, even after ``kill -9``.
 """
 
 from __future__ import annotations
@@ -118,6 +125,26 @@ def _kernels_die_with_this_worker() -> None:
     local_provisioner.launch_kernel = launch_kernel
 
 
+def kernel_config():
+    """The kernel manager's settings for one attempt: its own abstract Unix sockets on Linux.
+
+    Elsewhere (no abstract namespace) the kernel keeps jupyter_client's TCP default.
+    """
+    import uuid
+
+    from traitlets.config import Config
+
+    config = Config()
+    if sys.platform.startswith("linux"):
+        config.KernelManager.transport = "ipc"
+        config.KernelManager.ip = f"@cxlab-kernel-{uuid.uuid4().hex}"   # '@': the abstract namespace
+    return config
+
+
+# jupyter_client's words for a kernel that never answered its first request
+_START_FAILURES = ("died before replying to kernel_info", "didn't respond in")
+
+
 def _no_space(exc: BaseException | None) -> bool:
     import errno
 
@@ -156,13 +183,14 @@ def main(argv: list[str]) -> int:
             try:
                 pm.execute_notebook(src, out, parameters=params, cwd=cwd, kernel_name="python3",
                                     engine_name=ENGINE_NAME, progress_bar=False, log_output=False,
-                                    request_save_on_cell_execute=True)
+                                    request_save_on_cell_execute=True, config=kernel_config())
                 break
             except RuntimeError as exc:
-                # a kernel that dies while starting (nothing ran yet) is started once more
-                if attempt == 2 or "died before replying to kernel_info" not in str(exc) or clock.seen("first_cell"):
+                # a kernel that dies or stays silent while starting (nothing ran yet) is started once more
+                started = not any(words in str(exc) for words in _START_FAILURES)
+                if attempt == 2 or started or clock.seen("first_cell"):
                     raise
-                print(f"cxlab worker: the kernel died while starting ({exc}); starting it once more", flush=True)
+                print(f"cxlab worker: the kernel failed to start ({exc}); starting it once more", flush=True)
         result = {"status": "succeeded"}
     except PapermillExecutionError as exc:
         result = {"status": "failed", "ename": exc.ename, "evalue": exc.evalue,
