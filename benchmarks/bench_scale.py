@@ -18,6 +18,7 @@ executors at once, sampled every 0.2 s), the machine's load average, and the gro
 between sizes (``log(t2 / t1) / log(n2 / n1)``: 1 = linear).
 
     .venv/bin/python benchmarks/bench_scale.py [--sizes 1000000 3000000] [--engines duckdb pyspark duckdb-files]
+        [--data FOLDER]   # keep the generated studies there and reuse them on the next call
 """
 
 from __future__ import annotations
@@ -108,7 +109,9 @@ def measure(step: str, size: int, folder: str) -> dict:
     out = subprocess.run([sys.executable, "-c", STEP, step, str(size), folder], capture_output=True,
                          text=True, env=env)
     if out.returncode != 0:
-        return {"step": step, "size": size, "error": out.stderr.strip().splitlines()[-1][:300]}
+        lines = out.stderr.strip().splitlines() or ["(no output)"]
+        errors = [ln for ln in lines if "Error" in ln or "Exception" in ln]   # (DuckDB ends with hints)
+        return {"step": step, "size": size, "error": (errors or lines)[-1][:300]}
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -122,20 +125,26 @@ def main() -> None:
     ap.add_argument("--engines", nargs="+", default=["duckdb", "pyspark"],
                     choices=["duckdb", "pyspark", "duckdb-files"])
     ap.add_argument("--tmp", default=None, help="folder for the generated data (default: a temporary one)")
+    ap.add_argument("--data", default=None,
+                    help="keep the generated data in this folder (demo-<size>/) and reuse what is there")
     args = ap.parse_args()
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
           f"({os.cpu_count()} cores)", flush=True)
     results: dict[str, list[dict]] = {e: [] for e in args.engines}
     with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
         for size in args.sizes:
-            folder = Path(tmp) / f"demo-{size}"
+            folder = Path(args.data or tmp) / f"demo-{size}"
             t = time.perf_counter()
-            demo = measure("demo", size, str(folder))
-            if "error" in demo:
-                print(f"{size:>10,}: demo failed: {demo['error']}")
-                continue
-            source_specs(folder)
-            print(f"{size:>10,} customers: demo written as Parquet and a DuckDB file in {time.perf_counter() - t:.0f} s", flush=True)
+            if (folder / "duckdb" / "study.yaml").exists():
+                print(f"{size:>10,} customers: the demo in {folder}", flush=True)
+            else:
+                demo = measure("demo", size, str(folder))
+                if "error" in demo:
+                    print(f"{size:>10,}: demo failed: {demo['error']}")
+                    continue
+                source_specs(folder)
+                print(f"{size:>10,} customers: demo written as Parquet and a DuckDB file in "
+                      f"{time.perf_counter() - t:.0f} s", flush=True)
             for engine in args.engines:
                 r = measure(engine, size, str(folder))
                 results[engine].append(r)

@@ -471,15 +471,26 @@ def test_manifest_data_section_of_a_duckdb_source(demo, tmp_path):
     assert again["surveys"]["schema_sha256"] == got["surveys"]["schema_sha256"]
 
 
-def test_a_duckdb_source_runs_in_bounded_memory(demo, tmp_path, monkeypatch):
-    """$CXLAB_DUCKDB_MEMORY_LIMIT caps a source connection (DuckDB's own default otherwise), and
-    its spill folder goes with the connection."""
-    from cxlab.data.sources import connect, disconnect
-
+def _duckdb_source(demo, tmp_path) -> Path:
     con = ibis.duckdb.connect(str(tmp_path / "w.duckdb"))
     wh.load_into(con, wh.typed_tables(demo))
     con.disconnect()
-    spec = wh.source_spec(demo, tmp_path / "study.yaml", {"backend": "duckdb", "path": "w.duckdb"})
+    return wh.source_spec(demo, tmp_path / "study.yaml", {"backend": "duckdb", "path": "w.duckdb"})
+
+
+def _spills(pid=None) -> set[str]:
+    import glob
+    import tempfile
+
+    return set(glob.glob(os.path.join(tempfile.gettempdir(), f"cxlab-duckdb-spill-{pid or os.getpid()}-*")))
+
+
+def test_a_duckdb_source_runs_in_bounded_memory(demo, tmp_path, monkeypatch):
+    """A source connection is capped at 1GB ($CXLAB_DUCKDB_MEMORY_LIMIT sets another, 'none' leaves
+    DuckDB's own), and its spill folder goes with the connection."""
+    from cxlab.data.sources import connect, disconnect
+
+    spec = _duckdb_source(demo, tmp_path)
 
     def limit():
         c = connect(load_study(spec))
@@ -488,24 +499,88 @@ def test_a_duckdb_source_runs_in_bounded_memory(demo, tmp_path, monkeypatch):
         finally:
             disconnect(c)
 
-    import glob
-    import tempfile
-
-    def spills():
-        return set(glob.glob(os.path.join(tempfile.gettempdir(), f"cxlab-duckdb-spill-{os.getpid()}-*")))
-
-    before = spills()
+    before = _spills()
     import duckdb
 
     own = duckdb.connect().execute("SELECT current_setting('memory_limit')").fetchone()[0]
-    assert limit() == own          # no cap by default: a cap fails a base too large for it (README)
-    # the spill folder is DuckDB's to create and ours to remove: a connection that spilled leaves none
+    assert limit() == "953.6 MiB" != own           # 1GB (DuckDB counts in MiB)
+    # the spill folder is ours to make and remove: a connection that spilled leaves none
     c = connect(load_study(spec))
     folder = c.raw_sql("SELECT current_setting('temp_directory')").fetchone()[0]
     c.raw_sql("SET memory_limit = '20MB'")
     c.raw_sql("SELECT * FROM range(3000000) t(i) ORDER BY i DESC").fetchone()
-    assert os.path.isdir(folder)
+    assert os.path.isdir(folder) and os.listdir(folder)
     disconnect(c)
-    assert not os.path.exists(folder) and spills() == before
+    assert not os.path.exists(folder) and _spills() == before
     monkeypatch.setenv("CXLAB_DUCKDB_MEMORY_LIMIT", "3GB")
     assert limit() in ("2.7 GiB", "3.0 GB", "2.8 GiB")
+    monkeypatch.setenv("CXLAB_DUCKDB_MEMORY_LIMIT", "none")
+    assert limit() == own
+
+
+def test_intermediate_tables_live_in_the_scratch_database_and_go_with_the_connection(demo, tmp_path):
+    """Validation's and the panel's tables on a DuckDB source are in the connection's on-disk scratch
+    database (evictable from memory: a temporary table is not, and 10 M customers then ran out of
+    memory at 1GB), never in the temporary catalog; closing the connection removes them all."""
+    from cxlab.data.panel import build_panel
+    from cxlab.data.sources import connect, disconnect, scratch
+    from cxlab.data.validate import validate_engine
+
+    study = load_study(_duckdb_source(demo, tmp_path))
+    con = connect(study)
+    where = scratch(con)
+    catalog = where.split(".")[0]
+    seen = {"scratch": set(), "temp": set()}
+    raw = con.con
+
+    def tables():
+        rows = raw.execute("SELECT database_name, table_name FROM duckdb_tables()").fetchall()
+        return {(db, t) for db, t in rows if t.startswith("cxlab_")}
+
+    import cxlab.data.panel as panel_module
+
+    real = panel_module._Engine.release
+
+    def release(self, *names):      # look before the panel frees its tables
+        for db, t in tables():
+            seen["scratch" if db == catalog else "temp"].add(t)
+        return real(self, *names)
+
+    try:
+        report = validate_engine(study, con)
+        report.raise_if_failed()
+        after_validation = tables()
+        panel_module._Engine.release = release
+        build_panel(study, report.engine)
+    finally:
+        panel_module._Engine.release = real
+    assert after_validation and {db for db, _ in after_validation} == {catalog}
+    assert any("_v" in t for _, t in after_validation)          # validation's typed tables
+    assert seen["scratch"] and not seen["temp"]
+    folder = raw.execute(f"SELECT path FROM duckdb_databases() WHERE database_name = '{catalog}'").fetchone()[0]
+    assert os.path.exists(folder)
+    disconnect(con)
+    assert not os.path.exists(os.path.dirname(folder))
+
+
+def test_a_spill_folder_left_by_a_killed_process_is_removed_by_the_next_connection(demo, tmp_path):
+    import tempfile
+
+    from cxlab.data.sources import connect, disconnect
+
+    spec = _duckdb_source(demo, tmp_path)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    root = tempfile.gettempdir()
+    orphan = os.path.join(root, f"cxlab-duckdb-spill-{dead}-0badc0de")
+    alive = os.path.join(root, f"cxlab-duckdb-spill-{os.getppid()}-0badc0de")     # pytest's parent: alive
+    for folder in (orphan, alive):
+        os.makedirs(os.path.join(folder, "tmp"), exist_ok=True)
+    try:
+        disconnect(connect(load_study(spec)))
+        assert not os.path.exists(orphan) and os.path.exists(alive)
+    finally:
+        import shutil
+
+        for folder in (orphan, alive):
+            shutil.rmtree(folder, ignore_errors=True)

@@ -15,6 +15,7 @@ Reference: the pandas path (tests/test_validate.py checks it against hand counts
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -447,3 +448,64 @@ def test_notebook_summaries_of_the_customers_run_on_the_engine_without_collectin
     later = open_study(db_spec)                       # a later notebook reads it
     check(later)
     assert later.validation.data._frames.get("customers") is None   # scanned, not read into pandas
+
+
+@pytest.mark.parametrize("typed", [False, True])
+def test_row_numbers_are_ranks_when_a_duckdb_table_has_deleted_rows(write_case, typed):
+    """DuckDB numbers rows ``rowid + 1`` when the rowids are 0..n-1 (no window over the table);
+    a table with a deleted row in front has rowids 1..n, and its row numbers must still be ranks."""
+    import duckdb
+
+    name, change, over = next(c for c in CASES if c[0] == "date_parseable")
+    csv_spec, db_spec = write_case(name, change, over, typed)
+    db = db_spec.parent / "w.duckdb"
+    con = duckdb.connect(str(db))
+    for table in wh.TABLES.values():
+        first = con.execute(f"SELECT * FROM {table} LIMIT 1").fetchall()
+        con.execute(f"CREATE TABLE scratch AS SELECT * FROM {table}")
+        con.execute(f"DELETE FROM {table}")
+        con.execute(f"INSERT INTO {table} VALUES ({', '.join('?' * len(first[0]))})", first[0])
+        con.execute(f"INSERT INTO {table} SELECT * FROM scratch")
+        con.execute(f"DROP TABLE scratch")
+        con.execute(f"DELETE FROM {table} WHERE rowid = (SELECT min(rowid) FROM {table})")
+    con.close()
+    con = duckdb.connect(str(db), read_only=True)
+    lows = {t: con.execute(f"SELECT min(rowid) FROM {t}").fetchone()[0] for t in wh.TABLES.values()}
+    con.close()
+    assert all(low > 0 for low in lows.values()), lows      # the premise: a gap in front
+    compare(csv_spec, db_spec)
+
+
+def test_spark_row_numbers_are_file_order_ranks_across_partitions(tmp_path, monkeypatch):
+    """Parquet files of small row groups, which Spark reads in several partitions: a row's number is
+    still its rank in the file (the rows of the partitions before it, plus its place in its own),
+    for bad rows in the first and in the last partitions."""
+    import pyarrow.parquet as pq
+
+    monkeypatch.setenv("CXLAB_SPARK_MASTER", "local[2]")
+    change = _many(_set("customers", [1, 10], START, "01/03/2020"), _set("customers", 6, END, "9999-12-31"),
+                   _set("surveys", [2, 12], REC2, "beaucoup"), _set("surveys", 8, REC1, "12"))
+    spec = tv.write_study(tmp_path, _tables(change))
+    db_spec = load_csv_into_duckdb(spec, tmp_path / "w.duckdb", typed=False)
+    duck = ibis.duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True)
+    for role, t in wh.TABLES.items():
+        pq.write_table(duck.table(t.split(".")[1], database="crm").to_pyarrow(), tmp_path / f"{role}.parquet",
+                       row_group_size=3)
+    duck.disconnect()
+    conf = {"spark.sql.shuffle.partitions": 2, "spark.sql.files.maxPartitionBytes": 64,
+            "spark.sql.files.openCostInBytes": 1, "spark.sql.files.minPartitionNum": 4}
+    raw = yaml.safe_load(db_spec.read_text())
+    raw["source"] = {"backend": "pyspark", "spark_conf": conf, "parquet": {r: f"{r}.parquet" for r in wh.TABLES}}
+    spark_spec = tmp_path / "spark.yaml"
+    spark_spec.write_text(yaml.safe_dump(raw, sort_keys=False))
+    from cxlab.data.sources import spark_session
+
+    session = spark_session(load_study(spark_spec))
+    parts = {r: session.read.parquet(str(tmp_path / f"{r}.parquet")).rdd.getNumPartitions() for r in wh.TABLES}
+    assert parts["customers"] >= 3 and parts["surveys"] >= 3, parts      # the premise: several partitions
+    compare(spec, spark_spec, summary=False)            # the same problems, row numbers included
+    problems = validate_study(load_study(spec)).problems
+    numbers = {int(n) for n in re.findall(r"\d+", " ".join(problems["examples"]))}     # "2, 11"
+    assert max(numbers) > 3 * 3, problems["examples"].tolist()       # bad rows past the first partitions
+    for key in conf:                    # (the session lives on for the other Spark tests)
+        session.conf.unset(key)

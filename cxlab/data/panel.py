@@ -49,6 +49,7 @@ import numpy as np
 import pandas as pd
 from ibis import _
 
+from cxlab.data.sources import scratch
 from cxlab.data.tables import EngineData, collect
 from cxlab.errors import CxlabError
 from cxlab.study import snapshot_cutoff
@@ -150,7 +151,8 @@ class _Engine:
     """The backend the panel's expressions run on: where an :class:`EngineData`'s tables are, or
     the embedded DuckDB (default) / any ibis connection given to :func:`build_panel` (``con=``)
     onto which a :class:`~cxlab.data.validate.StudyData` is uploaded. Every intermediate table is
-    a temporary table with a name unique to this build (the embedded DuckDB: Arrow tables)."""
+    a temporary table with a name unique to this build (a DuckDB source: a table in its scratch
+    database, see :data:`cxlab.data.sources.SCRATCH`; the embedded DuckDB: Arrow tables)."""
 
     def __init__(self, data, con=None, threads: int | None = None):
         if isinstance(data, EngineData):
@@ -167,6 +169,7 @@ class _Engine:
             # stay NaN: a number to Spark, which COALESCE keeps; the scores would all be NaN)
             self.con._session.conf.set("spark.sql.execution.arrow.pyspark.enabled", "true")
         self.duckdb = self.con.name == "duckdb"
+        self.scratch = scratch(self.con)
         self.prefix = "" if self.own else f"cxlab_{uuid.uuid4().hex[:12]}_"
         self.made: list[str] = []
         self.uploaded = None if isinstance(data, EngineData) else EngineData.upload(self.con, data)
@@ -184,6 +187,8 @@ class _Engine:
             self.con.create_view(full, expr, overwrite=True)
             self.con.raw_sql(f"CACHE TABLE `{full}`")
             return self.con.table(full)
+        if self.scratch:   # a DuckDB source: on disk, so evictable from memory
+            return self.con.create_table(full, expr, database=self.scratch)
         return self.con.create_table(full, expr, temp=True)
 
     def release(self, *names: str):
@@ -206,7 +211,8 @@ class _Engine:
             if self.spark:     # (dropping a cached view uncaches it)
                 self.con._session.catalog.dropTempView(name)
                 return
-            cur = self.con.raw_sql(f'DROP TABLE IF EXISTS "{name}"')
+            where = "".join(f'"{part}".' for part in self.scratch.split(".")) if self.scratch else ""
+            cur = self.con.raw_sql(f'DROP TABLE IF EXISTS {where}"{name}"')
             if not self.duckdb:     # (DuckDB's raw_sql gives the connection itself)
                 getattr(cur, "close", lambda: None)()
         except Exception:  # noqa: BLE001 - temporary tables go with the session anyway
@@ -596,7 +602,7 @@ def _counting_process(con, answers, customers, complete, comp, constructs, covar
     out = _collect(iv.order_by(["customer_key", "start"]))
     for col in ("event", *_COMPLAINT_STATES):
         out[col] = out[col].astype("int64")
-    return out.reset_index(drop=True)
+    return out     # (_collect numbers the rows 0..n-1: no reset_index, which would copy the frame)
 
 
 def perception_bands(scores: pd.Series, quantiles=(1 / 3, 2 / 3), labels=("low", "middle", "high")) -> pd.Series:

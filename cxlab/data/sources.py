@@ -181,32 +181,73 @@ def connect(study):
                          f"is up and the URL (user, password, host, port, database) is right.") from None
 
 
-#: DuckDB's memory for a source: ``$CXLAB_DUCKDB_MEMORY_LIMIT`` (e.g. ``512MB``, ``6GB``), else
-#: DuckDB's own default (80 % of the machine). A cap bounds the driver (open_study at 3 M customers:
-#: 4.8 GiB uncapped, 2.3 GiB at 1GB, 1.9 GiB at 512MB) but fails a base too large for it: at 10 M
-#: customers validation's temporary tables need more than 1GB and DuckDB does not spill them
-#: (Out of Memory at 512MB and 1GB; 6GB: 180 s, 8.6 GiB), so no cap is the default.
-DUCKDB_MEMORY_LIMIT = None
+#: DuckDB's memory for a source (what it holds beyond this goes to disk: its operators spill, and
+#: the intermediate tables are in the scratch database, below). ``$CXLAB_DUCKDB_MEMORY_LIMIT``
+#: sets another (``512MB``, ``6GB``; ``none``: DuckDB's own default, 80 % of the machine).
+#: Measured (benchmarks/bench_scale.py, 2 cores): open_study at 3 M customers peaks at 1.9 GiB
+#: with 1GB, 10 M customers complete with it (the rest of the peak is the respondent tables).
+DUCKDB_MEMORY_LIMIT = "1GB"
+
+#: The catalog of a DuckDB source's scratch database (with a suffix of the connection's own: DuckDB
+#: shares one database instance, and its attachments, between connections to the same file) is
+#: an on-disk file of the connection's own,
+#: where validation and the panel keep their intermediate tables. DuckDB can evict a table kept
+#: there from memory (its blocks are on disk), but not a temporary table, which lives in memory
+#: only: so the engine's memory is bounded by the operators at work, not by the base.
+SCRATCH = "cxlab_scratch"
+_SPILL_PREFIX = "cxlab-duckdb-spill-"
+
+
+def scratch(con) -> str | None:
+    """``catalog.schema`` where intermediate tables go on ``con`` (None: temporary tables)."""
+    return getattr(con, "_cxlab_scratch", None)
+
+
+def _sweep_orphans(root: str) -> None:
+    """Remove spill folders whose process is gone (a run killed with ``kill -9`` leaves one)."""
+    import shutil
+
+    try:
+        entries = os.listdir(root)
+    except OSError:
+        return
+    for entry in entries:
+        pid = entry[len(_SPILL_PREFIX):].split("-", 1)[0]
+        if not entry.startswith(_SPILL_PREFIX) or not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+            continue                       # its process is alive: not ours to touch
+        except ProcessLookupError:
+            shutil.rmtree(os.path.join(root, entry), ignore_errors=True)
+        except OSError:                    # (alive, another user's)
+            continue
 
 
 def _bounded(con):
-    """A DuckDB source connection with a spill folder of its own (and a memory limit when
-    ``$CXLAB_DUCKDB_MEMORY_LIMIT`` asks for one).
+    """A DuckDB source connection with a folder of its own for spilled data and the scratch
+    database, and a memory limit (:data:`DUCKDB_MEMORY_LIMIT`).
 
-    The folder is only named here: DuckDB creates it if it has to spill, and it is removed when
-    the connection is closed or collected, or at the latest when the process exits, so a run
-    leaves no ``cxlab-duckdb-spill-*`` folder behind."""
+    The folder is removed when the connection is closed or collected, or at the latest when the
+    process exits; one left by a killed process is removed by the next connection."""
     import shutil
     import tempfile
     import uuid
     import weakref
 
     limit = os.environ.get("CXLAB_DUCKDB_MEMORY_LIMIT", "").strip() or DUCKDB_MEMORY_LIMIT
-    if limit:
+    if limit.lower() != "none":
         con.raw_sql(f"SET memory_limit = '{limit}'")
-    spill = os.path.join(tempfile.gettempdir(), f"cxlab-duckdb-spill-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    con.raw_sql(f"SET temp_directory = '{spill}'")
+    root = tempfile.gettempdir()
+    _sweep_orphans(root)
+    tag = uuid.uuid4().hex[:8]
+    spill = os.path.join(root, f"{_SPILL_PREFIX}{os.getpid()}-{tag}")
+    os.mkdir(spill, 0o700)
     con._cxlab_spill = weakref.finalize(con, shutil.rmtree, spill, True)
+    con.raw_sql(f"SET temp_directory = '{os.path.join(spill, 'tmp')}'")
+    # (READ_WRITE: a read-only source would attach it read-only)
+    con.raw_sql(f"ATTACH '{os.path.join(spill, 'scratch.duckdb')}' AS {SCRATCH}_{tag} (READ_WRITE)")
+    con._cxlab_scratch = f"{SCRATCH}_{tag}.main"
     return con
 
 
@@ -217,7 +258,7 @@ def disconnect(con) -> None:
         con.disconnect()
         spill = getattr(con, "_cxlab_spill", None)
         if spill is not None:
-            spill()      # the spill folder goes with the connection
+            spill()      # the spill folder and the scratch database go with the connection
 
 
 def _parquet_location(study, path: str) -> str:

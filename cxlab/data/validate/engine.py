@@ -21,6 +21,7 @@ from . import messages as msg
 from .flow import Checks
 from .frame import ID_LIKE_MIN_DISTINCT, ID_LIKE_SHARE, slug_clashes
 from .parsing import PLAIN, Dialect, suggest_date_format
+from ..sources import scratch
 from .report import N_EXAMPLES, Problems
 
 ROW = "_cx_row"
@@ -37,18 +38,56 @@ def numbered(con, t, name: str | None, made: list):
     import sqlglot.expressions as sge
 
     if con.name == "pyspark":
-        name = t.get_name()
-        inner = con.sql(f"SELECT monotonically_increasing_id() AS _cx_key, * FROM `{name}`")
-        return inner.mutate(**{ROW: ibis.row_number().over(order_by="_cx_key") + 1}).drop("_cx_key")
+        return _spark_numbered(con, t.get_name(), made)
     schema, _, tab = name.rpartition(".")
     ref = sge.Table(this=sge.to_identifier(tab, quoted=True),
                     db=sge.to_identifier(schema, quoted=True) if schema else None).sql(dialect=con.name)
     key = "rowid" if con.name == "duckdb" else "ctid"
+    number = f"row_number() OVER (ORDER BY {key})"
+    if con.name == "duckdb" and _dense_rowids(con, ref):
+        number = "rowid + 1"     # the same numbers without a window over the whole table
     view = f"cxlab_n{uuid.uuid4().hex[:10]}"
-    _sql(con, f'CREATE TEMPORARY VIEW "{view}" AS SELECT row_number() OVER (ORDER BY {key}) '
-              f"AS {ROW}, * FROM {ref}")
+    _sql(con, f'CREATE TEMPORARY VIEW "{view}" AS SELECT {number} AS {ROW}, * FROM {ref}')
     made.append(view)
     return con.table(view)
+
+
+def _spark_numbered(con, name: str, made: list):
+    """Spark: each row's rank in scan order without a window over the whole table (which Spark
+    runs on one partition). ``monotonically_increasing_id`` is the partition's index times 2**33
+    plus the row's place in its partition (0, 1, ...), so the rank is the rows of the partitions
+    before, plus that place, plus one; the partitions' sizes are one small aggregate."""
+    from pyspark.sql import functions as F
+
+    session = con._session
+    keyed = session.table(f"`{name}`").withColumn("_cx_key", F.monotonically_increasing_id())
+    keyed = keyed.withColumn("_cx_part", F.shiftright("_cx_key", 33)).cache()
+    view = f"cxlab_n{uuid.uuid4().hex[:10]}"
+    keyed.createOrReplaceTempView(view + "_keys")      # (dropping the view uncaches the keys)
+    made.append(view + "_keys")
+    sizes = sorted((r["_cx_part"], r["count"]) for r in keyed.groupBy("_cx_part").count().collect())
+    before, start = 0, []
+    for part, size in sizes:
+        start.append((part, before))
+        before += size
+    starts = session.createDataFrame(start or [(0, 0)], "_cx_part long, _cx_start long")
+    place = F.col("_cx_key") - F.shiftleft(F.col("_cx_part"), 33)
+    out = (keyed.join(F.broadcast(starts), "_cx_part")
+           .withColumn(ROW, F.col("_cx_start") + place + 1)
+           .select(ROW, *[F.col(f"`{c}`") for c in session.table(f"`{name}`").columns]))
+    out.createOrReplaceTempView(view)
+    made.append(view)
+    return con.table(view)
+
+
+def _dense_rowids(con, ref: str) -> bool:
+    """Whether a DuckDB table's rowids are 0, 1, ..., n - 1 (no deleted rows in between), so that
+    ``rowid + 1`` is its rank in rowid order. (A view has no rowid: False.)"""
+    try:
+        n, low, high = con.con.execute(f"SELECT count(*), min(rowid), max(rowid) FROM {ref}").fetchone()
+    except Exception:  # noqa: BLE001 - a view, or a table function
+        return False
+    return n == 0 or (low == 0 and high == n - 1)
 
 
 def _sql(con, statement: str) -> None:
@@ -62,23 +101,30 @@ def _sql(con, statement: str) -> None:
 def drop(con, names: list[str]) -> None:
     """Drop the temporary views and tables validation made (a name that is gone is skipped)."""
     for name in names:
-        for kind in ("VIEW", "TABLE"):
+        for kind, where in (("VIEW", None), ("TABLE", scratch(con)), ("TABLE", None)):
             try:
                 if con.name == "pyspark":
                     con._session.catalog.dropTempView(name)
                     break
-                _sql(con, f'DROP {kind} IF EXISTS "{name}"')
+                _sql(con, f'DROP {kind} IF EXISTS {_qualified(where, name)}')
                 break
             except Exception:  # noqa: BLE001 - the other kind, or gone with the session
                 continue
 
 
+def _qualified(where: str | None, name: str) -> str:
+    return ".".join(f'"{part}"' for part in [*(where.split(".") if where else []), name])
+
+
 def materialize(con, name: str, expr):
-    """``expr`` as a temporary table ``name`` on ``con`` (Spark: a cached temporary view)."""
+    """``expr`` as a table ``name`` on ``con``: in a DuckDB source's scratch database (evictable
+    from memory), else a temporary table (Spark: a cached temporary view)."""
     if con.name == "pyspark":
         frame = con._session.sql(con.compile(expr)).cache()
         frame.createOrReplaceTempView(name)
         return con.table(name)
+    if scratch(con):
+        return con.create_table(name, expr, database=scratch(con))
     return con.create_table(name, expr, temp=True)
 
 
