@@ -589,3 +589,26 @@ def test_a_spill_folder_left_by_a_killed_process_is_removed_by_the_next_connecti
 
         for folder in (orphan, alive):
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_failed_validation_leaves_no_table_in_the_scratch_database(demo, tmp_path):
+    """On a DuckDB source, a study that fails the contract drops its kept tables at once (the
+    connection stays open for the caller), not only when the connection closes."""
+    from cxlab.data.sources import connect, disconnect, scratch
+    from cxlab.data.validate import validate_engine
+
+    spec = _duckdb_source(demo, tmp_path)
+    con = ibis.duckdb.connect(str(tmp_path / "w.duckdb"))
+    con.raw_sql(f"UPDATE {wh.TABLES['customers']} SET \"{load_study(spec).customers.start}\" = NULL "
+                f"WHERE rowid = 3")
+    con.disconnect()
+    study = load_study(spec)
+    con = connect(study)
+    try:
+        report = validate_engine(study, con)
+        assert not report.ok
+        catalog = scratch(con).split(".")[0]
+        left = con.con.execute(f"SELECT table_name FROM duckdb_tables() WHERE database_name = '{catalog}'").fetchall()
+        assert left == []
+    finally:
+        disconnect(con)

@@ -49,7 +49,7 @@ import numpy as np
 import pandas as pd
 from ibis import _
 
-from cxlab.data.sources import scratch
+from cxlab.data.sources import drop_kept, keep_table
 from cxlab.data.tables import EngineData, collect
 from cxlab.errors import CxlabError
 from cxlab.study import snapshot_cutoff
@@ -168,8 +168,6 @@ class _Engine:
             # frames go to Spark through Arrow, so that a missing number is NULL (pandas' NaN would
             # stay NaN: a number to Spark, which COALESCE keeps; the scores would all be NaN)
             self.con._session.conf.set("spark.sql.execution.arrow.pyspark.enabled", "true")
-        self.duckdb = self.con.name == "duckdb"
-        self.scratch = scratch(self.con)
         self.prefix = "" if self.own else f"cxlab_{uuid.uuid4().hex[:12]}_"
         self.made: list[str] = []
         self.uploaded = None if isinstance(data, EngineData) else EngineData.upload(self.con, data)
@@ -187,9 +185,7 @@ class _Engine:
             self.con.create_view(full, expr, overwrite=True)
             self.con.raw_sql(f"CACHE TABLE `{full}`")
             return self.con.table(full)
-        if self.scratch:   # a DuckDB source: on disk, so evictable from memory
-            return self.con.create_table(full, expr, database=self.scratch)
-        return self.con.create_table(full, expr, temp=True)
+        return keep_table(self.con, full, expr)     # (a DuckDB source: in its scratch database)
 
     def release(self, *names: str):
         """Free intermediate tables no later step reads (the engine's memory stays bounded by
@@ -211,10 +207,7 @@ class _Engine:
             if self.spark:     # (dropping a cached view uncaches it)
                 self.con._session.catalog.dropTempView(name)
                 return
-            where = "".join(f'"{part}".' for part in self.scratch.split(".")) if self.scratch else ""
-            cur = self.con.raw_sql(f'DROP TABLE IF EXISTS {where}"{name}"')
-            if not self.duckdb:     # (DuckDB's raw_sql gives the connection itself)
-                getattr(cur, "close", lambda: None)()
+            drop_kept(self.con, name)
         except Exception:  # noqa: BLE001 - temporary tables go with the session anyway
             pass
 

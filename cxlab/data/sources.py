@@ -188,12 +188,12 @@ def connect(study):
 #: with 1GB, 10 M customers complete with it (the rest of the peak is the respondent tables).
 DUCKDB_MEMORY_LIMIT = "1GB"
 
-#: The catalog of a DuckDB source's scratch database (with a suffix of the connection's own: DuckDB
-#: shares one database instance, and its attachments, between connections to the same file) is
-#: an on-disk file of the connection's own,
-#: where validation and the panel keep their intermediate tables. DuckDB can evict a table kept
-#: there from memory (its blocks are on disk), but not a temporary table, which lives in memory
-#: only: so the engine's memory is bounded by the operators at work, not by the base.
+#: A DuckDB source's scratch database: an on-disk file of the connection's own, attached as
+#: ``cxlab_scratch_<tag>`` (DuckDB shares one database instance, and its attachments, between
+#: connections to the same file), where validation and the panel keep their intermediate tables.
+#: DuckDB can evict a table kept there from memory (its blocks are on disk); with temporary tables
+#: 10 M customers ran out of memory at 1GB. So the engine's memory is bounded by the operators at
+#: work, not by the base.
 SCRATCH = "cxlab_scratch"
 _SPILL_PREFIX = "cxlab-duckdb-spill-"
 
@@ -201,6 +201,22 @@ _SPILL_PREFIX = "cxlab-duckdb-spill-"
 def scratch(con) -> str | None:
     """``catalog.schema`` where intermediate tables go on ``con`` (None: temporary tables)."""
     return getattr(con, "_cxlab_scratch", None)
+
+
+def keep_table(con, name: str, expr):
+    """``expr`` run now as table ``name`` on ``con`` (not Spark): in the scratch database when the
+    connection has one, else a temporary table. :func:`drop_kept` removes it."""
+    where = scratch(con)
+    return con.create_table(name, expr, database=where) if where else con.create_table(name, expr, temp=True)
+
+
+def drop_kept(con, name: str) -> None:
+    """Drop a table made by :func:`keep_table` (gone already: nothing happens)."""
+    where = scratch(con)
+    ref = ".".join(f'"{part}"' for part in [*(where.split(".") if where else []), name])
+    cur = con.raw_sql(f"DROP TABLE IF EXISTS {ref}")
+    if con.name != "duckdb":     # (DuckDB's raw_sql gives the connection itself, which stays open)
+        getattr(cur, "close", lambda: None)()
 
 
 def _sweep_orphans(root: str) -> None:
@@ -212,8 +228,10 @@ def _sweep_orphans(root: str) -> None:
     except OSError:
         return
     for entry in entries:
+        if not entry.startswith(_SPILL_PREFIX):
+            continue
         pid = entry[len(_SPILL_PREFIX):].split("-", 1)[0]
-        if not entry.startswith(_SPILL_PREFIX) or not pid.isdigit() or int(pid) == os.getpid():
+        if not pid.isdigit() or int(pid) == os.getpid():
             continue
         try:
             os.kill(int(pid), 0)

@@ -187,8 +187,8 @@ def main(argv: list[str]) -> int:
                 break
             except RuntimeError as exc:
                 # a kernel that dies or stays silent while starting (nothing ran yet) is started once more
-                started = not any(words in str(exc) for words in _START_FAILURES)
-                if attempt == 2 or started or clock.seen("first_cell"):
+                start_failed = any(words in str(exc) for words in _START_FAILURES)
+                if attempt == 2 or not start_failed or clock.seen("first_cell"):
                     raise
                 print(f"cxlab worker: the kernel failed to start ({exc}); starting it once more", flush=True)
         result = {"status": "succeeded"}

@@ -10,6 +10,7 @@ Only those small results, and the distinct values of a label column that is not 
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from dataclasses import dataclass, field
 
@@ -21,7 +22,7 @@ from . import messages as msg
 from .flow import Checks
 from .frame import ID_LIKE_MIN_DISTINCT, ID_LIKE_SHARE, slug_clashes
 from .parsing import PLAIN, Dialect, suggest_date_format
-from ..sources import scratch
+from ..sources import drop_kept, keep_table
 from .report import N_EXAMPLES, Problems
 
 ROW = "_cx_row"
@@ -60,7 +61,8 @@ def _spark_numbered(con, name: str, made: list):
     from pyspark.sql import functions as F
 
     session = con._session
-    keyed = session.table(f"`{name}`").withColumn("_cx_key", F.monotonically_increasing_id())
+    source = session.table(f"`{name}`")
+    keyed = source.withColumn("_cx_key", F.monotonically_increasing_id())
     keyed = keyed.withColumn("_cx_part", F.shiftright("_cx_key", 33)).cache()
     view = f"cxlab_n{uuid.uuid4().hex[:10]}"
     keyed.createOrReplaceTempView(view + "_keys")      # (dropping the view uncaches the keys)
@@ -74,7 +76,7 @@ def _spark_numbered(con, name: str, made: list):
     place = F.col("_cx_key") - F.shiftleft(F.col("_cx_part"), 33)
     out = (keyed.join(F.broadcast(starts), "_cx_part")
            .withColumn(ROW, F.col("_cx_start") + place + 1)
-           .select(ROW, *[F.col(f"`{c}`") for c in session.table(f"`{name}`").columns]))
+           .select(ROW, *[F.col(f"`{c}`") for c in source.columns]))
     out.createOrReplaceTempView(view)
     made.append(view)
     return con.table(view)
@@ -99,21 +101,18 @@ def _sql(con, statement: str) -> None:
 
 
 def drop(con, names: list[str]) -> None:
-    """Drop the temporary views and tables validation made (a name that is gone is skipped)."""
+    """Drop the temporary views and kept tables validation made (a name that is gone is skipped).
+
+    Both drops are tried for every name: a kept table in the scratch database is not in the
+    search path, so ``DROP VIEW IF EXISTS`` of its name succeeds without dropping anything."""
     for name in names:
-        for kind, where in (("VIEW", None), ("TABLE", scratch(con)), ("TABLE", None)):
-            try:
-                if con.name == "pyspark":
-                    con._session.catalog.dropTempView(name)
-                    break
-                _sql(con, f'DROP {kind} IF EXISTS {_qualified(where, name)}')
-                break
-            except Exception:  # noqa: BLE001 - the other kind, or gone with the session
-                continue
-
-
-def _qualified(where: str | None, name: str) -> str:
-    return ".".join(f'"{part}"' for part in [*(where.split(".") if where else []), name])
+        if con.name == "pyspark":
+            with contextlib.suppress(Exception):     # (dropping a cached view uncaches it)
+                con._session.catalog.dropTempView(name)
+            continue
+        for statement in (lambda: _sql(con, f'DROP VIEW IF EXISTS "{name}"'), lambda: drop_kept(con, name)):
+            with contextlib.suppress(Exception):     # the other kind, or gone with the session
+                statement()
 
 
 def materialize(con, name: str, expr):
@@ -123,9 +122,7 @@ def materialize(con, name: str, expr):
         frame = con._session.sql(con.compile(expr)).cache()
         frame.createOrReplaceTempView(name)
         return con.table(name)
-    if scratch(con):
-        return con.create_table(name, expr, database=scratch(con))
-    return con.create_table(name, expr, temp=True)
+    return keep_table(con, name, expr)
 
 
 def _count(bad):
