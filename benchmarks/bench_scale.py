@@ -14,7 +14,8 @@ and copied into a DuckDB file; then, each in a fresh subprocess (what ``open_stu
 
 Prints wall time, the driver's peak memory (max RSS of the Python process, DuckDB included as it
 runs in it; for PySpark also the peak RSS of the local JVM, which in ``local[2]`` is driver and
-executors at once, sampled every 0.2 s), the machine's load average, and the growth exponent
+executors at once; for a DuckDB source the peak disk use of its spill folder and scratch database
+under ``$TMPDIR``; both sampled every 0.2 s), the machine's load average, and the growth exponent
 between sizes (``log(t2 / t1) / log(n2 / n1)``: 1 = linear).
 
     .venv/bin/python benchmarks/bench_scale.py [--sizes 1000000 3000000] [--engines duckdb pyspark duckdb-files]
@@ -50,9 +51,20 @@ if step == "demo":
             con.execute(f"CREATE TABLE {role} AS SELECT * FROM read_parquet('{folder}/{raw[role]['path']}')")
     con.close()
 else:
-    import psutil
-    jvm_peak = [0]
+    import glob, psutil, tempfile
+    jvm_peak, disk_peak = [0], [0]
     stop = threading.Event()
+    spill = os.path.join(tempfile.gettempdir(), f"cxlab-duckdb-spill-{os.getpid()}-*")
+    def disk():           # DuckDB's spill folder and scratch database (cxlab.data.sources._bounded)
+        total = 0
+        for root in glob.glob(spill):
+            for path, _, files in os.walk(root):
+                for f in files:
+                    try:
+                        total += os.stat(os.path.join(path, f)).st_blocks * 512
+                    except OSError:
+                        pass
+        return total
     def sample():
         me = psutil.Process()
         while not stop.is_set():
@@ -61,6 +73,7 @@ else:
             except psutil.Error:
                 rss = 0
             jvm_peak[0] = max(jvm_peak[0], rss)
+            disk_peak[0] = max(disk_peak[0], disk())
             stop.wait(0.2)
     threading.Thread(target=sample, daemon=True).start()
     from cxlab.study import load_study
@@ -81,7 +94,7 @@ else:
     stop.set()
     extra = {"validate_s": t_valid - t_load, "panel_only_s": t_panel - t_valid,
              "respondents": panel.n_respondents, "intervals": len(panel.intervals),
-             "jvm_peak_gib": jvm_peak[0] / 2**30}
+             "jvm_peak_gib": jvm_peak[0] / 2**30, "spill_peak_gib": disk_peak[0] / 2**30}
 wall = time.perf_counter() - t0
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024  # KiB -> GiB
 print(json.dumps({"step": step, "size": size, "wall_s": wall, "peak_gib": peak, **extra}))
@@ -151,7 +164,8 @@ def main() -> None:
                 if "error" in r:
                     print(f"  {engine:12s} failed: {r['error']}", flush=True)
                     continue
-                jvm = f", JVM {r['jvm_peak_gib']:.2f} GiB" if engine == "pyspark" else ""
+                jvm = (f", JVM {r['jvm_peak_gib']:.2f} GiB" if engine == "pyspark" else
+                       f", spill folder peak {r['spill_peak_gib']:.2f} GiB on disk" if engine == "duckdb" else "")
                 print(f"  {engine:12s} validate+panel {r['wall_s']:7.1f} s (validate {r['validate_s']:.1f} s, "
                       f"panel {r['panel_only_s']:.1f} s), driver peak {r['peak_gib']:.2f} GiB{jvm}; "
                       f"{r['respondents']:,} respondents, {r['intervals']:,} intervals; "

@@ -14,7 +14,7 @@ import pytest
 from cxlab.errors import CxlabError, DataContractError
 from cxlab.report import runner
 from cxlab.study import load_study
-from test_runner import tiny_study
+from test_runner import project, tiny_study  # noqa: F401 (a fixture)
 
 
 @pytest.mark.parametrize("other_thread", [False, True], ids=["fork", "spawn"])
@@ -49,6 +49,47 @@ def test_problems_come_back_as_the_contract_error_with_its_table(tmp_path):
         runner._check_data(load_study(spec), spec)
     assert "nothing was run" in str(exc.value) and "unique" in str(exc.value)
     assert "unique" in set(exc.value.problems["rule"])
+
+
+def test_a_source_is_described_by_the_check_and_the_runner_never_connects(tmp_path, monkeypatch):
+    """The manifest's data section of a source comes from the checking child: a connection made
+    in the runner would live through the whole run (a Spark session: its JVM and heap)."""
+    from cxlab.data import sources
+    from test_validate_engine import load_csv_into_duckdb
+
+    spec = load_csv_into_duckdb(tiny_study(tmp_path), tmp_path / "w.duckdb", typed=True)
+    parent, real = os.getpid(), sources.connect
+
+    def connect(study):
+        assert os.getpid() != parent, "the runner connected to the source itself"
+        return real(study)
+
+    monkeypatch.setattr(sources, "connect", connect)        # (a forked child inherits the patch)
+    described = runner._check_data(load_study(spec), spec)
+    assert sorted(described) == ["customers", "surveys"]
+    assert described["surveys"]["backend"] == "duckdb" and described["surveys"]["table"] == "crm.barometer"
+    assert described["customers"]["rows"] == len((tmp_path / "customers.csv").read_text().splitlines()) - 1
+    (tmp_path / "files").mkdir()
+    assert runner._check_data(load_study(tiny_study(tmp_path / "files")), tmp_path / "files") == {}
+
+
+def test_a_run_on_a_source_records_its_description_without_connecting(project, monkeypatch):
+    from cxlab.data import sources
+    from test_runner import config, quiet
+    from test_validate_engine import load_csv_into_duckdb
+
+    load_csv_into_duckdb(project / "study.yaml", project / "w.duckdb", typed=True)    # -> engine.yaml
+    parent, real = os.getpid(), sources.connect
+
+    def connect(study):
+        assert os.getpid() != parent, "the runner connected to the source itself"
+        return real(study)
+
+    monkeypatch.setattr(sources, "connect", connect)
+    manifest = runner.run(runner.load_run_config(config(project, study="engine.yaml", notebooks=["01-first"])),
+                          log=quiet)
+    assert manifest["status"] == "succeeded", manifest
+    assert manifest["data"]["customers"] == {**manifest["data"]["customers"], "backend": "duckdb", "rows": 2}
 
 
 def _boom():

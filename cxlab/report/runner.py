@@ -94,27 +94,36 @@ class RunInterrupted(CxlabError):
 
 
 
-def _check_data(study, spec: Path) -> None:
-    """The same checks as ``cxlab validate``, before any kernel: problems -> exit 2.
+def _check_data(study, spec: Path) -> dict:
+    """The same checks as ``cxlab validate``, before any kernel: problems -> exit 2. Returns the
+    manifest's ``data`` section of a study read through a source (``describe``; {} for files).
 
     The check runs in a child process: validating files reads them whole into pandas, and what
     that frees stays with the process that used it (pyarrow's and the C library's pools), so the
-    runner would carry 0.4-0.7 GiB at 1 M customers through the whole run for nothing."""
+    runner would carry 0.4-0.7 GiB at 1 M customers through the whole run for nothing. A source is
+    described by the same child (on the same Spark session), so the runner itself never connects:
+    a Spark session lives as long as its process, and the runner's would have held a JVM (and its
+    heap) through the whole run beside the notebooks' own."""
     from cxlab.errors import DataContractError
 
-    found = _in_child(_contract_problems, study)
+    found, described = _in_child(_contract_problems, study)
     if found is not None:
         text, problems = found
         raise DataContractError(f"the study's data breaks its contract; nothing was run. Fix these problems "
                                 f"(`cxlab validate {spec}` lists them too) and run again.\n\n{text}", problems)
+    return described
 
 
 def _contract_problems(study):
-    """None when the study's data keeps its contract, else (the report's text, its problems)."""
+    """(None when the study's data keeps its contract, else (the report's text, its problems);
+    the source's description for the manifest, {} for files or when the contract is broken)."""
+    from cxlab.data.sources import describe
     from cxlab.data.validate import validate_study
 
     report = validate_study(study, collect=False)   # the problems only (a source: nothing collected)
-    return None if report.ok else (report.to_text(), report.problems)
+    if not report.ok:
+        return (report.to_text(), report.problems), {}
+    return None, describe(study)
 
 
 def _in_child(fn, *args):
@@ -211,7 +220,7 @@ def _run(config: RunConfig, overrides, jobs, lock_timeout, log, progress, secret
     from cxlab.study import load_study
 
     study = load_study(config.study)            # user errors surface before anything runs
-    from cxlab.data.sources import describe, secret_values   # a source's URL is a secret too
+    from cxlab.data.sources import secret_values   # a source's URL is a secret too
     from cxlab.report.params import take_url_parameter
     config, overrides = take_url_parameter(study, config, overrides)   # source.url_param -> its variable
     scrubber = Scrubber(scrubber.values + secret_values(study))
@@ -226,11 +235,11 @@ def _run(config: RunConfig, overrides, jobs, lock_timeout, log, progress, secret
     secret_names = set(secret_names) | {k for ps in params.values() for k in ps if _is_secret(k, sorted(secret_names))}
     scrubber = Scrubber(scrubber.values + [str(v) for ps in params.values() for k, v in ps.items()
                                            if k in secret_names and v not in (None, "")])
-    _check_data(study, config.study)
+    described = _check_data(study, config.study)
     if progress is None:
         progress = sys.stderr.isatty()
     jobs = jobs or config.jobs or os.cpu_count() or 1
-    data = {role: fingerprint(p) for role, p in study.files.items() if p.is_file()} or describe(study)
+    data = {role: fingerprint(p) for role, p in study.files.items() if p.is_file()} or described
 
     work: Path | None = None
     try:
