@@ -224,11 +224,16 @@ def _metrics(manifest) -> dict:
     return manifest["metrics"]
 
 
+@pytest.fixture(scope="module")
+def csv_manifest(demo, tmp_path_factory):
+    """The manifest of a `cxlab run` on the demo's CSV files: what every engine's run must give."""
+    return _run(demo, tmp_path_factory.mktemp("csvrun") / "csv")[0]
+
+
 @pytest.mark.slow
 @needs_postgres
-def test_cxlab_run_on_postgres_gives_the_csv_metrics_and_never_shows_the_url(demo, pg_spec, tmp_path_factory):
+def test_cxlab_run_on_postgres_gives_the_csv_metrics_and_never_shows_the_url(csv_manifest, pg_spec, tmp_path_factory):
     base = tmp_path_factory.mktemp("runs")
-    csv_manifest, _, _ = _run(demo, base / "csv")
     pg_manifest, stderr, folder = _run(pg_spec, base / "pg")
     assert _metrics(pg_manifest) == _metrics(csv_manifest)
     assert len(_metrics(csv_manifest)) > 20 and all(nb["status"] == "succeeded" for nb in pg_manifest["notebooks"])
@@ -268,21 +273,21 @@ def _have_spark() -> bool:
 def test_panel_expressions_on_pyspark_give_the_duckdb_tables(csv_build):
     from pyspark.sql import SparkSession
 
-    spark = (SparkSession.builder.master("local[2]").appName("cxlab-test")
-             .config("spark.sql.session.timeZone", "UTC").config("spark.ui.enabled", "false")
-             .config("spark.sql.shuffle.partitions", "4").getOrCreate())
-    try:
-        con = ibis.pyspark.connect(spark)
-        study, data, ref = csv_build
+    from cxlab.data.sources import SPARK_DEFAULTS
 
-        def ours():      # (a session reused from an earlier test may hold that test's tables)
-            return {t.name for t in spark.catalog.listTables() if t.name.startswith("cxlab_")}
+    builder = SparkSession.builder.master("local[2]").appName("cxlab-test")
+    for key, value in {**SPARK_DEFAULTS, "spark.sql.shuffle.partitions": "4"}.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()        # (not stopped: the later Spark tests use its JVM too)
+    con = ibis.pyspark.connect(spark)
+    study, data, ref = csv_build
 
-        before = ours()
-        _assert_same_panel(build_panel(study, data, con=con), ref)
-        assert ours() == before         # the panel's views and uploads are gone
-    finally:
-        spark.stop()
+    def ours():      # (a session reused from an earlier test may hold that test's tables)
+        return {t.name for t in spark.catalog.listTables() if t.name.startswith("cxlab_")}
+
+    before = ours()
+    _assert_same_panel(build_panel(study, data, con=con), ref)
+    assert ours() == before         # the panel's views and uploads are gone
 
 
 # ---- backend: pyspark in the spec, its configuration ------------------------------------------
@@ -385,10 +390,9 @@ def test_pyspark_parquet_source_validates_to_the_csv_tables(demo, csv_build, tmp
 
 @pytest.mark.slow
 @needs_spark
-def test_cxlab_run_on_pyspark_gives_the_csv_metrics(demo, tmp_path_factory):
+def test_cxlab_run_on_pyspark_gives_the_csv_metrics(demo, csv_manifest, tmp_path_factory):
     base = tmp_path_factory.mktemp("sparkruns")
     spec = _pyspark_spec(demo, base / "spark")
-    csv_manifest, _, _ = _run(demo, base / "csv")
     spark_manifest, _, _ = _run(spec, base / "spark-run", {"CXLAB_SPARK_MASTER": "local[2]"})
     assert all(nb["status"] == "succeeded" for nb in spark_manifest["notebooks"])
     assert len(_metrics(csv_manifest)) > 20 and _metrics(spark_manifest) == _metrics(csv_manifest)
