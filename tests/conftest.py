@@ -194,20 +194,45 @@ def r_reference_dir(tmp_path_factory) -> Path:
 
 # ---- what `make test` checked and skipped -----------------------------------------------------------
 
+_R_SENT: dict[str, str] = {}
+R_STATUS_KEY = "cxlab_r_reference"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Each test's report carries the R-reference states that test settled, so the summary can
+    list them when the tests ran in other processes (pytest-xdist's workers)."""
+    outcome = yield
+    new = {k: v for k, v in _R_STATUS.items() if _R_SENT.get(k) != v}
+    if new:
+        _R_SENT.update(new)
+        outcome.get_result().user_properties.append((R_STATUS_KEY, new))
+
+
+def _r_states(tr) -> dict[str, str]:
+    states: dict[str, str] = {}
+    for reports in tr.stats.values():
+        for rep in reports:
+            for key, value in getattr(rep, "user_properties", None) or ():
+                if key == R_STATUS_KEY:
+                    states.update(value)
+    return states
+
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     tr = terminalreporter
     tr.section("cxlab checks")
-    if _R_STATUS:
+    r_states = _r_states(tr)
+    if r_states:
         env = _r_environment()
-        states = set(_R_STATUS.values())
+        states = set(r_states.values())
         if len(states) == 1 and next(iter(states)).startswith("re-computed"):
-            tr.write_line(f"R references: re-computed with R {env['version']} ({', '.join(sorted(_R_STATUS))}; "
+            tr.write_line(f"R references: re-computed with R {env['version']} ({', '.join(sorted(r_states))}; "
                           "each equal to its stored output)")
         elif env["rscript"] is None:
-            tr.write_line(f"R references: R not found: compared with stored outputs ({', '.join(sorted(_R_STATUS))})")
+            tr.write_line(f"R references: R not found: compared with stored outputs ({', '.join(sorted(r_states))})")
         else:
-            for script, state in sorted(_R_STATUS.items()):
+            for script, state in sorted(r_states.items()):
                 tr.write_line(f"R references: {script}: {state}")
     else:
         tr.write_line("R references: no R-reference test ran in this session")
