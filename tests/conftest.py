@@ -195,6 +195,7 @@ def r_reference_dir(tmp_path_factory) -> Path:
 # ---- what `make test` checked and skipped -----------------------------------------------------------
 
 _R_SENT: dict[str, str] = {}
+_SESSION_R_STATUS = _R_STATUS          # (tests of the policy swap _R_STATUS for a throw-away dict)
 R_STATUS_KEY = "cxlab_r_reference"
 
 
@@ -203,7 +204,7 @@ def pytest_runtest_makereport(item, call):
     """Each test's report carries the R-reference states that test settled, so the summary can
     list them when the tests ran in other processes (pytest-xdist's workers)."""
     outcome = yield
-    new = {k: v for k, v in _R_STATUS.items() if _R_SENT.get(k) != v}
+    new = {k: v for k, v in _SESSION_R_STATUS.items() if _R_SENT.get(k) != v}
     if new:
         _R_SENT.update(new)
         outcome.get_result().user_properties.append((R_STATUS_KEY, new))

@@ -81,3 +81,49 @@ def test_without_r_the_committed_output_is_used(fake_reference, tmp_path, monkey
     _script(fake_reference, "any.R", 'stop("must not run")\n', {"x": 1})
     assert r_reference("any.R", "any.json", tmp_path / "out") == {"x": 1}
     assert conftest._R_STATUS["any.R"] == "R not found: compared with stored outputs"
+
+
+class _Outcome:
+    def __init__(self, report):
+        self.report = report
+
+    def get_result(self):
+        return self.report
+
+
+class _Report:
+    def __init__(self):
+        self.user_properties = []
+
+
+def _report_after():
+    """A report as the conftest's hook wrapper leaves it."""
+    report = _Report()
+    gen = conftest.pytest_runtest_makereport(item=None, call=None)
+    next(gen)
+    with pytest.raises(StopIteration):
+        gen.send(_Outcome(report))
+    return report
+
+
+def test_the_summary_reads_r_states_from_the_reports_as_workers_send_them(monkeypatch):
+    """Under pytest-xdist the summary runs in another process than the tests: each state travels
+    once, in the report of the test that settled it, and the summary merges them."""
+    session = {}
+    monkeypatch.setattr(conftest, "_SESSION_R_STATUS", session)
+    monkeypatch.setattr(conftest, "_R_SENT", {})
+    monkeypatch.setattr(conftest, "_R_STATUS", {"throwaway.R": "R 4: the script FAILED"})   # a policy test's
+    first = _report_after()
+    assert first.user_properties == []                 # nothing settled yet; a policy test's fake unseen
+    session["a.R"] = "re-computed with R 4.2.2 (equal to the stored outputs)"
+    second, third = _report_after(), _report_after()
+    session["b.R"] = "R 4.2.2 lacks psych: compared with stored outputs"
+    fourth = _report_after()
+    assert second.user_properties == [(conftest.R_STATUS_KEY, {"a.R": session["a.R"]})]
+    assert third.user_properties == []                 # sent once
+    assert fourth.user_properties == [(conftest.R_STATUS_KEY, {"b.R": session["b.R"]})]
+
+    class TR:
+        stats = {"passed": [first, second, third], "failed": [fourth], "warnings": [object()]}
+
+    assert conftest._r_states(TR) == session
