@@ -131,3 +131,25 @@ def test_a_signal_during_the_check_stops_it_and_leaves_no_child(monkeypatch):
     finally:
         signal.signal(signal.SIGTERM, old)
     assert set(mp.active_children()) - before == set()        # killed and joined on the way out
+
+
+def test_a_url_given_as_a_secret_parameter_does_not_stay_in_the_callers_environment(project, monkeypatch):
+    """The runner exports the URL for its kernels; a Python caller keeps its environment as it was."""
+    import yaml
+
+    from test_runner import config, quiet
+    from test_validate_engine import load_csv_into_duckdb
+
+    spec = load_csv_into_duckdb(project / "study.yaml", project / "w.duckdb", typed=True)
+    raw = yaml.safe_load(spec.read_text())
+    raw["source"] = {"backend": "duckdb", "url_param": "warehouse_url", "tables": raw["source"]["tables"]}
+    spec.write_text(yaml.safe_dump(raw))
+    url = f"duckdb://{project / 'w.duckdb'}"
+    monkeypatch.delenv("CXLAB_SOURCE_URL", raising=False)
+    monkeypatch.setenv("CXLAB_KEPT", "as it was")
+    manifest = runner.run(runner.load_run_config(config(
+        project, study="engine.yaml", notebooks=["01-first"], parameters={"warehouse_url": url},
+        secret=["warehouse_url"])), log=quiet)
+    assert manifest["status"] == "succeeded", manifest
+    assert manifest["data"]["customers"]["backend"] == "duckdb"       # the URL reached the check
+    assert "CXLAB_SOURCE_URL" not in os.environ and os.environ["CXLAB_KEPT"] == "as it was"

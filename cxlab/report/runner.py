@@ -41,6 +41,7 @@ for longer than ``--lock-timeout``; 130 / 143 stopped by SIGINT / SIGTERM.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import shutil
@@ -202,8 +203,9 @@ def run(config: RunConfig, overrides: list[str] = (), jobs: int | None = None, l
             declared = {n: read_parameters(config.notebooks_dir / f"{n}.ipynb") for n in config.notebooks}
             secret_names, values = _secret_setup(config, overrides, declared)
             scrubber = Scrubber(values)
-            return _run(config, overrides, jobs, lock_timeout, scrubbed_log, progress, secret_names, scrubber,
-                        stopper)
+            with _environment_kept():
+                return _run(config, overrides, jobs, lock_timeout, scrubbed_log, progress, secret_names,
+                            scrubber, stopper)
         except Abort as stop:      # before the run folder existed: nothing to clean
             message = f"interrupted by {stopper.signal_name} before any notebook started; nothing was written"
             scrubbed_log(message)
@@ -211,6 +213,22 @@ def run(config: RunConfig, overrides: list[str] = (), jobs: int | None = None, l
         except CxlabError as exc:   # error messages may quote a value: scrub them too
             exc.args = tuple(scrubber.scrub(a) if isinstance(a, str) else a for a in exc.args)
             raise
+
+
+@contextlib.contextmanager
+def _environment_kept():
+    """The caller's environment as it was, once the run is over: the run exports a source URL
+    given as a secret run parameter for its kernels (``take_url_parameter``), and a Python caller
+    (a notebook, a scheduler) must not keep that secret in its own ``os.environ``."""
+    before = dict(os.environ)
+    try:
+        yield
+    finally:
+        for key in [k for k in os.environ if k not in before]:
+            del os.environ[key]
+        for key, value in before.items():
+            if os.environ.get(key) != value:
+                os.environ[key] = value
 
 
 def _run(config: RunConfig, overrides, jobs, lock_timeout, log, progress, secret_names: set[str], scrubber,
