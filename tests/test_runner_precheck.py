@@ -153,3 +153,10 @@ def test_a_url_given_as_a_secret_parameter_does_not_stay_in_the_callers_environm
     assert manifest["status"] == "succeeded", manifest
     assert manifest["data"]["customers"]["backend"] == "duckdb"       # the URL reached the check
     assert "CXLAB_SOURCE_URL" not in os.environ and os.environ["CXLAB_KEPT"] == "as it was"
+    # a caller that had the variable set gets its own value back (the run's parameter won meanwhile)
+    monkeypatch.setenv("CXLAB_SOURCE_URL", "duckdb:///nowhere/else.duckdb")
+    manifest = runner.run(runner.load_run_config(config(
+        project, study="engine.yaml", notebooks=["01-first"], parameters={"warehouse_url": url},
+        secret=["warehouse_url"])), log=quiet)
+    assert manifest["status"] == "succeeded", manifest
+    assert os.environ["CXLAB_SOURCE_URL"] == "duckdb:///nowhere/else.duckdb"
